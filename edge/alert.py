@@ -1,0 +1,43 @@
+"""What an alert is: the record every sink receives."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from typing import Optional
+
+
+def _now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+@dataclass
+class Alert:
+    source: str
+    frame_index: int
+    score: float
+    threshold: float
+    label: str = "anomaly"
+    # x, y, w, h of the highest-error region, in frame pixels
+    box: Optional[tuple[int, int, int, int]] = None
+    snapshot: Optional[str] = None
+    annotated: Optional[str] = None
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    time: str = field(default_factory=_now_iso)
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["score"] = round(float(self.score), 6)
+        d["threshold"] = round(float(self.threshold), 6)
+        if self.box is not None:
+            d["box"] = list(self.box)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Alert":
+        d = dict(d)
+        if d.get("box") is not None:
+            d["box"] = tuple(d["box"])
+        return cls(**d)

@@ -1,0 +1,192 @@
+"""The unit of deployment: a folder with the model, bundle.json and a calibration report.
+
+bundle.json names the model file and its sha256, the preprocessing, the score definition and
+the calibrated threshold. `load_bundle` checks all of it before a single frame is read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from edge import __version__
+from edge.errors import EdgeError
+from edge.preprocess import Preprocessing
+from edge.scoring import ScoreConfig
+
+SCHEMA_VERSION = 1
+MANIFEST = "bundle.json"
+Quantization = Literal["int8", "float16", "dynamic", "float32"]
+ModelKind = Literal["autoencoder", "classifier"]
+
+
+class TensorSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = ""
+    shape: list[int]
+    dtype: str
+    scale: float = 0.0
+    zero_point: int = 0
+
+
+class ModelInfo(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    file: str
+    sha256: str
+    kind: ModelKind = "autoencoder"
+    quantization: Quantization
+    input: TensorSpec
+    outputs: list[TensorSpec]
+
+
+class Threshold(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    value: float
+    method: str
+
+
+class ScoreStats(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    count: int
+    mean: float
+    std: float
+    min: float
+    max: float
+    quantiles: dict[str, float] = Field(default_factory=dict)
+
+
+class Manifest(BaseModel):
+    """bundle.json. Unknown keys are refused so a typo never silently changes behaviour."""
+
+    model_config = ConfigDict(extra="forbid")
+    schema_version: int = SCHEMA_VERSION
+    created: str = Field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    edge_inspect_version: str = __version__
+    model: ModelInfo
+    preprocessing: Preprocessing
+    score: ScoreConfig
+    threshold: Threshold
+    normal_scores: Optional[ScoreStats] = None
+    anomalous_scores: Optional[ScoreStats] = None
+    metrics: Optional[dict[str, Any]] = None
+    extra: dict[str, Any] = Field(default_factory=dict, description="model-specific data (e.g. CAM weights)")
+
+
+class Bundle:
+    def __init__(self, path: Path, manifest: Manifest):
+        self.path = path
+        self.manifest = manifest
+
+    @property
+    def model_path(self) -> Path:
+        return self.path / self.manifest.model.file
+
+    @property
+    def threshold(self) -> float:
+        return self.manifest.threshold.value
+
+
+def sha256_file(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    return f"{where}: {err['msg']}"
+
+
+def load_bundle(path: str | Path, verify: bool = True) -> Bundle:
+    """Read and check a bundle folder (or its bundle.json)."""
+    path = Path(path)
+    if path.is_file() and path.name == MANIFEST:
+        path = path.parent
+    manifest_path = path / MANIFEST
+    if not path.is_dir():
+        raise EdgeError(f"bundle not found: {path} (make one with `edge calibrate`)")
+    if not manifest_path.is_file():
+        raise EdgeError(f"{path} is not a bundle: no {MANIFEST} in it (make one with `edge calibrate`)")
+    try:
+        raw = json.loads(manifest_path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise EdgeError(f"{manifest_path} is not valid JSON ({exc})") from None
+    version = raw.get("schema_version") if isinstance(raw, dict) else None
+    if version != SCHEMA_VERSION:
+        raise EdgeError(
+            f"{manifest_path} has schema version {version!r}; this edge-inspect {__version__} reads "
+            f"version {SCHEMA_VERSION} (re-run `edge calibrate` or upgrade edge-inspect)"
+        )
+    try:
+        manifest = Manifest.model_validate(raw)
+    except ValidationError as exc:
+        raise EdgeError(f"{manifest_path} is invalid: {_first_error(exc)}") from None
+    bundle = Bundle(path, manifest)
+    if verify:
+        if not bundle.model_path.is_file():
+            raise EdgeError(f"bundle model missing: {bundle.model_path}")
+        actual = sha256_file(bundle.model_path)
+        if actual != manifest.model.sha256:
+            raise EdgeError(
+                f"model hash mismatch in {path}: {manifest.model.file} has sha256 {actual[:12]}…, "
+                f"bundle.json says {manifest.model.sha256[:12]}…; the model was changed after calibration, "
+                "re-run `edge calibrate`"
+            )
+    return bundle
+
+
+def write_bundle(out_dir: str | Path, manifest: Manifest, model_file: str | Path) -> Bundle:
+    """Copy the model in, fill its hash, write bundle.json."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model_file = Path(model_file)
+    target = out_dir / manifest.model.file
+    if model_file.resolve() != target.resolve():
+        shutil.copyfile(model_file, target)
+    manifest.model.sha256 = sha256_file(target)
+    (out_dir / MANIFEST).write_text(manifest.model_dump_json(indent=2) + "\n")
+    return Bundle(out_dir, manifest)
+
+
+class ModelCard(BaseModel):
+    """Sidecar `<model>.json` written by `edge export`: what calibration needs to know of a model."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: ModelKind = "autoencoder"
+    quantization: Quantization
+    preprocessing: Preprocessing
+    score: ScoreConfig = Field(default_factory=ScoreConfig)
+    source: str = Field("", description="the Keras model it was exported from")
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+
+def card_path(model_path: str | Path) -> Path:
+    return Path(model_path).with_suffix(".json")
+
+
+def write_card(model_path: str | Path, card: ModelCard) -> Path:
+    path = card_path(model_path)
+    path.write_text(card.model_dump_json(indent=2) + "\n")
+    return path
+
+
+def read_card(model_path: str | Path) -> ModelCard:
+    path = card_path(model_path)
+    if not path.is_file():
+        raise EdgeError(
+            f"{path.name} not found beside {Path(model_path).name}: it holds the model's preprocessing; "
+            "export the model with `edge export`, which writes it"
+        )
+    try:
+        return ModelCard.model_validate_json(path.read_text())
+    except ValidationError as exc:
+        raise EdgeError(f"{path} is invalid: {_first_error(exc)}") from None

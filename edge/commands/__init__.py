@@ -1,0 +1,1 @@
+"""One module per `edge` subcommand; each has `register(app)`."""

@@ -1,0 +1,148 @@
+"""The TFLite interpreter on the device: backend choice, quantization, batched invoke.
+
+Backends, in order: ai-edge-litert (tflite-runtime's successor), tflite-runtime, and
+tensorflow.lite as a last resort on a desktop. The device installs only the first.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from edge.errors import EdgeError
+
+_BACKENDS = (
+    ("ai-edge-litert", "ai_edge_litert.interpreter"),
+    ("tflite-runtime", "tflite_runtime.interpreter"),
+    ("tensorflow.lite", "tensorflow.lite"),
+)
+
+
+def interpreter_backend() -> tuple[str, type]:
+    """(name, Interpreter class) of the first interpreter that imports."""
+    forced = os.environ.get("EDGE_INTERPRETER")
+    for name, module_name in _BACKENDS:
+        if forced and forced != name:
+            continue
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        return name, module.Interpreter
+    raise EdgeError(
+        "no TFLite interpreter found; install one: pip install 'edge-inspect[edge]' (ai-edge-litert)"
+    )
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+    scale: float
+    zero_point: int
+
+    @property
+    def quantized(self) -> bool:
+        return self.dtype in ("uint8", "int8") and self.scale > 0
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype,
+                "scale": self.scale, "zero_point": self.zero_point}
+
+
+def _tensor_info(detail: dict) -> TensorInfo:
+    scale, zero_point = detail.get("quantization", (0.0, 0))
+    return TensorInfo(
+        name=detail["name"],
+        shape=tuple(int(d) for d in detail["shape"]),
+        dtype=np.dtype(detail["dtype"]).name,
+        scale=float(scale),
+        zero_point=int(zero_point),
+    )
+
+
+class TFLiteModel:
+    """A .tflite model fed with uint8 frames in [0, 255]; outputs come back as float32.
+
+    The model's own input may be float32 (expects [0, 1]) or uint8/int8 quantized; the
+    conversion is done here, once per call, with no per-frame Python loops.
+    """
+
+    def __init__(self, path: str | Path, num_threads: Optional[int] = None):
+        path = Path(path)
+        if not path.is_file():
+            raise EdgeError(f"model file not found: {path}")
+        self.path = path
+        self.backend, interpreter_cls = interpreter_backend()
+        try:
+            self._interpreter = interpreter_cls(model_path=str(path), num_threads=num_threads)
+            self._interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            raise EdgeError(f"{path} is not a valid TFLite model ({exc}); re-export it with `edge export`") from None
+        self._input_detail = self._interpreter.get_input_details()[0]
+        self._output_details = self._interpreter.get_output_details()
+        self.input = _tensor_info(self._input_detail)
+        self.outputs = [_tensor_info(d) for d in self._output_details]
+        self._batch = self.input.shape[0]
+        # uint8 input with scale 1/255 and zero point 0 takes the frame bytes as they are.
+        self._identity_input = (
+            self.input.dtype == "uint8" and abs(self.input.scale * 255.0 - 1.0) < 1e-3 and self.input.zero_point == 0
+        )
+
+    @property
+    def input_hwc(self) -> tuple[int, int, int]:
+        return tuple(self.input.shape[1:4])  # type: ignore[return-value]
+
+    def _ensure_batch(self, n: int) -> None:
+        if n != self._batch:
+            self._interpreter.resize_tensor_input(self._input_detail["index"], [n, *self.input_hwc])
+            self._interpreter.allocate_tensors()
+            self._input_detail = self._interpreter.get_input_details()[0]
+            self._output_details = self._interpreter.get_output_details()
+            self._batch = n
+
+    def quantize_input(self, batch_u8: np.ndarray) -> np.ndarray:
+        info = self.input
+        if info.dtype == "float32":
+            return batch_u8.astype(np.float32) * np.float32(1.0 / 255.0)
+        if self._identity_input:
+            return batch_u8
+        if info.quantized:
+            real = batch_u8.astype(np.float32) * np.float32(1.0 / 255.0)
+            q = np.round(real / info.scale + info.zero_point)
+            lo, hi = (0, 255) if info.dtype == "uint8" else (-128, 127)
+            return np.clip(q, lo, hi).astype(info.dtype)
+        raise EdgeError(f"unsupported model input type {info.dtype}; export with `edge export`")
+
+    @staticmethod
+    def dequantize(values: np.ndarray, info: TensorInfo) -> np.ndarray:
+        if info.quantized:
+            return (values.astype(np.float32) - np.float32(info.zero_point)) * np.float32(info.scale)
+        return values.astype(np.float32, copy=False)
+
+    def check_frame_shape(self, hwc: tuple[int, int, int]) -> None:
+        if tuple(hwc) != self.input_hwc:
+            h, w, c = self.input_hwc
+            raise EdgeError(
+                f"model {self.path.name} takes {w}x{h}x{c} inputs but preprocessing gives "
+                f"{hwc[1]}x{hwc[0]}x{hwc[2]}; the bundle's preprocessing does not fit its model"
+            )
+
+    def predict(self, batch_u8: np.ndarray) -> list[np.ndarray]:
+        """uint8 (N, H, W, C) frames → each output as float32, dequantized."""
+        if batch_u8.ndim == 3:
+            batch_u8 = batch_u8[None]
+        self.check_frame_shape(batch_u8.shape[1:4])
+        self._ensure_batch(batch_u8.shape[0])
+        self._interpreter.set_tensor(self._input_detail["index"], self.quantize_input(batch_u8))
+        self._interpreter.invoke()
+        return [
+            self.dequantize(self._interpreter.get_tensor(d["index"]), info)
+            for d, info in zip(self._output_details, self.outputs)
+        ]

@@ -1,0 +1,63 @@
+"""Reconstruction error → error map → one score per frame.
+
+The score definition lives in the bundle, so calibration and the device compute the very
+same number.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import cv2
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ScoreConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    # mean: the tutorials' whole-image MSE; max_blur: max of the Gaussian-smoothed error map
+    # (small defects); topk_mean: mean of the worst `topk` fraction of pixels.
+    kind: Literal["mean", "max_blur", "topk_mean"] = "mean"
+    blur_sigma: float = Field(2.0, gt=0, description="Gaussian sigma in model-input pixels (max_blur)")
+    topk: float = Field(0.01, gt=0, le=1, description="fraction of pixels averaged (topk_mean)")
+
+
+def error_maps(inputs_u8: np.ndarray, reconstructions: np.ndarray) -> np.ndarray:
+    """Squared error per pixel, averaged over channels: (N, H, W) float32 in [0, 1]."""
+    x = inputs_u8.astype(np.float32) * np.float32(1.0 / 255.0)
+    diff = x - reconstructions.astype(np.float32, copy=False)
+    np.square(diff, out=diff)
+    return diff.mean(axis=3) if diff.shape[3] > 1 else diff[..., 0]
+
+
+def smooth(maps: np.ndarray, sigma: float) -> np.ndarray:
+    out = np.empty_like(maps)
+    for i, m in enumerate(maps):
+        out[i] = cv2.GaussianBlur(m, (0, 0), sigma)
+    return out
+
+
+def frame_scores(maps: np.ndarray, config: ScoreConfig) -> np.ndarray:
+    """(N, H, W) error maps → (N,) scores, as configured."""
+    flat = maps.reshape(maps.shape[0], -1)
+    if config.kind == "mean":
+        return flat.mean(axis=1)
+    if config.kind == "max_blur":
+        return smooth(maps, config.blur_sigma).reshape(maps.shape[0], -1).max(axis=1)
+    k = max(1, int(round(flat.shape[1] * config.topk)))
+    return np.partition(flat, flat.shape[1] - k, axis=1)[:, -k:].mean(axis=1)
+
+
+def peak_box(error_map: np.ndarray, frame_hw: tuple[int, int], sigma: float = 2.0) -> tuple[int, int, int, int]:
+    """Box (x, y, w, h) in frame pixels around the highest-error blob of a model-sized map."""
+    smoothed = cv2.GaussianBlur(error_map, (0, 0), sigma)
+    peak = float(smoothed.max())
+    mask = (smoothed >= 0.5 * peak).astype(np.uint8) if peak > 0 else np.zeros_like(smoothed, np.uint8)
+    _, _, _, (px, py) = cv2.minMaxLoc(smoothed)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask)
+    label = labels[py, px]
+    x, y, w, h = (int(v) for v in stats[label, :4]) if n > 1 and label > 0 else (px, py, 1, 1)
+    sy = frame_hw[0] / error_map.shape[0]
+    sx = frame_hw[1] / error_map.shape[1]
+    return int(x * sx), int(y * sy), max(1, int(round(w * sx))), max(1, int(round(h * sy)))

@@ -1,0 +1,23 @@
+"""One JSON line per alert on stdout, for pipes and journald."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import TextIO
+
+from edge.alert import Alert
+
+
+class ConsoleSink:
+    name = "stdout"
+
+    def __init__(self, stream: TextIO | None = None):
+        self._stream = stream or sys.stdout
+
+    def emit(self, alert: Alert) -> None:
+        self._stream.write(json.dumps(alert.to_dict()) + "\n")
+        self._stream.flush()
+
+    def close(self) -> None:
+        self._stream.flush()

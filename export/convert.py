@@ -1,0 +1,47 @@
+"""The TFLite converter, one place for every model kind."""
+
+from __future__ import annotations
+
+from typing import Iterable, Literal
+
+import numpy as np
+
+from edge.errors import EdgeError
+
+Quantize = Literal["int8", "float16", "dynamic", "float32"]
+QUANTIZE_CHOICES = ("int8", "float16", "dynamic", "float32")
+
+
+def convert_keras(model, quantize: Quantize, representative: np.ndarray | None = None) -> bytes:
+    """Convert a Keras model whose input is float [0, 1].
+
+    int8 is full-integer with uint8 input and output (what an Edge TPU accepts); it needs
+    `representative`, uint8 (N, H, W, C) frames from the training images, to set the ranges.
+    """
+    import tensorflow as tf
+
+    if quantize not in QUANTIZE_CHOICES:
+        raise EdgeError(f"unknown quantization {quantize!r}; choose one of {', '.join(QUANTIZE_CHOICES)}")
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    if quantize == "float16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif quantize == "dynamic":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    elif quantize == "int8":
+        if representative is None or len(representative) == 0:
+            raise EdgeError(
+                "--quantize int8 needs representative images to set the integer ranges; "
+                "none were found (keep the training images, or pass --representative DIR)"
+            )
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = lambda: _representative(representative)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = tf.uint8
+        converter.inference_output_type = tf.uint8
+    return converter.convert()
+
+
+def _representative(frames_u8: np.ndarray) -> Iterable[list[np.ndarray]]:
+    for frame in frames_u8:
+        yield [frame[None].astype(np.float32) / 255.0]
