@@ -1,0 +1,73 @@
+import json
+
+import pytest
+
+from edge.bundle import (
+    SCHEMA_VERSION,
+    Manifest,
+    ModelInfo,
+    TensorSpec,
+    Threshold,
+    load_bundle,
+    write_bundle,
+)
+from edge.errors import EdgeError
+from edge.preprocess import Preprocessing
+from edge.scoring import ScoreConfig
+
+
+def _manifest() -> Manifest:
+    spec = TensorSpec(shape=[1, 8, 8, 1], dtype="uint8", scale=1 / 255, zero_point=0)
+    return Manifest(
+        model=ModelInfo(file="model.tflite", sha256="", quantization="int8", input=spec, outputs=[spec]),
+        preprocessing=Preprocessing(width=8, height=8),
+        score=ScoreConfig(kind="max_blur"),
+        threshold=Threshold(value=0.01, method="quantile:0.999"),
+    )
+
+
+@pytest.fixture
+def bundle_dir(tmp_path):
+    model = tmp_path / "src.tflite"
+    model.write_bytes(b"pretend flatbuffer")
+    write_bundle(tmp_path / "bundle", _manifest(), model)
+    return tmp_path / "bundle"
+
+
+def test_round_trip_verifies_hash(bundle_dir):
+    bundle = load_bundle(bundle_dir)
+    assert bundle.threshold == 0.01
+    assert bundle.manifest.score.kind == "max_blur"
+    assert len(bundle.manifest.model.sha256) == 64
+    assert load_bundle(bundle_dir / "bundle.json").path == bundle_dir
+
+
+def test_tampered_model_is_refused(bundle_dir):
+    (bundle_dir / "model.tflite").write_bytes(b"someone swapped the model")
+    with pytest.raises(EdgeError, match="hash mismatch.*re-run `edge calibrate`"):
+        load_bundle(bundle_dir)
+
+
+def test_unknown_schema_version_is_refused(bundle_dir):
+    path = bundle_dir / "bundle.json"
+    raw = json.loads(path.read_text())
+    raw["schema_version"] = SCHEMA_VERSION + 1
+    path.write_text(json.dumps(raw))
+    with pytest.raises(EdgeError, match="schema version"):
+        load_bundle(bundle_dir)
+
+
+def test_unknown_key_is_refused(bundle_dir):
+    path = bundle_dir / "bundle.json"
+    raw = json.loads(path.read_text())
+    raw["threshold"]["valeu"] = 3
+    path.write_text(json.dumps(raw))
+    with pytest.raises(EdgeError, match="threshold.valeu"):
+        load_bundle(bundle_dir)
+
+
+def test_missing_bundle_and_missing_manifest(tmp_path):
+    with pytest.raises(EdgeError, match="bundle not found"):
+        load_bundle(tmp_path / "nope")
+    with pytest.raises(EdgeError, match="no bundle.json"):
+        load_bundle(tmp_path)
