@@ -1,0 +1,133 @@
+"""Class activation maps on the device, from the model's feature map and the dense weights.
+
+The classifier ends Conv -> GlobalAveragePooling2D -> Dense -> softmax with no hidden layer, so a
+class logit is exactly the spatial mean of a map plus a bias:
+
+    logit_c = mean_xy( sum_k F[x, y, k] * W[k, c] ) + b_c
+
+The exported .tflite has two outputs, the class probabilities and the last conv feature map F;
+W and b travel in the bundle (manifest `extra`). The heatmap is then one small matrix product
+here: no second model, no gradients. numpy and OpenCV only (never TensorFlow).
+
+For the positive class we use the *contrast* map  F @ (W[:, pos] - mean of the other columns):
+with two classes its spatial mean plus (b_pos - b_neg) is the very logit whose sigmoid is the
+crack probability, so where the map is high is where the evidence for "crack" is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import cv2
+import numpy as np
+
+from edge.errors import EdgeError
+
+
+@dataclass(frozen=True)
+class CamHead:
+    """The classifier head as the bundle stores it: class names, positive class, dense weights."""
+
+    class_names: tuple[str, ...]
+    positive_index: int
+    kernel: np.ndarray  # (channels, classes) float32
+    bias: np.ndarray  # (classes,) float32
+
+    @property
+    def positive_class(self) -> str:
+        return self.class_names[self.positive_index]
+
+    @property
+    def channels(self) -> int:
+        return int(self.kernel.shape[0])
+
+    def contrast_weights(self, class_index: int | None = None) -> tuple[np.ndarray, float]:
+        """(channels,) weights and the bias of "class vs the rest" (see the module docstring)."""
+        c = self.positive_index if class_index is None else class_index
+        others = [i for i in range(len(self.class_names)) if i != c]
+        w = self.kernel[:, c] - self.kernel[:, others].mean(axis=1)
+        b = float(self.bias[c] - self.bias[others].mean())
+        return w.astype(np.float32), b
+
+    def to_extra(self) -> dict[str, Any]:
+        """The JSON-ready dict written into the model card and the bundle manifest."""
+        return {
+            "class_names": list(self.class_names),
+            "positive_class": self.positive_class,
+            "positive_index": self.positive_index,
+            "dense_kernel": self.kernel.astype(float).tolist(),
+            "dense_bias": self.bias.astype(float).tolist(),
+        }
+
+    @classmethod
+    def from_extra(cls, extra: dict[str, Any]) -> "CamHead":
+        missing = [k for k in ("class_names", "positive_class", "dense_kernel", "dense_bias") if k not in extra]
+        if missing:
+            raise EdgeError(
+                f"classifier bundle lacks {', '.join(missing)} in its extra data; "
+                "re-export the run with `edge export` and re-calibrate it"
+            )
+        names = tuple(str(n) for n in extra["class_names"])
+        positive = str(extra["positive_class"])
+        if positive not in names:
+            raise EdgeError(f"positive class {positive!r} is not one of the classes {names}; re-export the run")
+        kernel = np.asarray(extra["dense_kernel"], np.float32)
+        bias = np.asarray(extra["dense_bias"], np.float32)
+        if kernel.ndim != 2 or kernel.shape[1] != len(names) or bias.shape != (len(names),):
+            raise EdgeError(
+                f"classifier dense weights have shape {kernel.shape} / {bias.shape}, expected "
+                f"(channels, {len(names)}) / ({len(names)},); re-export the run"
+            )
+        return cls(names, names.index(positive), kernel, bias)
+
+
+def split_outputs(outputs: Sequence[np.ndarray], n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """(probabilities (N, K), feature map (N, h, w, C)) from the model outputs, found by shape.
+
+    The TFLite converter may reorder outputs, so never trust their index.
+    """
+    probs = [o for o in outputs if o.ndim == 2 and o.shape[1] == n_classes]
+    feats = [o for o in outputs if o.ndim == 4]
+    if len(probs) != 1 or len(feats) != 1:
+        shapes = ", ".join(str(tuple(o.shape)) for o in outputs)
+        raise EdgeError(
+            f"a classifier model must have two outputs, probabilities (N, {n_classes}) and a feature map "
+            f"(N, h, w, C); this one has {shapes}. Export it with `edge export` from a classifier run"
+        )
+    return probs[0], feats[0]
+
+
+def cam_maps(features: np.ndarray, head: CamHead, class_index: int | None = None) -> np.ndarray:
+    """(N, h, w, C) feature maps -> (N, h, w) contrast CAMs in logit units (may be negative)."""
+    if features.shape[-1] != head.channels:
+        raise EdgeError(
+            f"feature map has {features.shape[-1]} channels but the bundle's dense kernel expects "
+            f"{head.channels}; the bundle does not belong to this model, re-export and re-calibrate"
+        )
+    w, _ = head.contrast_weights(class_index)
+    return np.tensordot(features.astype(np.float32, copy=False), w, axes=([3], [0])).astype(np.float32)
+
+
+def upsample(maps: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
+    """(N, h, w) -> (N, H, W), bilinear (cells are centred, as the conv receptive fields are)."""
+    h, w = size_hw
+    out = np.empty((maps.shape[0], h, w), np.float32)
+    for i, m in enumerate(maps):
+        out[i] = cv2.resize(m, (w, h), interpolation=cv2.INTER_LINEAR)
+    return out
+
+
+def heatmaps(features: np.ndarray, head: CamHead, size_hw: tuple[int, int]) -> np.ndarray:
+    """Where the evidence for the positive class is, at model-input resolution, >= 0.
+
+    Negative evidence (clean surface) is clipped to 0 so the map reads like an anomaly map:
+    the alert's box and the annotated overlay go where the crack is.
+    """
+    return np.maximum(upsample(cam_maps(features, head), size_hw), 0.0)
+
+
+def peak_location(cam: np.ndarray) -> tuple[int, int]:
+    """(x, y) of a map's maximum."""
+    y, x = np.unravel_index(int(np.argmax(cam)), cam.shape)
+    return int(x), int(y)
