@@ -1,0 +1,184 @@
+"""`edge export`: a training run's model.keras → a .tflite and its model card, with a parity check.
+
+The parity check scores held-back (validation) images both ways through edge's own code
+(edge.preprocess, edge.scoring; the .tflite through edge.model.TFLiteModel as on the device;
+Keras via model.predict on the same uint8 frames / 255), so a quantization that shifts the scores
+shows up before calibration.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+
+from edge.bundle import ModelCard, write_card
+from edge.errors import EdgeError
+from edge.imaging import list_images, load_images
+from edge.preprocess import Preprocessing, Preprocessor, to_unit_float
+from edge.scoring import ScoreConfig, error_maps, frame_scores
+from export.convert import QUANTIZE_CHOICES, convert_keras
+from train.data import frames_from_files
+from train.runinfo import MODEL_FILE, read_run
+
+Log = Callable[[str], None]
+MAX_REPRESENTATIVE = 200  # enough to set int8 ranges; more only slows the converter
+MAX_PARITY = 64
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+@dataclass
+class Parity:
+    """Keras vs .tflite on the same frames, both scored by edge.scoring."""
+
+    images: int
+    source: str  # "validation" or "training" (when no image was held back)
+    score_pearson: Optional[float]  # None when scores are constant (correlation undefined)
+    score_max_abs_diff: float
+    score_max_rel_diff: float  # max |Δscore| / mean Keras score
+    pixel_max_abs_diff: float  # reconstructions, in [0, 1] units
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def describe(self) -> str:
+        r = "n/a" if self.score_pearson is None else f"{self.score_pearson:.4f}"
+        return (
+            f"parity on {self.images} {self.source} images: score correlation (Pearson) {r}, "
+            f"max |score diff| {self.score_max_abs_diff:.3g} ({self.score_max_rel_diff:.1%} of the mean score), "
+            f"max |pixel diff| {self.pixel_max_abs_diff:.3g}"
+        )
+
+
+def parity(keras_model, tflite_path: Path, frames_u8: np.ndarray, score: ScoreConfig, source: str = "validation") -> Parity:
+    """Compare a Keras autoencoder and its .tflite on uint8 frames (N, H, W, C)."""
+    from edge.model import TFLiteModel
+
+    keras_rec = np.asarray(keras_model.predict(to_unit_float(frames_u8), verbose=0, batch_size=32), np.float32)
+    tflite = TFLiteModel(tflite_path, num_threads=1)
+    lite_rec = np.concatenate([tflite.predict(frames_u8[i : i + 32])[0] for i in range(0, len(frames_u8), 32)])
+    keras_scores = frame_scores(error_maps(frames_u8, keras_rec), score)
+    lite_scores = frame_scores(error_maps(frames_u8, lite_rec), score)
+    pearson = None
+    if len(frames_u8) >= 2 and np.std(keras_scores) > 0 and np.std(lite_scores) > 0:
+        pearson = float(np.corrcoef(keras_scores, lite_scores)[0, 1])
+    diff = np.abs(keras_scores - lite_scores)
+    mean = float(np.mean(keras_scores))
+    return Parity(
+        images=len(frames_u8),
+        source=source,
+        score_pearson=pearson,
+        score_max_abs_diff=float(diff.max()),
+        score_max_rel_diff=float(diff.max() / mean) if mean > 0 else 0.0,
+        pixel_max_abs_diff=float(np.abs(keras_rec - lite_rec).max()),
+    )
+
+
+def representative_frames(run: dict, preprocessing: Preprocessing, folder: Optional[str | Path] = None,
+                          limit: int = MAX_REPRESENTATIVE) -> tuple[np.ndarray, str]:
+    """uint8 frames for int8 calibration: `folder` if given, else the run's training images."""
+    if folder is not None:
+        files = list_images(folder)
+        if len(files) > limit:
+            files = [files[i] for i in np.linspace(0, len(files) - 1, limit).round().astype(int)]
+        loaded = load_images(files, what=f"representative images in {folder}")
+        return Preprocessor(preprocessing).prepare_batch(loaded.images), str(folder)
+    frames, used = frames_from_files(run.get("train_files", []), preprocessing, limit)
+    return frames, f"{len(used)} training images listed in run.json"
+
+
+def _default_out(run_dir: Path, quantize: str, out: Optional[str | Path]) -> Path:
+    if out is None:
+        return run_dir / "export" / f"model_{quantize}.tflite"
+    out = Path(out)
+    if out.is_dir():
+        return out / f"model_{quantize}.tflite"
+    return out
+
+
+def export_run(
+    run_dir: str | Path,
+    quantize: str = "int8",
+    *,
+    representative: Optional[str | Path] = None,
+    out: Optional[str | Path] = None,
+    check_parity: bool = True,
+    log: Log = _stderr,
+) -> Path:
+    """Convert RUN_DIR/model.keras to TFLite; write the .tflite and its card; return the .tflite path.
+
+    quantize: int8 (full integer, uint8 input and output; needs representative images: the
+    run's training images, or `representative`, a folder), float16, dynamic (int8 weights, float
+    activations) or float32. The default output is RUN_DIR/export/model_<quantize>.tflite; `out`
+    may be a file or an existing folder.
+    """
+    if quantize not in QUANTIZE_CHOICES:
+        raise EdgeError(f"unknown quantization {quantize!r}; choose one of {', '.join(QUANTIZE_CHOICES)}")
+    run_dir = Path(run_dir)
+    run = read_run(run_dir)
+    kind = run["kind"]
+    if kind != "autoencoder":
+        raise EdgeError(f"{run_dir} holds a {kind!r} run; this edge-inspect exports autoencoder runs only")
+    preprocessing = Preprocessing.model_validate(run["preprocessing"])
+    score = ScoreConfig.model_validate(run.get("score", {}))
+
+    rep = None
+    if quantize == "int8":
+        rep, rep_source = representative_frames(run, preprocessing, representative)
+        if len(rep) == 0:
+            raise EdgeError(
+                f"--quantize int8 needs representative images to set the integer ranges, but none of the "
+                f"training images listed in {run_dir / 'run.json'} can be read (moved or deleted?); "
+                "pass --representative DIR with a few dozen good images"
+            )
+        log(f"int8 ranges from {len(rep)} representative frames ({rep_source})")
+
+    from train.tfenv import import_tensorflow, native_output_captured
+
+    import_tensorflow()
+    import keras
+
+    try:
+        with native_output_captured():
+            model = keras.models.load_model(run_dir / MODEL_FILE, compile=False)
+    except Exception as exc:  # a corrupt or foreign file: say which, not a traceback
+        raise EdgeError(f"cannot load {run_dir / MODEL_FILE} ({type(exc).__name__}: {exc}); re-run `edge train`") from None
+    log(f"converting {run_dir / MODEL_FILE} to TFLite ({quantize}) …")
+    with native_output_captured():
+        flatbuffer = convert_keras(model, quantize, rep)
+
+    target = _default_out(run_dir, quantize, out)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(flatbuffer)
+
+    extra: dict = {"run": str(run_dir.resolve())}
+    if check_parity:
+        frames, used = frames_from_files(run.get("val_files", []), preprocessing, MAX_PARITY)
+        source = "validation"
+        if len(used) == 0:
+            frames, used = frames_from_files(run.get("train_files", []), preprocessing, MAX_PARITY)
+            source = "training"
+        if len(used):
+            result = parity(model, target, frames, score, source)
+            log(result.describe())
+            extra["parity"] = result.to_dict()
+        else:
+            log("parity not checked: none of the run's images can be read any more")
+    card = ModelCard(
+        kind="autoencoder",
+        quantization=quantize,  # type: ignore[arg-type]
+        preprocessing=preprocessing,
+        score=score,
+        source=str((run_dir / MODEL_FILE).resolve()),
+        extra=extra,
+    )
+    card_file = write_card(target, card)
+    log(f"wrote {target} ({target.stat().st_size / 1024:.0f} KiB) and its card {card_file.name}")
+    log(f"next: edge calibrate {target} --normal DIR --out BUNDLE")
+    return target

@@ -1,0 +1,230 @@
+"""`edge train autoencoder`: a convolutional autoencoder trained on images of good parts.
+
+A defect is what the model cannot reconstruct: the device scores the per-pixel reconstruction
+error (edge.scoring) against a threshold calibrated later on the exported .tflite.
+
+Default architecture (the tutorials' ConvAutoencoder): an encoder of strided 3x3 Conv2D +
+LeakyReLU + BatchNorm blocks (each halves the image), a dense latent vector, and a decoder that
+mirrors it with strided Conv2DTranspose blocks, ending in a sigmoid so outputs lie in [0, 1] like
+the inputs. Loss MSE, optimiser Adam, early stopping on the validation loss with the best
+weights restored.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+
+from edge import __version__
+from edge.errors import EdgeError
+from edge.preprocess import Color, to_unit_float
+from edge.scoring import ScoreConfig, error_maps
+from train.data import load_training_images, split_indices
+from train.runinfo import HISTORY_FILE, MODEL_FILE, RUN_FILE
+
+Log = Callable[[str], None]
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def parse_filters(text: str | Sequence[int]) -> tuple[int, ...]:
+    """'32,64' → (32, 64): encoder filters per block, each block halving the image."""
+    if not isinstance(text, str):
+        values = tuple(int(v) for v in text)
+    else:
+        try:
+            values = tuple(int(v) for v in text.replace(" ", "").split(",") if v)
+        except ValueError:
+            raise EdgeError(f"--filters {text!r} must be comma-separated whole numbers, e.g. 32,64") from None
+    if not values or any(v <= 0 for v in values):
+        raise EdgeError(f"--filters {text!r} must list at least one positive number, e.g. 32,64")
+    return values
+
+
+def build_autoencoder(input_shape: tuple[int, int, int], filters: Sequence[int] = (32, 64), latent: int = 64):
+    """The default conv autoencoder as one Keras model: float [0, 1] (H, W, C) in, same out.
+
+    H and W must be divisible by 2**len(filters) so the decoder lands on the input size.
+    """
+    import keras
+    from keras import layers
+
+    height, width, channels = input_shape
+    factor = 2 ** len(filters)
+    if height % factor or width % factor:
+        raise EdgeError(
+            f"image size {width}x{height} is not divisible by {factor} (2 to the number of --filters blocks, "
+            f"{len(filters)}); pick a size like {max(factor, (width // factor) * factor)} or fewer filters"
+        )
+    if latent <= 0:
+        raise EdgeError(f"--latent {latent} must be a positive number, e.g. 64")
+
+    inputs = keras.Input(shape=input_shape, name="image")
+    x = inputs
+    for i, f in enumerate(filters):
+        x = layers.Conv2D(f, 3, strides=2, padding="same", name=f"enc_conv{i}")(x)
+        x = layers.LeakyReLU(negative_slope=0.2, name=f"enc_act{i}")(x)
+        x = layers.BatchNormalization(name=f"enc_bn{i}")(x)
+    volume = tuple(int(d) for d in x.shape[1:])
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dense(latent, name="latent")(x)
+    x = layers.Dense(int(np.prod(volume)), name="dec_dense")(x)
+    x = layers.Reshape(volume, name="dec_reshape")(x)
+    for i, f in reversed(list(enumerate(filters))):
+        x = layers.Conv2DTranspose(f, 3, strides=2, padding="same", name=f"dec_deconv{i}")(x)
+        x = layers.LeakyReLU(negative_slope=0.2, name=f"dec_act{i}")(x)
+        x = layers.BatchNormalization(name=f"dec_bn{i}")(x)
+    x = layers.Conv2DTranspose(channels, 3, padding="same", name="dec_out")(x)
+    outputs = layers.Activation("sigmoid", name="reconstruction")(x)
+    return keras.Model(inputs, outputs, name="conv_autoencoder")
+
+
+def train_autoencoder(
+    data: str | Path,
+    out: str | Path,
+    *,
+    size: int = 128,
+    color: Optional[Color] = None,
+    filters: str | Sequence[int] = (32, 64),
+    latent: int = 64,
+    epochs: int = 50,
+    batch_size: int = 32,
+    val_split: float = 0.1,
+    patience: int = 5,
+    seed: int = 0,
+    learning_rate: float = 1e-3,
+    threads: Optional[int] = None,
+    progress: bool = True,
+    log: Log = _stderr,
+) -> Path:
+    """Train the default autoencoder on the good images in `data`; return the run folder `out`.
+
+    `data` is a folder of images or an MVTec AD root (its train/good is used). Writes in `out`:
+    model.keras, run.json (everything export and calibration need to know), history.json,
+    history.png and reconstructions.png. `patience=0` turns early stopping off (the best epoch's
+    weights are still restored). `seed` fixes Python, NumPy and Keras seeds and the split.
+    """
+    from train.tfenv import import_tensorflow
+
+    filters = parse_filters(filters)
+    if epochs < 1:
+        raise EdgeError(f"--epochs {epochs} must be at least 1")
+    if batch_size < 1:
+        raise EdgeError(f"--batch-size {batch_size} must be at least 1")
+    if patience < 0:
+        raise EdgeError(f"--patience {patience} must be 0 (off) or more")
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise EdgeError(f"--out {out} is a file; pass a folder for the run")
+
+    images = load_training_images(data, size, color)
+    prep = images.preprocessing
+    n = len(images.paths)
+    log(f"read {n} images from {images.folder} ({prep.color}, resized to {size}x{size} as the device does)")
+    if images.skipped:
+        names = ", ".join(p.name for p in images.skipped[:5]) + (" …" if len(images.skipped) > 5 else "")
+        log(f"skipped {len(images.skipped)} unreadable or truncated file(s): {names}")
+    if len(images.sizes) > 1:
+        log(f"images come in {len(images.sizes)} different sizes; all were resized to {size}x{size}")
+    train_idx, val_idx = split_indices(n, val_split, seed)
+    x_train = to_unit_float(images.frames[train_idx])
+    x_val = to_unit_float(images.frames[val_idx]) if len(val_idx) else None
+    log(f"{len(train_idx)} for training, {len(val_idx)} held back for validation")
+
+    tf = import_tensorflow(threads)
+    import keras
+
+    keras.utils.set_random_seed(seed)  # Python, NumPy and TensorFlow seeds in one call
+    model = build_autoencoder(prep.input_shape, filters, latent)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="mse")
+
+    monitor = "val_loss" if x_val is not None else "loss"
+    callbacks = [
+        keras.callbacks.EarlyStopping(
+            monitor=monitor, patience=patience if patience > 0 else epochs, restore_best_weights=True
+        )
+    ]
+    if progress:
+        from train.progress import rich_progress_callback, steps_for
+
+        callbacks.append(rich_progress_callback(epochs, steps_for(len(x_train), batch_size)))
+    fit = model.fit(
+        x_train,
+        x_train,
+        validation_data=(x_val, x_val) if x_val is not None else None,
+        epochs=epochs,
+        batch_size=batch_size,
+        shuffle=True,
+        callbacks=callbacks,
+        verbose=0,
+    )
+    history = {k: [float(v) for v in values] for k, values in fit.history.items()}
+    epochs_run = len(history["loss"])
+    best_epoch = int(np.argmin(history[monitor])) + 1
+    if epochs_run < epochs:
+        log(f"early stopping after epoch {epochs_run}: {monitor} had not improved for {patience} epochs")
+
+    out.mkdir(parents=True, exist_ok=True)
+    model_path = out / MODEL_FILE
+    model.save(model_path)
+    (out / HISTORY_FILE).write_text(json.dumps(history, indent=2) + "\n")
+
+    from train.plots import plot_history, plot_reconstructions
+
+    plot_history(history, out / "history.png")
+    show = images.frames[val_idx if len(val_idx) else train_idx][:8]
+    reconstructions = model.predict(to_unit_float(show), verbose=0, batch_size=batch_size)
+    plot_reconstructions(
+        show, reconstructions, error_maps(show, reconstructions), out / "reconstructions.png",
+        title="validation images" if len(val_idx) else "training images (none held back)",
+    )
+
+    run = {
+        "kind": "autoencoder",
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "edge_inspect_version": __version__,
+        "tensorflow_version": tf.__version__,
+        "keras_version": keras.__version__,
+        "model": MODEL_FILE,
+        "preprocessing": prep.model_dump(mode="json"),
+        "score": ScoreConfig().model_dump(mode="json"),
+        "data": str(Path(data).resolve()),
+        "image_folder": str(images.folder.resolve()),
+        "train_files": [str(images.paths[i].resolve()) for i in train_idx],
+        "val_files": [str(images.paths[i].resolve()) for i in val_idx],
+        "skipped_files": [str(p.resolve()) for p in images.skipped],
+        "seed": seed,
+        "architecture": {
+            "name": "conv_autoencoder",
+            "input_shape": list(prep.input_shape),
+            "filters": list(filters),
+            "latent": latent,
+            "parameters": int(model.count_params()),
+        },
+        "epochs": epochs,
+        "epochs_run": epochs_run,
+        "best_epoch": best_epoch,
+        "best_val_loss": min(history["val_loss"]) if "val_loss" in history else None,
+        "best_loss": min(history["loss"]),
+        "batch_size": batch_size,
+        "val_split": val_split,
+        "patience": patience,
+        "learning_rate": learning_rate,
+        "loss": "mse",
+        "optimizer": "adam",
+    }
+    (out / RUN_FILE).write_text(json.dumps(run, indent=2) + "\n")
+
+    best = run["best_val_loss"] if run["best_val_loss"] is not None else run["best_loss"]
+    log(f"best {monitor} {best:.6f} at epoch {best_epoch} of {epochs_run}")
+    log(f"model: {model_path}")
+    log(f"run info: {out / RUN_FILE}; curves: {out / 'history.png'}; reconstructions: {out / 'reconstructions.png'}")
+    log(f"next: edge export {out} --quantize int8")
+    return out

@@ -1,0 +1,78 @@
+"""Importing TensorFlow quietly, and keeping its native log noise out of the user's terminal.
+
+TensorFlow and the TFLite converter write to the process's file descriptors from C++ (oneDNN
+notices, MLIR converter chatter, absl warnings) and Keras' SavedModel export prints its signature
+to stdout. `edge export` promises the .tflite path as the last stdout line, so noisy calls run
+inside `native_output_captured()`, which shows what was captured only if the call fails.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import tempfile
+import warnings
+from typing import Iterator, Optional
+
+# Must be set before TensorFlow is first imported; harmless if it already was.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@contextlib.contextmanager
+def native_output_captured() -> Iterator[None]:
+    """Send fd 1 and 2 (C++ and Python writes alike) to a temp file for the duration.
+
+    On an exception the captured text is replayed on stderr so nothing useful is lost.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    try:
+        saved = [os.dup(1), os.dup(2)]
+    except OSError:  # no real file descriptors (embedded interpreter): capture nothing
+        yield
+        return
+    with tempfile.TemporaryFile(mode="w+b") as sink:
+        os.dup2(sink.fileno(), 1)
+        os.dup2(sink.fileno(), 2)
+        failed = False
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                yield
+        except BaseException:
+            failed = True
+            raise
+        finally:
+            for stream in (sys.stdout, sys.stderr):
+                with contextlib.suppress(Exception):
+                    stream.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
+            if failed:
+                sink.seek(0)
+                text = sink.read().decode(errors="replace").strip()
+                if text:
+                    print(text[-4000:], file=sys.stderr)
+
+
+_tf = None
+
+
+def import_tensorflow(threads: Optional[int] = None):
+    """`import tensorflow` without its start-up notices; optionally cap its CPU threads."""
+    global _tf
+    if _tf is None:
+        with native_output_captured():
+            import tensorflow as tf  # noqa: F401
+            import keras  # noqa: F401
+        _tf = tf
+    if threads:
+        # Only possible before TF runs its first op; later calls keep the first setting.
+        with contextlib.suppress(RuntimeError):
+            _tf.config.threading.set_intra_op_parallelism_threads(threads)
+            _tf.config.threading.set_inter_op_parallelism_threads(threads)
+    return _tf
