@@ -1,7 +1,79 @@
-"""`edge calibrate` (placeholder, being written)."""
+"""`edge calibrate`: set the anomaly threshold on real images with the exported model → a bundle.
+
+The work is done by the desktop package `calibration` (scikit-learn, matplotlib), imported
+inside the command so `edge run` on a device never loads it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Optional
 
 import typer
 
+from edge.errors import EdgeError
+
+_METHOD_HELP = (
+    "How the threshold is set (the device alerts when score > threshold): "
+    "quantile:Q = Q-quantile of the normal scores; "
+    "meanstd:K = mean + K*std of the normal scores; "
+    "fpr:R = smallest threshold that flags at most a fraction R of the normal images; "
+    "f1 = F1-optimal on normal + anomalous images (needs anomalous images)."
+)
+
 
 def register(app: typer.Typer) -> None:
-    pass
+    @app.command("calibrate")
+    def calibrate(
+        model: Path = typer.Argument(..., help="The .tflite from `edge export`; its card <model>.json must sit beside it."),
+        normal: Path = typer.Option(
+            ..., "--normal", "-n",
+            help="Folder of good images NOT used in training, or an MVTec AD root (then test/good is the normal "
+            "set and every other test/<defect> folder the anomalous set, unless --anomalous is given; "
+            "train/good is never used: it trained the model).",
+        ),
+        anomalous: Optional[Path] = typer.Option(
+            None, "--anomalous", "-a",
+            help="Folder of defective images (or an MVTec AD root: its test/<defect> folders). Enables AUROC, "
+            "precision/recall/F1 and the ROC plot; required by --method f1.",
+        ),
+        method: str = typer.Option("quantile:0.999", "--method", "-m", help=_METHOD_HELP),
+        out: Path = typer.Option(..., "--out", "-o", help="Bundle folder to write (an old bundle there is replaced)."),
+        score: Optional[str] = typer.Option(
+            None, "--score",
+            help="Score of a frame from its error map: mean (whole-image MSE), max_blur (max of the smoothed "
+            "map: small defects) or topk_mean (mean of the worst pixels). Default: the model card's.",
+        ),
+        blur_sigma: Optional[float] = typer.Option(None, "--blur-sigma", help="Gaussian sigma in model pixels for max_blur."),
+        topk: Optional[float] = typer.Option(None, "--topk", help="Fraction of pixels averaged by topk_mean (0-1]."),
+        batch_size: int = typer.Option(32, "--batch-size", min=1, help="Images per interpreter call."),
+        threads: Optional[int] = typer.Option(None, "--threads", min=1, help="Interpreter threads (default: all cores)."),
+        no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar (for logs)."),
+    ) -> None:
+        """Calibrate a model's anomaly threshold on real images and write a deployable bundle.
+
+        Every image is scored with the exported .tflite through the device's own code (the same
+        preprocessing, interpreter and score as `edge run`), so int8 effects are calibrated in.
+        Unreadable or truncated images are skipped and counted; images of any size are resized.
+
+        The bundle holds the model, bundle.json (hash, preprocessing, score, threshold, score
+        statistics, metrics when anomalous images were given) and report/ (scores.png, roc.png,
+        scores.csv, index.html). A summary goes to stderr; the bundle path is the last line on stdout.
+
+        Example: edge calibrate run/export/model_int8.tflite --normal data/magnetic-tile --method f1 --out bundle
+        """
+        if score is not None and score not in ("mean", "max_blur", "topk_mean"):
+            raise EdgeError(f"unknown --score {score!r}; choose mean, max_blur or topk_mean")
+        for dep in ("sklearn", "matplotlib"):
+            if importlib.util.find_spec(dep) is None:
+                raise EdgeError("`edge calibrate` runs on the desktop and needs scikit-learn and matplotlib: "
+                                "pip install 'edge-inspect[desktop]'")
+        from calibration import calibrate as run_calibration
+
+        bundle = run_calibration(
+            model, normal, anomalous, method, out,
+            score=score, blur_sigma=blur_sigma, topk=topk, batch_size=batch_size, threads=threads,
+            progress=not no_progress,
+        )
+        typer.echo(str(bundle.path))

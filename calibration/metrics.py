@@ -1,0 +1,85 @@
+"""Numbers for the bundle and the report: score statistics and detection metrics at a threshold.
+
+Anomalous is the positive class; a score is flagged when ``score > threshold`` (the device's rule).
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+from edge.bundle import ScoreStats
+
+QUANTILES = (0.01, 0.05, 0.5, 0.95, 0.99, 0.999)
+
+
+def score_stats(scores: np.ndarray) -> ScoreStats:
+    """count, mean, std (ddof=0), min, max and a few quantiles, as stored in bundle.json."""
+    s = np.asarray(scores, np.float64)
+    return ScoreStats(
+        count=int(s.size),
+        mean=float(s.mean()),
+        std=float(s.std()),
+        min=float(s.min()),
+        max=float(s.max()),
+        quantiles={f"{q:g}": float(np.quantile(s, q)) for q in QUANTILES},
+    )
+
+
+def labelled(normal: np.ndarray, anomalous: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(labels, scores) with 0 = normal, 1 = anomalous."""
+    labels = np.concatenate([np.zeros(len(normal), int), np.ones(len(anomalous), int)])
+    return labels, np.concatenate([normal, anomalous]).astype(np.float64)
+
+
+def false_alarm_rate(normal: np.ndarray, threshold: float) -> float:
+    """Fraction of normal images the device would flag."""
+    return float(np.mean(np.asarray(normal) > threshold))
+
+
+def detection_metrics(
+    normal: np.ndarray,
+    anomalous: np.ndarray,
+    threshold: float,
+    groups: Optional[list[str]] = None,
+) -> dict:
+    """Image AUROC, precision/recall/F1 and confusion counts at `threshold`.
+
+    `groups` names the folder (e.g. MVTec defect type) of each anomalous score; when there is
+    more than one, recall and AUROC per group are added under "per_group".
+    """
+    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support, roc_auc_score
+
+    labels, scores = labelled(normal, anomalous)
+    predicted = (scores > threshold).astype(int)
+    precision, recall, f1, _ = precision_recall_fscore_support(
+        labels, predicted, average="binary", pos_label=1, zero_division=0
+    )
+    tn, fp, fn, tp = (int(v) for v in confusion_matrix(labels, predicted, labels=[0, 1]).ravel())
+    metrics = {
+        "image_auroc": float(roc_auc_score(labels, scores)),
+        "precision": float(precision),
+        "recall": float(recall),
+        "f1": float(f1),
+        "false_positive_rate": fp / (fp + tn) if fp + tn else 0.0,
+        "tp": tp,
+        "fp": fp,
+        "tn": tn,
+        "fn": fn,
+        "n_normal": int(len(normal)),
+        "n_anomalous": int(len(anomalous)),
+    }
+    if groups is not None and len(set(groups)) > 1:
+        per_group = {}
+        group_arr = np.asarray(groups)
+        for name in sorted(set(groups)):
+            g = np.asarray(anomalous)[group_arr == name]
+            g_labels, g_scores = labelled(normal, g)
+            per_group[name] = {
+                "count": int(g.size),
+                "recall": float(np.mean(g > threshold)),
+                "image_auroc": float(roc_auc_score(g_labels, g_scores)),
+            }
+        metrics["per_group"] = per_group
+    return metrics

@@ -1,0 +1,115 @@
+"""Batch scoring of image files with the exported .tflite, through the device's own code.
+
+Calibrate what you deploy: images are read with edge.imaging, prepared with the device's
+Preprocessor, run through edge.model.TFLiteModel and scored by edge.detector / edge.scoring, so
+the scores (int8 rounding included) are the numbers `edge run` will compare to the threshold.
+Never Keras.
+
+Model kinds plug in through `KINDS`: each maps a ModelCard kind to a factory that turns
+(model, card, score config) into a "score a batch" function, uint8 (N, H, W, C) → (N,) float
+scores where higher means more anomalous.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+
+from edge.bundle import ModelCard
+from edge.detector import AutoencoderDetector
+from edge.errors import EdgeError
+from edge.imaging import read_image
+from edge.model import TFLiteModel
+from edge.preprocess import Preprocessor
+from edge.scoring import ScoreConfig
+
+BatchScorer = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class KindSpec:
+    """How calibration scores one model kind."""
+
+    make_scorer: Callable[[TFLiteModel, ModelCard, ScoreConfig], BatchScorer]
+    score_label: str  # axis label in the report
+
+
+def _autoencoder_scorer(model: TFLiteModel, card: ModelCard, score: ScoreConfig) -> BatchScorer:
+    detector = AutoencoderDetector(model, score)
+    return lambda batch: detector.detect(batch).scores
+
+
+KINDS: dict[str, KindSpec] = {
+    "autoencoder": KindSpec(_autoencoder_scorer, "anomaly score (reconstruction error)"),
+}
+
+
+def kind_spec(kind: str) -> KindSpec:
+    try:
+        return KINDS[kind]
+    except KeyError:
+        raise EdgeError(
+            f"calibration does not know model kind {kind!r} (known: {', '.join(sorted(KINDS))}); "
+            "upgrade edge-inspect or re-export the model"
+        ) from None
+
+
+@dataclass
+class ScoredImages:
+    paths: list[Path] = field(default_factory=list)
+    scores: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float64))
+    skipped: list[Path] = field(default_factory=list)
+
+
+ProgressHook = Callable[[int], None]
+
+
+def score_files(
+    files: list[Path],
+    preprocessor: Preprocessor,
+    scorer: BatchScorer,
+    batch_size: int = 32,
+    what: str = "images",
+    advance: Optional[ProgressHook] = None,
+) -> ScoredImages:
+    """Read, prepare and score files in batches; unreadable or truncated files are skipped.
+
+    Only one batch of decoded images is held at a time, so large folders fit in memory.
+    Images of any size are fine: the Preprocessor resizes them. Fatal (EdgeError) when no
+    file could be read.
+    """
+    if batch_size < 1:
+        raise EdgeError(f"--batch-size must be at least 1, got {batch_size}")
+    out = ScoredImages()
+    chunks = []
+    for start in range(0, len(files), batch_size):
+        chunk = files[start : start + batch_size]
+        paths, frames = [], []
+        for path in chunk:
+            image = read_image(path)
+            if image is None:
+                out.skipped.append(path)
+                continue
+            paths.append(path)
+            frames.append(image)
+        if frames:
+            scores = np.asarray(scorer(preprocessor.prepare_batch(frames)), np.float64).reshape(-1)
+            if not np.all(np.isfinite(scores)):
+                bad = paths[int(np.flatnonzero(~np.isfinite(scores))[0])]
+                raise EdgeError(
+                    f"the model gave a non-finite score (NaN or inf) for {bad}; the model is broken, re-train or re-export it"
+                )
+            out.paths.extend(paths)
+            chunks.append(scores)
+        if advance is not None:
+            advance(len(chunk))
+    if not out.paths:
+        raise EdgeError(
+            f"none of the {len(files)} {what} could be read (unreadable or truncated files); "
+            "check the files or point to another folder"
+        )
+    out.scores = np.concatenate(chunks)
+    return out
