@@ -1,6 +1,12 @@
+"""The sink protocol, the fan-out that keeps one failing sink from stopping the others, and the
+one-line, rate-limited problem log every sink uses."""
+
 from __future__ import annotations
 
-from typing import Protocol
+import sys
+import threading
+import time
+from typing import Iterable, Protocol
 
 from edge.alert import Alert
 
@@ -13,3 +19,71 @@ class Sink(Protocol):
 
     def close(self) -> None:
         """Flush and release resources."""
+
+
+_log_lock = threading.Lock()
+_last_logged: dict[str, tuple[float, int]] = {}
+LOG_EVERY_S = 60.0
+
+
+def problem(message: str, key: str | None = None, every_s: float | None = None) -> None:
+    """One line on stderr. With a key, the same problem is repeated at most once per `every_s`
+    (a broker down for a week must not fill the journal); the next line says how many were held back."""
+    every = LOG_EVERY_S if every_s is None else every_s
+    now = time.monotonic()
+    with _log_lock:
+        if key is not None:
+            last, held = _last_logged.get(key, (-1e18, 0))
+            if now - last < every:
+                _last_logged[key] = (last, held + 1)
+                return
+            _last_logged[key] = (now, 0)
+            if held:
+                message += f" ({held} similar messages suppressed)"
+        try:
+            print(f"edge: {message}", file=sys.stderr, flush=True)
+        except (OSError, ValueError):
+            pass  # stderr gone (closed pipe): nothing sensible left to do
+
+
+def clear_problem(key: str) -> None:
+    """Forget a rate-limited key, so the next occurrence of the problem is logged at once."""
+    with _log_lock:
+        _last_logged.pop(key, None)
+
+
+def one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+class SinkGroup:
+    """All configured sinks behind one emit(): each sink is called in turn and an exception from one
+    is logged as one line and swallowed, so inspection and the other sinks carry on."""
+
+    name = "sinks"
+
+    def __init__(self, sinks: Iterable[Sink]):
+        self.sinks = list(sinks)
+        self.failures: dict[str, int] = {}
+
+    def emit(self, alert: Alert) -> None:
+        for sink in self.sinks:
+            try:
+                sink.emit(alert)
+            except Exception as exc:  # noqa: BLE001 - a sink must never stop the run
+                self.failures[sink.name] = self.failures.get(sink.name, 0) + 1
+                problem(f"sink {sink.name} failed on alert {alert.id}: {one_line(exc)}", key=f"emit:{sink.name}")
+
+    def close(self) -> None:
+        for sink in self.sinks:
+            try:
+                sink.close()
+            except Exception as exc:  # noqa: BLE001
+                problem(f"sink {sink.name} failed to close: {one_line(exc)}")
+
+    def __iter__(self):
+        return iter(self.sinks)
+
+    def __len__(self) -> int:
+        return len(self.sinks)

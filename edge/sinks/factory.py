@@ -1,0 +1,118 @@
+"""Build the configured sinks from a RunConfig's `sinks` section.
+
+Returns the alert sinks behind one SinkGroup (a sink that raises is logged, never fatal) and the
+snapshot store, which the pipeline calls with the frame before the alert goes out.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from edge.errors import EdgeError
+from edge.sinks.base import Sink, SinkGroup
+from edge.sinks.snapshots import SnapshotStore
+
+
+@dataclass
+class BuiltSinks:
+    group: SinkGroup
+    snapshots: Optional[SnapshotStore]
+    described: list[str] = field(default_factory=list)
+
+    def close(self) -> None:
+        self.group.close()
+        if self.snapshots is not None:
+            self.snapshots.close()
+
+
+def _env(var: str, key: str) -> str:
+    value = os.environ.get(var)
+    if value is None:
+        raise EdgeError(
+            f"{key}: environment variable {var} is not set; export it (or add it to the service's EnvironmentFile)"
+        )
+    return value
+
+
+def _file(path: Optional[str], key: str) -> Optional[str]:
+    if path is not None and not Path(path).is_file():
+        raise EdgeError(f"{key}: file not found: {path}")
+    return path
+
+
+def build_sinks(config, out: Path, state: Path) -> BuiltSinks:
+    """`config` is an edge.config.SinksConfig; relative sink files go under `out`, outboxes under `state`."""
+    from edge.sinks.console import ConsoleSink
+    from edge.sinks.jsonl import JsonlSink
+    from edge.sinks.sqlite_store import SqliteSink
+
+    sinks: list[Sink] = []
+    described: list[str] = []
+    snapshots = None
+
+    def under_out(p: str) -> Path:
+        q = Path(p).expanduser()
+        return q if q.is_absolute() else out / q
+
+    try:
+        if config.stdout:
+            sinks.append(ConsoleSink())
+            described.append("stdout")
+        if config.jsonl is not None:
+            j = config.jsonl
+            path = under_out(j.path)
+            sinks.append(JsonlSink(path, fsync=j.fsync, max_bytes=int(j.max_mb * 1024 * 1024) or None, keep=j.keep))
+            described.append(f"jsonl {path}" + (f" (rotate at {j.max_mb:g} MB, keep {j.keep})" if j.max_mb else ""))
+        if config.sqlite is not None:
+            path = under_out(config.sqlite.path)
+            sinks.append(SqliteSink(path))
+            described.append(f"sqlite {path}")
+        if config.snapshots is not None:
+            s = config.snapshots
+            snapshots = SnapshotStore(under_out(s.dir), max_count=s.max_count, max_mb=s.max_mb, annotated=s.annotated)
+            limits = [f"{s.max_count} alerts" if s.max_count else "", f"{s.max_mb:g} MB" if s.max_mb else ""]
+            described.append(f"snapshots {snapshots.folder}" + (f" (keep {', '.join(x for x in limits if x)})" if any(limits) else ""))
+        if config.gpio is not None:
+            from edge.sinks.gpio import GpioSink
+
+            g = config.gpio
+            sinks.append(GpioSink(g.pin, pulse_ms=g.pulse_ms, active_high=g.active_high))
+            described.append(f"gpio BCM{g.pin} ({g.pulse_ms} ms pulse)")
+        if config.webhook is not None:
+            from edge.sinks.webhook import WebhookSink
+
+            w = config.webhook
+            headers = dict(w.headers)
+            headers.update({name: _env(var, f"sinks.webhook.headers_env.{name}") for name, var in w.headers_env.items()})
+            sinks.append(
+                WebhookSink(
+                    w.url, state, timeout_s=w.timeout_s, headers=headers, max_entries=w.outbox_max,
+                    backoff_s=w.backoff_s, backoff_max_s=w.backoff_max_s, close_timeout_s=w.close_timeout_s,
+                )
+            )
+            described.append(f"webhook {w.url}")
+        if config.mqtt is not None:
+            from edge.sinks.mqtt import MqttSink
+
+            m = config.mqtt
+            password = _env(m.password_env, "sinks.mqtt.password_env") if m.password_env else None
+            tls = m.tls
+            sink = MqttSink(
+                m.host, state, port=m.effective_port, prefix=m.prefix, client_id=m.client_id,
+                username=m.username, password=password,
+                ca=_file(tls.ca, "sinks.mqtt.tls.ca") if tls else None,
+                cert=_file(tls.cert, "sinks.mqtt.tls.cert") if tls else None,
+                key=_file(tls.key, "sinks.mqtt.tls.key") if tls else None, tls=tls is not None,
+                keepalive_s=m.keepalive_s, publish_timeout_s=m.publish_timeout_s,
+                connect_timeout_s=m.connect_timeout_s, required=m.required, max_entries=m.outbox_max,
+                backoff_s=m.backoff_s, backoff_max_s=m.backoff_max_s, close_timeout_s=m.close_timeout_s,
+            )
+            sinks.append(sink)
+            described.append(f"mqtt {m.host}:{m.effective_port} topic {sink.transport.alerts_topic}")
+    except BaseException:
+        SinkGroup(sinks).close()
+        raise
+    return BuiltSinks(SinkGroup(sinks), snapshots, described)

@@ -1,0 +1,209 @@
+"""MQTT (paho-mqtt 2.x): each alert on `<prefix>/alerts` at QoS 1, through the durable outbox.
+
+- `<prefix>/alerts`: one JSON alert per message, QoS 1, not retained (an alert is an event, a new
+  subscriber must not get an old one as if it were new).
+- `<prefix>/status`: "online" (retained) on every connect; the last will "offline" (retained) is
+  published by the broker when this process dies or loses the network; a clean stop publishes
+  "offline" itself.
+- paho's network thread (loop_start) reconnects on its own with a growing delay; the sender thread
+  only publishes while connected and deletes an alert from the outbox after the broker's PUBACK.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Optional
+
+from edge.errors import EdgeError
+from edge.sinks.base import clear_problem, problem
+from edge.sinks.outbox import Entry, QueuedSink
+
+
+def _paho():
+    try:
+        import paho.mqtt.client as mqtt
+    except ImportError:
+        raise EdgeError("the MQTT sink needs paho-mqtt: pip install 'edge-inspect[edge]' (or paho-mqtt>=2)") from None
+    if not hasattr(mqtt, "CallbackAPIVersion"):
+        raise EdgeError("the MQTT sink needs paho-mqtt 2.x; pip install -U 'paho-mqtt>=2'")
+    return mqtt
+
+
+def default_client_id() -> str:
+    return f"edge-inspect-{socket.gethostname()}"
+
+
+class MqttTransport:
+    name = "mqtt"
+
+    def __init__(
+        self,
+        host: str,
+        port: int = 1883,
+        prefix: str = "edge-inspect",
+        client_id: Optional[str] = None,
+        username: Optional[str] = None,
+        password: Optional[str] = None,
+        ca: Optional[str] = None,
+        cert: Optional[str] = None,
+        key: Optional[str] = None,
+        keepalive_s: int = 30,
+        publish_timeout_s: float = 10.0,
+        reconnect_max_s: int = 30,
+        tls: bool = False,
+    ):
+        mqtt = _paho()
+        self._mqtt = mqtt
+        self.host, self.port = host, int(port)
+        self.prefix = prefix.rstrip("/")
+        self.alerts_topic = f"{self.prefix}/alerts"
+        self.status_topic = f"{self.prefix}/status"
+        self.publish_timeout_s = publish_timeout_s
+        self.keepalive_s = int(keepalive_s)
+        self.client_id = client_id or default_client_id()
+        self.connected = threading.Event()
+        self._outcome = threading.Event()  # first connect attempt finished, either way
+        self.last_error: Optional[str] = None
+        self.on_ready = lambda: None  # set by the sink: cut the retry backoff short
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id, clean_session=True)
+        if username:
+            client.username_pw_set(username, password)
+        if tls or ca or cert:
+            # ca None: the system's CA store
+            try:
+                client.tls_set(ca_certs=ca, certfile=cert, keyfile=key)
+            except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+                raise EdgeError(f"MQTT TLS files could not be loaded ({exc}); check sinks.mqtt.tls ca/cert/key are PEM files") from None
+        client.will_set(self.status_topic, "offline", qos=1, retain=True)
+        client.reconnect_delay_set(min_delay=1, max_delay=max(int(reconnect_max_s), 1))
+        # Bound paho's own in-memory queue; the outbox on disk is the real queue.
+        client.max_queued_messages_set(100)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_connect_fail = self._on_connect_fail
+        self.client = client
+        self.where = f"{host}:{self.port}"
+
+    def start(self) -> None:
+        self.client.connect_async(self.host, self.port, keepalive=self.keepalive_s)
+        self.client.loop_start()
+
+    def wait_connected(self, timeout_s: float) -> bool:
+        """Wait for the first connect attempt's outcome (or the timeout); True if connected."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and not self.connected.is_set():
+            self._outcome.wait(min(0.05, max(deadline - time.monotonic(), 0)))
+            if self._outcome.is_set() and not self.connected.is_set():
+                return False
+        return self.connected.is_set()
+
+    # paho callbacks run on paho's network thread
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            self.last_error = f"broker refused the connection: {reason_code}"
+            problem(f"mqtt: {self.where} {self.last_error}; check username/password_env and TLS settings", key="mqtt-conn")
+            self._outcome.set()
+            return
+        client.publish(self.status_topic, "online", qos=1, retain=True)
+        self.connected.set()
+        self._outcome.set()
+        self.last_error = None
+        clear_problem("mqtt-conn")
+        problem(f"mqtt: connected to {self.where} as {self.client_id}")
+        self.on_ready()
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        was = self.connected.is_set()
+        self.connected.clear()
+        if was:
+            self.last_error = f"disconnected ({reason_code})"
+            problem(f"mqtt: lost {self.where} ({reason_code}); reconnecting, alerts queue meanwhile", key="mqtt-conn")
+
+    def _on_connect_fail(self, client, userdata) -> None:
+        self.last_error = f"cannot reach {self.where}"
+        self._outcome.set()
+        problem(f"mqtt: cannot reach {self.where}; retrying, alerts queue meanwhile", key="mqtt-conn")
+
+    def send(self, entry: Entry) -> None:
+        if not self.connected.is_set():
+            raise ConnectionError(f"not connected to {self.where}" + (f" ({self.last_error})" if self.last_error else ""))
+        info = self.client.publish(self.alerts_topic, entry.payload, qos=1, retain=False)
+        if info.rc != self._mqtt.MQTT_ERR_SUCCESS:
+            raise ConnectionError(f"publish failed: {self._mqtt.error_string(info.rc)}")
+        deadline = time.monotonic() + self.publish_timeout_s
+        # Wait for the PUBACK, but give up early if the connection drops meanwhile.
+        while not info.is_published():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no PUBACK from {self.where} within {self.publish_timeout_s:g}s")
+            if not self.connected.is_set():
+                raise ConnectionError(f"connection to {self.where} lost before PUBACK")
+            info.wait_for_publish(0.05)
+
+    def close(self, timeout_s: float = 2.0) -> None:
+        if self.connected.is_set():
+            try:
+                info = self.client.publish(self.status_topic, "offline", qos=1, retain=True)
+                info.wait_for_publish(timeout_s)
+            except (RuntimeError, ValueError):
+                pass
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+class MqttSink(QueuedSink):
+    def __init__(
+        self,
+        host: str,
+        state_dir: str | Path,
+        port: int = 1883,
+        prefix: str = "edge-inspect",
+        client_id: Optional[str] = None,
+        username: Optional[str] = None,
+        password: Optional[str] = None,
+        ca: Optional[str] = None,
+        cert: Optional[str] = None,
+        key: Optional[str] = None,
+        tls: bool = False,
+        keepalive_s: int = 30,
+        publish_timeout_s: float = 10.0,
+        connect_timeout_s: float = 5.0,
+        required: bool = False,
+        max_entries: int = 10000,
+        backoff_s: float = 0.5,
+        backoff_max_s: float = 30.0,
+        close_timeout_s: float = 5.0,
+        outbox_name: str = "outbox-mqtt.db",
+    ):
+        transport = MqttTransport(
+            host, port, prefix, client_id, username, password, ca, cert, key, keepalive_s, publish_timeout_s,
+            reconnect_max_s=int(backoff_max_s), tls=tls,
+        )
+        transport.start()
+        if not transport.wait_connected(connect_timeout_s):
+            why = transport.last_error or f"no answer within {connect_timeout_s:g}s"
+            if required:
+                transport.client.loop_stop()
+                raise EdgeError(
+                    f"MQTT broker {transport.where} unreachable at start ({why}); sinks.mqtt.required is true, "
+                    "so not starting: check host/port and that the broker runs"
+                )
+            problem(
+                f"warning: MQTT broker {transport.where} unreachable at start ({why}); alerts queue in "
+                f"{Path(state_dir) / outbox_name} and are sent when it is back"
+            )
+        try:
+            super().__init__(
+                transport,
+                Path(state_dir) / outbox_name,
+                max_entries=max_entries,
+                backoff_s=backoff_s,
+                backoff_max_s=backoff_max_s,
+                close_timeout_s=close_timeout_s,
+            )
+        except BaseException:
+            transport.close(timeout_s=0.5)
+            raise
+        transport.on_ready = self.kick

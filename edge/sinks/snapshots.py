@@ -1,0 +1,127 @@
+"""Snapshot folder with retention: the raw frame and the annotated frame of each alert, as PNG.
+
+The pipeline calls `write(alert, frame, annotated)` before the alert goes to the other sinks, so
+`alert.snapshot` / `alert.annotated` carry the paths. Retention keeps at most `max_count` alerts'
+snapshots and at most `max_mb` megabytes, deleting the oldest alert's files first; snapshots already
+in the folder when the run starts count too (they are ordered by name, which starts with the UTC time).
+A write that fails (disk full) is logged as one line; the alert still goes out, without paths.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections import OrderedDict
+from pathlib import Path
+from typing import Optional
+
+import cv2
+import numpy as np
+
+from edge.alert import Alert
+from edge.sinks.base import clear_problem, one_line, problem
+
+_SUFFIXES = ("_raw.png", "_annotated.png")
+_STEM = re.compile(r"^(\d{8}T\d{6}_\d{6}_[0-9a-f]{8})(_raw|_annotated)\.png$")
+
+
+class SnapshotStore:
+    name = "snapshots"
+
+    def __init__(
+        self,
+        folder: str | Path,
+        max_count: Optional[int] = None,
+        max_mb: Optional[float] = None,
+        annotated: bool = True,
+    ):
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.max_count = max_count if max_count and max_count > 0 else None
+        self.max_bytes = int(max_mb * 1024 * 1024) if max_mb and max_mb > 0 else None
+        self.annotated = annotated
+        self.deleted = 0
+        self.failed = 0
+        self._lock = threading.Lock()
+        # stem -> {path: size}, oldest first; the total is kept so retention is O(1) per alert.
+        self._groups: "OrderedDict[str, dict[Path, int]]" = OrderedDict()
+        self._bytes = 0
+        self._scan()
+        self._enforce()
+
+    def _scan(self) -> None:
+        found: dict[str, dict[Path, int]] = {}
+        for path in self.folder.iterdir():
+            m = _STEM.match(path.name)
+            if m and path.is_file():
+                found.setdefault(m.group(1), {})[path] = path.stat().st_size
+        for stem in sorted(found):
+            self._groups[stem] = found[stem]
+            self._bytes += sum(found[stem].values())
+
+    @property
+    def count(self) -> int:
+        return len(self._groups)
+
+    @property
+    def bytes(self) -> int:
+        return self._bytes
+
+    @staticmethod
+    def stem(alert: Alert) -> str:
+        # 20250301T140502_000123_1a2b3c4d: sorts by time, then frame
+        return f"{alert.time[:19].replace(':', '').replace('-', '')}_{alert.frame_index:06d}_{alert.id[:8]}"
+
+    def write(self, alert: Alert, frame: np.ndarray, annotated: Optional[np.ndarray] = None) -> None:
+        stem = self.stem(alert)
+        images = [("_raw.png", frame)]
+        if self.annotated and annotated is not None:
+            images.append(("_annotated.png", annotated))
+        written: dict[Path, int] = {}
+        for suffix, image in images:
+            path = self.folder / f"{stem}{suffix}"
+            try:
+                ok = cv2.imwrite(str(path), image)
+                size = path.stat().st_size if ok else 0
+            except (cv2.error, OSError) as exc:
+                ok, err = False, one_line(exc)
+            else:
+                err = "the image could not be written (disk full?)"
+            if not ok or size == 0:
+                self.failed += 1
+                try:
+                    path.unlink(missing_ok=True)  # a truncated PNG is worse than none
+                except OSError:
+                    pass
+                problem(f"snapshot {path} not saved: {err}; continuing", key=f"write:{self.folder}")
+                continue
+            written[path] = size
+            if suffix == "_raw.png":
+                alert.snapshot = str(path)
+            else:
+                alert.annotated = str(path)
+        if written:
+            clear_problem(f"write:{self.folder}")
+            with self._lock:
+                self._groups[stem] = written
+                self._groups.move_to_end(stem)
+                self._bytes += sum(written.values())
+                self._enforce()
+
+    def _enforce(self) -> None:
+        # Never delete the alert just written: it is what an operator will look at first.
+        while len(self._groups) > 1 and (
+            (self.max_count is not None and len(self._groups) > self.max_count)
+            or (self.max_bytes is not None and self._bytes > self.max_bytes)
+        ):
+            _, files = self._groups.popitem(last=False)
+            for path, size in files.items():
+                try:
+                    path.unlink(missing_ok=True)
+                except OSError as exc:
+                    problem(f"cannot delete old snapshot {path}: {one_line(exc)}", key=f"delete:{self.folder}")
+                self._bytes -= size
+            self.deleted += 1
+
+    def close(self) -> None:
+        pass
