@@ -19,6 +19,7 @@ from edge import __version__
 from edge.errors import EdgeError
 from edge.preprocess import Preprocessing
 from edge.scoring import ScoreConfig
+from edge.tiling import GeometryConfig
 
 SCHEMA_VERSION = 1
 MANIFEST = "bundle.json"
@@ -75,6 +76,8 @@ class Manifest(BaseModel):
     normal_scores: Optional[ScoreStats] = None
     anomalous_scores: Optional[ScoreStats] = None
     metrics: Optional[dict[str, Any]] = None
+    # Tiling / mask the threshold was calibrated with (edge.tiling); a mask path is relative to the bundle.
+    geometry: Optional[GeometryConfig] = None
     extra: dict[str, Any] = Field(default_factory=dict, description="model-specific data (e.g. CAM weights)")
 
 

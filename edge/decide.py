@@ -1,10 +1,19 @@
-"""Score → alert or not: threshold, N-of-M debounce, cooldown."""
+"""Score -> alert or not: threshold, N-of-M debounce, cooldown, and an optional part trigger.
+
+Without a trigger every frame is judged on its own (with debounce and cooldown). With one,
+frames are grouped into parts (something enters the ROI, stays, leaves) and each part raises
+at most one alert, so one bad part on a conveyor is one reject, not a burst of them.
+"""
 
 from __future__ import annotations
 
+import time
 from collections import deque
-from typing import Literal, Optional
+from dataclasses import dataclass
+from typing import Any, Callable, Literal, Optional
 
+import cv2
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
@@ -52,22 +61,177 @@ class DecisionConfig(BaseModel):
         return self
 
 
+@dataclass
+class Decision:
+    """An alert to raise: the score and whatever the caller attached to that frame."""
+
+    score: float
+    payload: Any
+    part: Optional[int] = None  # part number (part trigger only)
+    part_frames: int = 0  # frames the part was in view when the alert was decided
+
+
+class PartTrigger:
+    """Is a part in the ROI? Mean absolute difference of a small grey copy to the empty scene.
+
+    The first `learn_frames` frames are taken as the empty background (start the run with the
+    belt empty); afterwards the background follows slow light changes while no part is present.
+    """
+
+    def __init__(self, config: PartTriggerConfig, roi: Optional[tuple[int, int, int, int]] = None):
+        self.config = config
+        self.roi = roi
+        self._background: Optional[np.ndarray] = None
+        self._learned = 0
+        self._quiet = 0
+        self._small: Optional[np.ndarray] = None
+        self.present = False
+        self.difference = 0.0
+
+    @property
+    def learning(self) -> bool:
+        return self._learned < self.config.learn_frames
+
+    def _shrink(self, image: np.ndarray) -> np.ndarray:
+        if self.roi is not None:
+            x, y, w, h = self.roi
+            image = image[y : y + h, x : x + w]
+        if image.ndim == 3:
+            image = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+        width = self.config.width
+        height = max(1, int(round(image.shape[0] * width / image.shape[1])))
+        if self._small is None or self._small.shape != (height, width):
+            self._small = np.empty((height, width), np.float32)
+        small = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+        self._small[...] = small
+        return self._small
+
+    def update(self, image: np.ndarray) -> bool:
+        """Feed one frame; True while a part is in view (always False while learning)."""
+        cfg = self.config
+        small = self._shrink(image)
+        if self._background is None or self._background.shape != small.shape:
+            self._background = small.copy()
+            self._learned = 1
+            return False
+        if self.learning:
+            self._learned += 1
+            cv2.accumulateWeighted(small, self._background, 1.0 / self._learned)
+            return False
+        self.difference = float(cv2.absdiff(small, self._background).mean())
+        if not self.present:
+            if self.difference > cfg.enter:
+                self.present, self._quiet = True, 0
+            elif cfg.adapt > 0:
+                cv2.accumulateWeighted(small, self._background, cfg.adapt)
+        elif self.difference < cfg.leave:
+            self._quiet += 1
+            if self._quiet >= cfg.leave_frames:
+                self.present = False
+        else:
+            self._quiet = 0
+        return self.present
+
+
 class Decider:
-    def __init__(self, threshold: float, config: DecisionConfig | None = None):
+    """Scores in, alerts out.
+
+    Frame mode (no part trigger): an alert when `votes` of the last `window` frames are over
+    threshold, then `cooldown` frames / `cooldown_seconds` of quiet.
+
+    Part mode: frames are grouped into parts by the trigger (`frame` while a part is in view,
+    `part_left` when it has gone). A part raises at most one alert, when `votes` of `window` of
+    its frames were over threshold: its highest-scoring frame when it leaves (pick: max) or
+    the frame that completed the votes (pick: first). Parts seen for fewer than `min_frames`
+    frames raise nothing.
+
+    `keep(payload)` is called on a payload the decider holds on to past the current call (the
+    best frame of a part so far), so the caller can copy buffers it reuses.
+    """
+
+    def __init__(
+        self,
+        threshold: float,
+        config: DecisionConfig | None = None,
+        keep: Optional[Callable[[Any], Any]] = None,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.threshold = float(threshold)
         self.config = config or DecisionConfig()
+        self._keep = keep or (lambda p: p)
+        self._clock = clock
         self._recent: deque[bool] = deque(maxlen=self.config.window)
         self._quiet_left = 0
+        self._quiet_until = 0.0
+        # part mode
+        self.parts = 0
+        self._in_part = False
+        self._part_frames = 0
+        self._part_bad = False
+        self._part_alerted = False
+        self._best: Optional[Decision] = None
+
+    @property
+    def part_mode(self) -> bool:
+        return self.config.part_trigger is not None
 
     def update(self, score: float) -> bool:
-        """Feed one frame's score; True when this frame raises an alert."""
+        """Feed one frame's score; True when this frame raises an alert (frame mode)."""
+        return self.frame(score) is not None
+
+    def frame(self, score: float, payload: Any = None) -> Optional[Decision]:
+        """One scored frame (in part mode: a frame with the part in view)."""
         over = score > self.threshold
         self._recent.append(over)
+        if self.part_mode:
+            return self._part_frame(score, payload, over)
         if self._quiet_left > 0:
             self._quiet_left -= 1
-            return False
+            return None
+        if self._quiet_until and self._clock() < self._quiet_until:
+            return None
         if over and sum(self._recent) >= self.config.votes:
             self._quiet_left = self.config.cooldown
+            if self.config.cooldown_seconds:
+                self._quiet_until = self._clock() + self.config.cooldown_seconds
             self._recent.clear()
-            return True
-        return False
+            return Decision(score, payload)
+        return None
+
+    def _part_frame(self, score: float, payload: Any, over: bool) -> Optional[Decision]:
+        trigger = self.config.part_trigger
+        assert trigger is not None
+        if not self._in_part:
+            self._in_part, self._part_frames, self._part_bad, self._part_alerted = True, 0, False, False
+            self._best = None
+            self.parts += 1
+            self._recent.clear()
+            self._recent.append(over)
+        self._part_frames += 1
+        if over and sum(self._recent) >= self.config.votes:
+            self._part_bad = True
+        if trigger.pick == "first":
+            if self._part_bad and not self._part_alerted and self._part_frames >= trigger.min_frames:
+                self._part_alerted = True
+                return Decision(score, payload, self.parts, self._part_frames)
+            return None
+        if self._best is None or score > self._best.score:
+            self._best = Decision(score, self._keep(payload), self.parts)
+        return None
+
+    def part_left(self) -> Optional[Decision]:
+        """The trigger says the part has gone: its alert, if it earned one (pick: max)."""
+        if not self._in_part:
+            return None
+        self._in_part = False
+        best, self._best = self._best, None
+        trigger = self.config.part_trigger
+        assert trigger is not None
+        if trigger.pick == "max" and self._part_bad and best is not None and self._part_frames >= trigger.min_frames:
+            best.part_frames = self._part_frames
+            return best
+        return None
+
+    def finish(self) -> Optional[Decision]:
+        """End of input: a part still in view is judged as if it had left."""
+        return self.part_left() if self.part_mode else None

@@ -1,13 +1,17 @@
-"""The device loop: source → preprocess → model → score → decide → sinks.
+"""The device loop: source -> geometry (ROI, tiles) -> model -> score -> decide -> sinks.
 
 Each stage is its own module; this one only wires them and keeps the books (frames, alerts,
-per-stage time).
+per-stage latency in edge.metrics). A sink or the snapshot writer failing is one line on
+stderr and a count, never the end of the run.
 """
 
 from __future__ import annotations
 
+import sys
 import time
+from collections import deque
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -17,42 +21,65 @@ import numpy as np
 from edge.alert import Alert
 from edge.annotate import annotate
 from edge.bundle import Bundle
-from edge.decide import DecisionConfig, Decider
+from edge.capture import Frame
+from edge.decide import DecisionConfig, Decider, Decision, PartTrigger
 from edge.detector import make_detector
+from edge.metrics import Metrics, MetricsConfig
 from edge.preprocess import Preprocessor
-from edge.scoring import peak_box
 from edge.sinks.base import Sink
 from edge.sources import FrameSource
+from edge.tiling import FrameScorer, GeometryConfig, Scored, Tiler
+
+Log = Callable[[str], None]
+SCORES_KEPT = 100_000  # recent scores kept in the summary; bounded for runs that last months
 
 
 @dataclass
 class RunSummary:
-    frames: int = 0
+    frames: int = 0  # frames read from the source
+    inspected: int = 0  # frames scored (frames minus those with no part in view)
     alerts: int = 0
-    skipped: int = 0
+    skipped: int = 0  # unreadable images
+    dropped: int = 0  # frames the model never saw (latest-frame mode)
+    reopens: int = 0
+    parts: int = 0  # parts seen by the part trigger
+    sink_errors: int = 0
+    stopped_by: str = ""  # end of input, max-frames, duration, signal, source lost
+    error: Optional[str] = None  # why the source was lost
     seconds: float = 0.0
     stage_seconds: dict[str, float] = field(default_factory=dict)
-    scores: list[float] = field(default_factory=list)
+    scores: deque = field(default_factory=lambda: deque(maxlen=SCORES_KEPT))
 
     @property
     def fps(self) -> float:
         return self.frames / self.seconds if self.seconds > 0 else 0.0
 
     def to_dict(self) -> dict:
-        return {
+        d = {
             "frames": self.frames,
+            "inspected": self.inspected,
             "alerts": self.alerts,
             "skipped": self.skipped,
+            "dropped": self.dropped,
+            "reopens": self.reopens,
+            "stopped_by": self.stopped_by,
             "seconds": round(self.seconds, 3),
             "fps": round(self.fps, 2),
             "stage_ms_per_frame": {
-                k: round(1000 * v / max(self.frames, 1), 3) for k, v in self.stage_seconds.items()
+                k: round(1000 * v / max(self.inspected, 1), 3) for k, v in self.stage_seconds.items()
             },
         }
+        if self.parts:
+            d["parts"] = self.parts
+        if self.sink_errors:
+            d["sink_errors"] = self.sink_errors
+        if self.error:
+            d["error"] = self.error
+        return d
 
 
 class SnapshotWriter:
-    """Raw frame and annotated frame for each alert, as PNG."""
+    """Raw frame and annotated frame for each alert, as PNG (no retention: see edge.sinks.snapshots)."""
 
     def __init__(self, folder: str | Path):
         self.folder = Path(folder)
@@ -68,74 +95,217 @@ class SnapshotWriter:
             alert.annotated = str(ann_path)
 
 
+def resolve_geometry(bundle: Bundle, override: Optional[GeometryConfig], log: Optional[Log] = None) -> tuple[GeometryConfig, Optional[Path]]:
+    """The bundle's geometry with run-time settings laid over it, and the folder a mask path is relative to.
+
+    Fields set in `override` win. Tiling that differs from the one the threshold was calibrated
+    with is allowed (a camera with a new resolution) but logged: the scores will not match.
+    """
+    stored: Optional[GeometryConfig] = getattr(bundle.manifest, "geometry", None)
+    base: Optional[Path] = bundle.path if stored is not None and stored.mask is not None else None
+    if override is None:
+        return stored or GeometryConfig(), base
+    merged = (stored or GeometryConfig()).model_dump()
+    for name in override.model_fields_set:
+        merged[name] = getattr(override, name)
+    if "mask" in override.model_fields_set:
+        base = None  # a mask given at run time is relative to the working directory
+    result = GeometryConfig.model_validate(merged)
+    if log is not None and "tiling" in override.model_fields_set and (stored.tiling if stored else None) != result.tiling:
+        calibrated = stored.tiling if stored else None
+        log(
+            f"warning: tiling {_describe_tiling(result)} differs from the calibrated {_describe_tiling_cfg(calibrated)}; "
+            "scores will not match the threshold: calibrate with the same tiling"
+        )
+    return result, base
+
+
+def _describe_tiling_cfg(tiling) -> str:
+    if tiling is None:
+        return "none (whole frame resized)"
+    size = f"{tiling.tile[0]}x{tiling.tile[1]}" if tiling.tile else "model-size"
+    return f"{size} tiles, overlap {tiling.overlap:g}"
+
+
+def _describe_tiling(geometry: GeometryConfig) -> str:
+    return _describe_tiling_cfg(geometry.tiling)
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _keep(payload):
+    # The stitched map is a reused buffer: copy it when the decider holds on to a frame.
+    frame, scored = payload
+    return frame, Scored(scored.score, scored.map.copy())
+
+
 class Pipeline:
+    """Wire a bundle to sinks. `run(source)` inspects until the end of input, a limit or `stop()`."""
+
     def __init__(
         self,
         bundle: Bundle,
         sinks: list[Sink],
-        snapshots: Optional[SnapshotWriter] = None,
+        snapshots=None,
         decision: Optional[DecisionConfig] = None,
         num_threads: Optional[int] = None,
+        *,
+        geometry: Optional[GeometryConfig] = None,
+        metrics: Optional[Metrics] = None,
+        log: Optional[Log] = None,
+        detector=None,
     ):
         self.bundle = bundle
-        self.preprocessor = Preprocessor(bundle.manifest.preprocessing)
-        self.detector = make_detector(bundle, num_threads)
-        self.decider = Decider(bundle.threshold, decision)
+        self.log: Log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+        self.geometry, mask_base = resolve_geometry(bundle, geometry, self.log)
+        self.tiler = Tiler(bundle.manifest.preprocessing, self.geometry, base=mask_base)
+        self.preprocessor = Preprocessor(self.tiler.preprocessing)
+        self.detector = detector or make_detector(bundle, num_threads)
+        self.scorer = FrameScorer(self.detector, self.tiler)
+        self.decision = decision or DecisionConfig()
+        self.decider = Decider(bundle.threshold, self.decision, keep=_keep)
+        self.trigger = PartTrigger(self.decision.part_trigger, self.tiler.roi) if self.decision.part_trigger else None
         self.sinks = sinks
         self.snapshots = snapshots
+        self.metrics = metrics or Metrics(MetricsConfig(every_seconds=0), log=self.log)
+        self.metrics.threshold = bundle.threshold
+        self.label = getattr(self.detector, "label", "anomaly")
         self._stop = False
+        self._stopped_by_signal = False
 
     def stop(self) -> None:
+        """Ask the loop to finish after the current frame (signal handlers call this)."""
         self._stop = True
+        self._stopped_by_signal = True
 
     def run(
         self,
         source: FrameSource,
         max_frames: Optional[int] = None,
         on_frame: Optional[Callable[[int, float, bool], None]] = None,
+        duration: Optional[float] = None,
     ) -> RunSummary:
-        summary = RunSummary(stage_seconds={"read": 0.0, "preprocess": 0.0, "model+score": 0.0, "decide+sinks": 0.0})
-        st = summary.stage_seconds
-        threshold = self.bundle.threshold
+        """Inspect frames until the input ends, `max_frames` are read, `duration` seconds pass or stop().
+
+        The source is closed (its capture thread stopped) when this returns; sinks are not: the
+        caller closes them, so the alerts queued in them are flushed once, at the end.
+        """
+        summary = RunSummary(stage_seconds={"preprocess": 0.0, "model": 0.0, "score": 0.0, "decide": 0.0, "alert": 0.0})
+        self.metrics.source = source
+        poll = getattr(source, "poll", None)
+        iterator = None if poll is not None else source.frames()
         start = time.perf_counter()
-        frames = source.frames()
         try:
-            while not self._stop and (max_frames is None or summary.frames < max_frames):
-                t0 = time.perf_counter()
-                frame = next(frames, None)
-                if frame is None:
+            while True:
+                if self._stop:
+                    summary.stopped_by = "signal" if self._stopped_by_signal else "stop"
                     break
-                t1 = time.perf_counter()
-                batch = self.preprocessor.prepare(frame.image)[None]
-                t2 = time.perf_counter()
-                detection = self.detector.detect(batch)
-                score = float(detection.scores[0])
-                t3 = time.perf_counter()
-                fired = self.decider.update(score)
-                if fired:
-                    self._raise(frame, detection.maps[0], score, threshold)
-                    summary.alerts += 1
-                t4 = time.perf_counter()
-                st["read"] += t1 - t0
-                st["preprocess"] += t2 - t1
-                st["model+score"] += t3 - t2
-                st["decide+sinks"] += t4 - t3
-                summary.frames += 1
-                summary.scores.append(score)
-                if on_frame:
-                    on_frame(frame.index, score, fired)
+                if max_frames is not None and summary.frames >= max_frames:
+                    summary.stopped_by = "max-frames"
+                    break
+                if duration is not None and time.perf_counter() - start >= duration:
+                    summary.stopped_by = "duration"
+                    break
+                if poll is not None:
+                    frame = poll(0.2)
+                    if frame is None:
+                        if source.ended:  # type: ignore[attr-defined]
+                            summary.error = getattr(source, "error", None)
+                            summary.stopped_by = "source lost" if summary.error else "end of input"
+                            break
+                        self.metrics.tick()
+                        continue
+                else:
+                    frame = next(iterator, None)  # type: ignore[arg-type]
+                    if frame is None:
+                        summary.stopped_by = "end of input"
+                        break
+                self._process(frame, summary, on_frame)
+                self.metrics.tick()
+            last = self.decider.finish()
+            if last is not None:
+                self._alert(last, summary)
         finally:
-            frames.close()
+            if iterator is not None:
+                iterator.close()  # type: ignore[attr-defined]
+            source.close()
             summary.seconds = time.perf_counter() - start
-            summary.skipped = source.skipped
+            summary.skipped = int(getattr(source, "skipped", 0) or 0)
+            summary.dropped = int(getattr(source, "dropped", 0) or 0)
+            summary.reopens = int(getattr(source, "reopens", 0) or 0)
+            summary.parts = self.decider.parts
+            summary.sink_errors = self.metrics.sink_errors
         return summary
 
-    def _raise(self, frame, error_map: np.ndarray, score: float, threshold: float) -> None:
+    def _process(self, frame: Frame, summary: RunSummary, on_frame) -> None:
+        st = summary.stage_seconds
+        m = self.metrics
+        summary.frames += 1
+        t0 = time.perf_counter()
         image = frame.image
-        box = peak_box(error_map, image.shape[:2])
-        alert = Alert(source=frame.source, frame_index=frame.index, score=score, threshold=threshold, box=box)
+        if self.trigger is not None and not self.trigger.update(image):
+            # Nothing in view: no inference; a part that just left gets its verdict.
+            decision = self.decider.part_left()
+            if decision is not None:
+                self._alert(decision, summary)
+            m.frame_done(float("nan"))
+            return
+        hw = image.shape[:2]
+        batch = self.tiler.tiles(image)
+        t1 = time.perf_counter()
+        detection = self.detector.detect(batch)
+        t2 = time.perf_counter()
+        scored = self.scorer.combine(detection, hw)
+        t3 = time.perf_counter()
+        decision = self.decider.frame(scored.score, (frame, scored))
+        t4 = time.perf_counter()
+        st["preprocess"] += t1 - t0
+        st["model"] += t2 - t1
+        st["score"] += t3 - t2
+        st["decide"] += t4 - t3
+        m.observe("preprocess", t1 - t0)
+        m.observe("model", t2 - t1)
+        m.observe("score", t3 - t2)
+        m.observe("decide", t4 - t3)
+        if decision is not None:
+            self._alert(decision, summary)
+            t5 = time.perf_counter()
+            st["alert"] += t5 - t4
+            m.observe("alert", t5 - t4)
+        m.observe("total", max(0.0, time.time() - frame.timestamp))
+        m.frame_done(scored.score)
+        summary.inspected += 1
+        summary.scores.append(scored.score)
+        if on_frame:
+            on_frame(frame.index, scored.score, decision is not None)
+
+    def _alert(self, decision: Decision, summary: RunSummary) -> None:
+        frame, scored = decision.payload
+        image = frame.image
+        hw = image.shape[:2]
+        threshold = self.bundle.threshold
+        box = self.tiler.box(scored.map, hw)
+        extra = {}
+        if decision.part is not None:
+            extra = {"part": decision.part, "part_frames": decision.part_frames}
+        alert = Alert(
+            source=frame.source, frame_index=frame.index, score=decision.score, threshold=threshold,
+            label=self.label, box=box, time=_iso(frame.timestamp), extra=extra,
+        )
         if self.snapshots is not None:
-            annotated = annotate(image, error_map, score, threshold, box)
-            self.snapshots.write(alert, image, annotated)
+            try:
+                annotated = annotate(image, self.tiler.frame_map(scored.map, hw), decision.score, threshold, box, label=self.label)
+                self.snapshots.write(alert, image, annotated)
+            except Exception as exc:  # disk full, permissions: the alert still goes out
+                self.metrics.sink_errors += 1
+                self.log(f"snapshot for alert {alert.id[:8]} not written: {type(exc).__name__}: {exc}")
         for sink in self.sinks:
-            sink.emit(alert)
+            try:
+                sink.emit(alert)
+            except Exception as exc:
+                self.metrics.sink_errors += 1
+                self.log(f"sink {getattr(sink, 'name', type(sink).__name__)} failed on alert {alert.id[:8]}: {type(exc).__name__}: {exc}")
+        summary.alerts += 1
+        self.metrics.alerts += 1

@@ -1,38 +1,42 @@
-"""Frame sources: a camera, a video file, a folder of images."""
+"""Frame sources: cameras, video files, image folders, network streams, GStreamer, Picamera2.
+
+`SourceConfig` says where frames come from; `open_source` opens it (errors such as a missing
+file or a camera that does not open are reported right here, as one line) and returns a
+`Source` whose frames are read in a thread and kept alive by a watchdog (edge.capture).
+
+Kinds:
+  camera     index (0) or device path. Prefer /dev/v4l/by-id/usb-...-video-index0: it names the
+             camera itself and survives replugs and reboots, where /dev/video0 may change.
+  video      a file; every frame is inspected (`loop` starts again at the end).
+  images     a folder, name order; unreadable or truncated files are skipped and counted.
+  url        rtsp:// or http(s):// stream via FFmpeg, with open/read timeouts.
+  gstreamer  a pipeline string ending in appsink, e.g. a Jetson CSI camera:
+             "nvarguscamerasrc ! video/x-raw(memory:NVMM),width=1280,height=720 ! nvvidconv !
+             video/x-raw,format=BGRx ! videoconvert ! video/x-raw,format=BGR ! appsink drop=1"
+             (needs an OpenCV built with GStreamer, e.g. JetPack's; pip's wheels are not).
+  picamera2  Raspberry Pi camera module via Picamera2 (apt install python3-picamera2; make the
+             venv with --system-site-packages).
+"""
 
 from __future__ import annotations
 
+import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Literal, Optional, Protocol, Union
+from typing import Callable, Iterator, Literal, Optional, Protocol, Union
 
 import cv2
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from edge.capture import Backend, Capture, Frame, Log, WatchdogConfig
 from edge.errors import EdgeError
 from edge.imaging import list_images, read_image
 
+__all__ = ["Frame", "FrameSource", "Source", "SourceConfig", "WatchdogConfig", "open_source", "source_from_options"]
+
 SourceKind = Literal["camera", "video", "images", "url", "gstreamer", "picamera2"]
 _KINDS: tuple[str, ...] = ("camera", "video", "images", "url", "gstreamer", "picamera2")
-
-
-class WatchdogConfig(BaseModel):
-    """How a live source is kept alive: reopen when it stops delivering, with exponential backoff."""
-
-    model_config = ConfigDict(extra="forbid")
-    # No frame for this long (read() blocked, stream stalled) -> abandon the capture and reopen it.
-    stall_seconds: float = Field(5.0, gt=0, description="reopen a source that delivered nothing for this long")
-    # Handed to OpenCV (CAP_PROP_OPEN_TIMEOUT_MSEC / CAP_PROP_READ_TIMEOUT_MSEC) so network streams
-    # and some camera backends cannot block forever in open() or read().
-    open_timeout_ms: int = Field(5000, ge=0, description="OpenCV open timeout (network streams)")
-    read_timeout_ms: int = Field(5000, ge=0, description="OpenCV read timeout (network streams)")
-    backoff_initial: float = Field(0.5, gt=0, description="seconds before the first reopen attempt")
-    backoff_max: float = Field(30.0, gt=0, description="cap of the doubling delay between reopen attempts")
-    max_reopens: Optional[int] = Field(
-        None, ge=0, description="give up (end the run cleanly) after this many reopens; None: never give up"
-    )
 
 
 class SourceConfig(BaseModel):
@@ -100,15 +104,9 @@ class SourceConfig(BaseModel):
         return "latest" if self.live else "every"
 
 
-@dataclass
-class Frame:
-    index: int
-    image: np.ndarray  # uint8, BGR or grey, as decoded
-    source: str  # what the operator would recognise: camera:0, video file name, image file name
-    timestamp: float
-
-
 class FrameSource(Protocol):
+    """What the pipeline reads: frames in order, plus the books it reports."""
+
     name: str
     skipped: int
 
@@ -117,72 +115,267 @@ class FrameSource(Protocol):
     def close(self) -> None: ...
 
 
-class ImageFolderSource:
-    """Every readable image of a folder, in name order; unreadable files are counted and skipped."""
+# -- backends --------------------------------------------------------------------------------
 
-    def __init__(self, folder: str | Path):
-        self.folder = Path(folder)
-        self.files = list_images(self.folder)
-        self.name = str(self.folder)
+
+class FolderBackend:
+    """Images of a folder as a backend: read() decodes the next readable file."""
+
+    def __init__(self, files: list[Path]):
+        self.files = files
+        self._next = 0
         self.skipped = 0
+        self.current = ""
 
-    def frames(self) -> Iterator[Frame]:
-        index = 0
-        for path in self.files:
+    def read(self) -> tuple[bool, Optional[np.ndarray]]:
+        while self._next < len(self.files):
+            path = self.files[self._next]
+            self._next += 1
             image = read_image(path)
             if image is None:
                 self.skipped += 1
                 continue
-            yield Frame(index, image, path.name, time.time())
-            index += 1
-        if index == 0:
-            raise EdgeError(f"none of the {len(self.files)} images in {self.folder} could be read")
+            self.current = path.name
+            return True, image
+        return False, None
 
-    def close(self) -> None:
+    def release(self) -> None:
         pass
 
 
-class CaptureSource:
-    """OpenCV VideoCapture over a camera index, a device path or a video file."""
+class Picamera2Backend:
+    """Raspberry Pi camera via Picamera2, BGR frames like OpenCV's."""
 
-    def __init__(self, target: int | str, name: Optional[str] = None):
-        self.target = target
-        self.name = name or (f"camera:{target}" if isinstance(target, int) else Path(str(target)).name)
-        self.skipped = 0
-        if isinstance(target, str) and "://" not in target and not Path(target).exists():
-            raise EdgeError(f"video not found: {target}")
-        self._cap = cv2.VideoCapture(target)
-        if not self._cap.isOpened():
-            what = f"camera {target}" if isinstance(target, int) else f"video {target}"
-            hint = "check the index with `v4l2-ctl --list-devices`" if isinstance(target, int) else "check the file is a video OpenCV can decode"
-            raise EdgeError(f"cannot open {what}; {hint}")
+    def __init__(self, number: int, width: Optional[int], height: Optional[int]):
+        try:
+            from picamera2 import Picamera2  # type: ignore[import-not-found]
+        except ImportError:
+            raise EdgeError(
+                "Picamera2 is not installed: on Raspberry Pi OS run `sudo apt install python3-picamera2` "
+                "and create the venv with --system-site-packages, or use --camera with a USB camera"
+            ) from None
+        try:
+            self._cam = Picamera2(number)
+            # picamera2's "RGB888" is B, G, R in memory: what OpenCV calls BGR.
+            size = (width or 1280, height or 720)
+            self._cam.configure(self._cam.create_video_configuration(main={"size": size, "format": "RGB888"}))
+            self._cam.start()
+        except Exception as exc:  # the library raises RuntimeError/IndexError for a missing camera
+            raise EdgeError(f"cannot open Raspberry Pi camera {number} ({exc}); check `rpicam-hello --list-cameras`") from None
+
+    def read(self) -> tuple[bool, Optional[np.ndarray]]:
+        return True, self._cam.capture_array("main")
+
+    def release(self) -> None:
+        try:
+            self._cam.stop()
+        finally:
+            self._cam.close()
+
+
+def _camera_target(camera: Union[int, str]) -> Union[int, str]:
+    return int(camera) if isinstance(camera, int) or str(camera).isdigit() else str(camera)
+
+
+def _open_cv(config: SourceConfig) -> cv2.VideoCapture:
+    kind = config.kind
+    wd = config.watchdog
+    timeouts = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, wd.open_timeout_ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, wd.read_timeout_ms]
+    if kind == "camera":
+        target = _camera_target(config.camera)  # type: ignore[arg-type]
+        if isinstance(target, str) and not Path(target).exists():
+            raise EdgeError(
+                f"camera {target} not found (unplugged? list cameras with `ls /dev/v4l/by-id/` or "
+                "`v4l2-ctl --list-devices`)"
+            )
+        cap = cv2.VideoCapture(target, cv2.CAP_ANY)
+        hint = "check it with `v4l2-ctl --list-devices` and that this user is in the video group"
+        what = f"camera {target}"
+    elif kind == "video":
+        path = Path(config.video)  # type: ignore[arg-type]
+        if not path.is_file():
+            raise EdgeError(f"video not found: {path}")
+        cap = cv2.VideoCapture(str(path))
+        hint = "check the file is a video OpenCV can decode"
+        what = f"video {path}"
+    elif kind == "url":
+        cap = cv2.VideoCapture(config.url, cv2.CAP_FFMPEG, timeouts)  # type: ignore[arg-type]
+        hint = "check the address, credentials and that the camera is reachable (ffprobe URL)"
+        what = f"stream {config.url}"
+    elif kind == "gstreamer":
+        if not cv2.videoio_registry.hasBackend(cv2.CAP_GSTREAMER):
+            raise EdgeError(
+                "this OpenCV was built without GStreamer (pip's opencv wheels are); on a Jetson use the "
+                "system OpenCV from JetPack (python3-opencv) in a venv made with --system-site-packages"
+            )
+        cap = cv2.VideoCapture(config.gstreamer, cv2.CAP_GSTREAMER)  # type: ignore[arg-type]
+        hint = "test the pipeline with gst-launch-1.0 and end it in appsink"
+        what = "GStreamer pipeline"
+    else:  # pragma: no cover - guarded by the caller
+        raise AssertionError(kind)
+    if not cap.isOpened():
+        cap.release()
+        raise EdgeError(f"cannot open {what}; {hint}")
+    if kind == "camera":
+        if config.fourcc:
+            cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*config.fourcc))
+        if config.width:
+            cap.set(cv2.CAP_PROP_FRAME_WIDTH, config.width)
+        if config.height:
+            cap.set(cv2.CAP_PROP_FRAME_HEIGHT, config.height)
+        if config.fps:
+            cap.set(cv2.CAP_PROP_FPS, config.fps)
+        # Keep the driver's own queue short: the mailbox already picks the newest frame.
+        cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)
+    return cap
+
+
+def source_name(config: SourceConfig) -> str:
+    """What alerts and log lines call the source."""
+    kind = config.kind
+    if kind == "camera":
+        return f"camera:{config.camera}"
+    if kind == "video":
+        return Path(config.video).name  # type: ignore[arg-type]
+    if kind == "images":
+        return str(config.images)
+    if kind == "url":
+        # never log credentials embedded in a URL
+        scheme, rest = config.url.split("://", 1)  # type: ignore[union-attr]
+        return f"{scheme}://{rest.rsplit('@', 1)[-1]}"
+    if kind == "gstreamer":
+        return "gstreamer"
+    return f"picamera2:{config.picamera2}"
+
+
+# -- the source the pipeline reads ------------------------------------------------------------
+
+
+class Source:
+    """An opened source: frames from a capture thread, with drop/reopen/skip counts.
+
+    `poll(timeout)` returns the next frame or None (then look at `ended`); `frames()` iterates
+    until the end of the input; `close()` stops the capture thread.
+    """
+
+    def __init__(self, config: SourceConfig, log: Optional[Log] = None, opener: Optional[Callable[[], Backend]] = None):
+        self.config = config
+        self.kind = config.kind
+        self.name = source_name(config)
+        self.mode = config.effective_mode
+        self._folder: Optional[FolderBackend] = None
+        self._delivered = 0
+        if opener is None:
+            opener = self._default_opener()
+        name_of = (lambda b: b.current) if self.kind == "images" else None
+        self.capture = Capture(
+            opener, self.name, live=config.live, mode=self.mode, watchdog=config.watchdog,
+            loop=config.loop, log=log, name_of=name_of,
+        )
+
+    def _default_opener(self) -> Callable[[], Backend]:
+        config = self.config
+        if self.kind == "images":
+            files = list_images(config.images)  # type: ignore[arg-type]
+
+            def open_folder() -> Backend:
+                self._folder = FolderBackend(files)
+                return self._folder
+
+            return open_folder
+        if self.kind == "picamera2":
+            return lambda: Picamera2Backend(config.picamera2, config.width, config.height)  # type: ignore[arg-type]
+        return lambda: _open_cv(config)
+
+    # counts the pipeline reports
+    @property
+    def skipped(self) -> int:
+        return self._folder.skipped if self._folder is not None else 0
 
     @property
-    def fps(self) -> float:
-        return float(self._cap.get(cv2.CAP_PROP_FPS) or 0.0)
+    def dropped(self) -> int:
+        return self.capture.dropped
+
+    @property
+    def reopens(self) -> int:
+        return self.capture.reopens
+
+    @property
+    def error(self) -> Optional[str]:
+        return self.capture.error
+
+    @property
+    def ended(self) -> bool:
+        return self.capture.ended
+
+    def start(self) -> "Source":
+        self.capture.start()
+        return self
+
+    def poll(self, timeout: float = 0.2) -> Optional[Frame]:
+        """The next frame, or None if none arrived within `timeout`.
+
+        Raises EdgeError when a file or folder ends without a single frame (empty or undecodable).
+        """
+        frame = self.capture.get(timeout)
+        if frame is not None:
+            self._delivered += 1
+        elif self.capture.ended and self._delivered == 0 and not self.config.live and self.capture.error is None:
+            if self.kind == "images":
+                n = len(self._folder.files) if self._folder else 0
+                raise EdgeError(f"none of the {n} images in {self.config.images} could be read")
+            raise EdgeError(f"{self.name} delivered no frames (empty or undecodable video?)")
+        return frame
 
     def frames(self) -> Iterator[Frame]:
-        index = 0
         while True:
-            ok, image = self._cap.read()
-            if not ok or image is None:
-                break
-            yield Frame(index, image, self.name, time.time())
-            index += 1
-        if index == 0:
-            raise EdgeError(f"{self.name} delivered no frames (empty or undecodable video?)")
+            frame = self.poll(0.5)
+            if frame is not None:
+                yield frame
+            elif self.ended:
+                return
 
     def close(self) -> None:
-        self._cap.release()
+        self.capture.stop()
 
 
-def open_source(camera: Optional[str] = None, video: Optional[str] = None, images: Optional[str] = None) -> FrameSource:
-    chosen = [x for x in (camera, video, images) if x is not None]
-    if len(chosen) != 1:
-        raise EdgeError("give exactly one source: --camera N, --video FILE or --images DIR")
-    if images is not None:
-        return ImageFolderSource(images)
-    if video is not None:
-        return CaptureSource(video)
-    assert camera is not None
-    return CaptureSource(int(camera) if str(camera).isdigit() else camera, name=f"camera:{camera}")
+def open_source(
+    camera: Optional[str] = None,
+    video: Optional[str] = None,
+    images: Optional[str] = None,
+    *,
+    config: Optional[SourceConfig] = None,
+    log: Optional[Log] = None,
+    opener: Optional[Callable[[], Backend]] = None,
+) -> Source:
+    """Open a source from one of camera/video/images, or from a full SourceConfig.
+
+    `opener` replaces the backend (tests inject a fake camera this way).
+    """
+    if config is None:
+        chosen = [x for x in (camera, video, images) if x is not None]
+        if len(chosen) != 1:
+            raise EdgeError("give exactly one source: --camera N, --video FILE or --images DIR")
+        config = SourceConfig(camera=camera, video=video, images=images)
+    return Source(config, log=log, opener=opener)
+
+
+def source_from_options(base: Optional[SourceConfig] = None, **options) -> SourceConfig:
+    """A SourceConfig from command-line options laid over a config file's source section.
+
+    A source option on the command line (camera/video/images/url/gstreamer/picamera2) replaces
+    the file's source kind; other options (loop, mode, ...) override single fields. None values
+    are ignored. Invalid combinations raise EdgeError with one line.
+    """
+    given = {k: v for k, v in options.items() if v is not None}
+    data = base.model_dump(exclude_unset=True) if base is not None else {}
+    if any(k in given for k in _KINDS):
+        for k in _KINDS:
+            data.pop(k, None)
+    data.update(given)
+    try:
+        return SourceConfig.model_validate(data)
+    except ValueError as exc:
+        errors = getattr(exc, "errors", None)
+        msg = errors()[0]["msg"] if errors else str(exc)
+        raise EdgeError(f"bad source options: {msg.removeprefix('Value error, ')}") from None

@@ -1,0 +1,371 @@
+"""Threaded capture with a watchdog.
+
+A capture thread reads frames from a backend (an OpenCV VideoCapture, an image folder, a
+Picamera2, or a fake one in tests) and hands them to the inspection loop through a mailbox:
+
+* latest (cameras, streams): a one-slot mailbox. A new frame replaces an unconsumed one, which
+  is counted as dropped, so a model slower than the camera never builds a backlog and every
+  decision is made on a fresh frame.
+* every (video files, image folders): a small bounded queue; the reader waits for the model,
+  no frame is dropped (offline inspection).
+
+For live sources a supervisor thread watches the reader. When reads fail (camera unplugged,
+stream ended) or a read() blocks longer than `stall_seconds` (a stalled RTSP stream, a wedged
+driver), the reader is abandoned, never joined (a blocked read() cannot be interrupted from
+Python), and a new backend is opened with exponential backoff. Frames an abandoned reader
+returns late are thrown away. Reopens are counted; the process never exits because a camera
+went away.
+"""
+
+from __future__ import annotations
+
+import queue
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable, Literal, Optional, Protocol
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from edge.errors import EdgeError
+
+Log = Callable[[str], None]
+
+
+def _stderr(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+class WatchdogConfig(BaseModel):
+    """How a live source is kept alive: reopen when it stops delivering, with exponential backoff."""
+
+    model_config = ConfigDict(extra="forbid")
+    # No frame for this long (read() blocked, stream stalled) -> abandon the capture and reopen it.
+    stall_seconds: float = Field(5.0, gt=0, description="reopen a source whose read() has blocked this long")
+    # Handed to OpenCV (CAP_PROP_OPEN_TIMEOUT_MSEC / CAP_PROP_READ_TIMEOUT_MSEC) so network streams
+    # cannot block forever in open() or read(); the stall check covers backends that ignore them.
+    open_timeout_ms: int = Field(5000, ge=0, description="OpenCV open timeout (network streams)")
+    read_timeout_ms: int = Field(5000, ge=0, description="OpenCV read timeout (network streams)")
+    backoff_initial: float = Field(0.5, gt=0, description="seconds before the first reopen attempt")
+    backoff_max: float = Field(30.0, gt=0, description="cap of the doubling delay between reopen attempts")
+    max_reopens: Optional[int] = Field(
+        None, ge=1,
+        description="end the run cleanly after this many reopen attempts in a row without a frame; None: never give up",
+    )
+
+
+@dataclass
+class Frame:
+    index: int
+    image: np.ndarray  # uint8, BGR or grey, as decoded
+    source: str  # what the operator would recognise: camera:0, video file name, image file name
+    timestamp: float  # wall clock (time.time()) when the frame was read
+
+
+class Backend(Protocol):
+    """What the capture thread reads from; cv2.VideoCapture already is one."""
+
+    def read(self) -> tuple[bool, Optional[np.ndarray]]: ...
+
+    def release(self) -> None: ...
+
+
+Opener = Callable[[], Backend]
+
+
+class LatestMailbox:
+    """One slot: put() replaces an unread frame (counted in `dropped`); get() takes the newest."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._item: Optional[Frame] = None
+        self.dropped = 0
+
+    def put(self, item: Frame, cancelled: Callable[[], bool]) -> bool:
+        with self._cond:
+            if self._item is not None:
+                self.dropped += 1
+            self._item = item
+            self._cond.notify()
+        return True
+
+    def get(self, timeout: float) -> Optional[Frame]:
+        with self._cond:
+            if self._item is None:
+                self._cond.wait(timeout)
+            item, self._item = self._item, None
+            return item
+
+    def empty(self) -> bool:
+        return self._item is None
+
+    def wake(self) -> None:
+        with self._cond:
+            self._cond.notify_all()
+
+
+class EveryMailbox:
+    """Bounded FIFO: put() waits for the consumer, so nothing is ever dropped."""
+
+    dropped = 0
+
+    def __init__(self, size: int = 4) -> None:
+        self._q: queue.Queue[Frame] = queue.Queue(maxsize=size)
+
+    def put(self, item: Frame, cancelled: Callable[[], bool]) -> bool:
+        while not cancelled():
+            try:
+                self._q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def get(self, timeout: float) -> Optional[Frame]:
+        try:
+            return self._q.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
+    def empty(self) -> bool:
+        return self._q.empty()
+
+    def wake(self) -> None:
+        pass
+
+
+def _call_with_timeout(fn: Callable[[], Backend], timeout: float) -> Backend:
+    """Run an opener in a helper thread; a backend that opens too late is released, not used."""
+    box: dict = {}
+    done = threading.Event()
+    abandoned = threading.Event()
+
+    def target() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as exc:  # reported to the caller below
+            box["error"] = exc
+        done.set()
+        if abandoned.is_set() and "value" in box:
+            _release_quietly(box["value"])
+
+    threading.Thread(target=target, name="edge-open", daemon=True).start()
+    if not done.wait(timeout):
+        abandoned.set()
+        raise TimeoutError(f"open did not return within {timeout:.0f} s")
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+def _release_quietly(backend: Backend) -> None:
+    try:
+        backend.release()
+    except Exception:
+        pass
+
+
+class Capture:
+    """Frames from a backend, read in a thread, handed over through a mailbox, kept alive.
+
+    `opener()` opens the backend (raising EdgeError or returning one); it is called once here,
+    synchronously, so a wrong camera index or a missing file is reported at start, and again by
+    the watchdog to reopen a live source. `name_of(backend)` names the frame just read (an image
+    folder names each file); by default every frame is called `name`.
+    """
+
+    def __init__(
+        self,
+        opener: Opener,
+        name: str,
+        *,
+        live: bool,
+        mode: Literal["latest", "every"] = "latest",
+        watchdog: Optional[WatchdogConfig] = None,
+        loop: bool = False,
+        log: Optional[Log] = None,
+        name_of: Optional[Callable[[Backend], str]] = None,
+        queue_size: int = 4,
+    ):
+        self.name = name
+        self.live = live
+        self.mode = mode
+        self.loop = loop
+        self.watchdog = watchdog or WatchdogConfig()
+        self._opener = opener
+        self._log = log or _stderr
+        self._name_of = name_of
+        self._mailbox = LatestMailbox() if mode == "latest" else EveryMailbox(queue_size)
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._gen = 0  # reader generation: a reader whose generation is stale is abandoned
+        # (generation, monotonic time its read() began) / (generation, why it gave up): tagged with
+        # the generation so a late, abandoned reader cannot clear or fake its successor's state.
+        self._read_started: tuple[int, float] | None = None
+        self._reader_failed: tuple[int, str] | None = None
+        self._eos = False
+        self.error: Optional[str] = None  # why the source ended, when it was not simply its end
+        self.frames_read = 0
+        self.reopens = 0  # successful reopens
+        self.reopen_failures = 0  # attempts that did not open
+        self.loops = 0  # times a looping video started again
+        self._frames_since_open = 0
+        self._threads: list[threading.Thread] = []
+        self._started = False
+        self._backend: Optional[Backend] = opener()
+
+    # -- consumer side -------------------------------------------------------------------------
+    @property
+    def dropped(self) -> int:
+        return self._mailbox.dropped
+
+    @property
+    def ended(self) -> bool:
+        """No frame will come any more (end of file/folder, gave up, or stopped) and none is waiting."""
+        return (self._eos or self._stop.is_set()) and self._mailbox.empty()
+
+    def start(self) -> "Capture":
+        if self._started:
+            return self
+        self._started = True
+        backend, self._backend = self._backend, None
+        assert backend is not None
+        if self.live:
+            t = threading.Thread(target=self._supervise, args=(backend,), name=f"edge-watchdog {self.name}", daemon=True)
+        else:
+            self._gen += 1
+            t = threading.Thread(target=self._read, args=(self._gen, backend), name=f"edge-capture {self.name}", daemon=True)
+        self._threads.append(t)
+        t.start()
+        return self
+
+    def get(self, timeout: float = 0.2) -> Optional[Frame]:
+        """The next frame, or None when none came within `timeout` (check `ended`)."""
+        if not self._started:
+            self.start()
+        return self._mailbox.get(timeout)
+
+    def stop(self, join_timeout: float = 2.0) -> None:
+        """Stop reading and release the backend. A reader blocked in read() is left behind (daemon)."""
+        self._stop.set()
+        with self._lock:
+            self._gen += 1
+        self._mailbox.wake()
+        deadline = time.monotonic() + join_timeout
+        for t in self._threads:
+            t.join(max(0.0, deadline - time.monotonic()))
+        if self._backend is not None:  # never started
+            _release_quietly(self._backend)
+            self._backend = None
+
+    # -- reader thread -------------------------------------------------------------------------
+    def _stale(self, gen: int) -> bool:
+        return self._stop.is_set() or gen != self._gen
+
+    def _read(self, gen: int, backend: Backend) -> None:
+        try:
+            while not self._stale(gen):
+                self._read_started = (gen, time.monotonic())
+                try:
+                    ok, image = backend.read()
+                    problem = None if ok and image is not None else "read failed"
+                except Exception as exc:  # a driver or a fake backend raising: same as a failed read
+                    ok, image, problem = False, None, f"read raised {type(exc).__name__}: {exc}"
+                if self._stale(gen):
+                    return  # abandoned while blocked: what it read is not fresh any more
+                self._read_started = None
+                if problem is not None:
+                    if self.live:
+                        self._reader_failed = (gen, problem)
+                        return
+                    if problem != "read failed":
+                        self._log(f"{self.name}: {problem}; treating it as the end of the input")
+                    if self.loop and self._frames_since_open > 0:
+                        _release_quietly(backend)
+                        try:
+                            backend = self._opener()
+                        except Exception as exc:
+                            self.error = f"{self.name}: cannot start the video again ({exc})"
+                            self._log(self.error)
+                            self._end()
+                            return
+                        self._frames_since_open = 0
+                        self.loops += 1
+                        continue
+                    self._end()
+                    return
+                name = self._name_of(backend) if self._name_of else self.name
+                frame = Frame(self.frames_read, image, name, time.time())
+                self.frames_read += 1
+                self._frames_since_open += 1
+                if not self._mailbox.put(frame, lambda: self._stale(gen)):
+                    return
+        finally:
+            _release_quietly(backend)
+
+    def _end(self) -> None:
+        self._eos = True
+        self._mailbox.wake()
+
+    # -- watchdog (live sources) ---------------------------------------------------------------
+    def _supervise(self, backend: Backend) -> None:
+        wd = self.watchdog
+        delay = wd.backoff_initial
+        failed_attempts = 0
+        while not self._stop.is_set():
+            with self._lock:
+                self._gen += 1
+                gen = self._gen
+            self._reader_failed = None
+            self._read_started = None
+            self._frames_since_open = 0
+            t = threading.Thread(target=self._read, args=(gen, backend), name=f"edge-capture {self.name}", daemon=True)
+            t.start()
+            why = self._watch(gen)
+            if why is None:  # stopped
+                return
+            with self._lock:
+                self._gen += 1  # abandon the reader; if it is blocked, it stays blocked, harmlessly
+            if self._frames_since_open > 0:
+                delay, failed_attempts = wd.backoff_initial, 0
+            self._log(f"{self.name}: {why}; reopening in {delay:.1f} s")
+            backend = None
+            while not self._stop.is_set():
+                if wd.max_reopens is not None and failed_attempts >= wd.max_reopens:
+                    self.error = f"{self.name}: gave up after {failed_attempts} reopen attempts ({why})"
+                    self._log(self.error)
+                    self._end()
+                    return
+                if self._stop.wait(delay):
+                    return
+                failed_attempts += 1
+                delay = min(delay * 2, wd.backoff_max)
+                try:
+                    backend = _call_with_timeout(self._opener, wd.open_timeout_ms / 1000 + wd.stall_seconds)
+                except Exception as exc:
+                    self.reopen_failures += 1
+                    msg = str(exc) if isinstance(exc, EdgeError) else f"{type(exc).__name__}: {exc}"
+                    self._log(f"{self.name}: reopen failed ({msg}); next try in {delay:.1f} s")
+                    continue
+                if self._stop.is_set():
+                    _release_quietly(backend)
+                    return
+                self.reopens += 1
+                self._log(f"{self.name}: reopened (reopen #{self.reopens})")
+                break
+            if backend is None:
+                return
+
+    def _watch(self, gen: int) -> Optional[str]:
+        """Wait until the reader needs replacing; the reason, or None when stopping."""
+        stall = self.watchdog.stall_seconds
+        while not self._stop.wait(0.05):
+            failed = self._reader_failed
+            if failed is not None and failed[0] == gen:
+                return failed[1]
+            started = self._read_started
+            if started is not None and started[0] == gen and time.monotonic() - started[1] > stall:
+                return f"no frame for {stall:g} s (read blocked)"
+        return None
