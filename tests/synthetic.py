@@ -78,3 +78,33 @@ def write_video(path: Path, n_frames: int, defective_frames: set[int], size: int
         writer.write(cv2.cvtColor(image, cv2.COLOR_GRAY2BGR))
     writer.release()
     return path
+
+
+def crack_image(rng: np.random.Generator, size: int = 32, crack: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+    """A concrete-like BGR surface; with `crack`, a dark thin kinked line about half the image long.
+
+    Returns (image, the crack's polyline as int (3, 2) x,y points, or None).
+    """
+    grey = good_image(rng, size)
+    grey = np.clip(grey.astype(np.int16) + rng.normal(0, 6, grey.shape).astype(np.int16), 0, 255).astype(np.uint8)
+    points = None
+    if crack:
+        cx, cy = (float(v) for v in rng.uniform(size * 0.3, size * 0.7, 2))
+        angle = rng.uniform(0, np.pi)
+        half = size / 4
+        dx, dy = half * np.cos(angle), half * np.sin(angle)
+        kink = rng.uniform(-size / 16, size / 16, 2)
+        points = np.array([(cx - dx, cy - dy), (cx + kink[0], cy + kink[1]), (cx + dx, cy + dy)]).round().astype(np.int32)
+        cv2.polylines(grey, [points], False, int(rng.integers(20, 50)), thickness=max(2, size // 16))
+    return cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR), points
+
+
+def make_crack_classes(root: Path, n_per_class: int = 40, size: int = 32, seed: int = 0) -> Path:
+    """A classifier data set: root/crack/*.png (dark thin line) and root/no_crack/*.png (plain surface)."""
+    rng = np.random.default_rng(seed)
+    for name, crack in (("crack", True), ("no_crack", False)):
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for i in range(n_per_class):
+            image, _ = crack_image(rng, size, crack)
+            cv2.imwrite(str(root / name / f"{name}_{i:03d}.png"), image)
+    return root

@@ -1,0 +1,453 @@
+"""`edge train classifier`: a crack / no-crack CNN whose class activation map shows the crack.
+
+The network ends  last conv -> GlobalAveragePooling2D -> Dense softmax  with no hidden dense layer,
+so each class logit is exactly the spatial mean of a map (the CAM) plus a bias, and the device can
+draw that map from the model's feature-map output and the dense weights (edge/cam.py).
+
+Data: one sub-folder per class (e.g. crack/ and no_crack/). Every image goes through the device's
+own Preprocessor. Augmentation (flips, small rotations, brightness, contrast) runs as Keras
+preprocessing layers in the *training* model only; model.keras holds the inference model.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Literal, Optional
+
+import numpy as np
+
+from edge import __version__
+from edge.cam import CamHead, cam_maps, upsample
+from edge.errors import EdgeError
+from edge.imaging import IMAGE_EXTENSIONS, check_channels, list_images, load_images
+from edge.preprocess import Color, Preprocessing, Preprocessor
+from train.tfenv import import_tensorflow, native_output_captured
+
+Backbone = Literal["small", "mobilenetv2", "vgg16"]
+BACKBONES = ("small", "mobilenetv2", "vgg16")
+FEATURE_LAYER = "cam_features"  # the small CNN's last conv activation, what GAP averages
+# The last conv activation of each pretrained backbone (VGG16: before its last pooling, 2x finer).
+BACKBONE_FEATURES = {"mobilenetv2": "out_relu", "vgg16": "block5_conv3"}
+HEAD_LAYER = "classifier"
+
+
+@dataclass
+class ClassifierConfig:
+    size: int = 96
+    color: Optional[Color] = None  # None: inferred from the images
+    backbone: Backbone = "small"
+    weights: str = "none"  # none | imagenet | path to a weights file (pretrained backbones only)
+    filters: tuple[int, ...] = (16, 32, 64, 64)
+    epochs: int = 15
+    batch_size: int = 32
+    val_split: float = 0.2
+    test_split: float = 0.0
+    patience: int = 4
+    learning_rate: float = 2e-3
+    augment: bool = True
+    seed: int = 0
+    positive: str = "crack"
+    threads: Optional[int] = None
+
+
+@dataclass
+class ClassImages:
+    class_names: list[str]
+    paths: list[Path]
+    labels: np.ndarray  # (N,) int class index
+    frames: np.ndarray  # uint8 (N, H, W, C) through the device's Preprocessor
+    preprocessing: Preprocessing
+    skipped: list[Path] = field(default_factory=list)
+
+
+def class_folders(data: str | Path) -> list[Path]:
+    """Sub-folders of `data` that hold images, sorted by name: one per class."""
+    data = Path(data)
+    if not data.is_dir():
+        raise EdgeError(f"data folder not found: {data} (expected one sub-folder of images per class, e.g. crack/ no_crack/)")
+    folders = sorted(
+        d for d in data.iterdir()
+        if d.is_dir() and not d.name.startswith(".")
+        and any(p.suffix.lower() in IMAGE_EXTENSIONS for p in d.iterdir() if p.is_file())
+    )
+    if len(folders) < 2:
+        found = ", ".join(d.name for d in folders) or "none"
+        raise EdgeError(
+            f"{data} needs at least two sub-folders of images, one per class (e.g. crack/ and no_crack/); "
+            f"found {found}"
+        )
+    return folders
+
+
+def load_class_images(data: str | Path, size: int, color: Optional[Color] = None) -> ClassImages:
+    if size < 16:
+        raise EdgeError(f"--size {size} is too small for a classifier; use at least 16 (e.g. 96 or 128)")
+    folders = class_folders(data)
+    paths, images, labels, skipped = [], [], [], []
+    for index, folder in enumerate(folders):
+        loaded = load_images(list_images(folder), what=f"images in {folder}")
+        paths += loaded.paths
+        images += loaded.images
+        labels += [index] * len(loaded.images)
+        skipped += loaded.skipped
+    if color is None:
+        color = "grey" if check_channels(images, paths) == 1 else "rgb"
+    preprocessing = Preprocessing(width=size, height=size, color=color)
+    frames = Preprocessor(preprocessing).prepare_batch(images)
+    return ClassImages([f.name for f in folders], paths, np.asarray(labels), frames, preprocessing, skipped)
+
+
+def stratified_split(labels: np.ndarray, val_split: float, test_split: float, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(train, validation, test) indices, each class split in the same proportions; fixed by seed."""
+    from sklearn.model_selection import train_test_split
+
+    for name, frac in (("--val-split", val_split), ("--test-split", test_split)):
+        if not 0.0 <= frac < 1.0:
+            raise EdgeError(f"{name} {frac} must be in [0, 1) (e.g. 0.2 for 20 % held back)")
+    if val_split + test_split >= 0.9:
+        raise EdgeError(f"--val-split + --test-split = {val_split + test_split:.2f} leaves too little to train on")
+    counts = np.bincount(labels)
+    if counts.min() < 3:
+        raise EdgeError(f"every class needs at least 3 readable images to split; class sizes are {counts.tolist()}")
+    index = np.arange(len(labels))
+    test = np.array([], int)
+    if test_split > 0:
+        index, test = train_test_split(index, test_size=test_split, stratify=labels[index], random_state=seed)
+    val = np.array([], int)
+    if val_split > 0:
+        index, val = train_test_split(
+            index, test_size=val_split / (1.0 - test_split), stratify=labels[index], random_state=seed + 1
+        )
+    return np.sort(index), np.sort(val), np.sort(test)
+
+
+# ---------------------------------------------------------------- models
+
+
+def build_small_cnn(input_shape: tuple[int, int, int], n_classes: int, filters: tuple[int, ...]):
+    """Strided conv blocks (Conv3x3 + BN + ReLU), a stride-1 last block, GAP, Dense softmax.
+
+    All blocks but the last halve the resolution, so 96 px and four blocks give a 12x12 CAM.
+    """
+    import keras
+    from keras import layers
+
+    if not filters:
+        raise EdgeError("--filters needs at least one number, e.g. 16,32,64,64")
+    inputs = keras.Input(input_shape, name="image")
+    x = inputs
+    for i, f in enumerate(filters):
+        last = i == len(filters) - 1
+        x = layers.Conv2D(f, 3, strides=1 if last else 2, padding="same", use_bias=False, name=f"conv{i + 1}")(x)
+        # Moving variance starts at 0, not 1: conv outputs of low-contrast surfaces have variances
+        # ~1e-3, and a start of 1 would take hundreds of steps to forget (inference then lags
+        # training by epochs on a small data set). Momentum 0.9 settles within a few epochs.
+        x = layers.BatchNormalization(momentum=0.9, moving_variance_initializer="zeros", name=f"bn{i + 1}")(x)
+        x = layers.ReLU(name=FEATURE_LAYER if last else f"relu{i + 1}")(x)
+    return _head(inputs, x, n_classes, "crack_cnn")
+
+
+def _head(inputs, features, n_classes: int, name: str):
+    import keras
+    from keras import layers
+
+    x = layers.GlobalAveragePooling2D(name="gap")(features)
+    x = layers.Dropout(0.2, name="dropout")(x)  # identity at inference: the CAM stays exact
+    outputs = layers.Dense(n_classes, activation="softmax", name=HEAD_LAYER)(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def _caffe_bgr_layer():
+    """[0, 1] RGB -> VGG16's input (BGR, 0..255, ImageNet mean removed) as one fixed 1x1 conv."""
+    import keras
+
+    kernel = np.zeros((1, 1, 3, 3), np.float32)
+    for rgb, bgr in ((0, 2), (1, 1), (2, 0)):
+        kernel[0, 0, rgb, bgr] = 255.0
+    bias = -np.array([103.939, 116.779, 123.68], np.float32)
+    layer = keras.layers.Conv2D(3, 1, name="vgg_preprocess", trainable=False)
+    return layer, [kernel, bias]
+
+
+def build_backbone(input_shape: tuple[int, int, int], n_classes: int, backbone: str, weights: str):
+    """MobileNetV2 or VGG16 (optionally with ImageNet or local weights), GAP, Dense softmax.
+
+    Pretrained backbones are frozen (only the head trains); `--weights none` trains everything.
+    """
+    import keras
+
+    if input_shape[2] != 3:
+        raise EdgeError(f"--backbone {backbone} takes colour images; pass --color rgb")
+    if weights not in ("none", "imagenet") and not Path(weights).is_file():
+        raise EdgeError(
+            f"--weights {weights}: no such file; pass --weights imagenet, --weights none, "
+            "or the path of a local no-top weights file (.h5 / .weights.h5)"
+        )
+    inputs = keras.Input(input_shape, name="image")
+    if backbone == "mobilenetv2":
+        x = keras.layers.Rescaling(2.0, offset=-1.0, name="mobilenet_preprocess")(inputs)
+        factory = keras.applications.MobileNetV2
+        kwargs = {"alpha": 1.0}
+    else:
+        pre, pre_weights = _caffe_bgr_layer()
+        x = pre(inputs)
+        pre.set_weights(pre_weights)
+        factory = keras.applications.VGG16
+        kwargs = {}
+    keras_weights = None if weights == "none" else weights
+    try:
+        with native_output_captured():
+            base = factory(include_top=False, weights=keras_weights, input_tensor=x, **kwargs)
+    except EdgeError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - download / file errors come as many types
+        reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        if weights == "imagenet":
+            raise EdgeError(
+                f"could not download the ImageNet weights for {backbone} ({reason}); without internet, "
+                "pass --weights none to train from scratch or --weights PATH to a local no-top weights file"
+            ) from None
+        raise EdgeError(f"could not load --weights {weights} into {backbone} ({reason}); is it a no-top {backbone} weights file?") from None
+    if keras_weights is not None:
+        base.trainable = False
+    features = base.get_layer(BACKBONE_FEATURES[backbone]).output
+    return _head(inputs, features, n_classes, f"crack_{backbone}")
+
+
+def augmentation(seed: int):
+    """Training-only: flips, rotations up to ~18 degrees, brightness and contrast +-15 %."""
+    import keras
+    from keras import layers
+
+    return keras.Sequential(
+        [
+            layers.RandomFlip("horizontal_and_vertical", seed=seed),
+            layers.RandomRotation(0.05, fill_mode="reflect", seed=seed + 1),
+            layers.RandomBrightness(0.15, value_range=(0.0, 1.0), seed=seed + 2),
+            layers.RandomContrast(0.15, seed=seed + 3),
+        ],
+        name="augmentation",
+    )
+
+
+def feature_layer_name(model) -> str:
+    names = {layer.name for layer in model.layers}
+    for name in (FEATURE_LAYER, *BACKBONE_FEATURES.values()):
+        if name in names:
+            return name
+    raise EdgeError(f"{model.name} has no CAM feature layer ({FEATURE_LAYER}); it is not a classifier from `edge train classifier`")
+
+
+def two_output_model(model):
+    """Keras model with outputs [class probabilities, last conv feature map] (what export converts)."""
+    import keras
+
+    features = model.get_layer(feature_layer_name(model)).output
+    return keras.Model(model.inputs, [model.outputs[0], features], name=f"{model.name}_cam")
+
+
+def cam_head(model, class_names: list[str], positive: str) -> CamHead:
+    kernel, bias = model.get_layer(HEAD_LAYER).get_weights()
+    return CamHead(tuple(class_names), class_names.index(positive), kernel.astype(np.float32), bias.astype(np.float32))
+
+
+# ---------------------------------------------------------------- metrics
+
+
+def classification_metrics(labels: np.ndarray, probs: np.ndarray, class_names: list[str], positive_index: int) -> dict:
+    """Accuracy, per-class precision/recall/F1, confusion matrix (argmax decision), positive-class AUROC."""
+    from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support, roc_auc_score
+
+    pred = probs.argmax(axis=1)
+    k = list(range(len(class_names)))
+    precision, recall, f1, support = precision_recall_fscore_support(labels, pred, labels=k, zero_division=0)
+    out = {
+        "count": int(len(labels)),
+        "accuracy": float(accuracy_score(labels, pred)),
+        "per_class": {
+            name: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]), "support": int(support[i])}
+            for i, name in enumerate(class_names)
+        },
+        "confusion_matrix": {
+            "labels": list(class_names),
+            "rows_true_cols_predicted": confusion_matrix(labels, pred, labels=k).tolist(),
+        },
+    }
+    positive = (labels == positive_index).astype(int)
+    if 0 < positive.sum() < len(positive):
+        out["positive_auroc"] = float(roc_auc_score(positive, probs[:, positive_index]))
+    return out
+
+
+# ---------------------------------------------------------------- training
+
+
+def _progress_callback(epochs: int, steps: int):
+    import keras
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    class RichProgress(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.progress = Progress(
+                TextColumn("[bold]epoch {task.fields[epoch]}/" + str(epochs)), BarColumn(), MofNCompleteColumn(),
+                TextColumn("{task.fields[info]}"), TimeRemainingColumn(), transient=False,
+            )
+            self.progress.start()
+            self.task = None
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.task = self.progress.add_task("", total=steps, epoch=epoch + 1, info="")
+
+        def on_train_batch_end(self, batch, logs=None):
+            info = f"loss {logs.get('loss', 0):.4f} acc {logs.get('accuracy', 0):.3f}" if logs else ""
+            self.progress.update(self.task, completed=batch + 1, info=info)
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs = logs or {}
+            info = f"loss {logs.get('loss', 0):.4f} acc {logs.get('accuracy', 0):.3f}"
+            if "val_loss" in logs:
+                info += f" | val loss {logs['val_loss']:.4f} acc {logs.get('val_accuracy', 0):.3f}"
+            self.progress.update(self.task, completed=steps, info=info)
+
+        def on_train_end(self, logs=None):
+            self.progress.stop()
+
+    return RichProgress()
+
+
+def _log(msg: str) -> None:
+    import sys
+
+    print(msg, file=sys.stderr)
+
+
+def train_classifier(data: str | Path, out: str | Path, config: Optional[ClassifierConfig] = None, progress: bool = True) -> Path:
+    """Train, evaluate and write RUN_DIR (model.keras, run.json, metrics.json, history, CAM grid)."""
+    cfg = config or ClassifierConfig()
+    if cfg.backbone not in BACKBONES:
+        raise EdgeError(f"unknown --backbone {cfg.backbone!r}; choose one of {', '.join(BACKBONES)}")
+    if cfg.weights != "none" and cfg.backbone == "small":
+        raise EdgeError("--weights applies to --backbone mobilenetv2 or vgg16; the small CNN trains from scratch")
+    if cfg.epochs < 1 or cfg.batch_size < 1:
+        raise EdgeError("--epochs and --batch-size must be at least 1")
+    out = Path(out)
+    color = cfg.color or ("rgb" if cfg.backbone != "small" else None)
+    images = load_class_images(data, cfg.size, color)
+    names = images.class_names
+    if cfg.positive not in names:
+        raise EdgeError(
+            f"positive class {cfg.positive!r} is not one of the class folders ({', '.join(names)}); "
+            "pass --positive with the folder name of the defect class"
+        )
+    positive_index = names.index(cfg.positive)
+    if images.skipped:
+        _log(f"skipped {len(images.skipped)} unreadable or truncated image(s), e.g. {images.skipped[0]}")
+    counts = np.bincount(images.labels, minlength=len(names))
+    _log(f"{len(images.paths)} images, classes: " + ", ".join(f"{n} {c}" for n, c in zip(names, counts))
+         + f"; {cfg.size}x{cfg.size} {images.preprocessing.color}")
+    train_idx, val_idx, test_idx = stratified_split(images.labels, cfg.val_split, cfg.test_split, cfg.seed)
+
+    tf = import_tensorflow(cfg.threads)
+    import keras
+    from sklearn.utils.class_weight import compute_class_weight
+
+    keras.utils.set_random_seed(cfg.seed)
+    shape = images.preprocessing.input_shape
+    if cfg.backbone == "small":
+        model = build_small_cnn(shape, len(names), tuple(cfg.filters))
+    else:
+        model = build_backbone(shape, len(names), cfg.backbone, cfg.weights)
+    inputs = keras.Input(shape, name="image")
+    x = augmentation(cfg.seed)(inputs) if cfg.augment else inputs
+    trainer = keras.Model(inputs, model(x), name="trainer")
+    trainer.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+
+    to_float = lambda idx: images.frames[idx].astype(np.float32) / np.float32(255.0)  # noqa: E731
+    x_train, y_train = to_float(train_idx), images.labels[train_idx]
+    # 'balanced' weights: each class counts as much as the others whatever its image count.
+    present = np.unique(y_train)
+    weights = compute_class_weight("balanced", classes=present, y=y_train)
+    class_weight = {int(c): float(w) for c, w in zip(present, weights)}
+    validation = (to_float(val_idx), images.labels[val_idx]) if len(val_idx) else None
+    monitor = "val_loss" if validation else "loss"
+    callbacks = [keras.callbacks.EarlyStopping(monitor=monitor, patience=cfg.patience, restore_best_weights=True)]
+    steps = int(np.ceil(len(train_idx) / cfg.batch_size))
+    if progress:
+        callbacks.append(_progress_callback(cfg.epochs, steps))
+    started = time.perf_counter()
+    history = trainer.fit(
+        x_train, y_train, batch_size=cfg.batch_size, epochs=cfg.epochs, validation_data=validation,
+        class_weight=class_weight, callbacks=callbacks, verbose=0, shuffle=True,
+    )
+    seconds = time.perf_counter() - started
+    hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
+
+    out.mkdir(parents=True, exist_ok=True)
+    model.save(out / "model.keras")
+    metrics: dict = {"decision": "argmax (positive probability > 0.5 with two classes)", "positive_class": cfg.positive}
+    predict = lambda idx: model.predict(to_float(idx), batch_size=64, verbose=0)  # noqa: E731
+    for split, idx in (("train", train_idx), ("validation", val_idx), ("test", test_idx)):
+        if len(idx):
+            metrics[split] = classification_metrics(images.labels[idx], predict(idx), names, positive_index)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    (out / "history.json").write_text(json.dumps(hist, indent=2) + "\n")
+
+    rel = lambda idx: [str(images.paths[i]) for i in idx]  # noqa: E731
+    arch = asdict(cfg)
+    arch["filters"] = list(cfg.filters)
+    run = {
+        "kind": "classifier",
+        "edge_inspect_version": __version__,
+        "data": str(Path(data).resolve()),
+        "class_names": names,
+        "positive_class": cfg.positive,
+        "positive_index": positive_index,
+        "preprocessing": images.preprocessing.model_dump(),
+        "feature_layer": feature_layer_name(model),
+        "config": arch,
+        "class_weight": {names[c]: w for c, w in class_weight.items()},
+        "epochs_run": len(hist.get("loss", [])),
+        "best_epoch": int(np.argmin(hist[monitor])) + 1,
+        "best_" + monitor: float(np.min(hist[monitor])),
+        "train_seconds": round(seconds, 1),
+        "train_files": rel(train_idx),
+        "train_labels": images.labels[train_idx].tolist(),
+        "val_files": rel(val_idx),
+        "val_labels": images.labels[val_idx].tolist(),
+        "test_files": rel(test_idx),
+        "test_labels": images.labels[test_idx].tolist(),
+        "skipped": [str(p) for p in images.skipped],
+    }
+    (out / "run.json").write_text(json.dumps(run, indent=2) + "\n")
+
+    from train.cam_plots import plot_cam_grid, plot_history
+
+    plot_history(hist, out / "history.png")
+    show = val_idx if len(val_idx) else (test_idx if len(test_idx) else train_idx)
+    show = _pick_for_grid(images.labels[show], show, positive_index, per_row=6)
+    feats_model = two_output_model(model)
+    probs, feats = feats_model.predict(to_float(show), batch_size=64, verbose=0)
+    head = cam_head(model, names, cfg.positive)
+    cams = np.maximum(upsample(cam_maps(feats, head), shape[:2]), 0.0)
+    plot_cam_grid(images.frames[show], cams, images.labels[show], probs, names, positive_index, out / "cam_grid.png")
+
+    held = "validation" if "validation" in metrics else "train"
+    m = metrics[held]
+    _log(f"trained {run['epochs_run']} epoch(s) in {seconds:.0f} s; {held} accuracy {m['accuracy']:.4f}"
+         + (f", test accuracy {metrics['test']['accuracy']:.4f}" if "test" in metrics else ""))
+    _log(f"wrote {out / 'model.keras'}, run.json, metrics.json, history.png, cam_grid.png in {out}")
+    return out
+
+
+def _pick_for_grid(labels: np.ndarray, idx: np.ndarray, positive_index: int, per_row: int) -> np.ndarray:
+    """Up to `per_row` positives then `per_row` others, spread over the split (deterministic)."""
+    picks = []
+    for mask in (labels == positive_index, labels != positive_index):
+        chosen = idx[mask]
+        if len(chosen) > per_row:
+            chosen = chosen[np.linspace(0, len(chosen) - 1, per_row).round().astype(int)]
+        picks.append(chosen)
+    return np.concatenate(picks)
