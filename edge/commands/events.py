@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from datetime import datetime
 from pathlib import Path
 from typing import Optional
@@ -57,20 +58,21 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
         from rich.table import Table
 
-        table = Table(caption=f"{len(rows)} of {total} matching events, newest first ({db})", caption_justify="left")
-        table.add_column("time (local)", no_wrap=True)
-        table.add_column("source")
-        table.add_column("frame", justify="right")
-        table.add_column("score", justify="right")
-        table.add_column("threshold", justify="right")
-        table.add_column("label")
-        table.add_column("box x,y,w,h")
+        table = Table(
+            caption=f"{len(rows)} of {total} matching events, newest first ({db}); full records: --json",
+            caption_justify="left",
+        )
+        for name, justify, width in (("time (local)", "left", 19), ("source", "left", 8), ("frame", "right", 5),
+                                     ("score", "right", 7), ("threshold", "right", 7), ("label", "left", 7),
+                                     ("box x,y,w,h", "left", 11), ("id", "left", 8)):
+            table.add_column(name, justify=justify, no_wrap=True, min_width=width)
+        # The file name is enough to find it; the folder is the same for every row of one run.
         table.add_column("snapshot", overflow="fold")
-        table.add_column("id")
         for r in rows:
             table.add_row(
-                _local(r["time"]), r["source"], str(r["frame_index"]), f"{r['score']:.5g}",
-                f"{r['threshold']:.5g}", r["label"], ",".join(map(str, r["box"])) if r["box"] else "",
-                r["snapshot"] or "", r["id"][:8],
+                _local(r["time"]), r["source"], str(r["frame_index"]), f"{r['score']:.4g}", f"{r['threshold']:.4g}",
+                r["label"], ",".join(map(str, r["box"])) if r["box"] else "", r["id"][:8],
+                Path(r["snapshot"]).name if r["snapshot"] else "",
             )
-        Console(soft_wrap=False).print(table)
+        # Piped into a file or less: don't squeeze the table to 80 columns.
+        Console(width=None if sys.stdout.isatty() else 200).print(table)

@@ -1,4 +1,8 @@
-"""`edge run`: inspect frames from a camera, video or image folder with a bundle."""
+"""`edge run`: inspect frames from a camera, video or image folder with a bundle.
+
+Settings come from a YAML config (`--config`, see edge/config.py and deploy/edge.example.yaml);
+command-line options override the file.
+"""
 
 from __future__ import annotations
 
@@ -11,13 +15,14 @@ from typing import Optional
 import typer
 
 from edge.bundle import load_bundle
+from edge.config import MqttConfig, RunConfig, WebhookConfig, load_config
 from edge.decide import DecisionConfig
 from edge.errors import EdgeError
+from edge.metrics import Metrics
 from edge.model import interpreter_backend
-from edge.pipeline import Pipeline, RunSummary, SnapshotWriter
-from edge.sinks.console import ConsoleSink
-from edge.sinks.jsonl import JsonlSink
-from edge.sources import open_source
+from edge.pipeline import Pipeline, RunSummary
+from edge.sinks.factory import build_sinks
+from edge.sources import open_source, source_from_options
 
 
 def inspect(
@@ -31,64 +36,139 @@ def inspect(
     decision: Optional[DecisionConfig] = None,
     quiet: bool = False,
 ) -> RunSummary:
-    bundle = load_bundle(bundle_path)
-    source = open_source(camera=camera, video=video, images=images)
-    events_path = out / "events.jsonl"
-    sinks = [ConsoleSink(), JsonlSink(events_path)]
-    pipeline = Pipeline(bundle, sinks, SnapshotWriter(out / "snapshots"), decision, threads)
+    """A run with the default sinks (stdout, events.jsonl, events.db, snapshots/) under `out`."""
+    config = RunConfig(bundle=bundle_path, out=out, threads=threads)
+    config.source = source_from_options(camera=camera, video=video, images=images)
+    if decision is not None:
+        config.decision = decision
+    return run_config(config, max_frames=max_frames, quiet=quiet)
+
+
+def run_config(
+    config: RunConfig, max_frames: Optional[int] = None, quiet: bool = False, duration: Optional[float] = None
+) -> RunSummary:
+    """Run the device loop as `config` says, until the source ends, a limit, or SIGINT/SIGTERM."""
+    log = (lambda *a: None) if quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
+    if config.bundle is None:
+        raise EdgeError("no bundle: give --bundle DIR or `bundle:` in the config file")
+    if config.source is None:
+        raise EdgeError("no source: give --camera N, --video FILE or --images DIR, or a `source:` section in the config file")
+    bundle = load_bundle(config.bundle)
     backend, _ = interpreter_backend()
-    m = bundle.manifest
-    log = (lambda *a: None) if quiet else (lambda msg: print(msg, file=sys.stderr))
-    log(
-        f"edge run: {source.name} with {bundle.path} ({m.model.kind}, {m.model.quantization}, "
-        f"score {m.score.kind}, threshold {m.threshold.value:.6g} by {m.threshold.method}); "
-        f"interpreter: {backend}"
-    )
-
-    previous = signal.getsignal(signal.SIGINT)
-
-    def _stop(signum, _frame):
-        log("stopping (signal received) …")
-        pipeline.stop()
-
-    signal.signal(signal.SIGINT, _stop)
-    signal.signal(signal.SIGTERM, _stop)
+    # Sinks before the source: a required broker that is down stops us before the camera is opened.
+    built = build_sinks(config.sinks, config.out, config.state_dir)
+    source = None
+    metrics = Metrics(config.metrics, log=log)
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        summary = pipeline.run(source, max_frames=max_frames)
+        # The sinks are handed over one by one: the pipeline logs and counts a sink that raises.
+        pipeline = Pipeline(
+            bundle, list(built.group), built.snapshots, config.decision, config.threads,
+            geometry=config.geometry if config.geometry.model_fields_set else None, metrics=metrics, log=log,
+        )
+        source = open_source(config=config.source)
+        port = metrics.serve()
+        m = bundle.manifest
+        log(
+            f"edge run: {source.name} with {bundle.path} ({m.model.kind}, {m.model.quantization}, "
+            f"score {m.score.kind}, threshold {m.threshold.value:.6g} by {m.threshold.method}); "
+            f"interpreter: {backend}"
+        )
+        log("alerts to: " + ("; ".join(built.described) if built.described else "nowhere (all sinks off)"))
+        if port is not None:
+            log(f"prometheus metrics on http://{config.metrics.prometheus_host}:{port}/metrics")
+
+        def _stop(signum, _frame):
+            log("stopping (signal received) …")
+            pipeline.stop()
+
+        for sig in previous:
+            signal.signal(sig, _stop)
+        summary = pipeline.run(source, max_frames=max_frames, duration=duration)
     finally:
-        signal.signal(signal.SIGINT, previous)
-        source.close()
-        for sink in sinks:
-            sink.close()
+        try:
+            if source is not None:
+                source.close()
+            metrics.close()
+        finally:
+            # Flushes files, and gives network sinks a bounded time to deliver what is queued.
+            built.close()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
     log(
         f"done: {summary.frames} frames, {summary.alerts} alerts, {summary.skipped} unreadable skipped, "
-        f"{summary.fps:.1f} fps; events: {events_path}; snapshots: {out / 'snapshots'}"
+        f"{summary.fps:.1f} fps ({summary.stopped_by or 'finished'})"
     )
     log("summary " + json.dumps(summary.to_dict()))
     return summary
 
 
+def _mqtt_from_flag(value: str, current: Optional[MqttConfig]) -> MqttConfig:
+    host, sep, port = value.rpartition(":")
+    if not sep:
+        host, port = value, ""
+    if not host or (port and not port.isdigit()):
+        raise EdgeError(f"--mqtt {value}: give HOST or HOST:PORT")
+    data = current.model_dump() if current is not None else {}
+    data.update(host=host, port=int(port) if port else data.get("port"))
+    return MqttConfig.model_validate(data)
+
+
+def _flag_model(flag: str, make):
+    try:
+        return make()
+    except ValueError as exc:
+        errors = getattr(exc, "errors", None)
+        msg = errors()[0]["msg"] if errors else str(exc)
+        raise EdgeError(f"{flag}: {msg.removeprefix('Value error, ')}") from None
+
+
 def register(app: typer.Typer) -> None:
     @app.command("run")
     def run(
-        bundle: Path = typer.Option(..., "--bundle", "-b", help="Bundle folder made by `edge calibrate`."),
+        config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML run config (see deploy/edge.example.yaml); the options below override it."),
+        bundle: Optional[Path] = typer.Option(None, "--bundle", "-b", help="Bundle folder made by `edge calibrate`."),
         camera: Optional[str] = typer.Option(None, "--camera", help="Camera index (0) or device path (/dev/v4l/by-id/...)."),
         video: Optional[str] = typer.Option(None, "--video", help="Video file to inspect frame by frame."),
         images: Optional[str] = typer.Option(None, "--images", help="Folder of images to inspect in name order."),
-        out: Path = typer.Option(Path("edge-out"), "--out", "-o", help="Where events.jsonl and snapshots/ go."),
+        out: Optional[Path] = typer.Option(None, "--out", "-o", help="Where events.jsonl, events.db and snapshots/ go [default: edge-out]."),
+        state: Optional[Path] = typer.Option(None, "--state", help="Where the network sinks keep undelivered alerts [default: OUT/state]."),
         max_frames: Optional[int] = typer.Option(None, "--max-frames", min=1, help="Stop after this many frames."),
         threads: Optional[int] = typer.Option(None, "--threads", min=1, help="Interpreter threads (default: all cores)."),
-        votes: int = typer.Option(1, "--votes", min=1, help="Alert when this many of the last --window frames are over threshold."),
-        window: int = typer.Option(1, "--window", min=1, help="Frames considered for --votes."),
-        cooldown: int = typer.Option(0, "--cooldown", min=0, help="Frames to stay quiet after an alert."),
+        votes: Optional[int] = typer.Option(None, "--votes", min=1, help="Alert when this many of the last --window frames are over threshold [default: 1]."),
+        window: Optional[int] = typer.Option(None, "--window", min=1, help="Frames considered for --votes [default: 1]."),
+        cooldown: Optional[int] = typer.Option(None, "--cooldown", min=0, help="Frames to stay quiet after an alert [default: 0]."),
+        mqtt: Optional[str] = typer.Option(None, "--mqtt", help="Also publish alerts to this MQTT broker, HOST or HOST:PORT (topic edge-inspect/alerts)."),
+        webhook: Optional[str] = typer.Option(None, "--webhook", help="Also POST each alert as JSON to this URL."),
     ) -> None:
         """Inspect a camera, a video or an image folder; one JSON line per alert on stdout.
 
-        Each alert is also appended to OUT/events.jsonl with a raw and an annotated snapshot
-        (error heatmap over the frame) in OUT/snapshots/. Ctrl-C stops cleanly.
+        By default each alert also goes to OUT/events.jsonl (rotated), the SQLite store OUT/events.db
+        (query it with `edge events`) and OUT/snapshots/ (raw and annotated frame, oldest deleted past
+        the retention limits). MQTT, webhook and GPIO outputs are set in the --config file; MQTT and
+        webhook alerts are queued on disk and delivered at least once, even across broker outages
+        and restarts. Ctrl-C or SIGTERM stops cleanly.
         """
-        try:
-            decision = DecisionConfig(votes=votes, window=window, cooldown=cooldown)
-        except ValueError as exc:
-            raise EdgeError(f"bad decision options: {exc.errors()[0]['msg']}") from None  # type: ignore[attr-defined]
-        inspect(bundle, camera, video, images, out, max_frames, threads, decision)
+        cfg = load_config(config) if config is not None else RunConfig()
+        if bundle is not None:
+            cfg.bundle = bundle
+        if out is not None:
+            cfg.out = out
+        if state is not None:
+            cfg.state = state
+        if threads is not None:
+            cfg.threads = threads
+        source_flags = {"camera": camera, "video": video, "images": images}
+        if cfg.source is not None or any(v is not None for v in source_flags.values()):
+            cfg.source = source_from_options(cfg.source, **source_flags)
+        decision_flags = {k: v for k, v in {"votes": votes, "window": window, "cooldown": cooldown}.items() if v is not None}
+        if decision_flags:
+            cfg.decision = _flag_model(
+                "decision options", lambda: DecisionConfig.model_validate({**cfg.decision.model_dump(), **decision_flags})
+            )
+        if mqtt is not None:
+            cfg.sinks.mqtt = _flag_model("--mqtt", lambda: _mqtt_from_flag(mqtt, cfg.sinks.mqtt))
+        if webhook is not None:
+            current = cfg.sinks.webhook.model_dump() if cfg.sinks.webhook is not None else {}
+            cfg.sinks.webhook = _flag_model("--webhook", lambda: WebhookConfig.model_validate({**current, "url": webhook}))
+        run_config(cfg, max_frames=max_frames)
