@@ -6,8 +6,10 @@ tensorflow.lite as a last resort on a desktop. The device installs only the firs
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -21,6 +23,25 @@ _BACKENDS = (
     ("tflite-runtime", "tflite_runtime.interpreter"),
     ("tensorflow.lite", "tensorflow.lite"),
 )
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced():
+    """The interpreter's C++ side prints an INFO line per model load; keep the operator's terminal clean."""
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(fd)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), fd)
+        yield
+    finally:
+        os.dup2(saved, fd)
+        os.close(saved)
 
 
 def interpreter_backend() -> tuple[str, type]:
@@ -81,8 +102,9 @@ class TFLiteModel:
         self.path = path
         self.backend, interpreter_cls = interpreter_backend()
         try:
-            self._interpreter = interpreter_cls(model_path=str(path), num_threads=num_threads)
-            self._interpreter.allocate_tensors()
+            with _native_stderr_silenced():
+                self._interpreter = interpreter_cls(model_path=str(path), num_threads=num_threads)
+                self._interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise EdgeError(f"{path} is not a valid TFLite model ({exc}); re-export it with `edge export`") from None
         self._input_detail = self._interpreter.get_input_details()[0]
