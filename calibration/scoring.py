@@ -42,8 +42,15 @@ def _autoencoder_scorer(model: TFLiteModel, card: ModelCard, score: ScoreConfig)
     return lambda batch: detector.detect(batch).scores
 
 
+def _classifier_scorer(model: TFLiteModel, card: ModelCard, score: ScoreConfig) -> BatchScorer:
+    from calibration.classifier import make_scorer  # crack probability + CAM head: calibration/classifier.py
+
+    return make_scorer(model, card, score)
+
+
 KINDS: dict[str, KindSpec] = {
     "autoencoder": KindSpec(_autoencoder_scorer, "anomaly score (reconstruction error)"),
+    "classifier": KindSpec(_classifier_scorer, "positive-class probability (e.g. crack)"),
 }
 
 

@@ -66,10 +66,17 @@ class ClassifierDetector:
         model.check_frame_shape(bundle.manifest.preprocessing.input_shape)
         return cls(model, CamHead.from_extra(bundle.manifest.extra))
 
+    def _run(self, batch_u8: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return split_outputs(self.model.predict(batch_u8), len(self.head.class_names))
+
+    def probabilities(self, batch_u8: np.ndarray) -> np.ndarray:
+        """(N, K) class probabilities only (calibration: no maps needed)."""
+        return self._run(batch_u8)[0]
+
     def detect(self, batch_u8: np.ndarray) -> Detection:
         if batch_u8.ndim == 3:
             batch_u8 = batch_u8[None]
-        probs, features = split_outputs(self.model.predict(batch_u8), len(self.head.class_names))
+        probs, features = self._run(batch_u8)
         maps = heatmaps(features, self.head, batch_u8.shape[1:3])
         return Detection(probs[:, self.head.positive_index].copy(), maps, probs)
 

@@ -123,8 +123,13 @@ def export_run(
     run_dir = Path(run_dir)
     run = read_run(run_dir)
     kind = run["kind"]
+    if kind == "classifier":  # two outputs + CAM head in the card: see export/classifier.py
+        from export.classifier import export_classifier_run
+
+        return export_classifier_run(run_dir, quantize, representative=representative, out=out,
+                                     check_parity=check_parity, log=log)
     if kind != "autoencoder":
-        raise EdgeError(f"{run_dir} holds a {kind!r} run; this edge-inspect exports autoencoder runs only")
+        raise EdgeError(f"{run_dir} holds a {kind!r} run; this edge-inspect exports autoencoder and classifier runs")
     preprocessing = Preprocessing.model_validate(run["preprocessing"])
     score = ScoreConfig.model_validate(run.get("score", {}))
 

@@ -15,7 +15,7 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Callable, Literal, Optional
 
 import numpy as np
 
@@ -285,46 +285,14 @@ def classification_metrics(labels: np.ndarray, probs: np.ndarray, class_names: l
 # ---------------------------------------------------------------- training
 
 
-def _progress_callback(epochs: int, steps: int):
-    import keras
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    class RichProgress(keras.callbacks.Callback):
-        def on_train_begin(self, logs=None):
-            self.progress = Progress(
-                TextColumn("[bold]epoch {task.fields[epoch]}/" + str(epochs)), BarColumn(), MofNCompleteColumn(),
-                TextColumn("{task.fields[info]}"), TimeRemainingColumn(), transient=False,
-            )
-            self.progress.start()
-            self.task = None
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self.task = self.progress.add_task("", total=steps, epoch=epoch + 1, info="")
-
-        def on_train_batch_end(self, batch, logs=None):
-            info = f"loss {logs.get('loss', 0):.4f} acc {logs.get('accuracy', 0):.3f}" if logs else ""
-            self.progress.update(self.task, completed=batch + 1, info=info)
-
-        def on_epoch_end(self, epoch, logs=None):
-            logs = logs or {}
-            info = f"loss {logs.get('loss', 0):.4f} acc {logs.get('accuracy', 0):.3f}"
-            if "val_loss" in logs:
-                info += f" | val loss {logs['val_loss']:.4f} acc {logs.get('val_accuracy', 0):.3f}"
-            self.progress.update(self.task, completed=steps, info=info)
-
-        def on_train_end(self, logs=None):
-            self.progress.stop()
-
-    return RichProgress()
-
-
 def _log(msg: str) -> None:
     import sys
 
     print(msg, file=sys.stderr)
 
 
-def train_classifier(data: str | Path, out: str | Path, config: Optional[ClassifierConfig] = None, progress: bool = True) -> Path:
+def train_classifier(data: str | Path, out: str | Path, config: Optional[ClassifierConfig] = None, progress: bool = True,
+                     log: Callable[[str], None] = _log) -> Path:
     """Train, evaluate and write RUN_DIR (model.keras, run.json, metrics.json, history, CAM grid)."""
     cfg = config or ClassifierConfig()
     if cfg.backbone not in BACKBONES:
@@ -344,9 +312,9 @@ def train_classifier(data: str | Path, out: str | Path, config: Optional[Classif
         )
     positive_index = names.index(cfg.positive)
     if images.skipped:
-        _log(f"skipped {len(images.skipped)} unreadable or truncated image(s), e.g. {images.skipped[0]}")
+        log(f"skipped {len(images.skipped)} unreadable or truncated image(s), e.g. {images.skipped[0]}")
     counts = np.bincount(images.labels, minlength=len(names))
-    _log(f"{len(images.paths)} images, classes: " + ", ".join(f"{n} {c}" for n, c in zip(names, counts))
+    log(f"{len(images.paths)} images, classes: " + ", ".join(f"{n} {c}" for n, c in zip(names, counts))
          + f"; {cfg.size}x{cfg.size} {images.preprocessing.color}")
     train_idx, val_idx, test_idx = stratified_split(images.labels, cfg.val_split, cfg.test_split, cfg.seed)
 
@@ -376,7 +344,9 @@ def train_classifier(data: str | Path, out: str | Path, config: Optional[Classif
     callbacks = [keras.callbacks.EarlyStopping(monitor=monitor, patience=cfg.patience, restore_best_weights=True)]
     steps = int(np.ceil(len(train_idx) / cfg.batch_size))
     if progress:
-        callbacks.append(_progress_callback(cfg.epochs, steps))
+        from train.progress import rich_progress_callback
+
+        callbacks.append(rich_progress_callback(cfg.epochs, steps))
     started = time.perf_counter()
     history = trainer.fit(
         x_train, y_train, batch_size=cfg.batch_size, epochs=cfg.epochs, validation_data=validation,
@@ -436,9 +406,9 @@ def train_classifier(data: str | Path, out: str | Path, config: Optional[Classif
 
     held = "validation" if "validation" in metrics else "train"
     m = metrics[held]
-    _log(f"trained {run['epochs_run']} epoch(s) in {seconds:.0f} s; {held} accuracy {m['accuracy']:.4f}"
+    log(f"trained {run['epochs_run']} epoch(s) in {seconds:.0f} s; {held} accuracy {m['accuracy']:.4f}"
          + (f", test accuracy {metrics['test']['accuracy']:.4f}" if "test" in metrics else ""))
-    _log(f"wrote {out / 'model.keras'}, run.json, metrics.json, history.png, cam_grid.png in {out}")
+    log(f"wrote {out / 'model.keras'}, run.json, metrics.json, history.png, cam_grid.png in {out}")
     return out
 
 

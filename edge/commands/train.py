@@ -32,7 +32,7 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(..., "--out", "-o", help="Run folder to write (created if missing)."),
         size: int = typer.Option(128, "--size", min=8, help="Model input side in pixels (square)."),
         color: Optional[str] = typer.Option(
-            None, "--color", help="grey or rgb. Default: what the images are; a folder mixing both needs this.",
+            None, "--color", metavar="grey|rgb", help="grey or rgb. Default: what the images are; a folder mixing both needs this.",
         ),
         filters: str = typer.Option("32,64", "--filters", help="Encoder filters per block; each block halves the image."),
         latent: int = typer.Option(64, "--latent", min=1, help="Size of the dense bottleneck vector."),
@@ -50,12 +50,15 @@ def register(app: typer.Typer) -> None:
         """Train a convolutional autoencoder on good parts: a defect is what it cannot reconstruct.
 
         Strided Conv2D + LeakyReLU + BatchNorm encoder, dense latent vector, Conv2DTranspose
-        decoder with a sigmoid output; MSE loss, Adam. Images pass through the device's own
-        preprocessing, then /255. Unreadable or truncated files are skipped and counted.
+        decoder, sigmoid output; MSE loss, Adam, early stopping on the validation loss.
+        Images pass through the device's own preprocessing, then /255; unreadable or
+        truncated files are skipped and counted.
 
-        Writes OUT/model.keras, OUT/run.json (preprocessing, score, file lists, seed, architecture,
-        best validation loss), OUT/history.json + history.png and OUT/reconstructions.png
-        (input / reconstruction / error map of validation images).
+        Writes OUT/model.keras, OUT/run.json (preprocessing, score, file lists, seed,
+        architecture, best validation loss), OUT/history.json + history.png and
+        OUT/reconstructions.png (input / reconstruction / error map, validation images).
+
+        Example: edge train autoencoder --data datasets/magnetic-tile --out runs/ae --size 128
         """
         from edge.errors import EdgeError
 
@@ -69,3 +72,72 @@ def register(app: typer.Typer) -> None:
             batch_size=batch_size, val_split=val_split, patience=patience, seed=seed,
             learning_rate=learning_rate, threads=threads,
         )
+
+    @train_app.command("classifier")
+    def classifier(
+        data: Path = typer.Option(
+            ..., "--data", "-d",
+            help="Folder with one sub-folder of images per class, e.g. crack/ and no_crack/. Sizes may differ: "
+            "every image is resized to --size the way the device does it.",
+        ),
+        out: Path = typer.Option(..., "--out", "-o", help="Run folder to write (created if missing)."),
+        size: int = typer.Option(96, "--size", min=16, help="Model input side in pixels (square)."),
+        color: Optional[str] = typer.Option(
+            None, "--color", metavar="grey|rgb", help="grey or rgb. Default: what the images are (rgb with a pretrained backbone).",
+        ),
+        positive: str = typer.Option("crack", "--positive", help="The class folder that raises alerts (the defect)."),
+        backbone: str = typer.Option(
+            "small", "--backbone",
+            help="small: a 4-block CNN trained from scratch (works offline, fast on a Pi); mobilenetv2 or vgg16: "
+            "Keras applications, pretrained with --weights imagenet (a download) or a local file.",
+        ),
+        weights: str = typer.Option(
+            "none", "--weights",
+            help="For mobilenetv2/vgg16: imagenet (downloaded by Keras: needs internet), none (from scratch), "
+            "or the path of a no-top weights file. Pretrained backbones are frozen; only the head trains.",
+        ),
+        filters: str = typer.Option("16,32,64,64", "--filters", help="Small CNN: filters per block; all but the last halve the image."),
+        epochs: int = typer.Option(15, "--epochs", min=1, help="Most epochs to train (early stopping may end sooner)."),
+        batch_size: int = typer.Option(32, "--batch-size", min=1, help="Images per training step."),
+        val_split: float = typer.Option(0.2, "--val-split", min=0.0, max=0.9,
+                                        help="Fraction held back for validation (early stopping, metrics, CAM grid)."),
+        test_split: float = typer.Option(0.0, "--test-split", min=0.0, max=0.9,
+                                         help="Fraction held back untouched for a final test (metrics.json 'test', export parity)."),
+        patience: int = typer.Option(4, "--patience", min=0,
+                                     help="Stop after this many epochs without a better validation loss; the best weights are kept."),
+        augment: bool = typer.Option(True, "--augment/--no-augment",
+                                     help="Random flips, small rotations, brightness and contrast while training."),
+        seed: int = typer.Option(0, "--seed", help="Random seed for the split and Keras."),
+        learning_rate: float = typer.Option(2e-3, "--learning-rate", min=0.0, help="Adam learning rate."),
+        threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for TensorFlow (default: all)."),
+    ) -> None:
+        """Train a crack / no-crack CNN whose class activation map (CAM) shows where the crack is.
+
+        The network ends last conv -> global average pooling -> dense softmax with no hidden dense
+        layer, so the CAM is exact and the device draws it from the feature map and the dense
+        weights (no second model). Classes are weighted against imbalance.
+
+        Writes OUT/model.keras, OUT/run.json (classes, positive class, preprocessing, file lists),
+        OUT/metrics.json (accuracy, per-class precision/recall, confusion matrix per split),
+        OUT/history.json + history.png and OUT/cam_grid.png (CAM overlays on validation images).
+        Then: edge export OUT --quantize int8.
+        """
+        from edge.errors import EdgeError
+
+        if color is not None and color not in ("grey", "rgb"):
+            raise EdgeError(f"--color {color!r} must be grey or rgb")
+        try:
+            filter_list = tuple(int(f) for f in filters.split(",") if f.strip())
+        except ValueError:
+            raise EdgeError(f"--filters {filters!r} must be comma-separated integers, e.g. 16,32,64,64") from None
+        if not filter_list or min(filter_list) < 1:
+            raise EdgeError(f"--filters {filters!r} must be positive integers, e.g. 16,32,64,64")
+        require_tensorflow("train classifier")
+        from train.classifier import ClassifierConfig, train_classifier
+
+        config = ClassifierConfig(
+            size=size, color=color, backbone=backbone, weights=weights, filters=filter_list,  # type: ignore[arg-type]
+            epochs=epochs, batch_size=batch_size, val_split=val_split, test_split=test_split, patience=patience,
+            learning_rate=learning_rate, augment=augment, seed=seed, positive=positive, threads=threads,
+        )
+        train_classifier(data, out, config)

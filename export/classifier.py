@@ -1,0 +1,186 @@
+"""`edge export` for a classifier run: a .tflite with two outputs and a card carrying the CAM head.
+
+Outputs: the class probabilities (N, K) and the last conv feature map (N, h, w, C). The dense
+kernel and bias go into the card's `extra` (then the bundle's), so the device computes the class
+activation map itself (edge/cam.py) without a second model. TFLite may reorder outputs; the
+device finds them by shape (edge.cam.split_outputs).
+
+Parity is checked on held-back images through edge's own code: Keras vs .tflite accuracy,
+largest probability difference, decision agreement and CAM correlation.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+
+from edge.bundle import ModelCard, write_card
+from edge.cam import CamHead, cam_maps
+from edge.errors import EdgeError
+from edge.preprocess import Preprocessing, to_unit_float
+from edge.scoring import ScoreConfig
+
+Log = Callable[[str], None]
+MAX_PARITY = 200
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+@dataclass
+class ClassifierParity:
+    images: int
+    source: str  # "test", "validation" or "training"
+    keras_accuracy: float
+    tflite_accuracy: float
+    decision_agreement: float  # fraction of images with the same argmax class
+    prob_max_abs_diff: float
+    cam_pearson_mean: Optional[float]  # mean per-image correlation of the positive-class CAM
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def describe(self) -> str:
+        cam = "n/a" if self.cam_pearson_mean is None else f"{self.cam_pearson_mean:.4f}"
+        return (
+            f"parity on {self.images} {self.source} images: accuracy Keras {self.keras_accuracy:.4f}, "
+            f"TFLite {self.tflite_accuracy:.4f}; same decision on {self.decision_agreement:.1%}; "
+            f"max |probability diff| {self.prob_max_abs_diff:.3g}; CAM correlation {cam}"
+        )
+
+
+def tflite_predict(model_path: Path, frames_u8: np.ndarray, head: CamHead, batch: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """(probabilities, raw contrast CAMs at feature resolution) from a .tflite through edge's code."""
+    from edge.cam import split_outputs
+    from edge.model import TFLiteModel
+
+    model = TFLiteModel(model_path, num_threads=1)
+    probs, cams = [], []
+    for i in range(0, len(frames_u8), batch):
+        p, f = split_outputs(model.predict(frames_u8[i : i + batch]), len(head.class_names))
+        probs.append(p)
+        cams.append(cam_maps(f, head))
+    return np.concatenate(probs), np.concatenate(cams)
+
+
+def parity(cam_model, head: CamHead, tflite_path: Path, frames_u8: np.ndarray, labels: np.ndarray, source: str) -> ClassifierParity:
+    keras_probs, keras_feats = cam_model.predict(to_unit_float(frames_u8), verbose=0, batch_size=32)
+    keras_cams = cam_maps(np.asarray(keras_feats), head)
+    lite_probs, lite_cams = tflite_predict(tflite_path, frames_u8, head)
+    corr = []
+    for a, b in zip(keras_cams, lite_cams):
+        if a.std() > 0 and b.std() > 0:
+            corr.append(float(np.corrcoef(a.ravel(), b.ravel())[0, 1]))
+    return ClassifierParity(
+        images=len(frames_u8),
+        source=source,
+        keras_accuracy=float(np.mean(keras_probs.argmax(1) == labels)),
+        tflite_accuracy=float(np.mean(lite_probs.argmax(1) == labels)),
+        decision_agreement=float(np.mean(keras_probs.argmax(1) == lite_probs.argmax(1))),
+        prob_max_abs_diff=float(np.abs(keras_probs - lite_probs).max()),
+        cam_pearson_mean=float(np.mean(corr)) if corr else None,
+    )
+
+
+def held_back(run: dict, preprocessing: Preprocessing, limit: int = MAX_PARITY) -> tuple[np.ndarray, np.ndarray, str]:
+    """Frames and labels for parity: the run's test files, else validation, else training."""
+    from train.data import frames_from_files
+
+    for split, files_key, labels_key in (("test", "test_files", "test_labels"), ("validation", "val_files", "val_labels"),
+                                         ("training", "train_files", "train_labels")):
+        files = run.get(files_key) or []
+        if not files:
+            continue
+        label_of = dict(zip(map(str, files), run.get(labels_key) or []))
+        frames, used = frames_from_files(files, preprocessing, limit)
+        if len(used):
+            return frames, np.array([label_of.get(str(p), -1) for p in used]), split
+    return np.empty((0, *preprocessing.input_shape), np.uint8), np.empty(0, int), "none"
+
+
+def export_classifier_run(
+    run_dir: str | Path,
+    quantize: str = "int8",
+    *,
+    representative: Optional[str | Path] = None,
+    out: Optional[str | Path] = None,
+    check_parity: bool = True,
+    log: Log = _stderr,
+) -> Path:
+    """Convert a classifier RUN_DIR/model.keras to a two-output .tflite plus card; return its path."""
+    from export.convert import convert_keras
+    from export.run import _default_out, representative_frames
+    from train.runinfo import MODEL_FILE, read_run
+
+    run_dir = Path(run_dir)
+    run = read_run(run_dir)
+    if run["kind"] != "classifier":
+        raise EdgeError(f"{run_dir} holds a {run['kind']!r} run, not a classifier")
+    for key in ("class_names", "positive_class"):
+        if key not in run:
+            raise EdgeError(f"{run_dir / 'run.json'} lacks {key}; re-run `edge train classifier`")
+    preprocessing = Preprocessing.model_validate(run["preprocessing"])
+
+    rep = None
+    if quantize == "int8":
+        # Both classes: the ranges must cover crack features too, not only clean surface.
+        rep, rep_source = representative_frames(run, preprocessing, representative)
+        if len(rep) == 0:
+            raise EdgeError(
+                f"--quantize int8 needs representative images to set the integer ranges, but none of the "
+                f"training images listed in {run_dir / 'run.json'} can be read (moved or deleted?); "
+                "pass --representative DIR with a few dozen images of every class"
+            )
+        log(f"int8 ranges from {len(rep)} representative frames ({rep_source})")
+
+    from train.tfenv import import_tensorflow, native_output_captured
+
+    import_tensorflow()
+    import keras
+
+    from train.classifier import cam_head, two_output_model
+
+    try:
+        with native_output_captured():
+            model = keras.models.load_model(run_dir / MODEL_FILE, compile=False)
+    except Exception as exc:  # a corrupt or foreign file: say which, not a traceback
+        raise EdgeError(f"cannot load {run_dir / MODEL_FILE} ({type(exc).__name__}: {exc}); re-run `edge train classifier`") from None
+    cam_model = two_output_model(model)
+    head = cam_head(model, list(run["class_names"]), run["positive_class"])
+    log(f"converting {run_dir / MODEL_FILE} to TFLite ({quantize}) with two outputs: probabilities and feature map …")
+    with native_output_captured():
+        flatbuffer = convert_keras(cam_model, quantize, rep)  # type: ignore[arg-type]
+
+    target = _default_out(run_dir, quantize, out)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(flatbuffer)
+
+    extra: dict = {"run": str(run_dir.resolve()), **head.to_extra()}
+    if check_parity:
+        frames, labels, source = held_back(run, preprocessing)
+        if len(frames):
+            result = parity(cam_model, head, target, frames, labels, source)
+            log(result.describe())
+            extra["parity"] = result.to_dict()
+        else:
+            log("parity not checked: none of the run's images can be read any more")
+    card = ModelCard(
+        kind="classifier",
+        quantization=quantize,  # type: ignore[arg-type]
+        preprocessing=preprocessing,
+        score=ScoreConfig(),  # unused by classifiers: the score is the positive-class probability
+        source=str((run_dir / MODEL_FILE).resolve()),
+        extra=extra,
+    )
+    card_file = write_card(target, card)
+    log(f"wrote {target} ({target.stat().st_size / 1024:.0f} KiB) and its card {card_file.name}")
+    names = list(run["class_names"])
+    others = ",".join(n for n in names if n != run["positive_class"])
+    log(f"next: edge calibrate {target} --normal DATA/{others} --anomalous DATA/{run['positive_class']} "
+        "--method f1 --out BUNDLE")
+    return target

@@ -1,0 +1,271 @@
+"""The crack classifier end to end: train, export int8 with two outputs, CAM on the device,
+calibrate a bundle, run it. Synthetic data (tests/synthetic.py: a dark thin line = crack).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from edge.cam import CamHead, cam_maps, heatmaps, peak_location, split_outputs
+from edge.errors import EdgeError
+from synthetic import crack_image, make_crack_classes
+
+SIZE = 32
+TINY = dict(size=SIZE, filters=(8, 16, 32), epochs=10, patience=10, batch_size=16, val_split=0.25, seed=0, threads=2)
+
+
+def _quiet(_message: str) -> None:
+    pass
+
+
+def _edge(*args: str, env: dict | None = None, timeout: int = 180) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "edge", *args], capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})})
+
+
+def _one_error_line(result: subprocess.CompletedProcess) -> str:
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.strip().splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+# ------------------------------------------------------------------ fixtures (built once per module)
+
+
+@pytest.fixture(scope="module")
+def crack_data(tmp_path_factory) -> Path:
+    return make_crack_classes(tmp_path_factory.mktemp("cracks") / "data", n_per_class=64, size=SIZE, seed=0)
+
+
+@pytest.fixture(scope="module")
+def classifier_run(crack_data, tmp_path_factory) -> Path:
+    pytest.importorskip("tensorflow")
+    from train.classifier import ClassifierConfig, train_classifier
+
+    return train_classifier(crack_data, tmp_path_factory.mktemp("runs") / "cls", ClassifierConfig(**TINY),
+                            progress=False, log=_quiet)
+
+
+@pytest.fixture(scope="module")
+def classifier_int8(classifier_run) -> Path:
+    from export.run import export_run
+
+    return export_run(classifier_run, "int8", log=_quiet)
+
+
+@pytest.fixture(scope="module")
+def classifier_bundle(classifier_int8, crack_data, tmp_path_factory):
+    from calibration import calibrate
+
+    return calibrate(classifier_int8, crack_data / "no_crack", crack_data / "crack", "f1",
+                     tmp_path_factory.mktemp("bundles") / "cls", progress=False, log=_quiet)
+
+
+# ------------------------------------------------------------------ CAM maths (numpy only)
+
+
+def _head(rng, channels=6, names=("crack", "no_crack")) -> CamHead:
+    return CamHead(tuple(names), 0, rng.normal(size=(channels, len(names))).astype(np.float32),
+                   rng.normal(size=len(names)).astype(np.float32))
+
+
+def test_cam_mean_plus_bias_is_the_crack_logit():
+    """With GAP + dense, the spatial mean of the contrast CAM is exactly the logit behind p(crack)."""
+    rng = np.random.default_rng(0)
+    head = _head(rng)
+    features = rng.random((3, 5, 7, 6)).astype(np.float32)
+    logits = features.mean(axis=(1, 2)) @ head.kernel + head.bias
+    probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    _, bias = head.contrast_weights()
+    cams = cam_maps(features, head)
+    assert cams.shape == (3, 5, 7)
+    p_crack = 1.0 / (1.0 + np.exp(-(cams.mean(axis=(1, 2)) + bias)))
+    np.testing.assert_allclose(p_crack, probs[:, 0], rtol=1e-5)
+
+
+def test_heatmap_is_model_sized_nonnegative_and_peaks_where_the_feature_fires():
+    head = CamHead(("crack", "no_crack"), 0, np.array([[2.0, -1.0], [0.0, 0.0]], np.float32), np.zeros(2, np.float32))
+    features = np.zeros((1, 4, 4, 2), np.float32)
+    features[0, 1, 3, 0] = 5.0  # row 1, column 3 of the 4x4 grid
+    maps = heatmaps(features, head, (32, 32))
+    assert maps.shape == (1, 32, 32) and maps.min() >= 0
+    x, y = peak_location(maps[0])
+    assert 24 <= x < 32 and 8 <= y < 16  # the cell's area at model resolution
+
+
+def test_outputs_are_found_by_shape_not_order():
+    probs, feats = np.zeros((2, 2)), np.zeros((2, 4, 4, 8))
+    for outputs in ([probs, feats], [feats, probs]):
+        p, f = split_outputs(outputs, 2)
+        assert p.shape == (2, 2) and f.shape == (2, 4, 4, 8)
+    with pytest.raises(EdgeError, match="two outputs"):
+        split_outputs([feats], 2)
+
+
+def test_cam_head_round_trips_through_json_and_refuses_a_bad_one():
+    head = _head(np.random.default_rng(1))
+    again = CamHead.from_extra(json.loads(json.dumps(head.to_extra())))
+    assert again.class_names == head.class_names and again.positive_class == "crack"
+    np.testing.assert_allclose(again.kernel, head.kernel, rtol=1e-6)
+    with pytest.raises(EdgeError, match="re-export"):
+        CamHead.from_extra({"class_names": ["a", "b"], "positive_class": "a"})
+    bad = head.to_extra() | {"dense_kernel": [[1.0, 2.0, 3.0]]}
+    with pytest.raises(EdgeError, match="shape"):
+        CamHead.from_extra(bad)
+
+
+# ------------------------------------------------------------------ training
+
+
+def test_training_writes_the_run_folder(classifier_run):
+    run = json.loads((classifier_run / "run.json").read_text())
+    assert run["kind"] == "classifier"
+    assert run["class_names"] == ["crack", "no_crack"] and run["positive_class"] == "crack"
+    assert run["preprocessing"]["width"] == SIZE and run["preprocessing"]["color"] == "rgb"
+    assert len(run["val_files"]) == 32 and not set(run["val_files"]) & set(run["train_files"])
+    metrics = json.loads((classifier_run / "metrics.json").read_text())
+    val = metrics["validation"]
+    assert val["accuracy"] >= 0.85, val
+    assert set(val["per_class"]) == {"crack", "no_crack"}
+    assert np.sum(val["confusion_matrix"]["rows_true_cols_predicted"]) == 32
+    for name in ("model.keras", "history.json", "history.png", "cam_grid.png"):
+        assert (classifier_run / name).stat().st_size > 0
+    assert cv2.imread(str(classifier_run / "cam_grid.png")) is not None
+
+
+# ------------------------------------------------------------------ export
+
+
+def test_int8_export_has_uint8_input_and_two_outputs(classifier_int8):
+    from edge.bundle import read_card
+    from edge.model import TFLiteModel
+
+    model = TFLiteModel(classifier_int8)
+    assert model.input.dtype == "uint8" and model.input.shape[1:] == (SIZE, SIZE, 3)
+    ranks = sorted(len(o.shape) for o in model.outputs)
+    assert ranks == [2, 4]
+    card = read_card(classifier_int8)
+    assert card.kind == "classifier" and card.quantization == "int8"
+    head = CamHead.from_extra(card.extra)
+    feature_channels = [o.shape[-1] for o in model.outputs if len(o.shape) == 4][0]
+    assert head.kernel.shape == (feature_channels, 2)
+    parity = card.extra["parity"]
+    assert parity["decision_agreement"] >= 0.9
+    assert abs(parity["tflite_accuracy"] - parity["keras_accuracy"]) <= 0.1
+
+
+# ------------------------------------------------------------------ device side
+
+
+def _fresh_cracks(n: int, seed: int = 123):
+    rng = np.random.default_rng(seed)
+    images, lines = [], []
+    for _ in range(n):
+        image, points = crack_image(rng, SIZE, crack=True)
+        images.append(image)
+        lines.append(points)
+    return images, lines
+
+
+def _distance_to_polyline(x: float, y: float, points: np.ndarray) -> float:
+    best = np.inf
+    for (x0, y0), (x1, y1) in zip(points[:-1], points[1:]):
+        d = np.array([x1 - x0, y1 - y0], float)
+        t = np.clip(np.dot([x - x0, y - y0], d) / max(np.dot(d, d), 1e-9), 0, 1)
+        best = min(best, float(np.hypot(x - (x0 + t * d[0]), y - (y0 + t * d[1]))))
+    return best
+
+
+def test_detector_scores_cracks_high_and_its_cam_peaks_on_the_line(classifier_bundle):
+    from edge.detector import ClassifierDetector, make_detector
+    from edge.preprocess import Preprocessor
+
+    detector = make_detector(classifier_bundle, num_threads=1)
+    assert isinstance(detector, ClassifierDetector) and detector.label == "crack"
+    prep = Preprocessor(classifier_bundle.manifest.preprocessing)
+    cracks, lines = _fresh_cracks(24)
+    rng = np.random.default_rng(7)
+    plain = [crack_image(rng, SIZE, crack=False)[0] for _ in range(24)]
+
+    det = detector.detect(prep.prepare_batch(cracks + plain))
+    assert det.scores.shape == (48,) and det.maps.shape == (48, SIZE, SIZE)
+    assert det.maps.min() >= 0
+    np.testing.assert_allclose(det.probabilities.sum(axis=1), 1.0, atol=0.02)
+    assert det.scores[:24].mean() > det.scores[24:].mean() + 0.5
+
+    # The CAM's peak should lie on (or next to) the drawn crack: within one feature cell (4 px).
+    near = [
+        _distance_to_polyline(*peak_location(det.maps[i]), lines[i]) <= 4.0
+        for i in range(24) if det.scores[i] > classifier_bundle.threshold
+    ]
+    assert len(near) >= 18 and np.mean(near) >= 0.8, near
+
+
+def test_calibrated_bundle_carries_the_cam_head(classifier_bundle):
+    from edge.bundle import load_bundle
+
+    bundle = load_bundle(classifier_bundle.path)
+    m = bundle.manifest
+    assert m.model.kind == "classifier" and m.threshold.method == "f1"
+    assert 0.0 < m.threshold.value < 1.0
+    assert m.extra["positive_class"] == "crack" and len(m.extra["dense_bias"]) == 2
+    assert m.metrics and m.metrics["image_auroc"] >= 0.9
+    assert (bundle.path / "report" / "index.html").is_file()
+
+
+def test_edge_run_with_a_classifier_bundle_labels_alerts_crack(classifier_bundle, tmp_path):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    cracks, _ = _fresh_cracks(4, seed=99)
+    rng = np.random.default_rng(5)
+    for i, image in enumerate(cracks):
+        cv2.imwrite(str(folder / f"a_crack_{i}.png"), image)
+    for i in range(4):
+        cv2.imwrite(str(folder / f"b_plain_{i}.png"), crack_image(rng, SIZE, crack=False)[0])
+    out = tmp_path / "out"
+    result = _edge("run", "--bundle", str(classifier_bundle.path), "--images", str(folder), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    alerts = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines() if line.strip()]
+    assert alerts and all(a["label"] == "crack" for a in alerts)
+    flagged = {a["source"] for a in alerts}
+    assert sum(name.startswith("a_crack") for name in flagged) >= 3
+    assert sum(name.startswith("b_plain") for name in flagged) <= 1
+    assert all(Path(a["annotated"]).is_file() for a in alerts)
+
+
+# ------------------------------------------------------------------ CLI: bad input is one line, exit 2
+
+
+def test_imagenet_weights_offline_is_one_clear_line(crack_data, tmp_path):
+    # A dead proxy and an empty Keras cache make the download fail the same way with or without internet.
+    env = {"KERAS_HOME": str(tmp_path / "keras"), "HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9",
+           "https_proxy": "http://127.0.0.1:9", "http_proxy": "http://127.0.0.1:9"}
+    result = _edge("train", "classifier", "--data", str(crack_data), "--out", str(tmp_path / "run"),
+                   "--backbone", "mobilenetv2", "--weights", "imagenet", env=env)
+    line = _one_error_line(result)
+    assert "ImageNet weights" in line and "--weights none" in line
+    assert not (tmp_path / "run" / "model.keras").exists()
+
+
+def test_bad_data_folders_are_one_clear_line(crack_data, tmp_path):
+    one_class = tmp_path / "one"
+    (one_class / "crack").mkdir(parents=True)
+    for p in (crack_data / "crack").iterdir():
+        (one_class / "crack" / p.name).write_bytes(p.read_bytes())
+    line = _one_error_line(_edge("train", "classifier", "--data", str(one_class), "--out", str(tmp_path / "r1")))
+    assert "two sub-folders" in line
+    line = _one_error_line(_edge("train", "classifier", "--data", str(crack_data), "--out", str(tmp_path / "r2"),
+                                 "--positive", "rust"))
+    assert "rust" in line and "--positive" in line
+    line = _one_error_line(_edge("train", "classifier", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "r3")))
+    assert "not found" in line
