@@ -330,7 +330,7 @@ class Capture:
                 self._gen += 1  # abandon the reader; if it is blocked, it stays blocked, harmlessly
             if self._frames_since_open > 0:
                 delay, failed_attempts = wd.backoff_initial, 0
-            self._log(f"{self.name}: {why}; reopening in {delay:.1f} s")
+            self._log(f"{self.name}: {why}; reopening in {delay:g} s")
             backend = None
             while not self._stop.is_set():
                 if wd.max_reopens is not None and failed_attempts >= wd.max_reopens:
@@ -347,7 +347,7 @@ class Capture:
                 except Exception as exc:
                     self.reopen_failures += 1
                     msg = str(exc) if isinstance(exc, EdgeError) else f"{type(exc).__name__}: {exc}"
-                    self._log(f"{self.name}: reopen failed ({msg}); next try in {delay:.1f} s")
+                    self._log(f"{self.name}: reopen failed ({msg}); next try in {delay:g} s")
                     continue
                 if self._stop.is_set():
                     _release_quietly(backend)
