@@ -324,3 +324,56 @@ class FrameScorer:
     def score_many(self, frames: list[np.ndarray]) -> list[float]:
         """Scores of many frames (calibration). Maps are not kept."""
         return [self.score(f).score for f in frames]
+
+
+def parse_roi(text: str) -> tuple[int, int, int, int]:
+    """'x,y,w,h' (frame pixels) -> a tuple; EdgeError with the expected form otherwise."""
+    parts = text.replace(" ", "").split(",")
+    if len(parts) != 4 or not all(p.isdigit() for p in parts):
+        raise EdgeError(f"--roi {text!r}: give x,y,w,h in frame pixels, e.g. --roi 100,40,640,480")
+    x, y, w, h = (int(p) for p in parts)
+    if w <= 0 or h <= 0:
+        raise EdgeError(f"--roi {text!r}: width and height must be > 0")
+    return x, y, w, h
+
+
+def parse_tile(text: str) -> Optional[tuple[int, int]]:
+    """'model' (tiles of the model's input size: native resolution) or 'WxH' in frame pixels."""
+    if text.lower() in ("model", "native", "auto"):
+        return None
+    w, sep, h = text.lower().partition("x")
+    if not sep or not w.isdigit() or not h.isdigit() or int(w) <= 0 or int(h) <= 0:
+        raise EdgeError(f"--tile {text!r}: give 'model' (tiles at the model input size) or WxH in frame pixels, e.g. 256x256")
+    return int(w), int(h)
+
+
+def geometry_with_options(
+    base: Optional[GeometryConfig] = None,
+    roi: Optional[str] = None,
+    mask: Optional[str] = None,
+    tile: Optional[str] = None,
+    overlap: Optional[float] = None,
+) -> GeometryConfig:
+    """A config file's geometry with command-line options laid over it (None: keep the file's).
+
+    Only the fields that were set (in the file or here) count as set, so the bundle's own
+    geometry still applies to the rest (see edge.pipeline.resolve_geometry).
+    """
+    data = base.model_dump(exclude_unset=True) if base is not None else {}
+    if roi is not None:
+        data["roi"] = parse_roi(roi)
+    if mask is not None:
+        data["mask"] = mask
+    if tile is not None or overlap is not None:
+        tiling = dict(data.get("tiling") or {})
+        if tile is not None:
+            tiling["tile"] = parse_tile(tile)
+        if overlap is not None:
+            tiling["overlap"] = overlap
+        data["tiling"] = tiling
+    try:
+        return GeometryConfig.model_validate(data)
+    except ValueError as exc:
+        errors = getattr(exc, "errors", None)
+        msg = errors()[0]["msg"] if errors else str(exc)
+        raise EdgeError(f"bad geometry options: {msg.removeprefix('Value error, ')}") from None

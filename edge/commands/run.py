@@ -23,6 +23,7 @@ from edge.model import interpreter_backend
 from edge.pipeline import Pipeline, RunSummary
 from edge.sinks.factory import build_sinks
 from edge.sources import open_source, source_from_options
+from edge.tiling import geometry_with_options
 
 
 def inspect(
@@ -100,6 +101,9 @@ def run_config(
         f"{summary.fps:.1f} fps ({summary.stopped_by or 'finished'})"
     )
     log("summary " + json.dumps(summary.to_dict()))
+    if summary.stopped_by == "source lost":
+        # Non-zero exit, so a supervisor (systemd Restart=on-failure) starts us again.
+        raise EdgeError(f"{summary.error}; check the camera or stream (watchdog.max_reopens in the config)")
     return summary
 
 
@@ -140,6 +144,20 @@ def register(app: typer.Typer) -> None:
         cooldown: Optional[int] = typer.Option(None, "--cooldown", min=0, help="Frames to stay quiet after an alert [default: 0]."),
         mqtt: Optional[str] = typer.Option(None, "--mqtt", help="Also publish alerts to this MQTT broker, HOST or HOST:PORT (topic edge-inspect/alerts)."),
         webhook: Optional[str] = typer.Option(None, "--webhook", help="Also POST each alert as JSON to this URL."),
+        url: Optional[str] = typer.Option(None, "--url", help="Network stream (rtsp://user:pass@host/stream, http://...); reopened by the watchdog when it stalls."),
+        gstreamer: Optional[str] = typer.Option(None, "--gstreamer", help="GStreamer pipeline ending in appsink (Jetson CSI camera); needs an OpenCV built with GStreamer."),
+        picamera2: Optional[int] = typer.Option(None, "--picamera2", min=0, help="Raspberry Pi camera number, via Picamera2."),
+        loop: bool = typer.Option(False, "--loop", help="With --video: start again at the end (demos, soak tests)."),
+        mode: Optional[str] = typer.Option(None, "--mode", help="latest: inspect the newest frame, drop (and count) the rest, so a slow model never lags; every: inspect every frame. (default: every for --video/--images, latest for cameras and streams)"),
+        duration: Optional[float] = typer.Option(None, "--duration", min=0.0, help="Stop after this many seconds."),
+        roi: Optional[str] = typer.Option(None, "--roi", help="x,y,w,h region of the frame to inspect, in frame pixels (replaces the bundle's)."),
+        mask: Optional[str] = typer.Option(None, "--mask", help="Mask image at frame (or ROI) size: white is inspected, black is ignored in the score and heatmap."),
+        tile: Optional[str] = typer.Option(None, "--tile", help="Cut the frame into overlapping tiles instead of shrinking it: 'model' (tiles of the model input size, full resolution) or WxH in frame pixels. All tiles go through the model in one batch; calibrate with the same tiling."),
+        tile_overlap: Optional[float] = typer.Option(None, "--tile-overlap", min=0.0, max=0.89, help="With --tile: fraction of a tile shared with its neighbour (default: 0.25)."),
+        part_trigger: bool = typer.Option(False, "--part-trigger", help="One alert per part: detect parts entering and leaving the ROI against the empty belt learned at start (start with the belt empty); alert on the part's worst frame. Tune in the config file (decision.part_trigger)."),
+        cooldown_seconds: Optional[float] = typer.Option(None, "--cooldown-seconds", min=0.0, help="Seconds to stay quiet after an alert (default: 0)."),
+        metrics_every: Optional[float] = typer.Option(None, "--metrics-every", min=0.0, help="Print a metrics line (fps, latency p50/p95/p99 per stage, dropped frames, reopens, alerts) to stderr every N seconds; 0: off (default: 60)."),
+        prometheus_port: Optional[int] = typer.Option(None, "--prometheus-port", min=0, max=65535, help="Serve Prometheus metrics at http://127.0.0.1:PORT/metrics (needs prometheus-client)."),
     ) -> None:
         """Inspect a camera, a video or an image folder; one JSON line per alert on stdout.
 
@@ -158,10 +176,19 @@ def register(app: typer.Typer) -> None:
             cfg.state = state
         if threads is not None:
             cfg.threads = threads
-        source_flags = {"camera": camera, "video": video, "images": images}
+        source_flags = {"camera": camera, "video": video, "images": images, "url": url, "gstreamer": gstreamer,
+                        "picamera2": picamera2, "loop": loop or None, "mode": mode}
         if cfg.source is not None or any(v is not None for v in source_flags.values()):
             cfg.source = source_from_options(cfg.source, **source_flags)
-        decision_flags = {k: v for k, v in {"votes": votes, "window": window, "cooldown": cooldown}.items() if v is not None}
+        if any(v is not None for v in (roi, mask, tile, tile_overlap)):
+            cfg.geometry = geometry_with_options(cfg.geometry, roi, mask, tile, tile_overlap)
+        if metrics_every is not None or prometheus_port is not None:
+            given = {"every_seconds": metrics_every, "prometheus_port": prometheus_port}
+            cfg.metrics = cfg.metrics.model_copy(update={k: v for k, v in given.items() if v is not None})
+        decision_flags = {k: v for k, v in {"votes": votes, "window": window, "cooldown": cooldown,
+                                            "cooldown_seconds": cooldown_seconds}.items() if v is not None}
+        if part_trigger and cfg.decision.part_trigger is None:
+            decision_flags["part_trigger"] = {}
         if decision_flags:
             cfg.decision = _flag_model(
                 "decision options", lambda: DecisionConfig.model_validate({**cfg.decision.model_dump(), **decision_flags})
@@ -171,4 +198,4 @@ def register(app: typer.Typer) -> None:
         if webhook is not None:
             current = cfg.sinks.webhook.model_dump() if cfg.sinks.webhook is not None else {}
             cfg.sinks.webhook = _flag_model("--webhook", lambda: WebhookConfig.model_validate({**current, "url": webhook}))
-        run_config(cfg, max_frames=max_frames)
+        run_config(cfg, max_frames=max_frames, duration=duration)
