@@ -40,6 +40,7 @@ from calibration.thresholds import Method, check_anomalous, compute_threshold, p
 
 REPORT_DIR = "report"
 FEW_NORMAL = 20
+MANY_FLAGGED = 0.25  # fraction of normal images over the threshold worth a warning
 
 
 def _spec(info: TensorInfo) -> TensorSpec:
@@ -177,14 +178,20 @@ def calibrate(
     note = resolution_note(method, n_normal)
     if note:
         notes.append(note)
-    for n in notes[len(images.notes):]:
-        log(f"note: {n}")
-
     threshold = compute_threshold(method, normal_scored.scores, anomalous_scored.scores if anomalous_scored.paths else None)
     metrics = (
         detection_metrics(normal_scored.scores, anomalous_scored.scores, threshold, anomalous_groups)
         if anomalous_scored.paths else None
     )
+    flagged = false_alarm_rate(normal_scored.scores, threshold)
+    if flagged > MANY_FLAGGED:
+        note = f"{flagged:.0%} of the normal images score above the threshold: expect about that many false alarms"
+        if metrics is not None and metrics["image_auroc"] < 0.7:
+            note += (f"; the scores barely separate normal from anomalous images (AUROC {metrics['image_auroc']:.2f}): "
+                     "try another --score or a better model")
+        notes.append(note)
+    for n in notes[len(images.notes):]:
+        log(f"note: {n}")
     manifest = Manifest(
         model=ModelInfo(
             file=model_path.name,

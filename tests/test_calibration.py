@@ -285,3 +285,12 @@ def test_cli_help_explains_the_methods():
     text = " ".join(proc.stdout.split())
     for needle in ("quantile:Q", "meanstd:K", "fpr:R", "f1 = F1-optimal", "test/good", "--batch-size"):
         assert needle in text
+
+
+def test_a_threshold_flagging_many_normal_images_draws_a_note(int8_model, good_folder, tmp_path):
+    messages = []
+    bundle = calibrate(int8_model, good_folder, None, "quantile:0.5", tmp_path / "b", progress=False, log=messages.append)
+    rows = read_csv(bundle.path)
+    share = np.mean([r["over_threshold"] == "1" for r in rows])
+    assert share == 0.5
+    assert any(f"{share:.0%} of the normal images score above the threshold" in m for m in messages)
