@@ -48,6 +48,18 @@ def parse_filters(text: str | Sequence[int]) -> tuple[int, ...]:
     return values
 
 
+def check_architecture(height: int, width: int, filters: Sequence[int], latent: int) -> None:
+    """Refuse, before any data is read, a shape the decoder cannot mirror back to the input size."""
+    factor = 2 ** len(filters)
+    if height % factor or width % factor:
+        raise EdgeError(
+            f"image size {width}x{height} is not divisible by {factor} (2 to the number of --filters blocks, "
+            f"{len(filters)}); pick a size like {max(factor, (width // factor) * factor)} or fewer filters"
+        )
+    if latent <= 0:
+        raise EdgeError(f"--latent {latent} must be a positive number, e.g. 64")
+
+
 def build_autoencoder(input_shape: tuple[int, int, int], filters: Sequence[int] = (32, 64), latent: int = 64):
     """The default conv autoencoder as one Keras model: float [0, 1] (H, W, C) in, same out.
 
@@ -57,14 +69,7 @@ def build_autoencoder(input_shape: tuple[int, int, int], filters: Sequence[int] 
     from keras import layers
 
     height, width, channels = input_shape
-    factor = 2 ** len(filters)
-    if height % factor or width % factor:
-        raise EdgeError(
-            f"image size {width}x{height} is not divisible by {factor} (2 to the number of --filters blocks, "
-            f"{len(filters)}); pick a size like {max(factor, (width // factor) * factor)} or fewer filters"
-        )
-    if latent <= 0:
-        raise EdgeError(f"--latent {latent} must be a positive number, e.g. 64")
+    check_architecture(height, width, filters, latent)
 
     inputs = keras.Input(shape=input_shape, name="image")
     x = inputs
@@ -120,6 +125,7 @@ def train_autoencoder(
         raise EdgeError(f"--batch-size {batch_size} must be at least 1")
     if patience < 0:
         raise EdgeError(f"--patience {patience} must be 0 (off) or more")
+    check_architecture(size, size, filters, latent)
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise EdgeError(f"--out {out} is a file; pass a folder for the run")
@@ -142,6 +148,9 @@ def train_autoencoder(
     import keras
 
     keras.utils.set_random_seed(seed)  # Python, NumPy and TensorFlow seeds in one call
+    # Grappler's remapper tries to fuse Conv+BiasAdd+LeakyReLU in the gradient graph, fails and
+    # logs a scary (harmless) error line; without that fusion training measured no slower here.
+    tf.config.optimizer.set_experimental_options({"remapping": False})
     model = build_autoencoder(prep.input_shape, filters, latent)
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="mse")
 

@@ -21,8 +21,8 @@ def register(app: typer.Typer) -> None:
         run_dir: Path = typer.Argument(..., help="Run folder written by `edge train` (holds model.keras and run.json)."),
         quantize: str = typer.Option(
             "int8", "--quantize", "-q",
-            help="int8: full integer, uint8 in and out (fastest on a Pi, Edge TPU-ready); float16: half-size "
-            "weights; dynamic: int8 weights, float maths; float32: no quantization.",
+            help="int8: full integer, uint8 in and out (smallest; usually fastest on ARM CPUs); float16: "
+            "half-size weights; dynamic: int8 weights, float maths; float32: no quantization.",
         ),
         representative: Optional[Path] = typer.Option(
             None, "--representative", "-r",
@@ -35,10 +35,12 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Convert a trained model to TFLite and write its card (<model>.json) beside it.
 
-        Prints parity between the Keras model and the .tflite on the run's held-back images, both
-        scored by edge's own code: score correlation (Pearson), max score difference, max
-        reconstruction pixel difference. Progress goes to stderr; the last stdout line is the
-        .tflite path, for scripts: MODEL=$(edge export runs/ae -q int8 | tail -n1).
+        Prints parity between the Keras model and the .tflite on the run's held-back
+        images, both scored by edge's own code: score correlation (Pearson), max score
+        difference, max reconstruction pixel difference.
+
+        Progress goes to stderr; the last line on stdout is the .tflite path, for scripts:
+        MODEL=$(edge export runs/ae --quantize int8 | tail -n1)
         """
         from edge.errors import EdgeError
 

@@ -1,0 +1,139 @@
+"""`edge export`: real TFLite conversion of the shared tiny run, run by the device's interpreter code."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge.bundle import ModelCard, card_path, read_card
+from edge.detector import AutoencoderDetector
+from edge.errors import EdgeError
+from edge.imaging import list_images, load_images
+from edge.model import TFLiteModel
+from edge.preprocess import Preprocessing, Preprocessor
+
+pytest.importorskip("tensorflow")
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def edge_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "edge", *args], cwd=REPO, capture_output=True, text=True, timeout=300)
+
+
+def frames(folder: Path, preprocessing: Preprocessing) -> np.ndarray:
+    return Preprocessor(preprocessing).prepare_batch(load_images(list_images(folder)).images)
+
+
+def test_int8_model_takes_and_gives_uint8_and_has_its_card(int8_model):
+    model = TFLiteModel(int8_model)
+    assert model.input.dtype == "uint8" and [o.dtype for o in model.outputs] == ["uint8"]
+    assert model.input_hwc == (32, 32, 1) and model.outputs[0].shape[1:] == (32, 32, 1)
+    card = read_card(int8_model)
+    assert card.kind == "autoencoder" and card.quantization == "int8"
+    assert card.preprocessing == Preprocessing(width=32, height=32, color="grey")
+    assert card.source.endswith("model.keras")
+    parity = card.extra["parity"]
+    assert parity["source"] == "validation" and parity["images"] == 6
+    assert parity["score_pearson"] > 0.95
+
+
+def test_int8_model_on_the_device_code_separates_defects(int8_model, synthetic_mvtec):
+    """The exported model, through edge.detector as `edge run` uses it, scores defects higher."""
+    from sklearn.metrics import roc_auc_score
+
+    card = read_card(int8_model)
+    detector = AutoencoderDetector(TFLiteModel(int8_model), card.score)
+    good = detector.detect(frames(synthetic_mvtec / "test" / "good", card.preprocessing))
+    bad = detector.detect(frames(synthetic_mvtec / "test" / "defect", card.preprocessing))
+    assert good.maps.shape == (10, 32, 32)
+    auroc = roc_auc_score([0] * 10 + [1] * 10, np.concatenate([good.scores, bad.scores]))
+    assert auroc >= 0.8, auroc
+
+
+def test_int8_parity_with_keras_on_unseen_good_and_defective_images(trained_run, int8_model, synthetic_mvtec):
+    import keras
+
+    from export.run import parity
+
+    card = read_card(int8_model)
+    model = keras.models.load_model(trained_run / "model.keras", compile=False)
+    batch = np.concatenate([frames(synthetic_mvtec / "test" / d, card.preprocessing) for d in ("good", "defect")])
+    result = parity(model, int8_model, batch, card.score, "test")
+    assert result.images == 20
+    assert result.score_pearson > 0.98  # int8 keeps the ranking of the scores
+    assert result.score_max_rel_diff < 0.2
+    assert result.pixel_max_abs_diff < 0.1  # a few uint8 steps
+
+
+@pytest.mark.parametrize("quantize, pixel_tol", [("float32", 1e-4), ("float16", 1e-2), ("dynamic", 0.1)])
+def test_float_exports_run_and_match_keras(trained_run, tmp_path, quantize, pixel_tol):
+    from export.run import export_run
+
+    messages: list[str] = []
+    path = export_run(trained_run, quantize, out=tmp_path, log=messages.append)
+    assert path == tmp_path / f"model_{quantize}.tflite"
+    model = TFLiteModel(path)
+    assert model.input.dtype == "float32" and model.outputs[0].dtype == "float32"
+    card = read_card(path)
+    assert card.quantization == quantize
+    parity = card.extra["parity"]
+    assert parity["pixel_max_abs_diff"] < pixel_tol
+    assert parity["score_pearson"] > 0.99
+    assert any(m.startswith("parity on 6 validation images") for m in messages)
+
+
+def test_int8_without_training_images_needs_representative(trained_run, tmp_path, synthetic_mvtec):
+    from export.run import export_run
+
+    moved = tmp_path / "run"
+    shutil.copytree(trained_run, moved, ignore=shutil.ignore_patterns("export"))
+    run = json.loads((moved / "run.json").read_text())
+    run["train_files"] = [str(tmp_path / "gone" / Path(p).name) for p in run["train_files"]]
+    run["val_files"] = [str(tmp_path / "gone" / Path(p).name) for p in run["val_files"]]
+    (moved / "run.json").write_text(json.dumps(run))
+    with pytest.raises(EdgeError, match="--representative DIR"):
+        export_run(moved, "int8", log=lambda _m: None)
+    assert not (moved / "export" / "model_int8.tflite").exists()
+
+    messages: list[str] = []
+    path = export_run(moved, "int8", representative=synthetic_mvtec / "test" / "good", log=messages.append)
+    assert TFLiteModel(path).input.dtype == "uint8"
+    assert "10 representative frames" in messages[0]
+    assert "parity not checked" in "\n".join(messages)  # no image of the run is left to compare on
+    assert "parity" not in read_card(path).extra
+
+
+def test_cli_prints_the_model_path_last_on_stdout(trained_run, tmp_path):
+    out = tmp_path / "m.tflite"
+    result = edge_cli("export", str(trained_run), "--quantize", "float16", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [str(out)]  # nothing else on stdout: TF's chatter is kept off it
+    assert "parity on 6 validation images" in result.stderr
+    assert ModelCard.model_validate_json(card_path(out).read_text()).quantization == "float16"
+    assert "Traceback" not in result.stderr and "Saved artifact" not in result.stderr
+
+
+def _one_line_error(result: subprocess.CompletedProcess, needle: str) -> None:
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], result.stderr
+
+
+def test_cli_missing_run_dir(tmp_path):
+    _one_line_error(edge_cli("export", str(tmp_path / "nope")), "run folder not found")
+
+
+def test_cli_run_dir_without_model(tmp_path):
+    (tmp_path / "run.json").write_text("{}")
+    _one_line_error(edge_cli("export", str(tmp_path)), "no model.keras")
+
+
+def test_cli_unknown_quantization(trained_run):
+    _one_line_error(edge_cli("export", str(trained_run), "--quantize", "int4"), "unknown --quantize 'int4'")
