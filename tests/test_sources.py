@@ -315,3 +315,55 @@ def test_capture_releases_the_backend_when_stopped_before_starting():
     capture = Capture(camera.open, "fake", live=True)
     capture.stop()
     assert camera.released == 1
+
+
+# -- a real network stream (FFmpeg over loopback HTTP) -------------------------------------------
+
+
+@pytest.fixture
+def stalling_http_video(tmp_path):
+    """An HTTP server whose first response stops halfway and hangs (a stalled stream); later ones are whole."""
+    import http.server
+
+    data = write_video(tmp_path / "stream.avi", 40, set()).read_bytes()
+    requests = []
+    release = threading.Event()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            requests.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Type", "video/x-msvideo")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            if len(requests) == 1:
+                self.wfile.write(data[: len(data) // 2])
+                self.wfile.flush()
+                release.wait(20)  # the stall
+                return
+            self.wfile.write(data)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/stream.avi", requests
+    release.set()
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_stalled_network_stream_times_out_and_is_reopened(stalling_http_video):
+    url, requests = stalling_http_video
+    logs: list[str] = []
+    wd = WatchdogConfig(stall_seconds=3, read_timeout_ms=1000, open_timeout_ms=2000, backoff_initial=0.05)
+    source = open_source(config=SourceConfig(url=url, mode="every", watchdog=wd), log=logs.append)
+    try:
+        frames = collect(source, limit=35, timeout=30)
+    finally:
+        source.close()
+    assert len(frames) == 35  # about 20 before the stall, the rest from the reopened stream
+    assert source.reopens >= 1 and len(requests) >= 2
+    assert frames[0].source == url and any("reopened" in line for line in logs)
