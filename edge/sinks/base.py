@@ -52,6 +52,12 @@ def clear_problem(key: str) -> None:
         _last_logged.pop(key, None)
 
 
+def reset_problems() -> None:
+    """Forget every rate-limited key (tests, and a long-lived process that starts a new run)."""
+    with _log_lock:
+        _last_logged.clear()
+
+
 def one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
