@@ -111,6 +111,13 @@ def resolve_geometry(bundle: Bundle, override: Optional[GeometryConfig], log: Op
     if "mask" in override.model_fields_set:
         base = None  # a mask given at run time is relative to the working directory
     result = GeometryConfig.model_validate(merged)
+    calibrated_roi = bundle.manifest.preprocessing.roi
+    if log is not None and "roi" in override.model_fields_set and result.roi is not None and result.roi != calibrated_roi:
+        log(
+            f"note: roi {','.join(map(str, result.roi))} replaces the calibrated "
+            f"{','.join(map(str, calibrated_roi)) if calibrated_roi else 'whole frame'}; "
+            "keep its size (the scale the model sees) or calibrate again"
+        )
     if log is not None and "tiling" in override.model_fields_set and (stored.tiling if stored else None) != result.tiling:
         calibrated = stored.tiling if stored else None
         log(

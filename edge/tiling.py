@@ -62,6 +62,9 @@ class GeometryConfig(BaseModel):
 # -- implementation ----------------------------------------------------------------------------
 
 
+_LAYOUTS_KEPT = 8  # frame sizes whose cut (and buffers) are remembered
+
+
 def load_mask(path: str | Path, base: Optional[str | Path] = None) -> np.ndarray:
     """Read a mask image as uint8 (H, W); a relative path is taken from `base` (a bundle folder)."""
     path = Path(path)
@@ -183,6 +186,10 @@ class Tiler:
             count[py : py + mh, px : px + mw] += 1.0
         mask, mask_count = self._mask_at(key, (rh, rw), map_hw)
         layout = Layout((rh, rw), tiles, places, map_hw, 1.0 / count, mask, mask_count)
+        if len(self._layouts) >= _LAYOUTS_KEPT:  # a folder of many sizes must not grow memory forever
+            self._layouts.pop(next(iter(self._layouts)))
+            self._batch.clear()
+            self._maps.clear()
         self._layouts[key] = layout
         return layout
 

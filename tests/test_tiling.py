@@ -216,3 +216,10 @@ def test_batched_tiles_score_like_tiles_one_by_one_and_the_tensor_is_resized_onc
     tiles = tiler.tiles(frames[-1]).copy()
     maps = np.concatenate([error_maps(t[None], model2.predict(t[None])[0]) for t in tiles])
     np.testing.assert_allclose(tiler.stitch(maps, (72, 120)), scored[-1].map, atol=1e-5)
+
+
+def test_a_folder_of_many_frame_sizes_does_not_grow_memory():
+    tiler = Tiler(Preprocessing(width=16, height=16, color="grey"), GeometryConfig(tiling=TilingConfig()))
+    for size in range(40, 60):
+        assert tiler.tiles(np.zeros((size, size + 3), np.uint8)).shape[1:] == (16, 16, 1)
+    assert len(tiler._layouts) <= 8
