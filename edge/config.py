@@ -161,10 +161,11 @@ class SinksConfig(_Strict):
     @field_validator("jsonl", "sqlite", "snapshots", mode="before")
     @classmethod
     def _on_off(cls, v, info):
-        # `sqlite: false` turns a default sink off; `sqlite: true` (or {}) keeps the defaults.
+        # `sqlite: false` turns a default sink off; `sqlite: true`, `sqlite: {}` or a bare `sqlite:`
+        # keeps the defaults.
         if v is False:
             return None
-        if v is True:
+        if v is True or v is None:
             return _SWITCHABLE[info.field_name]()
         return v
 
@@ -179,6 +180,14 @@ class RunConfig(_Strict):
     out: Path = Field(Path("edge-out"), description="events, event store and snapshots")
     state: Optional[Path] = Field(None, description="outboxes of the network sinks; default <out>/state")
     threads: Optional[int] = Field(None, ge=1, description="interpreter threads; default all cores")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_sections(cls, data):
+        # A section whose keys are all commented out (`geometry:` alone) means its defaults.
+        if isinstance(data, dict):
+            data = {k: v for k, v in data.items() if not (v is None and k in ("geometry", "decision", "sinks", "metrics"))}
+        return data
 
     @property
     def state_dir(self) -> Path:
