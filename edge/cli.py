@@ -23,9 +23,9 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from edge.commands import calibrate, demo, events, export, info, run, train
+    from edge.commands import bench, calibrate, demo, eval, events, export, info, run, train
 
-    for module in (train, export, calibrate, run, events, demo, info):
+    for module in (train, export, calibrate, run, events, demo, eval, bench, info):
         module.register(app)
 
 

@@ -1,0 +1,490 @@
+"""`edge eval`: how well a bundle finds real defects, measured through the device's own code.
+
+Data in MVTec AD layout: ``test/good`` (normal), ``test/<defect>`` (anomalous) and, for pixel
+metrics, ``ground_truth/<defect>/<stem>_mask.png``. Every image is read with edge.imaging,
+prepared by the bundle's Preprocessor and run through edge.detector.make_detector, i.e. the
+exported .tflite (int8 rounding included) and the bundle's score, exactly as `edge run` would.
+
+Metrics (anomalous is the positive class; a frame is flagged when score > threshold):
+- image AUROC over test/good + all defects, and per defect type (test/good + that type);
+- pixel AUROC: the detector's anomaly map, resized (bilinear) to the image's own size, against
+  the mask (> 127), over every pixel of every test image (good images add only negatives);
+  per defect type over that type's images + test/good. Images whose long side exceeds
+  ``pixel_max_side`` are evaluated at a reduced size (map and mask alike) to bound memory;
+- precision, recall and F1 at the bundle's calibrated threshold, recall per defect type;
+- a PNG grid of the worst misses: defective images with the lowest scores and good images with
+  the highest, each with its anomaly map and mask.
+
+scikit-learn and matplotlib are desktop dependencies: imported here, never from edge/.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+import cv2
+import numpy as np
+
+from edge.bundle import Bundle, load_bundle
+from edge.detector import make_detector
+from edge.errors import EdgeError
+from edge.imaging import list_images, read_image
+from edge.preprocess import Preprocessor, crop_roi
+
+GOOD = "good"
+
+
+# ---------------------------------------------------------------- data set
+
+
+@dataclass
+class EvalSet:
+    root: Path
+    files: list[Path]
+    groups: list[str]  # "good" or the defect folder name
+    masks: list[Optional[Path]]  # ground-truth mask per file (None: good, or no mask found)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def labels(self) -> np.ndarray:
+        return np.array([g != GOOD for g in self.groups], int)
+
+
+def mask_path(root: Path, defect: str, image: Path) -> Optional[Path]:
+    """ground_truth/<defect>/<stem>_mask.png (or any image extension), None when absent."""
+    folder = root / "ground_truth" / defect
+    for candidate in [folder / f"{image.stem}_mask.png", *sorted(folder.glob(f"{image.stem}_mask.*"))]:
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_eval_set(root: str | Path) -> EvalSet:
+    """The test split of an MVTec AD folder: test/good and every other test/<defect>."""
+    root = Path(root)
+    test = root / "test"
+    if not root.is_dir():
+        raise EdgeError(f"--data folder not found: {root} (check the path)")
+    if not test.is_dir():
+        raise EdgeError(
+            f"{root} is not in MVTec AD layout: no test/ folder (expected test/good, test/<defect>, "
+            "ground_truth/<defect>/<name>_mask.png)"
+        )
+    if not (test / GOOD).is_dir():
+        raise EdgeError(f"{test} has no good/ folder: image AUROC needs defect-free test images")
+    defects = sorted(d.name for d in test.iterdir() if d.is_dir() and d.name != GOOD)
+    if not defects:
+        raise EdgeError(f"{test} has no defect folders besides good/: nothing to detect")
+    files, groups, masks, notes = [], [], [], []
+    for name in [GOOD, *defects]:
+        try:
+            found = list_images(test / name)
+        except EdgeError:
+            notes.append(f"test/{name} has no images; skipped")
+            continue
+        files += found
+        groups += [name] * len(found)
+        if name == GOOD:
+            masks += [None] * len(found)
+            continue
+        group_masks = [mask_path(root, name, f) for f in found]
+        missing = sum(m is None for m in group_masks)
+        if missing:
+            notes.append(f"{missing} of {len(found)} test/{name} images have no mask: left out of pixel AUROC")
+        masks += group_masks
+    if not any(g != GOOD for g in groups):
+        raise EdgeError(f"no defect images in {test}/<defect>/: nothing to detect")
+    return EvalSet(root, files, groups, masks, notes)
+
+
+def read_mask(path: Path, hw: tuple[int, int]) -> Optional[np.ndarray]:
+    """Boolean mask at (h, w): > 127 after a nearest-neighbour resize (masks may be JPEG-ish grey)."""
+    mask = read_image(path)
+    if mask is None:
+        return None
+    if mask.ndim == 3:
+        mask = mask.max(axis=2)
+    if mask.shape != hw:
+        mask = cv2.resize(mask, (hw[1], hw[0]), interpolation=cv2.INTER_NEAREST)
+    return mask > 127
+
+
+# ---------------------------------------------------------------- metrics (pure numpy / sklearn)
+
+
+def image_auroc(labels: np.ndarray, scores: np.ndarray) -> float:
+    """ROC AUC with anomalous = 1; NaN when only one class is present."""
+    from sklearn.metrics import roc_auc_score
+
+    labels = np.asarray(labels)
+    if labels.min() == labels.max():
+        return float("nan")
+    return float(roc_auc_score(labels, np.asarray(scores, np.float64)))
+
+
+def pixel_auroc(masks: list[np.ndarray], maps: list[np.ndarray]) -> float:
+    """ROC AUC over all pixels of all images: maps and masks of equal shapes, pairwise."""
+    if not masks:
+        return float("nan")
+    for m, a in zip(masks, maps):
+        if m.shape != a.shape:
+            raise ValueError(f"mask {m.shape} and map {a.shape} differ")
+    truth = np.concatenate([m.ravel() for m in masks]).astype(np.uint8)
+    values = np.concatenate([a.ravel() for a in maps]).astype(np.float32)
+    return image_auroc(truth, values)
+
+
+def at_threshold(labels: np.ndarray, scores: np.ndarray, threshold: float) -> dict:
+    """Precision, recall, F1 and confusion counts when frames with score > threshold are flagged."""
+    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+
+    labels = np.asarray(labels, int)
+    predicted = (np.asarray(scores) > threshold).astype(int)
+    precision, recall, f1, _ = precision_recall_fscore_support(
+        labels, predicted, average="binary", pos_label=1, zero_division=0
+    )
+    tn, fp, fn, tp = (int(v) for v in confusion_matrix(labels, predicted, labels=[0, 1]).ravel())
+    return {"precision": float(precision), "recall": float(recall), "f1": float(f1),
+            "tp": tp, "fp": fp, "tn": tn, "fn": fn}
+
+
+# ---------------------------------------------------------------- running a bundle
+
+
+@dataclass
+class EvalResult:
+    bundle: Path
+    name: str
+    kind: str
+    quantization: str
+    score: str
+    threshold: float
+    model_bytes: int
+    ms_per_image: float  # model + score, batched, this machine
+    files: list[Path]
+    groups: list[str]
+    scores: np.ndarray
+    image_auroc: float
+    pixel_auroc: float
+    threshold_metrics: dict
+    per_defect: dict[str, dict]
+    skipped: list[Path] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    worst_png: Optional[Path] = None
+    # kept for the worst-miss grid: index → (image, map at image size, mask or None)
+    _views: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def labels(self) -> np.ndarray:
+        return np.array([g != GOOD for g in self.groups], int)
+
+    def summary(self) -> dict:
+        return {
+            "bundle": str(self.bundle), "kind": self.kind, "quantization": self.quantization,
+            "score": self.score, "threshold": self.threshold, "model_bytes": self.model_bytes,
+            "ms_per_image": round(self.ms_per_image, 3), "image_auroc": self.image_auroc,
+            "pixel_auroc": self.pixel_auroc, "at_threshold": self.threshold_metrics,
+            "per_defect": self.per_defect, "images": len(self.files), "skipped": len(self.skipped),
+        }
+
+
+def map_to_image(anomaly_map: np.ndarray, image_hw: tuple[int, int], roi) -> np.ndarray:
+    """A model-resolution map → the image's own size (bilinear); outside a ROI gets the map minimum."""
+    h, w = image_hw
+    if roi is None:
+        return cv2.resize(anomaly_map.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
+    x, y, rw, rh = roi
+    out = np.full((h, w), float(anomaly_map.min()), np.float32)
+    out[y : y + rh, x : x + rw] = cv2.resize(anomaly_map.astype(np.float32), (rw, rh), interpolation=cv2.INTER_LINEAR)
+    return out
+
+
+def _eval_size(hw: tuple[int, int], max_side: int) -> tuple[int, int]:
+    h, w = hw
+    if max_side <= 0 or max(h, w) <= max_side:
+        return h, w
+    s = max_side / max(h, w)
+    return max(1, round(h * s)), max(1, round(w * s))
+
+
+ProgressHook = Callable[[int], None]
+
+
+def evaluate_bundle(
+    bundle: str | Path | Bundle,
+    data: EvalSet,
+    batch_size: int = 16,
+    threads: Optional[int] = None,
+    pixel_max_side: int = 1024,
+    worst: int = 6,
+    advance: Optional[ProgressHook] = None,
+) -> EvalResult:
+    """Score every test image with the bundle's .tflite through edge.detector; all metrics."""
+    b = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
+    m = b.manifest
+    detector = make_detector(b, threads)
+    pre = Preprocessor(m.preprocessing)
+    roi = m.preprocessing.roi
+
+    paths, groups, scores, skipped = [], [], [], []
+    pix_masks, pix_maps, pix_groups = [], [], []
+    views_needed = worst > 0
+    kept_maps: list[np.ndarray] = []  # small copies for the worst-miss grid
+    model_seconds = 0.0
+
+    def flush(batch_images, batch_idx):
+        nonlocal model_seconds
+        frames = pre.prepare_batch(batch_images)
+        t0 = time.perf_counter()
+        det = detector.detect(frames)
+        model_seconds += time.perf_counter() - t0
+        for j, i in enumerate(batch_idx):
+            image = batch_images[j]
+            paths.append(data.files[i])
+            groups.append(data.groups[i])
+            scores.append(float(det.scores[j]))
+            hw = _eval_size(image.shape[:2], pixel_max_side)
+            scale_roi = None
+            if roi is not None:
+                sy, sx = hw[0] / image.shape[0], hw[1] / image.shape[1]
+                scale_roi = (int(roi[0] * sx), int(roi[1] * sy), max(1, int(roi[2] * sx)), max(1, int(roi[3] * sy)))
+            full = map_to_image(det.maps[j], hw, scale_roi)
+            mask = None
+            if data.groups[i] == GOOD:
+                mask = np.zeros(hw, bool)
+            elif data.masks[i] is not None:
+                mask = read_mask(data.masks[i], hw)
+            if mask is not None:
+                pix_masks.append(mask)
+                pix_maps.append(full)
+                pix_groups.append(data.groups[i])
+            if views_needed:
+                kept_maps.append(cv2.resize(det.maps[j].astype(np.float32), (128, 128)))
+        if advance:
+            advance(len(batch_idx))
+
+    batch, idx = [], []
+    for i, path in enumerate(data.files):
+        image = read_image(path)
+        if image is None:
+            skipped.append(path)
+            if advance:
+                advance(1)
+            continue
+        if roi is not None:
+            crop_roi(image, roi)  # raises a clear error when the ROI does not fit these images
+        batch.append(image)
+        idx.append(i)
+        if len(batch) == batch_size:
+            flush(batch, idx)
+            batch, idx = [], []
+    if batch:
+        flush(batch, idx)
+    if not paths:
+        raise EdgeError(f"none of the {len(data.files)} test images in {data.root} could be read")
+
+    scores_arr = np.array(scores)
+    labels = np.array([g != GOOD for g in groups], int)
+    good = labels == 0
+    per_defect = {}
+    for defect in sorted(set(groups) - {GOOD}):
+        sel = np.array([g == defect for g in groups])
+        pm = [mk for mk, g in zip(pix_masks, pix_groups) if g in (GOOD, defect)]
+        pa = [mp for mp, g in zip(pix_maps, pix_groups) if g in (GOOD, defect)]
+        per_defect[defect] = {
+            "images": int(sel.sum()),
+            "image_auroc": image_auroc(labels[good | sel], scores_arr[good | sel]),
+            "pixel_auroc": pixel_auroc(pm, pa) if any(g == defect for g in pix_groups) else float("nan"),
+            "recall": float(np.mean(scores_arr[sel] > b.threshold)),
+        }
+    has_defect_masks = any(g != GOOD for g in pix_groups)
+    result = EvalResult(
+        bundle=b.path,
+        name=b.path.name,
+        kind=m.model.kind,
+        quantization=m.model.quantization,
+        score=_score_text(m.score),
+        threshold=b.threshold,
+        model_bytes=b.model_path.stat().st_size,
+        ms_per_image=1000.0 * model_seconds / len(paths),
+        files=paths,
+        groups=groups,
+        scores=scores_arr,
+        image_auroc=image_auroc(labels, scores_arr),
+        pixel_auroc=pixel_auroc(pix_masks, pix_maps) if has_defect_masks else float("nan"),
+        threshold_metrics=at_threshold(labels, scores_arr, b.threshold),
+        per_defect=per_defect,
+        skipped=skipped,
+        notes=list(data.notes),
+    )
+    if views_needed:
+        result._views = {"maps": kept_maps}
+    return result
+
+
+def _score_text(score) -> str:
+    if score.kind == "max_blur":
+        return f"max_blur(sigma={score.blur_sigma:g})"
+    if score.kind == "topk_mean":
+        return f"topk_mean({score.topk:g})"
+    return score.kind
+
+
+# ---------------------------------------------------------------- outputs
+
+
+def worst_misses(result: EvalResult, n: int = 6) -> tuple[list[int], list[int]]:
+    """(defective images with the lowest scores, good images with the highest), worst first."""
+    labels = result.labels
+    order = np.argsort(result.scores)
+    missed = [int(i) for i in order if labels[i] == 1][:n]
+    false_alarms = [int(i) for i in order[::-1] if labels[i] == 0][:n]
+    return missed, false_alarms
+
+
+def write_worst_grid(result: EvalResult, out: Path, n: int = 6) -> Path:
+    """PNG: one row per worst miss (image | anomaly map | ground-truth mask), title with score."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    missed, false_alarms = worst_misses(result, n)
+    rows = [(i, "missed defect") for i in missed] + [(i, "false alarm") for i in false_alarms]
+    maps = result._views.get("maps", [])
+    fig, axes = plt.subplots(max(1, len(rows)), 3, figsize=(7.5, 2.5 * max(1, len(rows))), squeeze=False)
+    vmax = float(np.quantile(result.scores, 0.99)) if len(result.scores) else 1.0
+    for r, (i, what) in enumerate(rows):
+        path = result.files[i]
+        image = read_image(path)
+        shown = cv2.cvtColor(image, cv2.COLOR_BGR2RGB) if image is not None and image.ndim == 3 else image
+        axes[r, 0].imshow(shown, cmap="gray")
+        axes[r, 0].set_title(f"{what}: {result.groups[i]}/{path.name}\nscore {result.scores[i]:.4g} "
+                             f"(threshold {result.threshold:.4g})", fontsize=7)
+        if i < len(maps):
+            axes[r, 1].imshow(maps[i], cmap="inferno", vmin=0, vmax=max(vmax, float(maps[i].max()) * 0 + vmax))
+        axes[r, 1].set_title("anomaly map", fontsize=7)
+        mpath = None
+        if result.groups[i] != GOOD:
+            mpath = mask_path(Path(result.files[i]).parents[2], result.groups[i], path)
+        mask = read_mask(mpath, image.shape[:2]) if mpath is not None and image is not None else None
+        axes[r, 2].imshow(mask if mask is not None else np.zeros((8, 8)), cmap="gray", vmin=0, vmax=1)
+        axes[r, 2].set_title("mask" if mask is not None else "no defect", fontsize=7)
+        for ax in axes[r]:
+            ax.set_xticks([])
+            ax.set_yticks([])
+    fig.suptitle(f"{result.name}: worst misses", fontsize=9)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=80)
+    plt.close(fig)
+    result.worst_png = out
+    return out
+
+
+def _f(v: float, digits: int = 3) -> str:
+    return "n/a" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{v:.{digits}f}"
+
+
+def markdown(results: list[EvalResult], data: EvalSet, command: str = "", title: str = "Detection quality") -> str:
+    """A results page: one row per bundle, then per-defect image/pixel AUROC and recall."""
+    n_good = sum(g == GOOD for g in data.groups)
+    lines = [f"# {title}", ""]
+    lines.append(f"Data: `{data.root}` — {n_good} good and {len(data.files) - n_good} defective test images "
+                 f"({', '.join(sorted(set(data.groups) - {GOOD}))}).")
+    if command:
+        lines += ["", "Command:", "", "```", command, "```"]
+    lines += ["", "| bundle | kind | quant | score | size | ms/image | image AUROC | pixel AUROC | "
+              "F1 @ thr | precision | recall | FP / good |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        t = r.threshold_metrics
+        lines.append(
+            f"| {r.name} | {r.kind} | {r.quantization} | {r.score} | {r.model_bytes / 1024:.0f} KiB | "
+            f"{r.ms_per_image:.1f} | {_f(r.image_auroc)} | {_f(r.pixel_auroc)} | {_f(t['f1'])} | "
+            f"{_f(t['precision'])} | {_f(t['recall'])} | {t['fp']} / {t['fp'] + t['tn']} |"
+        )
+    defects = sorted(set(data.groups) - {GOOD})
+    lines += ["", "Per defect type (image AUROC / pixel AUROC / recall at the bundle's threshold):", ""]
+    lines.append("| defect | n | " + " | ".join(r.name for r in results) + " |")
+    lines.append("|---|---|" + "---|" * len(results))
+    for d in defects:
+        cells = []
+        n = 0
+        for r in results:
+            p = r.per_defect.get(d)
+            if p is None:
+                cells.append("–")
+                continue
+            n = p["images"]
+            cells.append(f"{_f(p['image_auroc'])} / {_f(p['pixel_auroc'])} / {_f(p['recall'], 2)}")
+        lines.append(f"| {d} | {n} | " + " | ".join(cells) + " |")
+    notes = sorted({n for r in results for n in r.notes})
+    skipped = {r.name: len(r.skipped) for r in results if r.skipped}
+    if notes or skipped:
+        lines += ["", "Notes:", ""] + [f"- {n}" for n in notes]
+        lines += [f"- {name}: {k} unreadable image(s) skipped" for name, k in skipped.items()]
+    pngs = [r for r in results if r.worst_png is not None]
+    if pngs:
+        lines += ["", "Worst misses (lowest-scoring defects, highest-scoring good images):", ""]
+        lines += [f"- {r.name}: `{r.worst_png.name}`" for r in pngs]
+    lines += ["", "Image AUROC: test/good vs every defect; pixel AUROC: the anomaly map resized to each "
+              "image's size against ground_truth masks, all test pixels pooled; ms/image: model + score, "
+              "batched, on the machine that ran this (shared, so indicative only).", ""]
+    return "\n".join(lines)
+
+
+def evaluate(
+    bundles: list[str | Path],
+    data: str | Path,
+    out: Optional[str | Path] = None,
+    batch_size: int = 16,
+    threads: Optional[int] = None,
+    worst: int = 6,
+    pixel_max_side: int = 1024,
+    command: str = "",
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> tuple[list[EvalResult], Optional[Path]]:
+    """Evaluate one or more bundles on one MVTec AD folder; optionally write markdown + PNGs."""
+    eval_set = load_eval_set(data)
+    loaded = [load_bundle(b) for b in bundles]  # check every bundle before the long part
+    names = [b.path.name for b in loaded]
+    if len(set(names)) < len(names):
+        # two bundles in different folders with one name: keep names distinct in the table
+        for i, b in enumerate(loaded):
+            names[i] = f"{b.path.parent.name}/{b.path.name}"
+    results = []
+    for b, name in zip(loaded, names):
+        if progress:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                          transient=True) as bar:
+                task = bar.add_task(f"eval {name}", total=len(eval_set.files))
+                r = evaluate_bundle(b, eval_set, batch_size, threads, pixel_max_side, worst,
+                                    advance=lambda k: bar.advance(task, k))
+        else:
+            r = evaluate_bundle(b, eval_set, batch_size, threads, pixel_max_side, worst)
+        r.name = name
+        results.append(r)
+        log(f"{name}: image AUROC {_f(r.image_auroc)}, pixel AUROC {_f(r.pixel_auroc)}, "
+            f"F1 {_f(r.threshold_metrics['f1'])} at threshold {r.threshold:.4g}, {r.ms_per_image:.1f} ms/image")
+    report = None
+    if out is not None:
+        out = Path(out)
+        if out.suffix.lower() == ".md":
+            report, folder = out, out.parent
+        else:
+            report, folder = out / "quality.md", out
+        folder.mkdir(parents=True, exist_ok=True)
+        stem = report.stem
+        if worst > 0:
+            for r in results:
+                safe = r.name.replace("/", "_")
+                write_worst_grid(r, folder / f"{stem}_worst_{safe}.png", worst)
+        report.write_text(markdown(results, eval_set, command))
+        log(f"report: {report}")
+    return results, report
