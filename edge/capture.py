@@ -214,7 +214,12 @@ class Capture:
         self._frames_since_open = 0
         self._threads: list[threading.Thread] = []
         self._started = False
-        self._backend: Optional[Backend] = opener()
+        try:
+            self._backend: Optional[Backend] = opener()
+        except EdgeError:
+            raise
+        except Exception as exc:  # cv2.error and the like: still one line for the operator
+            raise EdgeError(f"cannot open {name} ({type(exc).__name__}: {exc})") from None
 
     # -- consumer side -------------------------------------------------------------------------
     @property

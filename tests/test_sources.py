@@ -367,3 +367,11 @@ def test_a_stalled_network_stream_times_out_and_is_reopened(stalling_http_video)
     assert len(frames) == 35  # about 20 before the stall, the rest from the reopened stream
     assert source.reopens >= 1 and len(requests) >= 2
     assert frames[0].source == url and any("reopened" in line for line in logs)
+
+
+def test_a_backend_that_raises_at_start_is_one_clear_error():
+    def opener():
+        raise RuntimeError("driver exploded")
+
+    with pytest.raises(EdgeError, match=r"cannot open camera:0 \(RuntimeError: driver exploded\)"):
+        open_source(config=SourceConfig(camera=0), opener=opener)
