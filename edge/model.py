@@ -156,15 +156,38 @@ class TFLiteModel:
                 f"{hwc[1]}x{hwc[0]}x{hwc[2]}; the bundle's preprocessing does not fit its model"
             )
 
-    def predict(self, batch_u8: np.ndarray) -> list[np.ndarray]:
-        """uint8 (N, H, W, C) frames → each output as float32, dequantized."""
+    def set_input(self, batch_u8: np.ndarray) -> None:
+        """Put uint8 (N, H, W, C) frames (or one (H, W, C) frame) into the model's input tensor."""
         if batch_u8.ndim == 3:
             batch_u8 = batch_u8[None]
         self.check_frame_shape(batch_u8.shape[1:4])
         self._ensure_batch(batch_u8.shape[0])
-        self._interpreter.set_tensor(self._input_detail["index"], self.quantize_input(batch_u8))
+        index = self._input_detail["index"]
+        if self.input.dtype == "float32" or self._identity_input:
+            # Written straight into the interpreter's own input buffer: no temporary per frame.
+            # The view must be gone before invoke(), which refuses to run while one is held.
+            view = self._interpreter.tensor(index)()
+            if self._identity_input:
+                np.copyto(view, batch_u8)
+            else:
+                np.multiply(batch_u8, np.float32(1.0 / 255.0), out=view, dtype=np.float32)
+            del view
+        else:
+            self._interpreter.set_tensor(index, self.quantize_input(batch_u8))
+
+    def invoke(self) -> None:
+        """Run the model on what set_input() put in."""
         self._interpreter.invoke()
+
+    def get_outputs(self) -> list[np.ndarray]:
+        """Each output of the last invoke() as a new float32 array, dequantized."""
         return [
             self.dequantize(self._interpreter.get_tensor(d["index"]), info)
             for d, info in zip(self._output_details, self.outputs)
         ]
+
+    def predict(self, batch_u8: np.ndarray) -> list[np.ndarray]:
+        """uint8 (N, H, W, C) frames → each output as float32, dequantized."""
+        self.set_input(batch_u8)
+        self._interpreter.invoke()
+        return self.get_outputs()

@@ -1,0 +1,491 @@
+"""Performance harness: how fast a bundle runs on this machine, measured the way `edge run` runs it.
+
+For each interpreter thread count it measures
+
+  invoke    the model alone: input set once, only `invoke()` timed. The ceiling for this model
+            on these cores; nothing the pipeline does can beat it.
+  tiles     N tiles in one batched invoke against the same N tiles invoked one by one.
+  pipeline  the real `edge.pipeline.Pipeline` with the default alert sinks of `edge run`
+            (events.jsonl, events.db, snapshots/, in a scratch folder), fed by the real threaded
+            capture: decode -> preprocess -> invoke -> score -> decide -> sinks. Sources are video
+            files or synthetic frames of a given size (no decode cost; optionally paced at a
+            camera's rate in latest-frame mode, as a live camera runs).
+
+Latencies come from the pipeline's own per-stage metrics (edge.metrics), plus `cycle` (time
+between two inspected frames) and `latency` (capture of a frame to its decision). Throughput is
+steady-state: the first frames after start are left out. CPU time per frame (all threads of the
+process) is reported beside wall time: on a machine shared with other jobs it moves less.
+
+Runs on the device: nothing here imports TensorFlow (`tensorflow_loaded` in the result proves it).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import platform
+import resource
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+import cv2
+import numpy as np
+
+from edge import __version__
+from edge.bundle import Bundle, Manifest, ModelInfo, TensorSpec, Threshold, read_card, write_bundle
+from edge.errors import EdgeError
+from edge.model import TFLiteModel, interpreter_backend
+
+Log = Callable[[str], None]
+QUANTILES = (50, 95, 99)
+WARMUP_INVOKES = 10
+WARMUP_FRAMES = 5  # pipeline frames left out of the steady-state throughput
+
+
+# -- parsing --------------------------------------------------------------------------------------
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """'640x480' -> (640, 480)."""
+    w, sep, h = text.lower().partition("x")
+    if not sep or not w.isdigit() or not h.isdigit() or int(w) <= 0 or int(h) <= 0:
+        raise EdgeError(f"--size {text!r}: give WIDTHxHEIGHT in pixels, e.g. 640x480")
+    return int(w), int(h)
+
+
+def parse_threads(text: str) -> list[int]:
+    """'1,2,4' -> [1, 2, 4] (order kept, duplicates dropped)."""
+    out: list[int] = []
+    for part in text.replace(" ", "").split(","):
+        if not part.isdigit() or int(part) < 1:
+            raise EdgeError(f"--threads {text!r}: give whole numbers >= 1 separated by commas, e.g. 1,2,4")
+        if int(part) not in out:
+            out.append(int(part))
+    return out
+
+
+def default_threads() -> list[int]:
+    cores = available_cores()
+    return [1] if cores == 1 else [1, cores]
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS
+        return os.cpu_count() or 1
+
+
+# -- statistics -------------------------------------------------------------------------------------
+
+
+def latency_stats(seconds: np.ndarray) -> dict:
+    """Milliseconds: mean, p50, p95, p99, max over the samples."""
+    s = np.asarray(seconds, np.float64) * 1000.0
+    if s.size == 0:
+        return {"n": 0}
+    p = np.percentile(s, QUANTILES)
+    return {
+        "n": int(s.size),
+        "mean": round(float(s.mean()), 3),
+        "p50": round(float(p[0]), 3),
+        "p95": round(float(p[1]), 3),
+        "p99": round(float(p[2]), 3),
+        "max": round(float(s.max()), 3),
+    }
+
+
+def median(values: list[float]) -> float:
+    return float(np.median(values)) if values else float("nan")
+
+
+# -- the machine ----------------------------------------------------------------------------------
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith(("model name", "hardware", "model\t")):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _version(dist: str) -> Optional[str]:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def machine_info() -> dict:
+    backend, _ = interpreter_backend()
+    versions = {"edge-inspect": __version__, "python": platform.python_version(), "numpy": np.__version__, "opencv": cv2.__version__}
+    dist = {"ai-edge-litert": "ai-edge-litert", "tflite-runtime": "tflite-runtime", "tensorflow.lite": "tensorflow"}.get(backend)
+    if dist:
+        versions[backend] = _version(dist) or "?"
+    return {
+        "cpu": _cpu_model(),
+        "arch": platform.machine(),
+        "cores": os.cpu_count(),
+        "cores_available": available_cores(),
+        "system": f"{platform.system()} {platform.release()}",
+        "interpreter": backend,
+        "versions": versions,
+        "opencv_threads": cv2.getNumThreads(),
+    }
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process (ru_maxrss: KiB on Linux, bytes on macOS)."""
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(rss / (1024 * 1024) if sys.platform == "darwin" else rss / 1024, 1)
+
+
+# -- a bundle for a bare model --------------------------------------------------------------------
+
+
+def quick_bundle(model_path: str | Path, out_dir: str | Path, threshold: float, method: str = "hand-set") -> Bundle:
+    """A bundle around an exported .tflite (its card `<model>.json` beside it) with a given threshold.
+
+    For benchmarks and tests, where the threshold does not matter; real bundles come from
+    `edge calibrate`.
+    """
+    model_path = Path(model_path)
+    card = read_card(model_path)
+    model = TFLiteModel(model_path, num_threads=1)
+
+    def spec(t) -> TensorSpec:
+        return TensorSpec(name=t.name, shape=list(t.shape), dtype=t.dtype, scale=t.scale, zero_point=t.zero_point)
+
+    manifest = Manifest(
+        model=ModelInfo(
+            file=model_path.name, sha256="", kind=card.kind, quantization=card.quantization,
+            input=spec(model.input), outputs=[spec(o) for o in model.outputs],
+        ),
+        preprocessing=card.preprocessing,
+        score=card.score,
+        threshold=Threshold(value=float(threshold), method=method),
+        extra=card.extra,
+    )
+    return write_bundle(out_dir, manifest, model_path)
+
+
+# -- synthetic frames -----------------------------------------------------------------------------
+
+
+def synthetic_frames(width: int, height: int, count: int = 8, seed: int = 0) -> list[np.ndarray]:
+    """BGR frames of a lit, textured surface; one in `count` carries a dark blob (a defect)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    frames = []
+    for i in range(count):
+        angle = rng.uniform(0, np.pi)
+        base = 110 + 40 * (np.cos(angle) * xx / width + np.sin(angle) * yy / height)
+        grey = np.clip(base + rng.normal(0, 4, (height, width)), 0, 255).astype(np.uint8)
+        frame = cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR)
+        frame[..., 0] = cv2.add(frame[..., 0], 15)
+        if i == count - 1:
+            r = max(2, min(width, height) // 12)
+            cv2.circle(frame, (int(rng.integers(r, width - r)), int(rng.integers(r, height - r))), r, (20, 20, 20), -1)
+        frames.append(frame)
+    return frames
+
+
+class SyntheticBackend:
+    """A capture backend (read/release) that hands out prepared frames, optionally at a fixed rate."""
+
+    def __init__(self, frames: list[np.ndarray], rate: Optional[float] = None):
+        self.frames = frames
+        self.period = 1.0 / rate if rate else 0.0
+        self._i = 0
+        self._next = time.perf_counter()
+
+    def read(self) -> tuple[bool, np.ndarray]:
+        if self.period:
+            # A camera delivers on its own clock, whether or not anyone keeps up.
+            self._next += self.period
+            delay = self._next - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            else:
+                self._next = time.perf_counter()
+        frame = self.frames[self._i % len(self.frames)]
+        self._i += 1
+        return True, frame
+
+    def release(self) -> None:
+        pass
+
+
+@dataclass
+class SourceSpec:
+    """What a pipeline run reads: a video file, or synthetic frames of a size (at a rate)."""
+
+    video: Optional[Path] = None
+    size: Optional[tuple[int, int]] = None
+    rate: Optional[float] = None
+
+    @property
+    def label(self) -> str:
+        if self.video is not None:
+            return f"video {self.video.name}"
+        w, h = self.size  # type: ignore[misc]
+        return f"synthetic {w}x{h}" + (f" at {self.rate:g} fps" if self.rate else "")
+
+    def open(self):
+        from edge.sources import SourceConfig, open_source
+
+        if self.video is not None:
+            # Looped, so --frames is honoured whatever the length of the clip.
+            return open_source(config=SourceConfig(video=str(self.video), loop=True, mode="every"))
+        w, h = self.size  # type: ignore[misc]
+        frames = synthetic_frames(w, h)
+        # A paced source is a camera: latest-frame mode, frames the model cannot take are dropped.
+        mode = "latest" if self.rate else "every"
+        config = SourceConfig(video=f"synthetic-{w}x{h}", mode=mode)
+        return open_source(config=config, opener=lambda: SyntheticBackend(frames, self.rate))
+
+    def first_frame(self) -> np.ndarray:
+        if self.video is None:
+            return synthetic_frames(*self.size, count=1)[0]  # type: ignore[misc]
+        cap = cv2.VideoCapture(str(self.video))
+        ok, frame = cap.read()
+        cap.release()
+        if not ok or frame is None:
+            raise EdgeError(f"cannot decode {self.video}; check the file is a video OpenCV can read")
+        return frame
+
+
+def check_video(path: Path) -> Path:
+    if not path.is_file():
+        raise EdgeError(f"video not found: {path}")
+    return path
+
+
+# -- measurements ---------------------------------------------------------------------------------
+
+
+def _random_batch(model: TFLiteModel, n: int, seed: int = 0) -> np.ndarray:
+    h, w, c = model.input_hwc
+    return np.random.default_rng(seed).integers(0, 256, (n, h, w, c), dtype=np.uint8)
+
+
+def bench_invoke(model_path: Path, threads: int, iterations: int) -> dict:
+    """The interpreter alone: input set once, then `iterations` invokes timed one by one."""
+    model = TFLiteModel(model_path, num_threads=threads)
+    model.set_input(_random_batch(model, 1))
+    for _ in range(WARMUP_INVOKES):
+        model.invoke()
+    times = np.empty(iterations, np.float64)
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    for i in range(iterations):
+        a = time.perf_counter()
+        model.invoke()
+        times[i] = time.perf_counter() - a
+    wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    return {
+        "fps": round(iterations / wall, 2),
+        "cpu_ms": round(1000 * cpu / iterations, 3),
+        "ms": latency_stats(times),
+    }
+
+
+def bench_tiles(model_path: Path, threads: int, tiles: int, iterations: int) -> dict:
+    """`tiles` tiles in one batched invoke vs the same tiles one invoke each (set_input included)."""
+    single = TFLiteModel(model_path, num_threads=threads)
+    batched = TFLiteModel(model_path, num_threads=threads)
+    batch = _random_batch(single, tiles, seed=1)
+    for _ in range(3):  # warm both, and let the batched one resize its input once
+        batched.predict(batch)
+        for t in batch:
+            single.predict(t[None])
+    one_by_one = np.empty(iterations)
+    in_one = np.empty(iterations)
+    for i in range(iterations):
+        a = time.perf_counter()
+        for t in batch:
+            single.set_input(t[None])
+            single.invoke()
+        b = time.perf_counter()
+        batched.set_input(batch)
+        batched.invoke()
+        c = time.perf_counter()
+        one_by_one[i], in_one[i] = b - a, c - b
+    s, m = float(np.median(one_by_one)), float(np.median(in_one))
+    return {
+        "tiles": tiles,
+        "one_by_one_ms_per_tile": round(1000 * s / tiles, 3),
+        "batched_ms_per_tile": round(1000 * m / tiles, 3),
+        "speedup": round(s / m, 2) if m > 0 else None,
+    }
+
+
+def bench_pipeline(
+    bundle: Bundle,
+    spec: SourceSpec,
+    threads: int,
+    frames: int,
+    out_dir: Path,
+    geometry=None,
+    log: Optional[Log] = None,
+) -> dict:
+    """`frames` frames through the real Pipeline with edge run's default sinks under `out_dir`."""
+    from edge.config import SinksConfig
+    from edge.metrics import Metrics, MetricsConfig
+    from edge.pipeline import Pipeline
+    from edge.sinks.factory import build_sinks
+
+    quiet: Log = log or (lambda msg: None)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    built = build_sinks(SinksConfig(stdout=False), out_dir, out_dir / "state")
+    metrics = Metrics(MetricsConfig(every_seconds=0), log=quiet, window=frames + 16)
+    total = frames + WARMUP_FRAMES
+    stamps = np.zeros(total, np.float64)
+    cpu = np.zeros(total, np.float64)
+    count = [0]
+
+    def on_frame(_index: int, _score: float, _alert: bool) -> None:
+        i = count[0]
+        if i < total:
+            stamps[i] = time.perf_counter()
+            cpu[i] = time.process_time()
+        count[0] = i + 1
+
+    try:
+        pipeline = Pipeline(
+            bundle, list(built.group), built.snapshots, None, threads, geometry=geometry, metrics=metrics, log=quiet
+        )
+        warm = spec.first_frame()
+        for _ in range(3):  # interpreter and buffers warm, as after the first seconds of a run
+            pipeline.scorer.score(warm)
+        source = spec.open()
+        summary = pipeline.run(source, max_frames=total, on_frame=on_frame)
+    finally:
+        built.close()
+    n = min(count[0], total)
+    first = min(WARMUP_FRAMES, max(n - 2, 0))
+    steady = n - 1 - first
+    span = stamps[n - 1] - stamps[first] if steady > 0 else 0.0
+    fps = steady / span if span > 0 else 0.0
+    stages = {}
+    for stage in ("preprocess", "model", "score", "decide", "alert"):
+        stages[stage] = _metric_stats(metrics, stage)
+    stages["cycle"] = latency_stats(np.diff(stamps[:n]))
+    stages["latency"] = _metric_stats(metrics, "total")
+    return {
+        "source": spec.label,
+        "frame_size": _frame_size(spec),
+        "frames": summary.frames,
+        "inspected": summary.inspected,
+        "alerts": summary.alerts,
+        "dropped": summary.dropped,
+        "fps": round(fps, 2),
+        "cpu_ms_per_frame": round(1000 * (cpu[n - 1] - cpu[first]) / steady, 3) if steady > 0 else None,
+        "stages_ms": stages,
+    }
+
+
+def _metric_stats(metrics, stage: str) -> dict:
+    p = metrics.percentiles(stage, 0, qs=(*QUANTILES, 100))
+    if p is None:
+        return {"n": 0}
+    ms = [round(1000 * float(v), 3) for v in p]
+    return {"p50": ms[0], "p95": ms[1], "p99": ms[2], "max": ms[3]}
+
+
+def _frame_size(spec: SourceSpec) -> str:
+    if spec.size is not None:
+        return f"{spec.size[0]}x{spec.size[1]}"
+    cap = cv2.VideoCapture(str(spec.video))
+    w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    cap.release()
+    return f"{w}x{h}"
+
+
+# -- the whole run --------------------------------------------------------------------------------
+
+
+@dataclass
+class BenchConfig:
+    threads: list[int]
+    sources: list[SourceSpec]
+    frames: int = 300
+    invokes: int = 300
+    tiles: int = 4
+    repeat: int = 1
+    geometry: object = None  # edge.tiling.GeometryConfig for the pipeline runs, or None
+
+
+def run_bench(bundle: Bundle, config: BenchConfig, out_dir: Optional[Path] = None, log: Optional[Log] = None) -> dict:
+    """Every measurement for every thread count, repeated `repeat` times (interleaved, so a burst
+    of load from another job spreads over all of them); medians of the repeats are reported."""
+    say: Log = log or (lambda msg: None)
+    model_path = bundle.model_path
+    m = bundle.manifest
+    h, w, c = m.preprocessing.input_shape
+    result: dict = {
+        "machine": machine_info(),
+        "load_before": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None,
+        "bundle": {
+            "path": str(bundle.path),
+            "kind": m.model.kind,
+            "quantization": m.model.quantization,
+            "input": f"{w}x{h}x{c} {m.model.input.dtype}",
+            "model_bytes": model_path.stat().st_size,
+            "score": m.score.kind,
+        },
+        "config": {"frames": config.frames, "invokes": config.invokes, "tiles": config.tiles, "repeat": config.repeat},
+    }
+    raw: dict[int, dict] = {t: {"invoke": [], "tiles": [], "pipelines": [[] for _ in config.sources]} for t in config.threads}
+    with tempfile.TemporaryDirectory(prefix="edge-bench-") as scratch:
+        out = Path(out_dir) if out_dir is not None else Path(scratch)
+        for r in range(config.repeat):
+            for t in config.threads:
+                tag = f"[{r + 1}/{config.repeat}] {t} thread{'s' if t > 1 else ''}"
+                inv = bench_invoke(model_path, t, config.invokes)
+                raw[t]["invoke"].append(inv)
+                say(f"{tag}: invoke {inv['fps']:.1f}/s, p50 {inv['ms']['p50']:.2f} ms")
+                if config.tiles > 1:
+                    tl = bench_tiles(model_path, t, config.tiles, max(5, config.invokes // (4 * config.tiles)))
+                    raw[t]["tiles"].append(tl)
+                    say(f"{tag}: {config.tiles} tiles batched {tl['batched_ms_per_tile']:.2f} ms/tile, one by one {tl['one_by_one_ms_per_tile']:.2f}")
+                for i, spec in enumerate(config.sources):
+                    p = bench_pipeline(bundle, spec, t, config.frames, out / f"run-{r}-{t}-{i}", config.geometry, log)
+                    raw[t]["pipelines"][i].append(p)
+                    say(f"{tag}: pipeline {spec.label}: {p['fps']:.1f} fps, cycle p99 {p['stages_ms']['cycle'].get('p99', float('nan')):.2f} ms")
+    result["runs"] = [_summarise(t, raw[t]) for t in config.threads]
+    result["load_after"] = [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
+    result["peak_rss_mb"] = peak_rss_mb()
+    result["tensorflow_loaded"] = "tensorflow" in sys.modules
+    return result
+
+
+def _pick_median(items: list[dict], key: Callable[[dict], float]) -> dict:
+    """The repeat whose `key` is the median one (the lower middle for an even count)."""
+    ordered = sorted(items, key=key)
+    return ordered[(len(ordered) - 1) // 2]
+
+
+def _summarise(threads: int, raw: dict) -> dict:
+    inv = _pick_median(raw["invoke"], lambda d: d["fps"])
+    run = {
+        "threads": threads,
+        "invoke": {**inv, "fps_repeats": [d["fps"] for d in raw["invoke"]]},
+    }
+    if raw["tiles"]:
+        tl = _pick_median(raw["tiles"], lambda d: d["speedup"] or 0.0)
+        run["tiles"] = {**tl, "speedup_repeats": [d["speedup"] for d in raw["tiles"]]}
+    pipelines = []
+    for reps in raw["pipelines"]:
+        p = _pick_median(reps, lambda d: d["fps"])
+        p = {**p, "fps_repeats": [d["fps"] for d in reps]}
+        p["vs_invoke"] = round(p["fps"] / inv["fps"], 3) if inv["fps"] else None
+        pipelines.append(p)
+    run["pipelines"] = pipelines
+    return run

@@ -1,0 +1,114 @@
+"""`edge bench`: how fast a bundle runs on this machine (interpreter alone, tiles, whole pipeline)."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from edge.errors import EdgeError
+
+
+def _fmt(stats: dict, key: str = "p50") -> str:
+    v = stats.get(key)
+    return "-" if v is None else f"{v:.2f}"
+
+
+def print_report(result: dict, stderr: bool = False) -> None:
+    """Tables for people; `--json` has every number."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(stderr=stderr)
+    mi, b = result["machine"], result["bundle"]
+    console.print(
+        f"[bold]edge bench[/bold] {b['path']}: {b['kind']} {b['quantization']}, input {b['input']}, "
+        f"model {b['model_bytes'] / 1e6:.2f} MB, score {b['score']}"
+    )
+    console.print(
+        f"machine: {mi['cpu']} ({mi['arch']}), {mi['cores_available']} of {mi['cores']} cores; "
+        f"interpreter {mi['interpreter']}; load average before {result['load_before']}, after {result['load_after']}"
+    )
+    inv = Table(title="interpreter alone (invoke only) and tiles", title_justify="left")
+    for col in ("threads", "invoke/s", "p50 ms", "p95 ms", "p99 ms", "cpu ms/invoke", "tiles", "batched ms/tile", "single ms/tile", "batch speedup"):
+        inv.add_column(col, justify="right")
+    for run in result["runs"]:
+        i, t = run["invoke"], run.get("tiles", {})
+        inv.add_row(
+            str(run["threads"]), f"{i['fps']:.1f}", _fmt(i["ms"]), _fmt(i["ms"], "p95"), _fmt(i["ms"], "p99"), f"{i['cpu_ms']:.2f}",
+            str(t.get("tiles", "-")), f"{t['batched_ms_per_tile']:.2f}" if t else "-",
+            f"{t['one_by_one_ms_per_tile']:.2f}" if t else "-", f"{t['speedup']:.2f}x" if t else "-",
+        )
+    console.print(inv)
+    pipe = Table(title="pipeline: decode -> preprocess -> invoke -> score -> decide -> sinks (ms p50/p99)", title_justify="left")
+    for col in ("threads", "source", "fps", "x invoke", "cpu ms/frame", "preprocess", "model", "score", "decide", "cycle", "latency", "alerts", "dropped"):
+        pipe.add_column(col, justify="right" if col not in ("source",) else "left")
+    for run in result["runs"]:
+        for p in run["pipelines"]:
+            s = p["stages_ms"]
+            pipe.add_row(
+                str(run["threads"]), f"{p['source']} ({p['frame_size']})", f"{p['fps']:.1f}",
+                f"{p['vs_invoke']:.2f}" if p.get("vs_invoke") else "-", f"{p['cpu_ms_per_frame']:.2f}" if p["cpu_ms_per_frame"] else "-",
+                *(f"{_fmt(s[k])}/{_fmt(s[k], 'p99')}" for k in ("preprocess", "model", "score", "decide", "cycle", "latency")),
+                str(p["alerts"]), str(p["dropped"]),
+            )
+    console.print(pipe)
+    console.print(
+        f"peak RSS {result['peak_rss_mb']:.0f} MB; TensorFlow loaded: {'yes' if result['tensorflow_loaded'] else 'no'}"
+    )
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("bench")
+    def bench(
+        bundle: Path = typer.Argument(..., help="Bundle folder (made by `edge calibrate`) whose model is measured."),
+        video: Optional[list[Path]] = typer.Option(None, "--video", help="Video file to run the pipeline on (looped to --frames); repeatable."),
+        size: Optional[list[str]] = typer.Option(None, "--size", help="Synthetic frames of WIDTHxHEIGHT, e.g. 640x480; repeatable (default: 640x480 when no --video)."),
+        rate: Optional[float] = typer.Option(None, "--rate", min=0.1, help="Deliver the synthetic frames at this many fps, as a camera does (latest-frame mode: frames the model cannot take are dropped and counted) (default: as fast as the pipeline takes them)."),
+        threads: Optional[str] = typer.Option(None, "--threads", help="Interpreter thread counts to compare, e.g. 1,2,4 (default: 1 and all cores)."),
+        frames: int = typer.Option(300, "--frames", min=10, help="Frames per pipeline run."),
+        invokes: Optional[int] = typer.Option(None, "--invokes", min=10, help="Timed invokes for the interpreter-alone figure (default: --frames)."),
+        tiles: int = typer.Option(4, "--tiles", min=0, help="Compare this many tiles in one batched invoke with one invoke per tile; 0 or 1: skip."),
+        tile: Optional[str] = typer.Option(None, "--tile", help="Run the pipeline with tiling: 'model' (tiles of the model input size) or WxH frame pixels (default: the bundle's geometry)."),
+        repeat: int = typer.Option(1, "--repeat", min=1, help="Repeat every measurement (interleaved) and report the median: use 3 or more on a busy machine."),
+        json_path: Optional[Path] = typer.Option(None, "--json", help="Also write every number to this JSON file ('-' for stdout, tables then go to stderr)."),
+        out: Optional[Path] = typer.Option(None, "--out", help="Keep the alerts the pipeline runs raise (events, snapshots) here (default: a temporary folder, deleted)."),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress lines."),
+    ) -> None:
+        """Measure a bundle on this machine: the interpreter alone (the ceiling), batched tiles, and the whole `edge run` pipeline with its alert sinks, for each thread count.
+
+        Reports throughput, per-stage latency p50/p95/p99, CPU time per frame, peak memory of this process and the model size. Never loads TensorFlow. On a machine shared with other work, use --repeat 3 (or more) and quote the medians.
+        """
+        from edge.bench import BenchConfig, SourceSpec, check_video, default_threads, parse_size, parse_threads, run_bench
+        from edge.bundle import load_bundle
+
+        b = load_bundle(bundle)
+        specs = [SourceSpec(video=check_video(v)) for v in (video or [])]
+        sizes = list(size or ([] if specs else ["640x480"]))
+        specs += [SourceSpec(size=parse_size(s), rate=rate) for s in sizes]
+        if rate is not None and not sizes:
+            raise EdgeError("--rate paces synthetic frames; add --size WxH (a video file is read as fast as it decodes)")
+        geometry = None
+        if tile is not None:
+            from edge.tiling import geometry_with_options
+
+            geometry = geometry_with_options(tile=tile)
+        config = BenchConfig(
+            threads=parse_threads(threads) if threads else default_threads(),
+            sources=specs, frames=frames, invokes=invokes or frames, tiles=tiles, repeat=repeat, geometry=geometry,
+        )
+        log = (lambda msg: None) if quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
+        result = run_bench(b, config, out_dir=out, log=log)
+        result["command"] = "edge " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+        if json_path is not None and str(json_path) == "-":
+            print_report(result, stderr=True)
+            sys.stdout.write(json.dumps(result, indent=2) + "\n")
+            return
+        print_report(result)
+        if json_path is not None:
+            json_path.parent.mkdir(parents=True, exist_ok=True)
+            json_path.write_text(json.dumps(result, indent=2) + "\n")
