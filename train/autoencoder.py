@@ -29,6 +29,12 @@ from train.runinfo import HISTORY_FILE, MODEL_FILE, RUN_FILE
 
 Log = Callable[[str], None]
 
+# Keras' default BatchNorm momentum (0.99) suits data sets of many thousand images; with a few
+# hundred good parts (a dozen steps per epoch) the moving statistics used at inference would
+# still be near their initial values when early stopping looks at the validation loss, and the
+# model would reconstruct flat grey. 0.9 lets them follow the data within an epoch or two.
+BN_MOMENTUM = 0.9
+
 
 def _stderr(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
@@ -76,7 +82,7 @@ def build_autoencoder(input_shape: tuple[int, int, int], filters: Sequence[int] 
     for i, f in enumerate(filters):
         x = layers.Conv2D(f, 3, strides=2, padding="same", name=f"enc_conv{i}")(x)
         x = layers.LeakyReLU(negative_slope=0.2, name=f"enc_act{i}")(x)
-        x = layers.BatchNormalization(name=f"enc_bn{i}")(x)
+        x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"enc_bn{i}")(x)
     volume = tuple(int(d) for d in x.shape[1:])
     x = layers.Flatten(name="flatten")(x)
     x = layers.Dense(latent, name="latent")(x)
@@ -85,7 +91,7 @@ def build_autoencoder(input_shape: tuple[int, int, int], filters: Sequence[int] 
     for i, f in reversed(list(enumerate(filters))):
         x = layers.Conv2DTranspose(f, 3, strides=2, padding="same", name=f"dec_deconv{i}")(x)
         x = layers.LeakyReLU(negative_slope=0.2, name=f"dec_act{i}")(x)
-        x = layers.BatchNormalization(name=f"dec_bn{i}")(x)
+        x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"dec_bn{i}")(x)
     x = layers.Conv2DTranspose(channels, 3, padding="same", name="dec_out")(x)
     outputs = layers.Activation("sigmoid", name="reconstruction")(x)
     return keras.Model(inputs, outputs, name="conv_autoencoder")

@@ -42,7 +42,8 @@ def plot_reconstructions(frames_u8: np.ndarray, reconstructions: np.ndarray, map
     """Three rows: input, reconstruction, squared-error map (shared colour scale), one column per image."""
     plt = _pyplot()
     n = len(frames_u8)
-    fig, axes = plt.subplots(3, n, figsize=(1.8 * n + 0.6, 5.6), squeeze=False)
+    # constrained layout keeps every column the same width once the colour bar is added
+    fig, axes = plt.subplots(3, n, figsize=(1.8 * n + 1.2, 5.8), squeeze=False, layout="constrained")
     vmax = float(maps.max()) if maps.size and maps.max() > 0 else 1.0
     grey = frames_u8.shape[-1] == 1
     for i in range(n):
