@@ -107,12 +107,19 @@ def median(values: list[float]) -> float:
 
 
 def _cpu_model() -> str:
+    fields: dict[str, str] = {}
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith(("model name", "hardware", "model\t")):
-                return line.split(":", 1)[1].strip()
+            key, sep, value = line.partition(":")
+            if sep and value.strip():
+                fields.setdefault(key.strip().lower(), value.strip())
     except OSError:
         pass
+    # x86: "model name"; Raspberry Pi: "Model" (the board) or "Hardware"; else what Python knows.
+    for key in ("model name", "model", "hardware", "cpu model"):
+        value = fields.get(key, "")
+        if value and not value.isdigit():
+            return value
     return platform.processor() or platform.machine()
 
 
@@ -391,6 +398,38 @@ def bench_pipeline(
     }
 
 
+def profile_pipeline(bundle: Bundle, spec: SourceSpec, threads: int, frames: int, out_dir: Path, geometry=None, top: int = 25) -> str:
+    """One pipeline run under cProfile (main thread: the capture thread's decode is not in it);
+    the functions that take the most time, by own time, as text."""
+    import cProfile
+    import io
+    import pstats
+
+    profiler = cProfile.Profile()
+    profiler.enable()
+    try:
+        bench_pipeline(bundle, spec, threads, frames, out_dir, geometry)
+    finally:
+        profiler.disable()
+    text = io.StringIO()
+    stats = pstats.Stats(profiler, stream=text)
+    stats.sort_stats("tottime").print_stats(top)
+    lines = text.getvalue().splitlines()
+    # Keep the table, not pstats' preamble; paths shortened to the package.
+    start = next((i for i, line in enumerate(lines) if line.lstrip().startswith("ncalls")), 0)
+    total = next((line.strip() for line in lines if "function calls" in line), "")
+    return "\n".join([total, *(_short_path(line) for line in lines[start:] if line.strip())])
+
+
+def _short_path(line: str) -> str:
+    for marker in ("/site-packages/", "/edge/", "/lib/python"):
+        i = line.find(marker)
+        if i >= 0:
+            j = line.rfind(" ", 0, i) + 1
+            return line[:j] + line[i + 1 :] if marker != "/edge/" else line[:j] + line[i + 1 :]
+    return line
+
+
 def _metric_stats(metrics, stage: str) -> dict:
     p = metrics.percentiles(stage, 0, qs=(*QUANTILES, 100))
     if p is None:
@@ -420,6 +459,7 @@ class BenchConfig:
     tiles: int = 4
     repeat: int = 1
     geometry: object = None  # edge.tiling.GeometryConfig for the pipeline runs, or None
+    profile: bool = False  # one more pipeline run (first source, last thread count) under cProfile
 
 
 def run_bench(bundle: Bundle, config: BenchConfig, out_dir: Optional[Path] = None, log: Optional[Log] = None) -> dict:
@@ -459,6 +499,11 @@ def run_bench(bundle: Bundle, config: BenchConfig, out_dir: Optional[Path] = Non
                     p = bench_pipeline(bundle, spec, t, config.frames, out / f"run-{r}-{t}-{i}", config.geometry, log)
                     raw[t]["pipelines"][i].append(p)
                     say(f"{tag}: pipeline {spec.label}: {p['fps']:.1f} fps, cycle p99 {p['stages_ms']['cycle'].get('p99', float('nan')):.2f} ms")
+        if config.profile and config.sources:
+            t = config.threads[-1]
+            say(f"profiling one pipeline run: {config.sources[0].label}, {t} thread(s)")
+            result["profile"] = profile_pipeline(bundle, config.sources[0], t, config.frames, out / "profile", config.geometry)
+            result["profile_run"] = {"source": config.sources[0].label, "threads": t, "frames": config.frames}
     result["runs"] = [_summarise(t, raw[t]) for t in config.threads]
     result["load_after"] = [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
     result["peak_rss_mb"] = peak_rss_mb()

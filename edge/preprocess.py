@@ -70,11 +70,12 @@ def crop_roi(image: np.ndarray, roi: Optional[tuple[int, int, int, int]]) -> np.
 
 
 class Preprocessor:
-    """Turns decoded frames into model-sized uint8 arrays, reusing its output buffer."""
+    """Turns decoded frames into model-sized uint8 arrays (a new array per call: callers keep them)."""
 
     def __init__(self, config: Preprocessing):
         self.config = config
         self._interp = cv2.INTER_AREA if config.interpolation == "area" else cv2.INTER_LINEAR
+        self._grey: Optional[np.ndarray] = None  # full-size grey scratch, reused frame to frame
 
     def prepare(self, image: np.ndarray) -> np.ndarray:
         """One frame (uint8, BGR or grey, any size) → uint8 (H, W, C) at the model's size."""
@@ -82,7 +83,15 @@ class Preprocessor:
         if image.dtype != np.uint8:
             raise EdgeError(f"frames must be 8-bit images, got {image.dtype}")
         image = crop_roi(image, cfg.roi)
-        if image.shape[0] != cfg.height or image.shape[1] != cfg.width:
+        resize = image.shape[0] != cfg.height or image.shape[1] != cfg.width
+        if resize and cfg.color == "grey" and image.ndim == 3:
+            # Grey first, then resize: a third of the pixels to resample (the frame-size scratch
+            # is reused; only the model-size result is new). Same order as the tiles in edge.tiling.
+            hw = image.shape[:2]
+            if self._grey is None or self._grey.shape != hw:
+                self._grey = np.empty(hw, np.uint8)
+            image = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY, dst=self._grey)
+        if resize:
             image = cv2.resize(image, (cfg.width, cfg.height), interpolation=self._interp)
         return to_color(image, cfg.color)
 

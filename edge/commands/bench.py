@@ -13,17 +13,20 @@ import typer
 from edge.errors import EdgeError
 
 
-def _fmt(stats: dict, key: str = "p50") -> str:
-    v = stats.get(key)
-    return "-" if v is None else f"{v:.2f}"
+def _ms(stats: dict, keys=("p50", "p95", "p99")) -> str:
+    if not stats or stats.get("n") == 0:
+        return "-"
+    return "/".join(f"{stats[k]:.2f}" for k in keys)
 
 
 def print_report(result: dict, stderr: bool = False) -> None:
-    """Tables for people; `--json` has every number."""
+    """Three tables for people; `--json` has every number."""
     from rich.console import Console
     from rich.table import Table
 
     console = Console(stderr=stderr)
+    if console.width < 132 and not console.is_terminal:
+        console = Console(stderr=stderr, width=132)
     mi, b = result["machine"], result["bundle"]
     console.print(
         f"[bold]edge bench[/bold] {b['path']}: {b['kind']} {b['quantization']}, input {b['input']}, "
@@ -33,33 +36,41 @@ def print_report(result: dict, stderr: bool = False) -> None:
         f"machine: {mi['cpu']} ({mi['arch']}), {mi['cores_available']} of {mi['cores']} cores; "
         f"interpreter {mi['interpreter']}; load average before {result['load_before']}, after {result['load_after']}"
     )
-    inv = Table(title="interpreter alone (invoke only) and tiles", title_justify="left")
-    for col in ("threads", "invoke/s", "p50 ms", "p95 ms", "p99 ms", "cpu ms/invoke", "tiles", "batched ms/tile", "single ms/tile", "batch speedup"):
+    inv = Table(title="interpreter alone (the ceiling)", title_justify="left")
+    for col in ("threads", "invokes/s", "ms p50/p95/p99", "cpu ms", "tiles batched vs one by one (ms/tile)"):
         inv.add_column(col, justify="right")
     for run in result["runs"]:
-        i, t = run["invoke"], run.get("tiles", {})
-        inv.add_row(
-            str(run["threads"]), f"{i['fps']:.1f}", _fmt(i["ms"]), _fmt(i["ms"], "p95"), _fmt(i["ms"], "p99"), f"{i['cpu_ms']:.2f}",
-            str(t.get("tiles", "-")), f"{t['batched_ms_per_tile']:.2f}" if t else "-",
-            f"{t['one_by_one_ms_per_tile']:.2f}" if t else "-", f"{t['speedup']:.2f}x" if t else "-",
-        )
+        i, t = run["invoke"], run.get("tiles")
+        tiles = f"{t['tiles']} tiles: {t['batched_ms_per_tile']:.2f} vs {t['one_by_one_ms_per_tile']:.2f} ({t['speedup']:.2f}x)" if t else "-"
+        inv.add_row(str(run["threads"]), f"{i['fps']:.1f}", _ms(i["ms"]), f"{i['cpu_ms']:.2f}", tiles)
     console.print(inv)
-    pipe = Table(title="pipeline: decode -> preprocess -> invoke -> score -> decide -> sinks (ms p50/p99)", title_justify="left")
-    for col in ("threads", "source", "fps", "x invoke", "cpu ms/frame", "preprocess", "model", "score", "decide", "cycle", "latency", "alerts", "dropped"):
-        pipe.add_column(col, justify="right" if col not in ("source",) else "left")
+    thr = Table(title="pipeline throughput (steady state, with the alert sinks)", title_justify="left")
+    for col in ("threads", "source", "frame", "fps", "x invoke", "cpu ms/frame", "alerts", "dropped"):
+        thr.add_column(col, justify="left" if col == "source" else "right")
+    lat = Table(title="pipeline latency, ms p50/p99 (cycle: frame to frame; latency: capture to decision; p95 in --json)", title_justify="left")
+    for col in ("threads", "source", "preprocess", "model", "score", "decide", "alert", "cycle", "latency"):
+        lat.add_column(col, justify="left" if col == "source" else "right")
     for run in result["runs"]:
         for p in run["pipelines"]:
             s = p["stages_ms"]
-            pipe.add_row(
-                str(run["threads"]), f"{p['source']} ({p['frame_size']})", f"{p['fps']:.1f}",
-                f"{p['vs_invoke']:.2f}" if p.get("vs_invoke") else "-", f"{p['cpu_ms_per_frame']:.2f}" if p["cpu_ms_per_frame"] else "-",
-                *(f"{_fmt(s[k])}/{_fmt(s[k], 'p99')}" for k in ("preprocess", "model", "score", "decide", "cycle", "latency")),
-                str(p["alerts"]), str(p["dropped"]),
+            thr.add_row(
+                str(run["threads"]), p["source"], p["frame_size"], f"{p['fps']:.1f}",
+                f"{p['vs_invoke']:.2f}" if p.get("vs_invoke") else "-",
+                f"{p['cpu_ms_per_frame']:.2f}" if p["cpu_ms_per_frame"] else "-", str(p["alerts"]), str(p["dropped"]),
             )
-    console.print(pipe)
+            lat.add_row(
+                str(run["threads"]), p["source"],
+                *(_ms(s[k], ("p50", "p99")) for k in ("preprocess", "model", "score", "decide", "alert", "cycle", "latency")),
+            )
+    console.print(thr)
+    console.print(lat)
     console.print(
-        f"peak RSS {result['peak_rss_mb']:.0f} MB; TensorFlow loaded: {'yes' if result['tensorflow_loaded'] else 'no'}"
+        f"peak RSS of this process {result['peak_rss_mb']:.0f} MB; TensorFlow loaded: "
+        f"{'yes' if result['tensorflow_loaded'] else 'no'}"
     )
+    if result.get("profile"):
+        console.print("[bold]profile[/bold] (cProfile, main thread, one pipeline run):")
+        console.print(result["profile"], markup=False, highlight=False)
 
 
 def register(app: typer.Typer) -> None:
@@ -77,6 +88,7 @@ def register(app: typer.Typer) -> None:
         repeat: int = typer.Option(1, "--repeat", min=1, help="Repeat every measurement (interleaved) and report the median: use 3 or more on a busy machine."),
         json_path: Optional[Path] = typer.Option(None, "--json", help="Also write every number to this JSON file ('-' for stdout, tables then go to stderr)."),
         out: Optional[Path] = typer.Option(None, "--out", help="Keep the alerts the pipeline runs raise (events, snapshots) here (default: a temporary folder, deleted)."),
+        profile: bool = typer.Option(False, "--profile", help="Also run the pipeline once under cProfile (first source, last thread count) and show where the time goes."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress lines."),
     ) -> None:
         """Measure a bundle on this machine: the interpreter alone (the ceiling), batched tiles, and the whole `edge run` pipeline with its alert sinks, for each thread count.
@@ -100,6 +112,7 @@ def register(app: typer.Typer) -> None:
         config = BenchConfig(
             threads=parse_threads(threads) if threads else default_threads(),
             sources=specs, frames=frames, invokes=invokes or frames, tiles=tiles, repeat=repeat, geometry=geometry,
+            profile=profile,
         )
         log = (lambda msg: None) if quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
         result = run_bench(b, config, out_dir=out, log=log)
