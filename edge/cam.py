@@ -17,7 +17,7 @@ crack probability, so where the map is high is where the evidence for "crack" is
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
 
 import cv2
 import numpy as np
@@ -33,6 +33,11 @@ class CamHead:
     positive_index: int
     kernel: np.ndarray  # (channels, classes) float32
     bias: np.ndarray  # (classes,) float32
+    # Where feature cell k's receptive field is centred, in input pixel indices: stride * k + offset.
+    # None: assume cells tile the image evenly (what a plain resize does). Strided 'same' convs
+    # shift the centres by up to a few pixels, so export measures and stores them.
+    stride: Optional[float] = None
+    offset: Optional[float] = None
 
     @property
     def positive_class(self) -> str:
@@ -58,6 +63,8 @@ class CamHead:
             "positive_index": self.positive_index,
             "dense_kernel": self.kernel.astype(float).tolist(),
             "dense_bias": self.bias.astype(float).tolist(),
+            "cam_stride": self.stride,
+            "cam_offset": self.offset,
         }
 
     @classmethod
@@ -79,7 +86,10 @@ class CamHead:
                 f"classifier dense weights have shape {kernel.shape} / {bias.shape}, expected "
                 f"(channels, {len(names)}) / ({len(names)},); re-export the run"
             )
-        return cls(names, names.index(positive), kernel, bias)
+        stride, offset = extra.get("cam_stride"), extra.get("cam_offset")
+        aligned = stride is not None and offset is not None and float(stride) > 0
+        return cls(names, names.index(positive), kernel, bias,
+                   float(stride) if aligned else None, float(offset) if aligned else None)
 
 
 def split_outputs(outputs: Sequence[np.ndarray], n_classes: int) -> tuple[np.ndarray, np.ndarray]:
@@ -109,12 +119,24 @@ def cam_maps(features: np.ndarray, head: CamHead, class_index: int | None = None
     return np.tensordot(features.astype(np.float32, copy=False), w, axes=([3], [0])).astype(np.float32)
 
 
-def upsample(maps: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
-    """(N, h, w) -> (N, H, W), bilinear (cells are centred, as the conv receptive fields are)."""
+def upsample(maps: np.ndarray, size_hw: tuple[int, int], stride: Optional[float] = None,
+             offset: Optional[float] = None) -> np.ndarray:
+    """(N, h, w) -> (N, H, W), bilinear, each cell placed where its receptive field is centred.
+
+    With `stride`/`offset` (cell k centred on pixel stride * k + offset) the map is warped into
+    place; without, cells are assumed to tile the image evenly (a plain resize). Beyond the
+    outermost cell centres the edge values are repeated.
+    """
     h, w = size_hw
     out = np.empty((maps.shape[0], h, w), np.float32)
     for i, m in enumerate(maps):
-        out[i] = cv2.resize(m, (w, h), interpolation=cv2.INTER_LINEAR)
+        if stride is None or offset is None:
+            out[i] = cv2.resize(m, (w, h), interpolation=cv2.INTER_LINEAR)
+        else:
+            # Inverse map: output pixel x samples cell (x - offset) / stride.
+            inverse = np.array([[1.0 / stride, 0.0, -offset / stride], [0.0, 1.0 / stride, -offset / stride]])
+            out[i] = cv2.warpAffine(np.ascontiguousarray(m, np.float32), inverse, (w, h),
+                                    flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
     return out
 
 
@@ -124,7 +146,7 @@ def heatmaps(features: np.ndarray, head: CamHead, size_hw: tuple[int, int]) -> n
     Negative evidence (clean surface) is clipped to 0 so the map reads like an anomaly map:
     the alert's box and the annotated overlay go where the crack is.
     """
-    return np.maximum(upsample(cam_maps(features, head), size_hw), 0.0)
+    return np.maximum(upsample(cam_maps(features, head), size_hw, head.stride, head.offset), 0.0)
 
 
 def peak_location(cam: np.ndarray) -> tuple[int, int]:

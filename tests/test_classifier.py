@@ -103,6 +103,33 @@ def test_heatmap_is_model_sized_nonnegative_and_peaks_where_the_feature_fires():
     assert 24 <= x < 32 and 8 <= y < 16  # the cell's area at model resolution
 
 
+def test_cam_cells_are_placed_on_their_receptive_field_centres():
+    """stride 4, offset 3: cell k is centred on pixel 4k + 3, not on the block centre 4k + 1.5."""
+    head = CamHead(("crack", "no_crack"), 0, np.array([[1.0, 0.0]], np.float32), np.zeros(2, np.float32), 4.0, 3.0)
+    features = np.zeros((1, 8, 8, 1), np.float32)
+    features[0, 2, 5, 0] = 1.0
+    maps = heatmaps(features, head, (32, 32))
+    assert peak_location(maps[0]) == (23, 11)
+    plain = heatmaps(features, CamHead(head.class_names, 0, head.kernel, head.bias), (32, 32))
+    assert abs(peak_location(plain[0])[0] - 21.5) <= 0.5
+
+
+def test_cam_alignment_matches_the_receptive_field_of_the_small_cnn():
+    tf = pytest.importorskip("tensorflow")
+    from train.classifier import build_small_cnn, cam_alignment, two_output_model
+
+    model = build_small_cnn((32, 32, 1), 2, (4, 4, 4))
+    stride, offset = cam_alignment(model)
+    features = two_output_model(model)
+    x = tf.Variable(np.random.default_rng(0).random((1, 32, 32, 1), np.float32))
+    with tf.GradientTape() as tape:
+        cell = tf.reduce_sum(features(x)[1][0, 3, 5, :])
+    ys, xs = np.nonzero(np.abs(tape.gradient(cell, x).numpy()[0, :, :, 0]) > 0)
+    # The gradient's support is the receptive field; its centre is where the CAM puts the cell.
+    assert (ys.min() + ys.max()) / 2 == stride * 3 + offset
+    assert (xs.min() + xs.max()) / 2 == stride * 5 + offset
+
+
 def test_outputs_are_found_by_shape_not_order():
     probs, feats = np.zeros((2, 2)), np.zeros((2, 4, 4, 8))
     for outputs in ([probs, feats], [feats, probs]):

@@ -20,7 +20,7 @@ from typing import Callable, Literal, Optional
 import numpy as np
 
 from edge import __version__
-from edge.cam import CamHead, cam_maps, upsample
+from edge.cam import CamHead, heatmaps
 from edge.errors import EdgeError
 from edge.imaging import IMAGE_EXTENSIONS, check_channels, list_images, load_images
 from edge.preprocess import Color, Preprocessing, Preprocessor
@@ -249,9 +249,48 @@ def two_output_model(model):
     return keras.Model(model.inputs, [model.outputs[0], features], name=f"{model.name}_cam")
 
 
+def cam_alignment(model) -> tuple[float, float]:
+    """(stride, offset): feature cell k is centred on input pixel stride * k + offset.
+
+    Walks the layers from the input to the CAM feature layer composing each conv / pool /
+    zero-padding step. A 3x3 stride-2 'same' conv on an even size pads only after the image,
+    so its cells sit half a pixel right of the block centres; four such blocks shift a plain
+    resize by several pixels. Stride-1 'same' layers and element-wise layers change nothing
+    (residual branches of MobileNetV2 are aligned with their trunk).
+    """
+    from keras import layers
+
+    target = feature_layer_name(model)
+    size = float(model.inputs[0].shape[1])
+    stride, offset = 1.0, 0.0
+    for layer in model.layers:
+        if isinstance(layer, layers.ZeroPadding2D):
+            (top, bottom), _ = layer.padding
+            offset -= stride * top
+            size += top + bottom
+        elif isinstance(layer, (layers.Conv2D, layers.DepthwiseConv2D, layers.SeparableConv2D,
+                                layers.MaxPooling2D, layers.AveragePooling2D)):
+            k = layer.kernel_size[0] if hasattr(layer, "kernel_size") else layer.pool_size[0]
+            s = layer.strides[0]
+            if layer.padding == "same":
+                out = -(-size // s)
+                pad_before = max((out - 1) * s + k - size, 0) // 2
+            else:
+                out = (size - k) // s + 1
+                pad_before = 0
+            offset += stride * ((k - 1) / 2 - pad_before)
+            stride *= s
+            size = out
+        if layer.name == target:
+            return stride, offset
+    raise EdgeError(f"CAM feature layer {target} not found while walking {model.name}")
+
+
 def cam_head(model, class_names: list[str], positive: str) -> CamHead:
     kernel, bias = model.get_layer(HEAD_LAYER).get_weights()
-    return CamHead(tuple(class_names), class_names.index(positive), kernel.astype(np.float32), bias.astype(np.float32))
+    stride, offset = cam_alignment(model)
+    return CamHead(tuple(class_names), class_names.index(positive), kernel.astype(np.float32), bias.astype(np.float32),
+                   stride, offset)
 
 
 # ---------------------------------------------------------------- metrics
@@ -331,7 +370,10 @@ def train_classifier(data: str | Path, out: str | Path, config: Optional[Classif
     inputs = keras.Input(shape, name="image")
     x = augmentation(cfg.seed)(inputs) if cfg.augment else inputs
     trainer = keras.Model(inputs, model(x), name="trainer")
-    trainer.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    steps = int(np.ceil(len(train_idx) / cfg.batch_size))
+    # Cosine decay to 1 % of the rate: large early steps, quiet last epochs (BN statistics settle).
+    schedule = keras.optimizers.schedules.CosineDecay(cfg.learning_rate, decay_steps=cfg.epochs * steps, alpha=0.01)
+    trainer.compile(optimizer=keras.optimizers.Adam(schedule), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
 
     to_float = lambda idx: images.frames[idx].astype(np.float32) / np.float32(255.0)  # noqa: E731
     x_train, y_train = to_float(train_idx), images.labels[train_idx]
@@ -342,7 +384,6 @@ def train_classifier(data: str | Path, out: str | Path, config: Optional[Classif
     validation = (to_float(val_idx), images.labels[val_idx]) if len(val_idx) else None
     monitor = "val_loss" if validation else "loss"
     callbacks = [keras.callbacks.EarlyStopping(monitor=monitor, patience=cfg.patience, restore_best_weights=True)]
-    steps = int(np.ceil(len(train_idx) / cfg.batch_size))
     if progress:
         from train.progress import rich_progress_callback
 
@@ -401,7 +442,7 @@ def train_classifier(data: str | Path, out: str | Path, config: Optional[Classif
     feats_model = two_output_model(model)
     probs, feats = feats_model.predict(to_float(show), batch_size=64, verbose=0)
     head = cam_head(model, names, cfg.positive)
-    cams = np.maximum(upsample(cam_maps(feats, head), shape[:2]), 0.0)
+    cams = heatmaps(feats, head, shape[:2])
     plot_cam_grid(images.frames[show], cams, images.labels[show], probs, names, positive_index, out / "cam_grid.png")
 
     held = "validation" if "validation" in metrics else "train"
