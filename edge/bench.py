@@ -252,15 +252,21 @@ class SourceSpec:
             # Looped, so --frames is honoured whatever the length of the clip.
             return open_source(config=SourceConfig(video=str(self.video), loop=True, mode="every"))
         w, h = self.size  # type: ignore[misc]
-        frames = synthetic_frames(w, h)
+        frames = self._synthetic()
         # A paced source is a camera: latest-frame mode, frames the model cannot take are dropped.
         mode = "latest" if self.rate else "every"
         config = SourceConfig(video=f"synthetic-{w}x{h}", mode=mode)
         return open_source(config=config, opener=lambda: SyntheticBackend(frames, self.rate))
 
+    def _synthetic(self) -> list[np.ndarray]:
+        frames = getattr(self, "_frames", None)
+        if frames is None:
+            frames = self._frames = synthetic_frames(*self.size)  # type: ignore[misc]
+        return frames
+
     def first_frame(self) -> np.ndarray:
         if self.video is None:
-            return synthetic_frames(*self.size, count=1)[0]  # type: ignore[misc]
+            return self._synthetic()[0]
         cap = cv2.VideoCapture(str(self.video))
         ok, frame = cap.read()
         cap.release()

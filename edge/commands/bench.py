@@ -98,12 +98,12 @@ def register(app: typer.Typer) -> None:
         from edge.bench import BenchConfig, SourceSpec, check_video, default_threads, parse_size, parse_threads, run_bench
         from edge.bundle import load_bundle
 
+        if rate is not None and video and not size:
+            raise EdgeError("--rate paces synthetic frames; add --size WxH (a video file is read as fast as it decodes)")
         b = load_bundle(bundle)
         specs = [SourceSpec(video=check_video(v)) for v in (video or [])]
         sizes = list(size or ([] if specs else ["640x480"]))
         specs += [SourceSpec(size=parse_size(s), rate=rate) for s in sizes]
-        if rate is not None and not sizes:
-            raise EdgeError("--rate paces synthetic frames; add --size WxH (a video file is read as fast as it decodes)")
         geometry = None
         if tile is not None:
             from edge.tiling import geometry_with_options
