@@ -19,7 +19,7 @@ from typing import Optional
 
 from edge.errors import EdgeError
 from edge.sinks.base import clear_problem, problem
-from edge.sinks.outbox import Entry, QueuedSink
+from edge.sinks.outbox import Entry, NotReady, QueuedSink
 
 
 def _paho():
@@ -68,6 +68,8 @@ class MqttTransport:
         self._outcome = threading.Event()  # first connect attempt finished, either way
         self.last_error: Optional[str] = None
         self.on_ready = lambda: None  # set by the sink: cut the retry backoff short
+        # Until the start check is over, the sink reports the outcome in one line of its own.
+        self.starting = True
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id, clean_session=True)
         if username:
             client.username_pw_set(username, password)
@@ -104,7 +106,8 @@ class MqttTransport:
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
             self.last_error = f"broker refused the connection: {reason_code}"
-            problem(f"mqtt: {self.where} {self.last_error}; check username/password_env and TLS settings", key="mqtt-conn")
+            if not self.starting:
+                problem(f"mqtt: {self.where} {self.last_error}; check username/password_env and TLS settings", key="mqtt-conn")
             self._outcome.set()
             return
         client.publish(self.status_topic, "online", qos=1, retain=True)
@@ -125,11 +128,12 @@ class MqttTransport:
     def _on_connect_fail(self, client, userdata) -> None:
         self.last_error = f"cannot reach {self.where}"
         self._outcome.set()
-        problem(f"mqtt: cannot reach {self.where}; retrying, alerts queue meanwhile", key="mqtt-conn")
+        if not self.starting:
+                problem(f"mqtt: cannot reach {self.where}; retrying, alerts queue meanwhile", key="mqtt-conn")
 
     def send(self, entry: Entry) -> None:
         if not self.connected.is_set():
-            raise ConnectionError(f"not connected to {self.where}" + (f" ({self.last_error})" if self.last_error else ""))
+            raise NotReady(f"not connected to {self.where}" + (f" ({self.last_error})" if self.last_error else ""))
         info = self.client.publish(self.alerts_topic, entry.payload, qos=1, retain=False)
         if info.rc != self._mqtt.MQTT_ERR_SUCCESS:
             raise ConnectionError(f"publish failed: {self._mqtt.error_string(info.rc)}")
@@ -182,7 +186,9 @@ class MqttSink(QueuedSink):
             reconnect_max_s=int(backoff_max_s), tls=tls,
         )
         transport.start()
-        if not transport.wait_connected(connect_timeout_s):
+        connected = transport.wait_connected(connect_timeout_s)
+        transport.starting = False
+        if not connected:
             why = transport.last_error or f"no answer within {connect_timeout_s:g}s"
             if required:
                 transport.client.loop_stop()
@@ -192,7 +198,8 @@ class MqttSink(QueuedSink):
                 )
             problem(
                 f"warning: MQTT broker {transport.where} unreachable at start ({why}); alerts queue in "
-                f"{Path(state_dir) / outbox_name} and are sent when it is back"
+                f"{Path(state_dir) / outbox_name} and are sent when it is back",
+                key="mqtt-conn",  # the reconnect attempts that follow are not repeated for a minute
             )
         try:
             super().__init__(

@@ -219,6 +219,10 @@ class Rejected(Exception):
     """The receiver answered that this payload will never be accepted (do not retry it)."""
 
 
+class NotReady(ConnectionError):
+    """The transport knows it is disconnected and reports that itself: retry without a log line."""
+
+
 class Transport(Protocol):
     name: str
 
@@ -255,7 +259,7 @@ class QueuedSink:
         self._closed = False
         left = len(self.outbox)
         if left:
-            problem(f"{self.name}: {left} undelivered alerts from before this start are in {outbox_path}; sending them")
+            problem(f"{self.name}: {left} undelivered alerts from before this start are in {outbox_path}; they go out first")
         self._thread = threading.Thread(target=self._run, name=f"edge-{self.name}-sender", daemon=True)
         self._thread.start()
 
@@ -298,11 +302,12 @@ class QueuedSink:
                 self.failures += 1
                 failing = True
                 self.outbox.attempted(entry)
-                problem(
-                    f"{self.name}: delivery failed ({one_line(exc)}); retrying with backoff, "
-                    f"{self.pending} alerts queued",
-                    key=f"deliver:{self.name}",
-                )
+                if not isinstance(exc, NotReady):
+                    problem(
+                        f"{self.name}: delivery failed ({one_line(exc)}); retrying with backoff, "
+                        f"{self.pending} alerts queued",
+                        key=f"deliver:{self.name}",
+                    )
                 self._kick.wait(delay)
                 self._kick.clear()
                 delay = min(delay * 2, self.backoff_max_s)
