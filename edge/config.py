@@ -172,6 +172,9 @@ class SinksConfig(_Strict):
 
 class RunConfig(_Strict):
     bundle: Optional[Path] = Field(None, description="bundle folder made by `edge calibrate`")
+    classifier: Optional[Path] = Field(
+        None, description="optional classifier bundle: names what the first bundle flags (crack / unknown anomaly)"
+    )
     source: Optional[SourceConfig] = None
     geometry: GeometryConfig = Field(default_factory=GeometryConfig)
     decision: DecisionConfig = Field(default_factory=DecisionConfig)
@@ -203,6 +206,7 @@ class RunConfig(_Strict):
             return q if q.is_absolute() else base / q
 
         self.bundle = fix(self.bundle)
+        self.classifier = fix(self.classifier)
         self.out = fix(self.out)
         self.state = fix(self.state)
         if self.source is not None:

@@ -163,8 +163,11 @@ class Pipeline:
         metrics: Optional[Metrics] = None,
         log: Optional[Log] = None,
         detector=None,
+        classifier=None,
     ):
         self.bundle = bundle
+        # Optional second stage (edge.second_stage.SecondStage): names what the first one flagged.
+        self.second_stage = classifier
         self.log: Log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
         self.geometry, mask_base = resolve_geometry(bundle, geometry, self.log)
         self.tiler = Tiler(bundle.manifest.preprocessing, self.geometry, base=mask_base)
@@ -297,13 +300,17 @@ class Pipeline:
         extra = {}
         if decision.part is not None:
             extra = {"part": decision.part, "part_frames": decision.part_frames}
+        label, drawn, caption = self.label, None, self.label
+        if self.second_stage is not None:
+            label, drawn, caption, box = self._second_opinion(image, hw, box, extra)
         alert = Alert(
             source=frame.source, frame_index=frame.index, score=decision.score, threshold=threshold,
-            label=self.label, box=box, time=_iso(frame.timestamp), extra=extra,
+            label=label, box=box, time=_iso(frame.timestamp), extra=extra,
         )
         if self.snapshots is not None:
             try:
-                annotated = annotate(image, self.tiler.frame_map(scored.map, hw), decision.score, threshold, box, label=self.label)
+                heat = drawn if drawn is not None else self.tiler.frame_map(scored.map, hw)
+                annotated = annotate(image, heat, decision.score, threshold, box, label=caption)
                 self.snapshots.write(alert, image, annotated)
             except Exception as exc:  # disk full, permissions: the alert still goes out
                 self.metrics.sink_errors += 1
@@ -316,3 +323,26 @@ class Pipeline:
                 self.log(f"sink {getattr(sink, 'name', type(sink).__name__)} failed on alert {alert.id[:8]}: {type(exc).__name__}: {exc}")
         summary.alerts += 1
         self.metrics.alerts += 1
+
+    def _second_opinion(self, image, hw, box, extra: dict):
+        """Classify the flagged frame (or the tile around the anomaly): (label, map to draw, caption, box).
+
+        A crack gets its class activation map drawn and its box; anything else is "unknown
+        anomaly" with the reconstruction-error map. A failing classifier never costs the alert.
+        """
+        from edge.second_stage import tile_around
+
+        stage = self.second_stage
+        try:
+            region = None
+            if self.tiler.tiling is not None:
+                region = tile_around(self.tiler.layout(hw).tiles, self.tiler.roi, box)
+            verdict = stage.classify(image, region)
+        except Exception as exc:  # noqa: BLE001 - the first stage's alert goes out regardless
+            self.log(f"classifier failed on a flagged frame ({type(exc).__name__}: {exc}); alert kept as {self.label!r}")
+            return self.label, None, self.label, box
+        extra["classifier"] = verdict.to_dict()
+        if not verdict.positive:
+            return verdict.label, None, verdict.label, box
+        caption = f"{verdict.label} p={verdict.probability:.2f}"
+        return verdict.label, stage.frame_map(verdict, hw), caption, verdict.box

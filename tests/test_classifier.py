@@ -119,6 +119,9 @@ def test_cam_alignment_matches_the_receptive_field_of_the_small_cnn():
     from train.classifier import build_small_cnn, cam_alignment, two_output_model
 
     model = build_small_cnn((32, 32, 1), 2, (4, 4, 4))
+    for layer in model.layers:  # positive weights: every ReLU passes, so the support is the whole field
+        if layer.name.startswith("conv"):
+            layer.set_weights([np.ones_like(w) for w in layer.get_weights()])
     stride, offset = cam_alignment(model)
     features = two_output_model(model)
     x = tf.Variable(np.random.default_rng(0).random((1, 32, 32, 1), np.float32))
@@ -296,3 +299,66 @@ def test_bad_data_folders_are_one_clear_line(crack_data, tmp_path):
     assert "rust" in line and "--positive" in line
     line = _one_error_line(_edge("train", "classifier", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "r3")))
     assert "not found" in line
+
+
+# ------------------------------------------------------------------ two stages: autoencoder, then classifier
+
+
+@pytest.fixture(scope="module")
+def alert_on_everything_ae(int8_model, synthetic_mvtec, tmp_path_factory):
+    """The shared tiny autoencoder as a bundle whose threshold (0) flags every frame.
+
+    This isolates the second stage: which label each flagged frame gets.
+    """
+    from calibration import calibrate
+    from edge.bundle import load_bundle, write_bundle
+
+    bundle = calibrate(int8_model, synthetic_mvtec, None, "quantile:0.99", tmp_path_factory.mktemp("bundles") / "ae",
+                       progress=False, log=_quiet)
+    manifest = bundle.manifest.model_copy(deep=True)
+    manifest.threshold.value = 0.0
+    manifest.threshold.method = "test: every frame"
+    write_bundle(bundle.path, manifest, bundle.model_path)
+    return load_bundle(bundle.path)
+
+
+def test_second_stage_names_cracks_and_leaves_other_anomalies_unknown(alert_on_everything_ae, classifier_bundle, tmp_path):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    cracks, _ = _fresh_cracks(3, seed=31)
+    rng = np.random.default_rng(8)
+    for i, image in enumerate(cracks):
+        cv2.imwrite(str(folder / f"a_crack_{i}.png"), image)
+    for i in range(3):
+        # A crack-free surface: flagged by the (threshold 0) first stage, not a crack for the second.
+        cv2.imwrite(str(folder / f"b_other_{i}.png"), crack_image(rng, SIZE, crack=False)[0])
+    out = tmp_path / "out"
+    result = _edge("run", "--bundle", str(alert_on_everything_ae.path), "--classifier", str(classifier_bundle.path),
+                   "--images", str(folder), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "second stage" in result.stderr
+    alerts = {a["source"]: a for a in map(json.loads, (out / "events.jsonl").read_text().splitlines())}
+    assert len(alerts) == 6
+    labels = {name: a["label"] for name, a in alerts.items()}
+    assert sum(labels[f"a_crack_{i}.png"] == "crack" for i in range(3)) >= 2, labels
+    assert all(labels[f"b_other_{i}.png"] == "unknown anomaly" for i in range(3)), labels
+    for a in alerts.values():
+        verdict = a["extra"]["classifier"]
+        assert verdict["label"] == a["label"] and 0.0 <= verdict["probability"] <= 1.0
+        assert Path(a["annotated"]).is_file()
+        assert a["threshold"] == 0.0  # the first stage decided the alert; its threshold is reported
+
+
+def test_second_stage_refuses_an_autoencoder_bundle(alert_on_everything_ae):
+    from edge.second_stage import SecondStage
+
+    with pytest.raises(EdgeError, match="classifier bundle"):
+        SecondStage(alert_on_everything_ae)
+
+
+def test_tile_around_picks_the_tile_under_the_anomaly():
+    from edge.second_stage import tile_around
+
+    tiles = [(0, 0, 32, 32), (24, 0, 32, 32), (0, 24, 32, 32), (24, 24, 32, 32)]
+    assert tile_around(tiles, None, (45, 44, 4, 4)) == (24, 24, 32, 32)
+    assert tile_around(tiles, (100, 50, 56, 56), (105, 52, 2, 2)) == (100, 50, 32, 32)

@@ -55,6 +55,11 @@ def run_config(
     if config.source is None:
         raise EdgeError("no source: give --camera N, --video FILE or --images DIR, or a `source:` section in the config file")
     bundle = load_bundle(config.bundle)
+    second = None
+    if config.classifier is not None:
+        from edge.second_stage import SecondStage
+
+        second = SecondStage(load_bundle(config.classifier), config.threads)
     backend, _ = interpreter_backend()
     # Sinks before the source: a required broker that is down stops us before the camera is opened.
     built = build_sinks(config.sinks, config.out, config.state_dir)
@@ -66,6 +71,7 @@ def run_config(
         pipeline = Pipeline(
             bundle, list(built.group), built.snapshots, config.decision, config.threads,
             geometry=config.geometry if config.geometry.model_fields_set else None, metrics=metrics, log=log,
+            classifier=second,
         )
         source = open_source(config=config.source)
         port = metrics.serve()
@@ -75,6 +81,9 @@ def run_config(
             f"score {m.score.kind}, threshold {m.threshold.value:.6g} by {m.threshold.method}); "
             f"interpreter: {backend}"
         )
+        if second is not None:
+            log(f"second stage: {second.bundle.path} labels alerts {second.label!r} when its probability > "
+                f"{second.threshold:.4g}, else {second.unknown_label!r}")
         log("alerts to: " + ("; ".join(built.described) if built.described else "nowhere (all sinks off)"))
         if port is not None:
             log(f"prometheus metrics on http://{config.metrics.prometheus_host}:{port}/metrics")
@@ -132,16 +141,21 @@ def register(app: typer.Typer) -> None:
     def run(
         config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML run config (see deploy/edge.example.yaml); the options below override it."),
         bundle: Optional[Path] = typer.Option(None, "--bundle", "-b", help="Bundle folder made by `edge calibrate`."),
+        classifier: Optional[Path] = typer.Option(
+            None, "--classifier",
+            help="Second stage: a classifier bundle (e.g. crack). Each alert of --bundle is classified (the tile "
+            "around the anomaly when tiling) and labelled 'crack' with its class activation map, or 'unknown anomaly'.",
+        ),
         camera: Optional[str] = typer.Option(None, "--camera", help="Camera index (0) or device path (/dev/v4l/by-id/...)."),
         video: Optional[str] = typer.Option(None, "--video", help="Video file to inspect frame by frame."),
         images: Optional[str] = typer.Option(None, "--images", help="Folder of images to inspect in name order."),
-        out: Optional[Path] = typer.Option(None, "--out", "-o", help="Where events.jsonl, events.db and snapshots/ go [default: edge-out]."),
-        state: Optional[Path] = typer.Option(None, "--state", help="Where the network sinks keep undelivered alerts [default: OUT/state]."),
+        out: Optional[Path] = typer.Option(None, "--out", "-o", help="Where events.jsonl, events.db and snapshots/ go (default: edge-out)."),
+        state: Optional[Path] = typer.Option(None, "--state", help="Where the network sinks keep undelivered alerts (default: OUT/state)."),
         max_frames: Optional[int] = typer.Option(None, "--max-frames", min=1, help="Stop after this many frames."),
         threads: Optional[int] = typer.Option(None, "--threads", min=1, help="Interpreter threads (default: all cores)."),
-        votes: Optional[int] = typer.Option(None, "--votes", min=1, help="Alert when this many of the last --window frames are over threshold [default: 1]."),
-        window: Optional[int] = typer.Option(None, "--window", min=1, help="Frames considered for --votes [default: 1]."),
-        cooldown: Optional[int] = typer.Option(None, "--cooldown", min=0, help="Frames to stay quiet after an alert [default: 0]."),
+        votes: Optional[int] = typer.Option(None, "--votes", min=1, help="Alert when this many of the last --window frames are over threshold (default: 1)."),
+        window: Optional[int] = typer.Option(None, "--window", min=1, help="Frames considered for --votes (default: 1)."),
+        cooldown: Optional[int] = typer.Option(None, "--cooldown", min=0, help="Frames to stay quiet after an alert (default: 0)."),
         mqtt: Optional[str] = typer.Option(None, "--mqtt", help="Also publish alerts to this MQTT broker, HOST or HOST:PORT (topic edge-inspect/alerts)."),
         webhook: Optional[str] = typer.Option(None, "--webhook", help="Also POST each alert as JSON to this URL."),
         url: Optional[str] = typer.Option(None, "--url", help="Network stream (rtsp://user:pass@host/stream, http://...); reopened by the watchdog when it stalls."),
@@ -170,6 +184,8 @@ def register(app: typer.Typer) -> None:
         cfg = load_config(config) if config is not None else RunConfig()
         if bundle is not None:
             cfg.bundle = bundle
+        if classifier is not None:
+            cfg.classifier = classifier
         if out is not None:
             cfg.out = out
         if state is not None:
