@@ -24,7 +24,8 @@ from edge.tiling import GeometryConfig
 SCHEMA_VERSION = 1
 MANIFEST = "bundle.json"
 Quantization = Literal["int8", "float16", "dynamic", "float32"]
-ModelKind = Literal["autoencoder", "classifier"]
+# anomaly_map: the model outputs the anomaly map itself (edge/features.py; pretrained-feature models)
+ModelKind = Literal["autoencoder", "classifier", "anomaly_map"]
 
 
 class TensorSpec(BaseModel):

@@ -87,4 +87,8 @@ def make_detector(bundle: Bundle, num_threads: Optional[int] = None):
         return AutoencoderDetector.from_bundle(bundle, num_threads)
     if kind == "classifier":
         return ClassifierDetector.from_bundle(bundle, num_threads)
+    if kind == "anomaly_map":
+        from edge.features import AnomalyMapDetector
+
+        return AnomalyMapDetector.from_bundle(bundle, num_threads)
     raise EdgeError(f"bundle model kind {kind!r} is not supported by this edge-inspect")

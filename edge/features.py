@@ -1,0 +1,57 @@
+"""Device-side scoring of "anomaly_map" models: the .tflite outputs the anomaly map itself.
+
+The pretrained-feature model (train/padim.py: EfficientNet-Lite0 features and a per-position
+Gaussian, all inside one int8 .tflite) ends in a coarse map of squared Mahalanobis distances,
+(N, h, w, 1). Here it is resized to the model's input size (bilinear, so `edge run` draws its
+heatmap and box from it like an autoencoder's error map) and scored with the bundle's ScoreConfig
+(max of the Gaussian-smoothed map by default), in numpy only.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import cv2
+import numpy as np
+
+from edge.bundle import Bundle
+from edge.errors import EdgeError
+from edge.model import TFLiteModel
+from edge.scoring import ScoreConfig, frame_scores
+
+
+def upsample_maps(coarse: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    """(N, h, w[, 1]) → (N, H, W) float32, bilinear."""
+    if coarse.ndim == 4:
+        if coarse.shape[3] != 1:
+            raise EdgeError(f"an anomaly-map model must output (N, h, w, 1), got {coarse.shape}: not an anomaly_map bundle")
+        coarse = coarse[..., 0]
+    out = np.empty((coarse.shape[0], *hw), np.float32)
+    for i, m in enumerate(coarse):
+        cv2.resize(m.astype(np.float32, copy=False), (hw[1], hw[0]), dst=out[i], interpolation=cv2.INTER_LINEAR)
+    return out
+
+
+class AnomalyMapDetector:
+    """The model's first output is an anomaly map; the frame score is computed from it here."""
+
+    label = "anomaly"
+
+    def __init__(self, model: TFLiteModel, score: ScoreConfig):
+        self.model = model
+        self.score = score
+
+    @classmethod
+    def from_bundle(cls, bundle: Bundle, num_threads: Optional[int] = None) -> "AnomalyMapDetector":
+        model = TFLiteModel(bundle.model_path, num_threads=num_threads)
+        model.check_frame_shape(bundle.manifest.preprocessing.input_shape)
+        return cls(model, bundle.manifest.score)
+
+    def detect(self, batch_u8: np.ndarray):
+        from edge.detector import Detection  # detector imports this module for make_detector
+
+        if batch_u8.ndim == 3:
+            batch_u8 = batch_u8[None]
+        coarse = self.model.predict(batch_u8)[0]
+        maps = upsample_maps(coarse, batch_u8.shape[1:3])
+        return Detection(frame_scores(maps, self.score), maps)
