@@ -48,9 +48,21 @@ def _classifier_scorer(model: TFLiteModel, card: ModelCard, score: ScoreConfig) 
     return make_scorer(model, card, score)
 
 
+def _anomaly_map_detector(model: TFLiteModel, card: ModelCard, score: ScoreConfig):
+    from edge.features import AnomalyMapDetector  # the model outputs the map itself (train/padim.py)
+
+    return AnomalyMapDetector(model, score)
+
+
+def _anomaly_map_scorer(model: TFLiteModel, card: ModelCard, score: ScoreConfig) -> BatchScorer:
+    detector = _anomaly_map_detector(model, card, score)
+    return lambda batch: detector.detect(batch).scores
+
+
 KINDS: dict[str, KindSpec] = {
     "autoencoder": KindSpec(_autoencoder_scorer, "anomaly score (reconstruction error)"),
     "classifier": KindSpec(_classifier_scorer, "positive-class probability (e.g. crack)"),
+    "anomaly_map": KindSpec(_anomaly_map_scorer, "anomaly score (max of the feature-distance map)", _anomaly_map_detector),
 }
 
 
