@@ -36,16 +36,16 @@ HEAD_LAYER = "classifier"
 
 @dataclass
 class ClassifierConfig:
-    size: int = 96
+    size: int = 128
     color: Optional[Color] = None  # None: inferred from the images
     backbone: Backbone = "small"
     weights: str = "none"  # none | imagenet | path to a weights file (pretrained backbones only)
-    filters: tuple[int, ...] = (16, 32, 64, 64)
-    epochs: int = 15
+    filters: tuple[int, ...] = (32, 64, 128, 128)
+    epochs: int = 30
     batch_size: int = 32
     val_split: float = 0.2
     test_split: float = 0.0
-    patience: int = 4
+    patience: int = 8
     learning_rate: float = 2e-3
     augment: bool = True
     seed: int = 0
@@ -130,7 +130,7 @@ def stratified_split(labels: np.ndarray, val_split: float, test_split: float, se
 def build_small_cnn(input_shape: tuple[int, int, int], n_classes: int, filters: tuple[int, ...]):
     """Strided conv blocks (Conv3x3 + BN + ReLU), a stride-1 last block, GAP, Dense softmax.
 
-    All blocks but the last halve the resolution, so 96 px and four blocks give a 12x12 CAM.
+    All blocks but the last halve the resolution, so 128 px and four blocks give a 16x16 CAM.
     """
     import keras
     from keras import layers
