@@ -4,6 +4,11 @@ Steps: read the model's sidecar card (preprocessing, kind, default score) → li
 (calibration.data) → score them in batches with the .tflite through the device's own code
 (calibration.scoring) → pick the threshold (calibration.thresholds) → statistics and metrics
 (calibration.metrics) → write the bundle with edge.bundle.write_bundle and BUNDLE/report/.
+
+With a frame geometry (ROI, inspection mask, tiles: edge.tiling.GeometryConfig) every image is
+scored by the device's own FrameScorer + Tiler, exactly as edge.pipeline scores a frame, and the
+bundle records it: the ROI in `preprocessing.roi`, tiling and mask in `geometry` (the mask copied
+into the bundle as mask.png), so `edge run` with the bundle alone inspects the same way.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
+import cv2
 import numpy as np
 
 from edge.bundle import (
@@ -29,16 +35,18 @@ from edge.bundle import (
 )
 from edge.errors import EdgeError
 from edge.model import TensorInfo, TFLiteModel
-from edge.preprocess import Preprocessor
+from edge.preprocess import Preprocessing, Preprocessor
 from edge.scoring import ScoreConfig
+from edge.tiling import FrameScorer, GeometryConfig, Tiler, load_mask
 
 from calibration import data as cal_data
 from calibration.metrics import detection_metrics, false_alarm_rate, score_stats
-from calibration.report import ReportData, write_report
-from calibration.scoring import ScoredImages, kind_spec, score_files
+from calibration.report import ReportData, describe_geometry, write_report
+from calibration.scoring import ScoredImages, kind_spec, score_files, score_frames
 from calibration.thresholds import Method, check_anomalous, compute_threshold, parse_method, resolution_note
 
 REPORT_DIR = "report"
+MASK_FILE = "mask.png"  # the inspection mask inside the bundle (PNG: lossless, read back bit for bit)
 FEW_NORMAL = 20
 MANY_FLAGGED = 0.25  # fraction of normal images over the threshold worth a warning
 
@@ -103,6 +111,9 @@ def _clear_old_bundle(out: Path, model_path: Path) -> None:
         old_model = out / old.manifest.model.file
         if old_model.is_file() and old_model.resolve() != model_path.resolve():
             old_model.unlink()
+        old_mask = old.manifest.geometry.mask if old.manifest.geometry is not None else None
+        if old_mask is not None and not Path(old_mask).is_absolute() and (out / old_mask).is_file():
+            (out / old_mask).unlink()  # a new mask is written from memory; none is stale
     if (out / REPORT_DIR).is_dir():
         shutil.rmtree(out / REPORT_DIR)
 
@@ -121,6 +132,7 @@ def calibrate(
     threads: Optional[int] = None,
     progress: bool = True,
     log: Callable[[str], None] = _stderr,
+    geometry: Optional[GeometryConfig] = None,
 ) -> Bundle:
     """Calibrate the threshold of an exported model and write a bundle folder.
 
@@ -131,6 +143,10 @@ def calibrate(
     out:        the bundle folder to write (created; an old bundle there is replaced).
     score:      "mean", "max_blur" or "topk_mean" to override the card's score kind;
                 blur_sigma / topk override its parameters.
+    geometry:   ROI, inspection mask (a path relative to the working directory) and tiling, as
+                `edge run --roi/--mask/--tile` (edge.tiling.geometry_with_options builds it from
+                those strings). Given: images are scored frame by frame by the device's
+                FrameScorer; None: the faster batched path (the same numbers without geometry).
     Returns the written Bundle (already re-read and hash-checked with edge.bundle.load_bundle).
     """
     model_path = Path(model_path)
@@ -148,23 +164,36 @@ def calibrate(
     # Fail before minutes of scoring, not after.
     check_anomalous(method, len(images.anomalous))
     _check_out(out)
+    preprocessing, stored_geometry, mask = _geometry(card.preprocessing, geometry)
     for note in images.notes:
         log(f"note: {note}")
 
     model = TFLiteModel(model_path, num_threads=threads)
     model.check_frame_shape(card.preprocessing.input_shape)
-    preprocessor = Preprocessor(card.preprocessing)
-    scorer = spec.make_scorer(model, card, score_config)
+    if geometry is None:
+        preprocessor = Preprocessor(preprocessing)
+        batch_scorer = spec.make_scorer(model, card, score_config)
+
+        def score(files, what, advance):
+            return score_files(files, preprocessor, batch_scorer, batch_size, what, advance)
+    else:
+        # The device's own frame path (edge.pipeline.Pipeline builds the same two objects).
+        tiler = Tiler(preprocessing, stored_geometry, mask=mask)
+        frame_scorer = FrameScorer(spec.make_detector(model, card, score_config), tiler)
+
+        def score(files, what, advance):
+            return score_frames(files, frame_scorer, what, advance)
     log(
         f"calibrating {model_path.name} ({card.kind}, {card.quantization}, interpreter {model.backend}) on "
         f"{len(images.normal)} normal" + (f" + {len(images.anomalous)} anomalous" if images.anomalous else "")
         + f" images, score {score_config.kind}, method {method}"
     )
+    if geometry is not None:
+        log(f"geometry: {describe_geometry(preprocessing, stored_geometry)}")
     with _Progress(len(images.normal) + len(images.anomalous), progress) as bar:
-        normal_scored = score_files(images.normal, preprocessor, scorer, batch_size, "normal images", bar.stage("normal"))
+        normal_scored = score(images.normal, "normal images", bar.stage("normal"))
         anomalous_scored = (
-            score_files(images.anomalous, preprocessor, scorer, batch_size, "anomalous images", bar.stage("anomalous"))
-            if images.anomalous else ScoredImages()
+            score(images.anomalous, "anomalous images", bar.stage("anomalous")) if images.anomalous else ScoredImages()
         )
     groups_by_path = dict(zip(images.anomalous, images.anomalous_groups))
     anomalous_groups = [groups_by_path[p] for p in anomalous_scored.paths]
@@ -201,15 +230,20 @@ def calibrate(
             input=_spec(model.input),
             outputs=[_spec(o) for o in model.outputs],
         ),
-        preprocessing=card.preprocessing,
+        preprocessing=preprocessing,
         score=score_config,
         threshold=Threshold(value=threshold, method=str(method)),
         normal_scores=score_stats(normal_scored.scores),
         anomalous_scores=score_stats(anomalous_scored.scores) if anomalous_scored.paths else None,
         metrics=metrics,
+        geometry=stored_geometry,
         extra=dict(card.extra),
     )
     _clear_old_bundle(out, model_path)
+    if mask is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        if not cv2.imwrite(str(out / MASK_FILE), mask):
+            raise EdgeError(f"could not write {out / MASK_FILE}; check the folder is writable and the disk not full")
     bundle = write_bundle(out, manifest, model_path)
     sources = {"normal images": str(images.normal_source)}
     if images.anomalous_sources:
@@ -231,6 +265,23 @@ def calibrate(
     )
     _summary(bundle, normal_scored.scores, report, log)
     return load_bundle(bundle.path)
+
+
+def _geometry(preprocessing: Preprocessing, geometry: Optional[GeometryConfig]):
+    """(preprocessing, geometry to store in the bundle, mask array) for a requested geometry.
+
+    The ROI becomes the bundle's `preprocessing.roi` (the one `edge run --roi` replaces); tiling
+    and mask go to `geometry`, the mask read now (a bad one fails before any scoring) and stored
+    in the bundle as MASK_FILE, a path relative to the bundle as edge.pipeline expects.
+    """
+    if geometry is None:
+        return preprocessing, None, None
+    if geometry.roi is not None:
+        preprocessing = preprocessing.model_copy(update={"roi": tuple(geometry.roi)})
+    mask = load_mask(geometry.mask) if geometry.mask is not None else None
+    if geometry.tiling is None and mask is None:
+        return preprocessing, None, None
+    return preprocessing, GeometryConfig(mask=MASK_FILE if mask is not None else None, tiling=geometry.tiling), mask
 
 
 def _summary(bundle: Bundle, normal_scores: np.ndarray, report: Path, log: Callable[[str], None]) -> None:

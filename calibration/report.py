@@ -19,6 +19,8 @@ from typing import Optional
 import numpy as np
 
 from edge.bundle import Manifest, ScoreStats
+from edge.preprocess import Preprocessing
+from edge.tiling import GeometryConfig
 
 
 @dataclass
@@ -148,6 +150,21 @@ table{border-collapse:collapse;margin:.5em 0 1.5em}th,td{border:1px solid #ccc;p
 th{background:#f4f4f4;font-weight:600}img{max-width:100%;margin:.5em 1em .5em 0}.note{color:#8a5300}"""
 
 
+def describe_geometry(preprocessing: Preprocessing, geometry: Optional[GeometryConfig]) -> str:
+    """One line: what part of the frame is scored and how (for the log and the report)."""
+    roi = preprocessing.roi
+    parts = [f"roi {','.join(map(str, roi))}" if roi else "whole frame"]
+    tiling = geometry.tiling if geometry is not None else None
+    if tiling is None:
+        parts.append(f"resized to {preprocessing.width}x{preprocessing.height}")
+    else:
+        size = f"{tiling.tile[0]}x{tiling.tile[1]}" if tiling.tile else f"{preprocessing.width}x{preprocessing.height} (model size)"
+        parts.append(f"tiles {size}, overlap {tiling.overlap:g}")
+    if geometry is not None and geometry.mask is not None:
+        parts.append(f"mask {geometry.mask}")
+    return ", ".join(parts)
+
+
 def write_html(data: ReportData, path: Path, figures: list[Path]) -> Path:
     m = data.manifest
     t = m.threshold.value
@@ -157,6 +174,7 @@ def write_html(data: ReportData, path: Path, figures: list[Path]) -> Path:
         ("input", f"{m.model.input.shape} {m.model.input.dtype}"),
         ("preprocessing", f"{m.preprocessing.width}x{m.preprocessing.height} {m.preprocessing.color}"
                           + (f", roi {m.preprocessing.roi}" if m.preprocessing.roi else "")),
+        ("frame geometry", describe_geometry(m.preprocessing, m.geometry)),
         ("score", m.score.kind + (f" (sigma {m.score.blur_sigma:g})" if m.score.kind == "max_blur" else "")
                   + (f" (top {m.score.topk:g})" if m.score.kind == "topk_mean" else "")),
         ("threshold", f"{t:.6g}"),

@@ -7,7 +7,8 @@ Never Keras.
 
 Model kinds plug in through `KINDS`: each maps a ModelCard kind to a factory that turns
 (model, card, score config) into a "score a batch" function, uint8 (N, H, W, C) → (N,) float
-scores where higher means more anomalous.
+scores where higher means more anomalous, and to the device detector (edge.detector) that the
+frame-geometry path (`score_frames`: ROI, mask, tiles) drives through edge.tiling.FrameScorer.
 """
 
 from __future__ import annotations
@@ -19,12 +20,13 @@ from typing import Callable, Optional
 import numpy as np
 
 from edge.bundle import ModelCard
-from edge.detector import AutoencoderDetector
+from edge.detector import AutoencoderDetector, ClassifierDetector
 from edge.errors import EdgeError
 from edge.imaging import read_image
 from edge.model import TFLiteModel
 from edge.preprocess import Preprocessor
 from edge.scoring import ScoreConfig
+from edge.tiling import FrameScorer
 
 BatchScorer = Callable[[np.ndarray], np.ndarray]
 
@@ -35,11 +37,23 @@ class KindSpec:
 
     make_scorer: Callable[[TFLiteModel, ModelCard, ScoreConfig], BatchScorer]
     score_label: str  # axis label in the report
+    # The device's detector for this kind (what edge.pipeline builds from a bundle), for FrameScorer.
+    make_detector: Callable[[TFLiteModel, ModelCard, ScoreConfig], object]
 
 
 def _autoencoder_scorer(model: TFLiteModel, card: ModelCard, score: ScoreConfig) -> BatchScorer:
     detector = AutoencoderDetector(model, score)
     return lambda batch: detector.detect(batch).scores
+
+
+def _autoencoder_detector(model: TFLiteModel, card: ModelCard, score: ScoreConfig) -> AutoencoderDetector:
+    return AutoencoderDetector(model, score)
+
+
+def _classifier_detector(model: TFLiteModel, card: ModelCard, score: ScoreConfig) -> ClassifierDetector:
+    from edge.cam import CamHead
+
+    return ClassifierDetector(model, CamHead.from_extra(card.extra))
 
 
 def _classifier_scorer(model: TFLiteModel, card: ModelCard, score: ScoreConfig) -> BatchScorer:
@@ -60,9 +74,9 @@ def _anomaly_map_scorer(model: TFLiteModel, card: ModelCard, score: ScoreConfig)
 
 
 KINDS: dict[str, KindSpec] = {
-    "autoencoder": KindSpec(_autoencoder_scorer, "anomaly score (reconstruction error)"),
-    "classifier": KindSpec(_classifier_scorer, "positive-class probability (e.g. crack)"),
-    "anomaly_map": KindSpec(_anomaly_map_scorer, "anomaly score (max of the feature-distance map)"),
+    "autoencoder": KindSpec(_autoencoder_scorer, "anomaly score (reconstruction error)", _autoencoder_detector),
+    "classifier": KindSpec(_classifier_scorer, "positive-class probability (e.g. crack)", _classifier_detector),
+    "anomaly_map": KindSpec(_anomaly_map_scorer, "anomaly score (max of the feature-distance map)", _anomaly_map_detector),
 }
 
 
@@ -116,19 +130,60 @@ def score_files(
             frames.append(image)
         if frames:
             scores = np.asarray(scorer(preprocessor.prepare_batch(frames)), np.float64).reshape(-1)
-            if not np.all(np.isfinite(scores)):
-                bad = paths[int(np.flatnonzero(~np.isfinite(scores))[0])]
-                raise EdgeError(
-                    f"the model gave a non-finite score (NaN or inf) for {bad}; the model is broken, re-train or re-export it"
-                )
+            _check_finite(scores, paths)
             out.paths.extend(paths)
             chunks.append(scores)
         if advance is not None:
             advance(len(chunk))
+    _check_some_read(out, files, what)
+    out.scores = np.concatenate(chunks)
+    return out
+
+
+def score_frames(
+    files: list[Path],
+    scorer: FrameScorer,
+    what: str = "images",
+    advance: Optional[ProgressHook] = None,
+) -> ScoredImages:
+    """Score files one by one with the device's FrameScorer (ROI, mask, tiles), as `edge run` does.
+
+    Each image is one interpreter call holding all its tiles, so there is no --batch-size here.
+    Unreadable or truncated files are skipped; an image the geometry does not fit (ROI outside
+    it, mask of another size) is a clear error naming the file.
+    """
+    out = ScoredImages()
+    scores = []
+    for path in files:
+        image = read_image(path)
+        if image is None:
+            out.skipped.append(path)
+        else:
+            try:
+                value = scorer.score(image).score
+            except EdgeError as exc:
+                raise EdgeError(f"{path}: {exc}") from None
+            _check_finite(np.array([value]), [path])
+            out.paths.append(path)
+            scores.append(value)
+        if advance is not None:
+            advance(1)
+    _check_some_read(out, files, what)
+    out.scores = np.asarray(scores, np.float64)
+    return out
+
+
+def _check_finite(scores: np.ndarray, paths: list[Path]) -> None:
+    if not np.all(np.isfinite(scores)):
+        bad = paths[int(np.flatnonzero(~np.isfinite(scores))[0])]
+        raise EdgeError(
+            f"the model gave a non-finite score (NaN or inf) for {bad}; the model is broken, re-train or re-export it"
+        )
+
+
+def _check_some_read(out: ScoredImages, files: list[Path], what: str) -> None:
     if not out.paths:
         raise EdgeError(
             f"none of the {len(files)} {what} could be read (unreadable or truncated files); "
             "check the files or point to another folder"
         )
-    out.scores = np.concatenate(chunks)
-    return out

@@ -13,6 +13,7 @@ from typing import Optional
 import typer
 
 from edge.errors import EdgeError
+from edge.tiling import geometry_with_options
 
 _METHOD_HELP = (
     "How the threshold is set (the device alerts when score > threshold): "
@@ -46,8 +47,12 @@ def register(app: typer.Typer) -> None:
             "map: small defects) or topk_mean (mean of the worst pixels). Default: the model card's.",
         ),
         blur_sigma: Optional[float] = typer.Option(None, "--blur-sigma", help="Gaussian sigma in model pixels for max_blur."),
-        topk: Optional[float] = typer.Option(None, "--topk", help="Fraction of pixels averaged by topk_mean (0-1]."),
-        batch_size: int = typer.Option(32, "--batch-size", min=1, help="Images per interpreter call."),
+        topk: Optional[float] = typer.Option(None, "--topk", help="Fraction of pixels averaged by topk_mean, more than 0 and at most 1."),
+        batch_size: int = typer.Option(32, "--batch-size", min=1, help="Images per interpreter call (without --tile/--mask/--roi; with them each image is one call holding its tiles)."),
+        roi: Optional[str] = typer.Option(None, "--roi", help="x,y,w,h region of each image to inspect, in image pixels; stored as the bundle's roi (as `edge run --roi`)."),
+        mask: Optional[Path] = typer.Option(None, "--mask", help="Mask image at image (or ROI) size: white is inspected, black is ignored in the score; copied into the bundle as mask.png (as `edge run --mask`)."),
+        tile: Optional[str] = typer.Option(None, "--tile", help="Cut each image into overlapping tiles instead of shrinking it: 'model' (tiles of the model input size, full resolution) or WxH in image pixels; stored in the bundle so `edge run` tiles the same way (as `edge run --tile`)."),
+        tile_overlap: Optional[float] = typer.Option(None, "--tile-overlap", min=0.0, max=0.89, help="With --tile: fraction of a tile shared with its neighbour (default: 0.25)."),
         threads: Optional[int] = typer.Option(None, "--threads", min=1, help="Interpreter threads (default: all cores)."),
         no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar (for logs)."),
     ) -> None:
@@ -57,11 +62,19 @@ def register(app: typer.Typer) -> None:
         preprocessing, interpreter and score as `edge run`), so int8 effects are calibrated in.
         Unreadable or truncated images are skipped and counted; images of any size are resized.
 
+        Frame geometry (--roi, --mask, --tile, --tile-overlap; same meaning as in `edge run`):
+        calibrate on images the size of the camera frames, with the geometry the device will use.
+        Each image is then scored by the device's own frame scorer (tiles batched, error maps
+        stitched, mask applied) and the bundle records the geometry, so `edge run` with the bundle
+        alone inspects the same way and its scores match the calibration scores.
+
         The bundle holds the model, bundle.json (hash, preprocessing, score, threshold, score
         statistics, metrics when anomalous images were given) and report/ (scores.png, roc.png,
         scores.csv, index.html). A summary goes to stderr; the bundle path is the last line on stdout.
 
         Example: edge calibrate run/export/model_int8.tflite --normal data/magnetic-tile --method f1 --out bundle
+
+        Tiled: edge calibrate model_int8.tflite --normal frames/good --anomalous frames/bad --tile model --mask belt.png --out bundle
         """
         if score is not None and score not in ("mean", "max_blur", "topk_mean"):
             raise EdgeError(f"unknown --score {score!r}; choose mean, max_blur or topk_mean")
@@ -69,11 +82,14 @@ def register(app: typer.Typer) -> None:
             if importlib.util.find_spec(dep) is None:
                 raise EdgeError("`edge calibrate` runs on the desktop and needs scikit-learn and matplotlib: "
                                 "pip install 'edge-inspect[desktop]'")
+        geometry = None
+        if any(v is not None for v in (roi, mask, tile, tile_overlap)):
+            geometry = geometry_with_options(None, roi, str(mask) if mask is not None else None, tile, tile_overlap)
         from calibration import calibrate as run_calibration
 
         bundle = run_calibration(
             model, normal, anomalous, method, out,
             score=score, blur_sigma=blur_sigma, topk=topk, batch_size=batch_size, threads=threads,
-            progress=not no_progress,
+            progress=not no_progress, geometry=geometry,
         )
         typer.echo(str(bundle.path))
