@@ -10,6 +10,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -136,20 +137,27 @@ def test_sigterm_stops_cleanly_and_flushes_the_queue(run_bundle, tmp_path):
   snapshots: false
   webhook: {{url: "{receiver.url}", backoff_s: 0.05, backoff_max_s: 0.1, close_timeout_s: 10}}
 """)
-    proc = subprocess.Popen([sys.executable, "-m", "edge", "run", "--config", str(config)], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        lines = []
-        while len(lines) < 5:
-            line = proc.stdout.readline()
-            assert line, "edge run ended before raising 5 alerts"
-            lines.append(line)
-        proc.send_signal(signal.SIGTERM)
-        rest, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        receiver.stop()
+    err_path = tmp_path / "stderr.txt"
+    with open(err_path, "w") as err_file:
+        proc = subprocess.Popen([sys.executable, "-m", "edge", "run", "--config", str(config)], cwd=ROOT,
+                                stdout=subprocess.PIPE, stderr=err_file, text=True)
+        watchdog = threading.Timer(90, proc.kill)  # bounds the blocking reads below
+        watchdog.start()
+        try:
+            lines = []
+            while len(lines) < 5:
+                line = proc.stdout.readline()
+                assert line, "edge run ended before raising 5 alerts"
+                lines.append(line)
+            proc.send_signal(signal.SIGTERM)
+            rest = proc.stdout.read()  # to EOF: the alerts raised before the stop took effect
+            proc.wait(60)
+        finally:
+            watchdog.cancel()
+            if proc.poll() is None:
+                proc.kill()
+            receiver.stop()
+    err = err_path.read_text()
     assert proc.returncode == 0, err
     assert "stopping (signal received)" in err and "(signal)" in err
     ids = [a["id"] for a in stdout_alerts("".join(lines) + rest)]
