@@ -175,11 +175,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Inspect a camera, a video or an image folder; one JSON line per alert on stdout.
 
-        By default each alert also goes to OUT/events.jsonl (rotated), the SQLite store OUT/events.db
-        (query it with `edge events`) and OUT/snapshots/ (raw and annotated frame, oldest deleted past
-        the retention limits). MQTT, webhook and GPIO outputs are set in the --config file; MQTT and
-        webhook alerts are queued on disk and delivered at least once, even across broker outages
-        and restarts. Ctrl-C or SIGTERM stops cleanly.
+        By default each alert also goes to OUT/events.jsonl (rotated), the SQLite store OUT/events.db (query it with `edge events`) and OUT/snapshots/ (raw and annotated frame; the oldest are deleted past the retention limits).
+
+        MQTT, webhook and GPIO outputs are set in the --config file (see docs/alerts.md); MQTT and webhook alerts are queued on disk and delivered at least once, across broker outages and restarts. A bad config is one line naming the file, line and key. Ctrl-C or SIGTERM stops cleanly.
         """
         cfg = load_config(config) if config is not None else RunConfig()
         if bundle is not None:
