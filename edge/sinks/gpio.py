@@ -8,7 +8,6 @@ GPIOZERO_PIN_FACTORY=mock.
 
 from __future__ import annotations
 
-from typing import Optional
 
 from edge.alert import Alert
 from edge.errors import EdgeError
