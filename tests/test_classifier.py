@@ -362,3 +362,28 @@ def test_tile_around_picks_the_tile_under_the_anomaly():
     tiles = [(0, 0, 32, 32), (24, 0, 32, 32), (0, 24, 32, 32), (24, 24, 32, 32)]
     assert tile_around(tiles, None, (45, 44, 4, 4)) == (24, 24, 32, 32)
     assert tile_around(tiles, (100, 50, 56, 56), (105, 52, 2, 2)) == (100, 50, 32, 32)
+
+
+def test_pretrained_backbone_from_a_local_weights_file_trains_and_exports(crack_data, tmp_path):
+    """--backbone mobilenetv2 --weights PATH: loads the file, freezes it, exports two outputs with a CAM head."""
+    pytest.importorskip("tensorflow")
+    import keras
+
+    from edge.bundle import read_card
+    from edge.model import TFLiteModel
+    from export.run import export_run
+    from train.classifier import ClassifierConfig, train_classifier
+
+    weights = tmp_path / "mobilenetv2_no_top.weights.h5"
+    base = keras.applications.MobileNetV2(include_top=False, weights=None, input_shape=(SIZE, SIZE, 3))
+    base.save_weights(weights)
+    run = train_classifier(crack_data, tmp_path / "run", ClassifierConfig(
+        size=SIZE, backbone="mobilenetv2", weights=str(weights), epochs=1, batch_size=32, val_split=0.25, threads=2,
+    ), progress=False, log=_quiet)
+    loaded = keras.models.load_model(run / "model.keras", compile=False)
+    np.testing.assert_allclose(loaded.get_layer("cam_features").get_weights()[0], base.get_weights()[0])
+    model_path = export_run(run, "float32", log=_quiet)
+    model = TFLiteModel(model_path)
+    assert sorted(len(o.shape) for o in model.outputs) == [2, 4]
+    head = CamHead.from_extra(read_card(model_path).extra)
+    assert head.kernel.shape == (1280, 2) and head.stride == 32.0

@@ -186,21 +186,16 @@ def build_backbone(input_shape: tuple[int, int, int], n_classes: int, backbone: 
             f"--weights {weights}: no such file; pass --weights imagenet, --weights none, "
             "or the path of a local no-top weights file (.h5 / .weights.h5)"
         )
-    inputs = keras.Input(input_shape, name="image")
     if backbone == "mobilenetv2":
-        x = keras.layers.Rescaling(2.0, offset=-1.0, name="mobilenet_preprocess")(inputs)
-        factory = keras.applications.MobileNetV2
-        kwargs = {"alpha": 1.0}
+        pre, pre_weights = keras.layers.Rescaling(2.0, offset=-1.0, name="mobilenet_preprocess"), None
+        factory, kwargs = keras.applications.MobileNetV2, {"alpha": 1.0}
     else:
-        pre, pre_weights = _caffe_bgr_layer()
-        x = pre(inputs)
-        pre.set_weights(pre_weights)
-        factory = keras.applications.VGG16
-        kwargs = {}
+        (pre, pre_weights), factory, kwargs = _caffe_bgr_layer(), keras.applications.VGG16, {}
     keras_weights = None if weights == "none" else weights
     try:
+        # Built on its own input, exactly as Keras ships it, so ImageNet or local weights load by topology.
         with native_output_captured():
-            base = factory(include_top=False, weights=keras_weights, input_tensor=x, **kwargs)
+            base = factory(include_top=False, weights=keras_weights, input_shape=input_shape, **kwargs)
     except EdgeError:
         raise
     except Exception as exc:  # noqa: BLE001 - download / file errors come as many types
@@ -211,10 +206,14 @@ def build_backbone(input_shape: tuple[int, int, int], n_classes: int, backbone: 
                 "pass --weights none to train from scratch or --weights PATH to a local no-top weights file"
             ) from None
         raise EdgeError(f"could not load --weights {weights} into {backbone} ({reason}); is it a no-top {backbone} weights file?") from None
+    features = keras.Model(base.inputs, base.get_layer(BACKBONE_FEATURES[backbone]).output, name=FEATURE_LAYER)
     if keras_weights is not None:
-        base.trainable = False
-    features = base.get_layer(BACKBONE_FEATURES[backbone]).output
-    return _head(inputs, features, n_classes, f"crack_{backbone}")
+        features.trainable = False
+    inputs = keras.Input(input_shape, name="image")
+    x = pre(inputs)
+    if pre_weights is not None:
+        pre.set_weights(pre_weights)
+    return _head(inputs, features(x), n_classes, f"crack_{backbone}")
 
 
 def augmentation(seed: int):
@@ -245,7 +244,9 @@ def two_output_model(model):
     """Keras model with outputs [class probabilities, last conv feature map] (what export converts)."""
     import keras
 
-    features = model.get_layer(feature_layer_name(model)).output
+    feature_layer_name(model)  # a clear error for a model that is not ours
+    # GAP's input is the feature map in this graph (a nested backbone's .output would be its own).
+    features = model.get_layer("gap").input
     return keras.Model(model.inputs, [model.outputs[0], features], name=f"{model.name}_cam")
 
 
@@ -258,32 +259,42 @@ def cam_alignment(model) -> tuple[float, float]:
     resize by several pixels. Stride-1 'same' layers and element-wise layers change nothing
     (residual branches of MobileNetV2 are aligned with their trunk).
     """
+    import keras
     from keras import layers
 
     target = feature_layer_name(model)
-    size = float(model.inputs[0].shape[1])
-    stride, offset = 1.0, 0.0
-    for layer in model.layers:
-        if isinstance(layer, layers.ZeroPadding2D):
-            (top, bottom), _ = layer.padding
-            offset -= stride * top
-            size += top + bottom
-        elif isinstance(layer, (layers.Conv2D, layers.DepthwiseConv2D, layers.SeparableConv2D,
-                                layers.MaxPooling2D, layers.AveragePooling2D)):
-            k = layer.kernel_size[0] if hasattr(layer, "kernel_size") else layer.pool_size[0]
-            s = layer.strides[0]
-            if layer.padding == "same":
-                out = -(-size // s)
-                pad_before = max((out - 1) * s + k - size, 0) // 2
-            else:
-                out = (size - k) // s + 1
-                pad_before = 0
-            offset += stride * ((k - 1) / 2 - pad_before)
-            stride *= s
-            size = out
-        if layer.name == target:
-            return stride, offset
-    raise EdgeError(f"CAM feature layer {target} not found while walking {model.name}")
+    state = {"size": float(model.inputs[0].shape[1]), "stride": 1.0, "offset": 0.0}
+
+    def walk(layer_list) -> bool:
+        for layer in layer_list:
+            if isinstance(layer, keras.Model):  # a backbone nested as one layer: walk inside it
+                if walk(layer.layers) or layer.name == target:
+                    return True
+                continue
+            if isinstance(layer, layers.ZeroPadding2D):
+                (top, bottom), _ = layer.padding
+                state["offset"] -= state["stride"] * top
+                state["size"] += top + bottom
+            elif isinstance(layer, (layers.Conv2D, layers.DepthwiseConv2D, layers.SeparableConv2D,
+                                    layers.MaxPooling2D, layers.AveragePooling2D)):
+                k = layer.kernel_size[0] if hasattr(layer, "kernel_size") else layer.pool_size[0]
+                s, size = layer.strides[0], state["size"]
+                if layer.padding == "same":
+                    out = -(-size // s)
+                    pad_before = max((out - 1) * s + k - size, 0) // 2
+                else:
+                    out = (size - k) // s + 1
+                    pad_before = 0
+                state["offset"] += state["stride"] * ((k - 1) / 2 - pad_before)
+                state["stride"] *= s
+                state["size"] = out
+            if layer.name == target:
+                return True
+        return False
+
+    if not walk(model.layers):
+        raise EdgeError(f"CAM feature layer {target} not found while walking {model.name}")
+    return state["stride"], state["offset"]
 
 
 def cam_head(model, class_names: list[str], positive: str) -> CamHead:
