@@ -4,10 +4,17 @@ A defect is what the model cannot reconstruct: the device scores the per-pixel r
 error (edge.scoring) against a threshold calibrated later on the exported .tflite.
 
 Default architecture (the tutorials' ConvAutoencoder): an encoder of strided 3x3 Conv2D +
-LeakyReLU + BatchNorm blocks (each halves the image), a dense latent vector, and a decoder that
+BatchNorm + LeakyReLU blocks (each halves the image), a dense latent vector, and a decoder that
 mirrors it with strided Conv2DTranspose blocks, ending in a sigmoid so outputs lie in [0, 1] like
 the inputs. Loss MSE, optimiser Adam, early stopping on the validation loss with the best
 weights restored.
+
+One change from the tutorials, for int8: they put BatchNorm after the activation. There it
+stays a separate multiply-add in the .tflite, and the converter quantizes the activation with
+the multiply's wide range, leaving the (small) activations a handful of integer levels. Before
+the activation, BatchNorm folds into the convolution. Measured on magnetic-tile at 64x64 (10
+epochs, int8 vs Keras on held-back images): score correlation 0.78 → 0.998, mean pixel error
+0.038 → 0.008, at about the same validation loss.
 """
 
 from __future__ import annotations
@@ -81,8 +88,8 @@ def build_autoencoder(input_shape: tuple[int, int, int], filters: Sequence[int] 
     x = inputs
     for i, f in enumerate(filters):
         x = layers.Conv2D(f, 3, strides=2, padding="same", name=f"enc_conv{i}")(x)
+        x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"enc_bn{i}")(x)  # folds into the conv
         x = layers.LeakyReLU(negative_slope=0.2, name=f"enc_act{i}")(x)
-        x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"enc_bn{i}")(x)
     volume = tuple(int(d) for d in x.shape[1:])
     x = layers.Flatten(name="flatten")(x)
     x = layers.Dense(latent, name="latent")(x)
@@ -90,8 +97,8 @@ def build_autoencoder(input_shape: tuple[int, int, int], filters: Sequence[int] 
     x = layers.Reshape(volume, name="dec_reshape")(x)
     for i, f in reversed(list(enumerate(filters))):
         x = layers.Conv2DTranspose(f, 3, strides=2, padding="same", name=f"dec_deconv{i}")(x)
-        x = layers.LeakyReLU(negative_slope=0.2, name=f"dec_act{i}")(x)
         x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"dec_bn{i}")(x)
+        x = layers.LeakyReLU(negative_slope=0.2, name=f"dec_act{i}")(x)
     x = layers.Conv2DTranspose(channels, 3, padding="same", name="dec_out")(x)
     outputs = layers.Activation("sigmoid", name="reconstruction")(x)
     return keras.Model(inputs, outputs, name="conv_autoencoder")
@@ -108,7 +115,7 @@ def train_autoencoder(
     epochs: int = 50,
     batch_size: int = 32,
     val_split: float = 0.1,
-    patience: int = 5,
+    patience: int = 10,
     seed: int = 0,
     learning_rate: float = 1e-3,
     threads: Optional[int] = None,
@@ -154,9 +161,6 @@ def train_autoencoder(
     import keras
 
     keras.utils.set_random_seed(seed)  # Python, NumPy and TensorFlow seeds in one call
-    # Grappler's remapper tries to fuse Conv+BiasAdd+LeakyReLU in the gradient graph, fails and
-    # logs a scary (harmless) error line; without that fusion training measured no slower here.
-    tf.config.optimizer.set_experimental_options({"remapping": False})
     model = build_autoencoder(prep.input_shape, filters, latent)
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="mse")
 
@@ -166,20 +170,26 @@ def train_autoencoder(
             monitor=monitor, patience=patience if patience > 0 else epochs, restore_best_weights=True
         )
     ]
+    bar = None
     if progress:
         from train.progress import rich_progress_callback, steps_for
 
-        callbacks.append(rich_progress_callback(epochs, steps_for(len(x_train), batch_size)))
-    fit = model.fit(
-        x_train,
-        x_train,
-        validation_data=(x_val, x_val) if x_val is not None else None,
-        epochs=epochs,
-        batch_size=batch_size,
-        shuffle=True,
-        callbacks=callbacks,
-        verbose=0,
-    )
+        bar = rich_progress_callback(epochs, steps_for(len(x_train), batch_size))
+        callbacks.append(bar)
+    try:
+        fit = model.fit(
+            x_train,
+            x_train,
+            validation_data=(x_val, x_val) if x_val is not None else None,
+            epochs=epochs,
+            batch_size=batch_size,
+            shuffle=True,
+            callbacks=callbacks,
+            verbose=0,
+        )
+    finally:
+        if bar is not None:  # Ctrl-C skips on_train_end: give the terminal back its cursor
+            bar.progress.stop()
     history = {k: [float(v) for v in values] for k, values in fit.history.items()}
     epochs_run = len(history["loss"])
     best_epoch = int(np.argmin(history[monitor])) + 1

@@ -29,7 +29,7 @@ def register(app: typer.Typer) -> None:
             help="Folder of images of GOOD parts, or an MVTec AD root (its train/good is used). "
             "Sizes may differ: every image is resized to --size the way the device does it.",
         ),
-        out: Path = typer.Option(..., "--out", "-o", help="Run folder to write (created if missing)."),
+        out: Path = typer.Option(..., "--out", "-o", help="Run folder to write (created if missing; an earlier run's files in it are replaced)."),
         size: int = typer.Option(128, "--size", min=8, help="Model input side in pixels (square)."),
         color: Optional[str] = typer.Option(
             None, "--color", metavar="grey|rgb", help="grey or rgb. Default: what the images are; a folder mixing both needs this.",
@@ -40,7 +40,7 @@ def register(app: typer.Typer) -> None:
         batch_size: int = typer.Option(32, "--batch-size", min=1, help="Images per training step."),
         val_split: float = typer.Option(0.1, "--val-split", min=0.0, max=0.9,
                                         help="Fraction of images held back for validation and export parity."),
-        patience: int = typer.Option(5, "--patience", min=0,
+        patience: int = typer.Option(10, "--patience", min=0,
                                      help="Stop after this many epochs without a better validation loss (0: never); "
                                      "the best epoch's weights are kept."),
         seed: int = typer.Option(0, "--seed", help="Random seed (Python, NumPy, Keras and the split): same seed, same model."),
@@ -49,7 +49,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Train a convolutional autoencoder on good parts: a defect is what it cannot reconstruct.
 
-        Strided Conv2D + LeakyReLU + BatchNorm encoder, dense latent vector, Conv2DTranspose
+        Strided Conv2D + BatchNorm + LeakyReLU encoder, dense latent vector, Conv2DTranspose
         decoder, sigmoid output; MSE loss, Adam, early stopping on the validation loss.
         Images pass through the device's own preprocessing, then /255; unreadable or
         truncated files are skipped and counted.
@@ -80,8 +80,8 @@ def register(app: typer.Typer) -> None:
             help="Folder with one sub-folder of images per class, e.g. crack/ and no_crack/. Sizes may differ: "
             "every image is resized to --size the way the device does it.",
         ),
-        out: Path = typer.Option(..., "--out", "-o", help="Run folder to write (created if missing)."),
-        size: int = typer.Option(96, "--size", min=16, help="Model input side in pixels (square)."),
+        out: Path = typer.Option(..., "--out", "-o", help="Run folder to write (created if missing; an earlier run's files in it are replaced)."),
+        size: int = typer.Option(128, "--size", min=16, help="Model input side in pixels (square); 128 keeps hairline cracks visible."),
         color: Optional[str] = typer.Option(
             None, "--color", metavar="grey|rgb", help="grey or rgb. Default: what the images are (rgb with a pretrained backbone).",
         ),
@@ -96,14 +96,14 @@ def register(app: typer.Typer) -> None:
             help="For mobilenetv2/vgg16: imagenet (downloaded by Keras: needs internet), none (from scratch), "
             "or the path of a no-top weights file. Pretrained backbones are frozen; only the head trains.",
         ),
-        filters: str = typer.Option("16,32,64,64", "--filters", help="Small CNN: filters per block; all but the last halve the image."),
-        epochs: int = typer.Option(15, "--epochs", min=1, help="Most epochs to train (early stopping may end sooner)."),
+        filters: str = typer.Option("32,64,128,128", "--filters", help="Small CNN: filters per block; all but the last halve the image (128 px, 4 blocks: a 16x16 CAM)."),
+        epochs: int = typer.Option(30, "--epochs", min=1, help="Most epochs to train (early stopping may end sooner)."),
         batch_size: int = typer.Option(32, "--batch-size", min=1, help="Images per training step."),
         val_split: float = typer.Option(0.2, "--val-split", min=0.0, max=0.9,
                                         help="Fraction held back for validation (early stopping, metrics, CAM grid)."),
         test_split: float = typer.Option(0.0, "--test-split", min=0.0, max=0.9,
                                          help="Fraction held back untouched for a final test (metrics.json 'test', export parity)."),
-        patience: int = typer.Option(4, "--patience", min=0,
+        patience: int = typer.Option(8, "--patience", min=0,
                                      help="Stop after this many epochs without a better validation loss; the best weights are kept."),
         augment: bool = typer.Option(True, "--augment/--no-augment",
                                      help="Random flips, small rotations, brightness and contrast while training."),
@@ -129,9 +129,9 @@ def register(app: typer.Typer) -> None:
         try:
             filter_list = tuple(int(f) for f in filters.split(",") if f.strip())
         except ValueError:
-            raise EdgeError(f"--filters {filters!r} must be comma-separated integers, e.g. 16,32,64,64") from None
+            raise EdgeError(f"--filters {filters!r} must be comma-separated integers, e.g. 32,64,128,128") from None
         if not filter_list or min(filter_list) < 1:
-            raise EdgeError(f"--filters {filters!r} must be positive integers, e.g. 16,32,64,64")
+            raise EdgeError(f"--filters {filters!r} must be positive integers, e.g. 32,64,128,128")
         require_tensorflow("train classifier")
         from train.classifier import ClassifierConfig, train_classifier
 
