@@ -1,0 +1,144 @@
+"""The pretrained-feature model: shipped backbone weights, PaDiM fit, one int8 .tflite, device scoring.
+
+Real TensorFlow and the real TFLite interpreter; the EfficientNet-Lite0 weights are read from the
+repo (train/weights), nothing is downloaded. Models are tiny (64 px input, 8 x 8 map).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tensorflow")
+
+from edge.bundle import load_bundle  # noqa: E402
+from edge.detector import make_detector  # noqa: E402
+from edge.features import AnomalyMapDetector, upsample_maps  # noqa: E402
+from edge.imaging import list_images, read_image  # noqa: E402
+from edge.model import TFLiteModel  # noqa: E402
+from edge.preprocess import Preprocessing, Preprocessor  # noqa: E402
+
+
+def _quiet(_msg: str) -> None:
+    pass
+
+
+def test_backbone_matches_the_torch_reference():
+    """The Keras rebuild against the PyTorch model's stage outputs stored by the conversion script."""
+    from train.backbone import REFERENCE, build_backbone
+
+    with np.load(REFERENCE) as ref:
+        images = ref["images"]
+        model = build_backbone(images.shape[1:], stages=(1, 2, 3, 4, 5))
+        outputs = model(images, training=False)
+        for name, out in zip(("s1", "s2", "s3", "s4", "s5"), outputs):
+            want = ref[name]
+            assert out.shape == want.shape
+            assert np.abs(np.asarray(out) - want).max() < 1e-3 * np.abs(want).max()
+
+
+def test_grey_backbone_equals_rgb_of_a_grey_image():
+    from train.backbone import build_backbone
+
+    rng = np.random.default_rng(0)
+    grey = rng.uniform(0, 1, (2, 32, 32, 1)).astype(np.float32)
+    a = np.asarray(build_backbone((32, 32, 1), stages=(2,))(grey))
+    b = np.asarray(build_backbone((32, 32, 3), stages=(2,))(np.repeat(grey, 3, axis=-1)))
+    np.testing.assert_allclose(a, b, atol=1e-3)
+
+
+def test_fit_gaussians_distance_is_mahalanobis():
+    from train.padim import fit_gaussians
+
+    rng = np.random.default_rng(1)
+    feats = rng.normal(0, 1, (400, 1, 1, 3)) * [1.0, 2.0, 0.5] + [3.0, -1.0, 0.0]
+    g = fit_gaussians(feats.astype(np.float32), eps=1e-6)
+    # a point one standard deviation off along the second axis is at distance ~1
+    probe = np.array([3.0, -1.0 + 2.0, 0.0], np.float32).reshape(1, 1, 1, 3)
+    assert g.distances(probe)[0, 0, 0] == pytest.approx(1.0, rel=0.1)
+    assert g.distances(np.array([3.0, -1.0, 0.0], np.float32).reshape(1, 1, 1, 3))[0, 0, 0] < 0.2
+
+
+@pytest.fixture(scope="module")
+def padim_run(synthetic_mvtec, tmp_path_factory):
+    from train.padim import PadimConfig, export_padim, train_padim
+
+    run = train_padim(synthetic_mvtec, tmp_path_factory.mktemp("padim") / "run",
+                      PadimConfig(size=64, grid_stride=8, stages=(2, 3)), threads=2, log=_quiet)
+    models = {q: export_padim(run, q, representative=40, synthetic=12, log=_quiet) for q in ("float32", "int8")}
+    return run, models
+
+
+def _test_frames(root, size=64):
+    pre = Preprocessor(Preprocessing(width=size, height=size, color="grey"))
+    good = [read_image(p) for p in list_images(root / "test" / "good")]
+    bad = [read_image(p) for p in list_images(root / "test" / "defect")]
+    return pre.prepare_batch(good), pre.prepare_batch(bad)
+
+
+def test_one_tflite_outputs_the_anomaly_map(padim_run, synthetic_mvtec):
+    from train.padim import build_extractor, extract, load_run
+
+    run, models = padim_run
+    good, bad = _test_frames(synthetic_mvtec)
+    int8 = TFLiteModel(models["int8"])
+    assert int8.input.dtype == "uint8" and int8.outputs[0].dtype == "uint8"
+    assert len(int8.outputs) == 1 and int8.outputs[0].shape[1:] == (8, 8, 1)
+
+    cfg, gauss, _ = load_run(run)
+    want = gauss.distances(extract(build_extractor(cfg), np.concatenate([good, bad])))
+    got = TFLiteModel(models["float32"]).predict(np.concatenate([good, bad]))[0][..., 0]
+    np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-3 * want.max())
+    q = int8.predict(np.concatenate([good, bad]))[0][..., 0]
+    assert np.corrcoef(q.ravel(), want.ravel())[0, 1] > 0.95
+
+
+@pytest.mark.parametrize("quant", ["float32", "int8"])
+def test_planted_defects_score_higher(padim_run, synthetic_mvtec, quant):
+    from edge.bundle import read_card
+
+    _, models = padim_run
+    card = read_card(models[quant])
+    assert card.kind == "anomaly_map" and card.score.kind == "max_blur"
+    detector = AnomalyMapDetector(TFLiteModel(models[quant]), card.score)
+    good, bad = _test_frames(synthetic_mvtec)
+    g, b = detector.detect(good), detector.detect(bad)
+    assert g.maps.shape == (len(good), 64, 64)  # upsampled to the model input for the heatmap
+    assert np.median(b.scores) > g.scores.max()
+    from calibration.evaluate import image_auroc
+
+    assert image_auroc(np.r_[np.zeros(len(good)), np.ones(len(bad))], np.r_[g.scores, b.scores]) > 0.9
+
+
+def test_calibrated_bundle_runs_through_make_detector_and_eval(padim_run, synthetic_mvtec, tmp_path):
+    from calibration.calibrate import calibrate
+    from calibration.evaluate import evaluate
+
+    _, models = padim_run
+    bundle = calibrate(models["int8"], synthetic_mvtec, None, "quantile:0.99", tmp_path / "bundle",
+                       threads=1, progress=False, log=_quiet)
+    loaded = load_bundle(bundle.path)
+    assert loaded.manifest.model.kind == "anomaly_map"
+    assert isinstance(make_detector(loaded), AnomalyMapDetector)
+    results, report = evaluate([bundle.path], synthetic_mvtec, tmp_path / "eval", threads=1, progress=False,
+                               log=_quiet)
+    assert results[0].image_auroc > 0.9 and results[0].pixel_auroc > 0.8
+    assert "anomaly_map" in report.read_text()
+
+
+def test_upsample_maps_refuses_a_non_map_output():
+    from edge.errors import EdgeError
+
+    assert upsample_maps(np.ones((2, 4, 4, 1), np.float32), (16, 16)).shape == (2, 16, 16)
+    with pytest.raises(EdgeError, match="anomaly_map"):
+        upsample_maps(np.ones((2, 4, 4, 3), np.float32), (16, 16))
+
+
+def test_synthetic_defects_change_the_frames():
+    from train.padim import synthetic_defects
+
+    frames = np.random.default_rng(0).integers(100, 150, (4, 64, 64, 1)).astype(np.uint8)
+    out = synthetic_defects(frames, 6, seed=0)
+    assert out.shape == (6, 64, 64, 1)
+    # every frame differs from all the originals (blob, scratch or a pasted, rotated patch)
+    assert all(min(np.abs(o.astype(int) - f).sum() for f in frames) > 0 for o in out)

