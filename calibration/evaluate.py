@@ -356,7 +356,9 @@ def write_worst_grid(result: EvalResult, out: Path, n: int = 6) -> Path:
     rows = [(i, "missed defect") for i in missed] + [(i, "false alarm") for i in false_alarms]
     maps = result._views.get("maps", [])
     fig, axes = plt.subplots(max(1, len(rows)), 3, figsize=(7.5, 2.5 * max(1, len(rows))), squeeze=False)
-    vmax = float(np.quantile(result.scores, 0.99)) if len(result.scores) else 1.0
+    # one colour scale for every map in the grid, so rows can be compared
+    shown_maps = [maps[i] for i, _ in rows if i < len(maps)]
+    vmax = float(max(m.max() for m in shown_maps)) if shown_maps else 1.0
     for r, (i, what) in enumerate(rows):
         path = result.files[i]
         image = read_image(path)
@@ -364,9 +366,10 @@ def write_worst_grid(result: EvalResult, out: Path, n: int = 6) -> Path:
         axes[r, 0].imshow(shown, cmap="gray")
         axes[r, 0].set_title(f"{what}: {result.groups[i]}/{path.name}\nscore {result.scores[i]:.4g} "
                              f"(threshold {result.threshold:.4g})", fontsize=7)
-        if i < len(maps):
-            axes[r, 1].imshow(maps[i], cmap="inferno", vmin=0, vmax=max(vmax, float(maps[i].max()) * 0 + vmax))
-        axes[r, 1].set_title("anomaly map", fontsize=7)
+        if i < len(maps) and image is not None:
+            # back to the image's own aspect ratio, as the map is scored against the mask
+            axes[r, 1].imshow(cv2.resize(maps[i], (image.shape[1], image.shape[0])), cmap="inferno", vmin=0, vmax=vmax)
+        axes[r, 1].set_title("anomaly map (shared scale)", fontsize=7)
         mpath = None
         if result.groups[i] != GOOD:
             mpath = mask_path(Path(result.files[i]).parents[2], result.groups[i], path)
