@@ -192,20 +192,23 @@ def build_backbone(input_shape: tuple[int, int, int], n_classes: int, backbone: 
     else:
         (pre, pre_weights), factory, kwargs = _caffe_bgr_layer(), keras.applications.VGG16, {}
     keras_weights = None if weights == "none" else weights
-    try:
-        # Built on its own input, exactly as Keras ships it, so ImageNet or local weights load by topology.
-        with native_output_captured():
+    failure = None
+    # Built on its own input, exactly as Keras ships it, so ImageNet or local weights load by topology.
+    # The failure is caught inside the capture, so Keras' download chatter is not replayed after it.
+    with native_output_captured():
+        try:
             base = factory(include_top=False, weights=keras_weights, input_shape=input_shape, **kwargs)
-    except EdgeError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - download / file errors come as many types
-        reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        except Exception as exc:  # noqa: BLE001 - download / file errors come as many types
+            failure = exc
+    if failure is not None:
+        text = str(failure).strip()
+        reason = text.split(" -- ", 1)[-1].splitlines()[0][:120] if text else type(failure).__name__
         if weights == "imagenet":
             raise EdgeError(
                 f"could not download the ImageNet weights for {backbone} ({reason}); without internet, "
                 "pass --weights none to train from scratch or --weights PATH to a local no-top weights file"
-            ) from None
-        raise EdgeError(f"could not load --weights {weights} into {backbone} ({reason}); is it a no-top {backbone} weights file?") from None
+            )
+        raise EdgeError(f"could not load --weights {weights} into {backbone} ({reason}); is it a no-top {backbone} weights file?")
     features = keras.Model(base.inputs, base.get_layer(BACKBONE_FEATURES[backbone]).output, name=FEATURE_LAYER)
     if keras_weights is not None:
         features.trainable = False
