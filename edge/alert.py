@@ -29,8 +29,9 @@ class Alert:
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        d["score"] = round(float(self.score), 6)
-        d["threshold"] = round(float(self.threshold), 6)
+        # Significant digits, not decimal places: scores of a good model can be 1e-4 and smaller.
+        d["score"] = float(f"{float(self.score):.6g}")
+        d["threshold"] = float(f"{float(self.threshold):.6g}")
         if self.box is not None:
             d["box"] = list(self.box)
         return d
