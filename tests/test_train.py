@@ -193,6 +193,7 @@ def test_cli_trains_and_says_where_things_went(tmp_path, synthetic_mvtec):
                       "--filters", "4,8", "--latent", "8", "--epochs", "1", "--threads", "2")
     assert result.returncode == 0, result.stderr
     assert (out / "model.keras").is_file() and (out / "run.json").is_file()
+    assert "epoch 1/1: loss" in result.stderr  # progress, one line per epoch when not on a terminal
     assert str(out / "model.keras") in result.stderr and "edge export" in result.stderr
     assert "Traceback" not in result.stderr and "remapper" not in result.stderr
 

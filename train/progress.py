@@ -32,6 +32,8 @@ def rich_progress_callback(epochs: int, steps_per_epoch: int, console: Console |
                 TextColumn("{task.fields[metrics]}"),
                 console=self.console,
                 transient=True,  # the per-epoch log lines stay; the bars go when done
+                # in a log file or pipe, bars are noise (and leave blank lines): epoch lines only
+                disable=not self.console.is_terminal,
             )
 
         def on_train_begin(self, logs=None):
