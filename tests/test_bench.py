@@ -105,6 +105,8 @@ def test_bench_measures_invoke_tiles_and_pipeline_per_thread_count(bench_result)
             # 20 measured frames after the warm-up ones; a 30-frame clip is looped if needed.
             assert p["frames"] >= 20 and p["inspected"] == p["frames"] and p["dropped"] == 0
             assert p["fps"] > 0 and p["vs_invoke"] > 0 and p["cpu_ms_per_frame"] > 0
+            assert 0 < p["main_thread_cpu_ms_per_frame"] and p["vs_invoke_cpu"] > 0
+            assert p["peak_rss_mb"] is None or 10 < p["peak_rss_mb"] <= bench_result["peak_rss_mb"]
             for stage in ("preprocess", "model", "score", "decide", "latency"):
                 assert _ordered(p["stages_ms"][stage]), stage
             assert p["stages_ms"]["cycle"]["n"] == p["inspected"] - 1
@@ -112,7 +114,7 @@ def test_bench_measures_invoke_tiles_and_pipeline_per_thread_count(bench_result)
 
 def test_bench_profile_shows_the_interpreter(bench_result):
     assert "Invoke" in bench_result["profile"]
-    assert bench_result["profile_run"]["threads"] == 2
+    assert bench_result["profile_run"]["threads"] == 1
 
 
 def test_bench_tables_for_people(bench_bundle):

@@ -84,7 +84,7 @@ def main() -> None:
              "Data: MNIST test split (10,000 digits; LeCun, Cortes, Burges). Model: the default conv "
              f"autoencoder (train/autoencoder.py) at 28x28, filters 32,64, latent 16, {args.epochs} epochs, "
              "exported full int8 and scored through edge.detector (whole-image MSE).", "",
-             "Command: `.venv/bin/python benchmarks/quality/run_mnist.py`", ""]
+             f"Command: `.venv/bin/python benchmarks/quality/run_mnist.py --epochs {args.epochs}`", ""]
 
     # A: 1s normal, 1 % 3s planted in training, 0.999 quantile threshold on the training scores
     ones = x[y == 1]
@@ -106,7 +106,7 @@ def main() -> None:
               "|---|---|---|---|",
               f"| {int(flagged.sum())} | {found} | {found} / {n_planted} | "
               f"{roc_auc_score(np.r_[np.zeros(len(ones)), np.ones(n_planted)], s):.3f} |", ""]
-    print(lines[-3], flush=True)
+    print("\n".join(lines[-6:]), flush=True)
 
     # B: digits 1-9 normal, 0 anomalous
     normal = np.flatnonzero(y != 0)

@@ -88,7 +88,7 @@ def register(app: typer.Typer) -> None:
         repeat: int = typer.Option(1, "--repeat", min=1, help="Repeat every measurement (interleaved) and report the median: use 3 or more on a busy machine."),
         json_path: Optional[Path] = typer.Option(None, "--json", help="Also write every number to this JSON file ('-' for stdout, tables then go to stderr)."),
         out: Optional[Path] = typer.Option(None, "--out", help="Keep the alerts the pipeline runs raise (events, snapshots) here (default: a temporary folder, deleted)."),
-        profile: bool = typer.Option(False, "--profile", help="Also run the pipeline once under cProfile (first source, last thread count) and show where the time goes."),
+        profile: bool = typer.Option(False, "--profile", help="Also run the pipeline once under cProfile (first source, first thread count) and show where the time goes."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress lines."),
     ) -> None:
         """Measure a bundle on this machine: the interpreter alone (the ceiling), batched tiles, and the whole `edge run` pipeline with its alert sinks, for each thread count.
