@@ -86,7 +86,7 @@ def test_one_tflite_outputs_the_anomaly_map(padim_run, synthetic_mvtec):
     assert len(int8.outputs) == 1 and int8.outputs[0].shape[1:] == (8, 8, 1)
 
     cfg, gauss, _ = load_run(run)
-    want = gauss.distances(extract(build_extractor(cfg), np.concatenate([good, bad])))
+    want = gauss.distances(extract(build_extractor(cfg), np.concatenate([good, bad])), clip=cfg.clip)
     got = TFLiteModel(models["float32"]).predict(np.concatenate([good, bad]))[0][..., 0]
     np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-3 * want.max())
     q = int8.predict(np.concatenate([good, bad]))[0][..., 0]
@@ -175,3 +175,16 @@ def test_cli_train_features_bad_stages_is_one_line(synthetic_mvtec, tmp_path):
                            "--out", str(tmp_path / "r"), "--stages", "3,x"],
                           capture_output=True, text=True, cwd=repo, timeout=120)
     assert proc.returncode == 2 and "--stages" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_trim_drops_planted_defects_from_the_fit():
+    """A few outliers among the training images are found by a first fit and left out of the second."""
+    from train.padim import fit_robust
+
+    rng = np.random.default_rng(2)
+    feats = rng.normal(0, 1, (100, 2, 2, 4)).astype(np.float32)
+    feats[:3, 0, 0] += 8.0  # three "defective" training images
+    _, keep = fit_robust(feats, eps=0.01, trim=0.03)
+    assert not keep[:3].any() and keep[3:].all()
+    _, keep_all = fit_robust(feats, eps=0.01, trim=0.0)
+    assert keep_all.all()

@@ -39,6 +39,12 @@ class PadimConfig:
     stages: tuple[int, ...] = (3, 4, 5)
     grid_stride: int = 16  # pixels per map cell; 256 / 16 = 16 x 16 cells
     eps: float = 0.01  # added to each covariance diagonal (features are unit-scaled first)
+    # refit without this fraction of the training images that look most anomalous to a first fit:
+    # tolerates a few defective parts among the "good" ones (see fit_robust)
+    trim: float = 0.0
+    # int8: centred features and whitened values are clamped to ±clip (in standard deviations) so
+    # their integer ranges stay fine-grained; a cell that far out is anomalous either way
+    clip: float = 8.0
     blur_sigma: float = 4.0  # score: max of the map smoothed with this sigma (model-input pixels)
     extra: dict = field(default_factory=dict)
 
@@ -57,8 +63,13 @@ def _check(config: PadimConfig) -> None:
             raise EdgeError(f"feature stage {s} is not usable on a stride-{config.grid_stride} map (use 2 to 5)")
 
 
-def build_extractor(config: PadimConfig):
-    """Keras: [0, 1] image → (N, g, g, C) features of the chosen stages on one grid, unit-scaled later."""
+def build_extractor(config: PadimConfig, affine: Optional[tuple[np.ndarray, np.ndarray]] = None):
+    """Keras: [0, 1] image → (N, g, g, C) features of the chosen stages on one grid.
+
+    `affine` = (multiplier, offset) per channel, applied to each stage BEFORE concatenation:
+    int8 gives a concatenation one scale for all its inputs, so stages of very different
+    magnitude must be brought to one range first or the small ones lose their precision.
+    """
     import keras
     from keras import layers
 
@@ -71,10 +82,21 @@ def build_extractor(config: PadimConfig):
     outs = backbone(inputs)
     outs = outs if isinstance(outs, list) else [outs]
     pooled = []
+    start = 0
     for stage, x in zip(config.stages, outs):
         k = config.grid_stride // STRIDES[stage]
         # a small neighbourhood average, as PaDiM/PatchCore do, also makes the cell shift-tolerant
-        pooled.append(layers.AveragePooling2D(k, name=f"pool_s{stage}")(x) if k > 1 else x)
+        x = layers.AveragePooling2D(k, name=f"pool_s{stage}")(x) if k > 1 else x
+        if affine is not None:
+            c = x.shape[-1]
+            # a 1x1 depthwise conv is a per-channel multiplier + offset whose int8 weights get
+            # one scale per channel
+            layer = layers.DepthwiseConv2D(1, name=f"norm_s{stage}")
+            x = layer(x)
+            layer.set_weights([affine[0][start : start + c].reshape(1, 1, c, 1).astype(np.float32),
+                               affine[1][start : start + c].astype(np.float32)])
+            start += c
+        pooled.append(x)
     x = layers.Concatenate(name="features")(pooled) if len(pooled) > 1 else pooled[0]
     return keras.Model(inputs, x, name="padim_features")
 
@@ -85,9 +107,14 @@ class Gaussians:
     chol: np.ndarray  # (g, g, C, C) L with L Lᵀ = precision
     scale: np.ndarray  # (C,) features are divided by this before the Gaussian
 
-    def distances(self, features: np.ndarray) -> np.ndarray:
+    def distances(self, features: np.ndarray, clip: float = 0.0) -> np.ndarray:
         """Reference implementation in numpy: (N, g, g, C) raw features → (N, g, g) distances."""
-        z = np.einsum("nhwc,hwcd->nhwd", features / self.scale - self.mean, self.chol)
+        centred = features / self.scale - self.mean
+        if clip > 0:
+            centred = np.clip(centred, -clip, clip)
+        z = np.einsum("nhwc,hwcd->nhwd", centred, self.chol)
+        if clip > 0:
+            z = np.clip(z, -clip, clip)
         return np.sqrt((z ** 2).sum(-1))
 
 
@@ -108,7 +135,30 @@ def fit_gaussians(features: np.ndarray, eps: float = 0.01) -> Gaussians:
     return Gaussians(mean.astype(np.float32), chol.reshape(g1, g2, c, c).astype(np.float32), scale.astype(np.float32))
 
 
-def build_model(config: PadimConfig, extractor, gauss: Gaussians):
+def fit_robust(features: np.ndarray, eps: float = 0.01, trim: float = 0.0) -> tuple[Gaussians, np.ndarray]:
+    """Fit, then refit without the `trim` fraction of images with the highest peak distance.
+
+    A defect among the training images inflates its cells' covariance, so the same defect
+    later looks normal. Its image, though, still stands out to the first fit (its peak distance
+    is among the largest), so dropping the most extreme few percent and refitting removes it.
+    Returns the Gaussians and a boolean mask of the images kept.
+    """
+    gauss = fit_gaussians(features, eps)
+    keep = np.ones(len(features), bool)
+    if trim <= 0:
+        return gauss, keep
+    if not 0 < trim < 0.5:
+        raise EdgeError(f"--trim {trim} must be between 0 and 0.5 (a fraction of the training images)")
+    peaks = np.concatenate([gauss.distances(features[i : i + 32]).reshape(len(features[i : i + 32]), -1).max(1)
+                            for i in range(0, len(features), 32)])
+    n_drop = int(round(trim * len(features)))
+    if n_drop == 0:
+        return gauss, keep
+    keep[np.argsort(peaks)[-n_drop:]] = False
+    return fit_gaussians(features[keep], eps), keep
+
+
+def build_model(config: PadimConfig, gauss: Gaussians):
     """One Keras model: image → (N, g, g, 1) Mahalanobis distance per cell."""
     import keras
     from keras import layers, ops
@@ -116,31 +166,50 @@ def build_model(config: PadimConfig, extractor, gauss: Gaussians):
     class CellMahalanobis(layers.Layer):
         """Per-cell whitening: z = Lᵀ (f/scale − μ) with a separate L for every cell, then Σ z²."""
 
-        def __init__(self, gauss: Gaussians, **kw):
+        def __init__(self, gauss: Gaussians, clip: float, **kw):
             super().__init__(**kw)
+            self._clip = float(clip)
             self._mean = gauss.mean
-            self._chol = gauss.chol
+            # int8 stores the matmul weights with ONE scale for all cells; each column of L is
+            # divided by its largest entry so every weight uses the full int8 range, and the column
+            # scale is applied afterwards as a (g, g, C) multiplier.
+            colmax = np.abs(gauss.chol).max(axis=2)  # (g, g, C)
+            colmax[colmax == 0] = 1.0
+            self._chol = (gauss.chol / colmax[:, :, None, :]).astype(np.float32)
+            self._colscale = colmax.astype(np.float32)
             self._inv_scale = (1.0 / gauss.scale).astype(np.float32)
+            self._unit = bool(np.all(gauss.scale == 1.0))  # already unit-scaled upstream: skip the multiply
 
         def build(self, input_shape):
             self.mean = self.add_weight(shape=self._mean.shape, initializer="zeros", trainable=False, name="mean")
             self.chol = self.add_weight(shape=self._chol.shape, initializer="zeros", trainable=False, name="chol")
             self.inv_scale = self.add_weight(shape=self._inv_scale.shape, initializer="zeros", trainable=False,
                                              name="inv_scale")
+            self.colscale = self.add_weight(shape=self._colscale.shape, initializer="zeros", trainable=False,
+                                            name="colscale")
+            self.colscale.assign(self._colscale)
             self.mean.assign(self._mean)
             self.chol.assign(self._chol)
             self.inv_scale.assign(self._inv_scale)
 
         def call(self, x):
-            centred = x * self.inv_scale - self.mean
-            z = ops.einsum("nhwc,hwcd->nhwd", centred, self.chol)
+            centred = x - self.mean if self._unit else x * self.inv_scale - self.mean
+            if self._clip > 0:
+                centred = ops.clip(centred, -self._clip, self._clip)
+            z = ops.einsum("nhwc,hwcd->nhwd", centred, self.chol) * self.colscale
+            if self._clip > 0:
+                z = ops.clip(z, -self._clip, self._clip)
             # z*z, not square(): TFLite has an int8 MUL but no int8 SQUARE. The square root keeps
             # the output's int8 range small enough that normal cells are not flattened.
             return ops.sqrt(ops.sum(z * z, axis=-1, keepdims=True))
 
-    inputs = extractor.input
-    out = CellMahalanobis(gauss, name="cell_mahalanobis")(extractor.output)
-    return keras.Model(inputs, out, name="padim")
+    # features leave the extractor unit-scaled and globally centred: y = f/scale − m; the cells'
+    # means move by the same m and the Gaussians stay as fitted
+    centre = gauss.mean.reshape(-1, gauss.mean.shape[-1]).mean(0)
+    normalized = build_extractor(config, affine=(1.0 / gauss.scale, -centre))
+    shifted = Gaussians(gauss.mean - centre, gauss.chol, np.ones_like(gauss.scale))
+    out = CellMahalanobis(shifted, config.clip, name="cell_mahalanobis")(normalized.output)
+    return keras.Model(normalized.input, out, name="padim")
 
 
 def extract(extractor, frames_u8: np.ndarray, batch_size: int = 16) -> np.ndarray:
@@ -167,7 +236,9 @@ def synthetic_defects(frames_u8: np.ndarray, n: int, seed: int = 0) -> np.ndarra
         f = frames_u8[rng.integers(len(frames_u8))].copy()
         kind = i % 3
         cx, cy = int(rng.integers(w // 8, 7 * w // 8)), int(rng.integers(h // 8, 7 * h // 8))
-        value = int(rng.choice([10, 245]))
+        # moderate contrast: a blemish, not a black hole; extreme values would widen the int8 ranges
+        # of the backbone's activations and cost precision on normal texture
+        value = int(np.clip(f.mean() + rng.choice([-1, 1]) * rng.uniform(25, 70), 0, 255))
         colour = (value,) * f.shape[2]
         if kind == 0:
             axes = (int(rng.integers(w // 40 + 1, w // 8)), int(rng.integers(h // 40 + 1, h // 8)))
@@ -208,7 +279,11 @@ def train_padim(
     config.color = images.preprocessing.color
     extractor = build_extractor(config)
     features = extract(extractor, images.frames)
-    gauss = fit_gaussians(features, config.eps)
+    gauss, keep = fit_robust(features, config.eps, config.trim)
+    if not keep.all():
+        dropped = [images.paths[i].name for i in np.flatnonzero(~keep)]
+        log(f"trim {config.trim:g}: left out {len(dropped)} image(s) that looked most anomalous: "
+            f"{', '.join(dropped[:8])}{' …' if len(dropped) > 8 else ''}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(out / "padim.npz", mean=gauss.mean, chol=gauss.chol, scale=gauss.scale)
@@ -221,6 +296,7 @@ def train_padim(
         "data": str(images.folder),
         "train_files": [str(p) for p in images.paths],
         "images": len(images.paths),
+        "trimmed_files": [str(images.paths[i]) for i in np.flatnonzero(~keep)],
         "feature_channels": int(features.shape[-1]),
         "grid": list(features.shape[1:3]),
         "fit_seconds": round(time.perf_counter() - t0, 1),
@@ -268,8 +344,7 @@ def export_padim(
     config, gauss, run = load_run(run_dir)
     import_tensorflow(threads)
     preprocessing = Preprocessing.model_validate(run["preprocessing"])
-    extractor = build_extractor(config)
-    model = build_model(config, extractor, gauss)
+    model = build_model(config, gauss)
     rep = None
     if quantize == "int8":
         files = run["train_files"]

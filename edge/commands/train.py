@@ -81,6 +81,9 @@ def register(app: typer.Typer) -> None:
         size: int = typer.Option(256, "--size", min=16, help="Model input side in pixels (square, a multiple of 16)."),
         color: Optional[str] = typer.Option(None, "--color", metavar="grey|rgb", help="grey or rgb. Default: what the images are."),
         stages: str = typer.Option("3,4,5", "--stages", help="EfficientNet-Lite0 stages whose features are used (2-5)."),
+        trim: float = typer.Option(0.0, "--trim", min=0.0, max=0.49, help="Fraction of training images to leave out "
+                                   "after a first fit, the most anomalous ones: tolerates a few defective parts "
+                                   "among the good (e.g. 0.05)."),
         threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for TensorFlow (default: all)."),
     ) -> None:
         """Pretrained features + a Gaussian per map cell (PaDiM-style): no training, finds small defects.
@@ -105,7 +108,8 @@ def register(app: typer.Typer) -> None:
         require_tensorflow("train features")
         from train.padim import PadimConfig, train_padim
 
-        train_padim(data, out, PadimConfig(size=size, color=color, stages=stage_list), threads=threads)  # type: ignore[arg-type]
+        train_padim(data, out, PadimConfig(size=size, color=color, stages=stage_list, trim=trim),  # type: ignore[arg-type]
+                    threads=threads)
 
     @train_app.command("classifier")
     def classifier(
