@@ -183,7 +183,10 @@ def test_trim_drops_planted_defects_from_the_fit():
 
     rng = np.random.default_rng(2)
     feats = rng.normal(0, 1, (100, 2, 2, 4)).astype(np.float32)
-    feats[:3, 0, 0] += 8.0  # three "defective" training images
+    # three "defective" training images, each with its own defect somewhere else
+    feats[0, 0, 0, 0] += 8.0
+    feats[1, 1, 1, 2] -= 8.0
+    feats[2, 0, 1, 3] += 8.0
     _, keep = fit_robust(feats, eps=0.01, trim=0.03)
     assert not keep[:3].any() and keep[3:].all()
     _, keep_all = fit_robust(feats, eps=0.01, trim=0.0)

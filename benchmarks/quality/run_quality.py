@@ -12,7 +12,7 @@ Steps (each skipped when its output already exists in --work, so an interrupted 
 3. the tutorials' conv autoencoder (train/autoencoder.py, smaller and shorter than the tutorial
    to fit a 2-core budget), int8, scored as whole-image MSE ("mean") and as max of the blurred
    error map ("max_blur"), evaluated beside the feature model.
-Results: benchmarks/results/quality.md (+ worst-miss PNGs) — every figure there comes from the
+Results: benchmarks/results/quality_final.md (+ worst-miss PNGs) — every figure there comes from the
 `edge eval` command printed in it.
 
 Data: magnetic-tile defects, Huang, Qiu, Yuan, "Saliency of magnetic tile surface defects",
@@ -121,7 +121,7 @@ def main() -> None:
         for score in ("mean", "max_blur"):
             bundles.append(calibrate(model, held, work / f"conv-ae-{score}", score=score))
 
-    name = "quality.md" if args.only == "all" else f"quality_{args.only}.md"
+    name = "quality_final.md" if args.only == "all" else f"quality_{args.only}.md"
     if args.only == "padim":
         name = f"quality_padim_s{args.stages}.md"
     run_eval(bundles, args.data, args.results / name)
