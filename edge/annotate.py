@@ -7,10 +7,11 @@ import numpy as np
 
 
 def heatmap_overlay(frame: np.ndarray, error_map: np.ndarray, scale: float | None = None, alpha: float = 0.45) -> np.ndarray:
-    """Colour the error map (JET) over the frame. `scale` maps error to full colour; default: map max."""
+    """Colour the error map (JET) over the frame, from its median (blue) to `scale` (red; default: map max)."""
     base = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR) if frame.ndim == 2 else frame
-    scale = float(scale or error_map.max() or 1.0)
-    norm = np.clip(error_map / scale, 0.0, 1.0)
+    low = float(np.median(error_map))
+    high = float(scale or error_map.max())
+    norm = np.clip((error_map - low) / max(high - low, 1e-12), 0.0, 1.0)
     heat = cv2.applyColorMap((norm * 255).astype(np.uint8), cv2.COLORMAP_JET)
     heat = cv2.resize(heat, (base.shape[1], base.shape[0]), interpolation=cv2.INTER_LINEAR)
     return cv2.addWeighted(base, 1.0 - alpha, heat, alpha, 0.0)

@@ -53,7 +53,10 @@ def peak_box(error_map: np.ndarray, frame_hw: tuple[int, int], sigma: float = 2.
     """Box (x, y, w, h) in frame pixels around the highest-error blob of a model-sized map."""
     smoothed = cv2.GaussianBlur(error_map, (0, 0), sigma)
     peak = float(smoothed.max())
-    mask = (smoothed >= 0.5 * peak).astype(np.uint8) if peak > 0 else np.zeros_like(smoothed, np.uint8)
+    # Half height above the map's typical level: feature-distance maps never reach zero, so
+    # half the peak would box most of the frame.
+    base = float(np.median(smoothed))
+    mask = (smoothed >= base + 0.5 * (peak - base)).astype(np.uint8) if peak > base else np.zeros_like(smoothed, np.uint8)
     _, _, _, (px, py) = cv2.minMaxLoc(smoothed)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(mask)
     label = labels[py, px]
