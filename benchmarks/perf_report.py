@@ -43,8 +43,71 @@ def _mark(ok: Optional[bool]) -> str:
     return "–" if ok is None else ("**met**" if ok else "**not met**")
 
 
+def _targets_table(add, title: str, benches: dict, suffix: str, keras, pipe_rss: dict, rss: float, tf_loaded: bool) -> None:
+    t = 1
+    int8, f32 = benches[f"int8{suffix}"], benches.get(f"float32{suffix}")
+    p640 = _pipe(int8, t, "synthetic 640x480")
+    inv8 = _run(int8, t)["invoke"]
+    p640_32 = _pipe(f32, t, "synthetic 640x480") if f32 else None
+    inv32 = _run(f32, t)["invoke"] if f32 else None
+    cam = benches.get(f"int8{suffix}_camera30")
+    camp = _pipe(cam, t, "synthetic 640x480") if cam else None
+    add(f"**{title}**")
+    add("")
+    add("| target | measured | |")
+    add("|---|---|---|")
+    ratio, ratio_cpu = p640["vs_invoke"], p640.get("vs_invoke_cpu")
+    add(
+        f"| end-to-end >= 0.9 x interpreter-only | wall clock **{ratio:.2f}** ({p640['fps']:.0f} fps vs {inv8['fps']:.0f} invokes/s; "
+        f"repeats {', '.join(f'{x:.2f}' for x in p640['vs_invoke_repeats'])}); CPU time **{ratio_cpu:.2f}** "
+        f"({inv8['cpu_ms']:.2f} ms per invoke vs {p640['main_thread_cpu_ms_per_frame']:.2f} ms per frame in the inference loop) "
+        f"| {_mark(ratio >= 0.9)} on wall clock; {'met' if ratio_cpu >= 0.9 else 'short'} on CPU time |"
+    )
+    if p640_32 and inv32:
+        r_e2e = p640["fps"] / p640_32["fps"]
+        r_cpu = p640_32["main_thread_cpu_ms_per_frame"] / p640["main_thread_cpu_ms_per_frame"]
+        r_inv = inv32["cpu_ms"] / inv8["cpu_ms"]
+        add(
+            f"| int8 >= 2.5 x float32 throughput | end-to-end wall clock {p640['fps']:.0f} vs {p640_32['fps']:.0f} fps = **{r_e2e:.2f}x**; "
+            f"CPU per frame {p640_32['main_thread_cpu_ms_per_frame']:.2f} vs {p640['main_thread_cpu_ms_per_frame']:.2f} ms = **{r_cpu:.2f}x**; "
+            f"CPU per invoke {r_inv:.2f}x | {_mark(r_e2e >= 2.5)} on wall clock; {'met' if r_cpu >= 2.5 else 'short'} on CPU time |"
+        )
+    cyc = p640["stages_ms"]["cycle"]
+    add(
+        f"| >= 30 fps end-to-end | **{p640['fps']:.0f} fps** (frames as fast as the pipeline takes them; "
+        f"video {_pipe(int8, t, 'video')['fps']:.0f} fps, 1280x720 {_pipe(int8, t, 'synthetic 1280x720')['fps']:.0f} fps) | {_mark(p640['fps'] >= 30)} |"
+    )
+    if camp:
+        lat = camp["stages_ms"]["latency"]
+        add(
+            f"| p99 <= 50 ms | camera at 30 fps: capture-to-decision p99 **{lat['p99']:.1f} ms** (p50 {lat['p50']:.1f}), "
+            f"{camp['fps']:.1f} fps inspected, {camp['dropped']} frames dropped; unpaced frame-to-frame p99 {cyc['p99']:.1f} ms. "
+            "Frames that raise an alert take longer: see *Alerts* | " + _mark(lat["p99"] <= 50) + " |"
+        )
+    else:
+        add(f"| p99 <= 50 ms | unpaced frame-to-frame p99 {cyc['p99']:.1f} ms (no camera run for this export) | {_mark(cyc['p99'] <= 50)} |")
+    k8 = pipe_rss.get(f"int8{suffix}", float("nan"))
+    add(
+        f"| no TensorFlow in the edge process, < 250 MB RSS | TensorFlow loaded: {'yes' if tf_loaded else 'no'}; peak RSS while the "
+        f"int8 pipeline runs {k8:.0f} MB (float32: {pipe_rss.get(f'float32{suffix}', float('nan')):.0f} MB); "
+        f"whole `edge bench` process, with its extra models for the tiles test, up to {rss:.0f} MB | "
+        f"{_mark((not tf_loaded) and k8 < 250)} |"
+    )
+    if keras:
+        k = p640["fps"] / keras["predict_fps"]
+        add(
+            f"| >= 10x faster than Keras predict per frame | {p640['fps']:.0f} vs {keras['predict_fps']:.1f} fps = **{k:.0f}x** "
+            f"(Keras `model(x)` per frame: {keras['call_fps']:.1f} fps, {p640['fps'] / keras['call_fps']:.1f}x) | {_mark(k >= 10)} |"
+        )
+    add("")
+
+
 def write_report(work: Path, results: Path, invocation: str, started: Optional[str]) -> Path:
-    benches = {q: _load(work, f"bench_{q}.json") for q in ("int8", "float32", "float16", "dynamic", "int8_camera30", "int8_alerts", "int8_tiled")}
+    benches = {
+        q: _load(work, f"bench_{q}.json")
+        for q in ("int8", "float32", "float16", "dynamic", "int8_camera30", "int8_alerts", "int8_tiled",
+                  "int8_static", "float32_static", "int8_static_camera30", "int8_static_tiled")
+    }
     keras = _load(work, "keras_baseline.json")
     reference = _load(work, "reference.json")
     bundles = _load(work, "bundles.json") or {}
@@ -98,7 +161,7 @@ def write_report(work: Path, results: Path, invocation: str, started: Optional[s
     add("")
     add("| export | model file | threshold | video frames over it |")
     add("|---|---:|---:|---:|")
-    for q in ("float32", "float16", "dynamic", "int8"):
+    for q in ("float32", "float16", "dynamic", "int8", "float32_static", "int8_static"):
         b = benches.get(q)
         if b is None:
             continue
@@ -116,11 +179,6 @@ def write_report(work: Path, results: Path, invocation: str, started: Optional[s
     t = 1
     p640 = _pipe(int8, t, "synthetic 640x480")
     inv8 = _run(int8, t)["invoke"]
-    f32 = benches.get("float32")
-    p640_32 = _pipe(f32, t, "synthetic 640x480") if f32 else None
-    inv32 = _run(f32, t)["invoke"] if f32 else None
-    cam = benches.get("int8_camera30")
-    camp = _pipe(cam, t, "synthetic 640x480") if cam else None
     rss = max(b["peak_rss_mb"] for b in benches.values() if b)
     pipe_rss = {
         q: max((p.get("peak_rss_mb") or 0) for r in b["runs"] for p in r["pipelines"])
@@ -136,50 +194,15 @@ def write_report(work: Path, results: Path, invocation: str, started: Optional[s
         "the capture thread runs beside it)."
     )
     add("")
-    add("| target | measured | |")
-    add("|---|---|---|")
-    ratio, ratio_cpu = p640["vs_invoke"], p640.get("vs_invoke_cpu")
-    add(
-        f"| end-to-end >= 0.9 x interpreter-only | wall clock **{ratio:.2f}** ({p640['fps']:.0f} fps vs {inv8['fps']:.0f} invokes/s; "
-        f"repeats {', '.join(f'{x:.2f}' for x in p640['vs_invoke_repeats'])}); CPU time **{ratio_cpu:.2f}** "
-        f"({inv8['cpu_ms']:.2f} ms per invoke vs {p640['main_thread_cpu_ms_per_frame']:.2f} ms per frame in the inference loop) "
-        f"| {_mark(ratio >= 0.9)} on wall clock; {'met' if ratio_cpu >= 0.9 else 'short'} on CPU time |"
-    )
-    if p640_32 and inv32:
-        r_e2e = p640["fps"] / p640_32["fps"]
-        r_cpu = p640_32["main_thread_cpu_ms_per_frame"] / p640["main_thread_cpu_ms_per_frame"]
-        r_inv = inv32["cpu_ms"] / inv8["cpu_ms"]
-        add(
-            f"| int8 >= 2.5 x float32 throughput | end-to-end wall clock {p640['fps']:.0f} vs {p640_32['fps']:.0f} fps = **{r_e2e:.2f}x**; "
-            f"CPU per frame {p640_32['main_thread_cpu_ms_per_frame']:.2f} vs {p640['main_thread_cpu_ms_per_frame']:.2f} ms = **{r_cpu:.2f}x**; "
-            f"CPU per invoke {r_inv:.2f}x | {_mark(r_e2e >= 2.5)} on wall clock; {'met' if r_cpu >= 2.5 else 'short'} on CPU time |"
-        )
-    cyc = p640["stages_ms"]["cycle"]
-    add(
-        f"| >= 30 fps end-to-end | **{p640['fps']:.0f} fps** (frames as fast as the pipeline takes them; "
-        f"video {_pipe(int8, t, 'video')['fps']:.0f} fps, 1280x720 {_pipe(int8, t, 'synthetic 1280x720')['fps']:.0f} fps) | {_mark(p640['fps'] >= 30)} |"
-    )
-    if camp:
-        lat = camp["stages_ms"]["latency"]
-        add(
-            f"| p99 <= 50 ms | camera at 30 fps: capture-to-decision p99 **{lat['p99']:.1f} ms** (p50 {lat['p50']:.1f}), "
-            f"{camp['fps']:.1f} fps inspected, {camp['dropped']} frames dropped; unpaced frame-to-frame p99 {cyc['p99']:.1f} ms. "
-            "Frames that raise an alert take longer: see *Alerts* | " + _mark(lat["p99"] <= 50) + " |"
+    _targets_table(add, "As exported today by `export/convert.py` (free batch dimension)", benches, "", keras, pipe_rss, rss, tf_loaded)
+    if benches.get("int8_static"):
+        _targets_table(
+            add, "With the model exported at a fixed batch of 1 (proposed; see *Fixed batch* below)",
+            benches, "_static", keras, pipe_rss, rss, tf_loaded,
         )
     add(
-        f"| no TensorFlow in the edge process, < 250 MB RSS | TensorFlow loaded: {'yes' if tf_loaded else 'no'}; peak RSS while the "
-        f"int8 pipeline runs {pipe_rss['int8']:.0f} MB (float32: {pipe_rss.get('float32', float('nan')):.0f} MB); "
-        f"whole `edge bench` process, with its extra models for the tiles test, up to {rss:.0f} MB | "
-        f"{_mark((not tf_loaded) and pipe_rss['int8'] < 250)} |"
-    )
-    if keras:
-        k = p640["fps"] / keras["predict_fps"]
-        add(
-            f"| >= 10x faster than Keras predict per frame | {p640['fps']:.0f} vs {keras['predict_fps']:.1f} fps = **{k:.0f}x** "
-            f"(Keras `model(x)` per frame: {keras['call_fps']:.1f} fps, {p640['fps'] / keras['call_fps']:.1f}x) | {_mark(k >= 10)} |"
-        )
-    add(
-        "| int8 AUROC within 0.01 of float32 | from the quality benchmark (benchmarks/quality, another helper's), not measured here | – |"
+        "int8 AUROC within 0.01 of float32: from the quality benchmark (benchmarks/quality, another helper's), "
+        "not measured here."
     )
     add("")
 
@@ -188,7 +211,7 @@ def write_report(work: Path, results: Path, invocation: str, started: Optional[s
     add("")
     add("| export | threads | invokes/s | ms p50 / p95 / p99 | CPU ms | repeats (invokes/s) |")
     add("|---|---:|---:|---:|---:|---|")
-    for q in ("float32", "float16", "dynamic", "int8"):
+    for q in ("float32", "float16", "dynamic", "int8", "float32_static", "int8_static"):
         b = benches.get(q)
         if b is None:
             continue
@@ -216,7 +239,7 @@ def write_report(work: Path, results: Path, invocation: str, started: Optional[s
     add("")
     add("| export | threads | source | fps | x invoke (wall) | x invoke (CPU) | CPU ms/frame: loop / process | peak RSS | repeats (fps) |")
     add("|---|---:|---|---:|---:|---:|---:|---:|---|")
-    for q in ("int8", "float16", "float32", "dynamic"):
+    for q in ("int8", "float16", "float32", "dynamic", "int8_static", "float32_static"):
         b = benches.get(q)
         if b is None:
             continue
@@ -266,6 +289,45 @@ def write_report(work: Path, results: Path, invocation: str, started: Optional[s
             add(f"| {run['threads']} | {p['fps']:.1f} | {p['dropped']} | {_ms(p['stages_ms']['latency'])} | {_ms(p['stages_ms']['model'], ('p50', 'p99'))} |")
         add("")
 
+    # -- fixed batch --------------------------------------------------------------------------------
+    st8, st32 = benches.get("int8_static"), benches.get("float32_static")
+    f32 = benches.get("float32")
+    if st8 and st32 and f32:
+        add("## Fixed batch: the biggest win found")
+        add("")
+        add(
+            "`export/convert.py` converts the Keras model with a free batch dimension. The TFLite graph then "
+            "computes the output shape of each Conv2DTranspose (and of the Reshape after the dense layer) at run "
+            "time (SHAPE, STRIDED_SLICE, PACK ops), and XNNPACK only takes operators with static shapes: the "
+            "graph is cut into 5 XNNPACK partitions and the three transposed convolutions run on TFLite's "
+            "built-in kernels. Exported from the same Keras model wrapped in `keras.Input(shape, batch_size=1)`, "
+            "the whole graph is one XNNPACK partition (`_get_ops_details()`: 1 DELEGATE node instead of 5):"
+        )
+        add("")
+        add("| export | threads | free batch: invoke ms p50 (CPU ms) | fixed batch 1: invoke ms p50 (CPU ms) | speedup | end-to-end 640x480 fps, free -> fixed |")
+        add("|---|---:|---:|---:|---:|---:|")
+        for q, free, fixed in (("int8", int8, st8), ("float32", f32, st32)):
+            for run in fixed["runs"]:
+                a, b_ = _run(free, run["threads"]), run
+                if a is None:
+                    continue
+                ia, ib = a["invoke"], b_["invoke"]
+                pa, pb = _pipe(free, run["threads"], "synthetic 640x480"), _pipe(fixed, run["threads"], "synthetic 640x480")
+                add(
+                    f"| {q} | {run['threads']} | {ia['ms']['p50']:.2f} ({ia['cpu_ms']:.2f}) | {ib['ms']['p50']:.2f} ({ib['cpu_ms']:.2f}) | "
+                    f"**{ia['ms']['p50'] / ib['ms']['p50']:.1f}x** | {pa['fps']:.0f} -> {pb['fps']:.0f} |"
+                )
+        add("")
+        add(
+            "The price: a fixed-batch model cannot be resized, so tiles go through it one by one. "
+            "`TFLiteModel.predict` now does that by itself for such a model (same outputs, tested), and the "
+            "tiles table above shows batching bought this model little anyway. Proposed (export owner, one "
+            "change in `convert_keras`): convert `keras.Model(inp, model(inp))` with `inp = keras.Input(model."
+            "input_shape[1:], batch_size=1)`; tests/test_tiling.py's check that the input tensor is resized once "
+            "for a batch of tiles would then change to 'tiles invoked one by one'."
+        )
+        add("")
+
     # -- alerts -------------------------------------------------------------------------------
     al = benches.get("int8_alerts")
     if al:
@@ -296,24 +358,28 @@ def write_report(work: Path, results: Path, invocation: str, started: Optional[s
     add("")
     add("| export | threads | tiles | batched ms/tile | one by one ms/tile | speedup |")
     add("|---|---:|---:|---:|---:|---:|")
-    for q in ("int8", "float32", "float16", "int8_tiled"):
+    for q in ("int8", "float32", "float16", "int8_tiled", "int8_static", "float32_static", "int8_static_tiled"):
         b = benches.get(q)
         if b is None:
             continue
         for run in b["runs"]:
             tl = run.get("tiles")
-            if tl:
-                add(f"| {q.replace('_tiled', '')} | {run['threads']} | {tl['tiles']} | {tl['batched_ms_per_tile']:.2f} | {tl['one_by_one_ms_per_tile']:.2f} | {tl['speedup']:.2f}x |")
-    tiled = benches.get("int8_tiled")
-    if tiled:
-        run = tiled["runs"][0]
-        p = run["pipelines"][0]
-        add("")
-        add(
-            f"Whole pipeline with tiling (`edge bench --tile 256x256` on 1280x720 frames: 28 overlapping tiles per "
-            f"frame in one invoke, {run['threads']} threads): **{p['fps']:.1f} fps**, model {_ms(p['stages_ms']['model'], ('p50', 'p99'))} ms, "
-            f"preprocess {_ms(p['stages_ms']['preprocess'], ('p50', 'p99'))} ms, score (stitch) {_ms(p['stages_ms']['score'], ('p50', 'p99'))} ms."
-        )
+            if tl and tl.get("speedup") is None:
+                add(f"| {q} | {run['threads']} | {tl['tiles']} | fixed batch 1 | {tl['one_by_one_ms_per_tile']:.2f} | – |")
+            elif tl:
+                add(f"| {q} | {run['threads']} | {tl['tiles']} | {tl['batched_ms_per_tile']:.2f} | {tl['one_by_one_ms_per_tile']:.2f} | {tl['speedup']:.2f}x |")
+    for key, how in (("int8_tiled", "in one batched invoke"), ("int8_static_tiled", "one by one (fixed batch 1)")):
+        tiled = benches.get(key)
+        if tiled:
+            run = tiled["runs"][0]
+            p = run["pipelines"][0]
+            add("")
+            add(
+                f"Whole pipeline with tiling, {key.replace('_tiled', '')} (`edge bench --tile 256x256` on 1280x720 frames: 28 "
+                f"overlapping tiles per frame {how}, {run['threads']} thread): **{p['fps']:.1f} fps**, model "
+                f"{_ms(p['stages_ms']['model'], ('p50', 'p99'))} ms, preprocess {_ms(p['stages_ms']['preprocess'], ('p50', 'p99'))} ms, "
+                f"score (stitch) {_ms(p['stages_ms']['score'], ('p50', 'p99'))} ms, peak RSS {p.get('peak_rss_mb') or float('nan'):.0f} MB."
+            )
     add("")
 
     # -- Keras ----------------------------------------------------------------------------------

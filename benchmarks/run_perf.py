@@ -17,7 +17,9 @@ Steps (work files under out/perf/, which git ignores):
  5. `edge bench` in a subprocess per bundle (the edge process alone: its peak RSS, no TensorFlow);
  6. the tutorials' way in a subprocess: Keras model.predict per frame (and model(x) per frame);
  7. reference models for the Raspberry Pi estimate: MobileNet V1 and V2 (Keras applications,
-    random weights) as full-int8 .tflite, invoke time here vs published Pi 4 figures.
+    random weights) as full-int8 .tflite, invoke time here vs published Pi 4 figures;
+ 8. the same int8 and float32 model exported with a fixed batch of 1 (the proposed export: the
+    whole graph runs in XNNPACK), benchmarked the same way.
 """
 
 from __future__ import annotations
@@ -119,6 +121,36 @@ def export_all(run: Path) -> dict[str, Path]:
             export_run(run, q, check_parity=False, log=quiet)
         models[q] = target
     return models
+
+
+def export_fixed_batch(run: Path, models: dict[str, Path]) -> dict[str, Path]:
+    """int8 and float32 exports of the same Keras model with the batch fixed at 1 (the proposal)."""
+    from edge.bundle import read_card, write_card
+    from edge.imaging import list_images, read_image
+    from edge.preprocess import Preprocessor
+    from export.convert import convert_keras
+    from train.tfenv import import_tensorflow, native_output_captured
+
+    out = {}
+    for q in ("int8", "float32"):
+        target = run / "export" / f"model_{q}_static.tflite"
+        out[f"{q}_static"] = target
+        if target.is_file():
+            continue
+        import_tensorflow()
+        import keras
+
+        log(f"exporting {q} with a fixed batch of 1 …")
+        card = read_card(models[q])
+        model = keras.models.load_model(run / "model.keras", compile=False)
+        inp = keras.Input(shape=model.input_shape[1:], batch_size=1)
+        fixed = keras.Model(inp, model(inp))
+        files = list_images(WORK / "frames")[::3]
+        rep = Preprocessor(card.preprocessing).prepare_batch([read_image(f) for f in files])
+        with native_output_captured():
+            target.write_bytes(convert_keras(fixed, q, rep))
+        write_card(target, card)
+    return out
 
 
 def video_sample(n: int = 120) -> list[np.ndarray]:
@@ -351,6 +383,7 @@ def run_suite(args) -> None:
     frames = training_frames()
     run = train_default(frames, args.epochs)
     models = export_all(run)
+    models.update(export_fixed_batch(run, models))
     bundles = make_bundles(models, [(640, 480), (1280, 720)])
     (WORK / "bundles.json").write_text(json.dumps(bundles, indent=2) + "\n")
 
@@ -371,6 +404,14 @@ def run_suite(args) -> None:
                ["--video", os.path.relpath(VIDEO, ROOT), "--threads", "1", "--frames", n, "--repeat", r, "--tiles", "0"])
     # Tiling (edge.tiling): 1280x720 cut into 256x256 tiles, all tiles of a frame in one invoke.
     edge_bench("int8_tiled", bundles["int8"]["bundle"],
+               ["--size", "1280x720", "--tile", "256x256", "--threads", "1", "--frames", str(max(30, args.frames // 5)),
+                "--repeat", r, "--tiles", "28"])
+    # The proposed export: batch fixed at 1, the whole graph in XNNPACK.
+    edge_bench("int8_static", bundles["int8_static"]["bundle"], common)
+    edge_bench("float32_static", bundles["float32_static"]["bundle"], common)
+    edge_bench("int8_static_camera30", bundles["int8_static"]["bundle"],
+               ["--size", "640x480", "--rate", "30", "--threads", "1,2", "--frames", n, "--repeat", r, "--tiles", "0"])
+    edge_bench("int8_static_tiled", bundles["int8_static"]["bundle"],
                ["--size", "1280x720", "--tile", "256x256", "--threads", "1", "--frames", str(max(30, args.frames // 5)),
                 "--repeat", r, "--tiles", "28"])
     keras_baseline(run, max(30, args.frames // 3), args.repeat)

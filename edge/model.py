@@ -112,6 +112,14 @@ class TFLiteModel:
         self.input = _tensor_info(self._input_detail)
         self.outputs = [_tensor_info(d) for d in self._output_details]
         self._batch = self.input.shape[0]
+        # A model exported with a fixed batch (shape signature [1, H, W, C]) cannot be resized:
+        # predict() feeds it the frames one by one. Such a graph lets XNNPACK take every op
+        # (with a free batch, the transposed convolutions' output shape is computed at run time
+        # and they fall back to slower built-in kernels): see benchmarks/results/performance.md.
+        signature = self._input_detail.get("shape_signature")
+        self.fixed_batch: Optional[int] = (
+            int(signature[0]) if signature is not None and len(signature) and int(signature[0]) > 0 else None
+        )
         # uint8 input with scale 1/255 and zero point 0 takes the frame bytes as they are.
         self._identity_input = (
             self.input.dtype == "uint8" and abs(self.input.scale * 255.0 - 1.0) < 1e-3 and self.input.zero_point == 0
@@ -123,6 +131,11 @@ class TFLiteModel:
 
     def _ensure_batch(self, n: int) -> None:
         if n != self._batch:
+            if self.fixed_batch is not None:
+                raise EdgeError(
+                    f"model {self.path.name} was exported with a fixed batch of {self.fixed_batch}; "
+                    f"give it {self.fixed_batch} frame(s) at a time (predict() does this for you)"
+                )
             self._interpreter.resize_tensor_input(self._input_detail["index"], [n, *self.input_hwc])
             self._interpreter.allocate_tensors()
             self._input_detail = self._interpreter.get_input_details()[0]
@@ -188,6 +201,24 @@ class TFLiteModel:
 
     def predict(self, batch_u8: np.ndarray) -> list[np.ndarray]:
         """uint8 (N, H, W, C) frames → each output as float32, dequantized."""
+        if batch_u8.ndim == 3:
+            batch_u8 = batch_u8[None]
+        if self.fixed_batch == 1 and len(batch_u8) != 1:
+            return self._predict_one_by_one(batch_u8)
         self.set_input(batch_u8)
         self._interpreter.invoke()
         return self.get_outputs()
+
+    def _predict_one_by_one(self, batch_u8: np.ndarray) -> list[np.ndarray]:
+        n = len(batch_u8)
+        if n == 0:
+            return [np.empty((0, *info.shape[1:]), np.float32) for info in self.outputs]
+        outs: list[np.ndarray] = []
+        for i in range(n):
+            self.set_input(batch_u8[i : i + 1])
+            self._interpreter.invoke()
+            for j, value in enumerate(self.get_outputs()):
+                if i == 0:
+                    outs.append(np.empty((n, *value.shape[1:]), np.float32))
+                outs[j][i] = value[0]
+        return outs

@@ -192,3 +192,28 @@ def test_grey_before_resize_stays_within_one_level_of_resize_before_grey():
     kept = out.copy()
     pre.prepare(255 - frame)
     np.testing.assert_array_equal(out, kept)
+
+
+def test_a_fixed_batch_model_takes_a_batch_one_by_one(trained_run, int8_model, tmp_path):
+    """Exported with batch 1 (the whole graph in XNNPACK), predict() still takes N frames."""
+    pytest.importorskip("tensorflow")
+    import keras
+
+    from edge.errors import EdgeError
+    from edge.model import TFLiteModel
+    from export.convert import convert_keras
+
+    model = keras.models.load_model(trained_run / "model.keras", compile=False)
+    inp = keras.Input(shape=model.input_shape[1:], batch_size=1)
+    path = tmp_path / "fixed.tflite"
+    path.write_bytes(convert_keras(keras.Model(inp, model(inp)), "float32"))
+
+    fixed = TFLiteModel(path, num_threads=1)
+    assert fixed.fixed_batch == 1 and TFLiteModel(int8_model).fixed_batch is None
+    batch = np.random.default_rng(2).integers(0, 256, (3, *fixed.input_hwc), dtype=np.uint8)
+    out = fixed.predict(batch)[0]
+    assert out.shape == batch.shape
+    singles = np.concatenate([fixed.predict(frame[None])[0] for frame in batch])
+    np.testing.assert_array_equal(out, singles)
+    with pytest.raises(EdgeError, match="fixed batch of 1"):
+        fixed.set_input(batch)

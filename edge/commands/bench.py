@@ -41,7 +41,12 @@ def print_report(result: dict, stderr: bool = False) -> None:
         inv.add_column(col, justify="right")
     for run in result["runs"]:
         i, t = run["invoke"], run.get("tiles")
-        tiles = f"{t['tiles']} tiles: {t['batched_ms_per_tile']:.2f} vs {t['one_by_one_ms_per_tile']:.2f} ({t['speedup']:.2f}x)" if t else "-"
+        if not t:
+            tiles = "-"
+        elif t.get("speedup") is None:
+            tiles = f"{t['tiles']} tiles: fixed batch 1, one by one {t['one_by_one_ms_per_tile']:.2f}"
+        else:
+            tiles = f"{t['tiles']} tiles: {t['batched_ms_per_tile']:.2f} vs {t['one_by_one_ms_per_tile']:.2f} ({t['speedup']:.2f}x)"
         inv.add_row(str(run["threads"]), f"{i['fps']:.1f}", _ms(i["ms"]), f"{i['cpu_ms']:.2f}", tiles)
     console.print(inv)
     thr = Table(title="pipeline throughput (steady state, with the alert sinks)", title_justify="left")
