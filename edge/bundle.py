@@ -79,6 +79,8 @@ class Manifest(BaseModel):
     metrics: Optional[dict[str, Any]] = None
     # Tiling / mask the threshold was calibrated with (edge.tiling); a mask path is relative to the bundle.
     geometry: Optional[GeometryConfig] = None
+    # sha256 of every other file of the bundle the device reads (the inspection mask), by relative path
+    files: dict[str, str] = Field(default_factory=dict)
     extra: dict[str, Any] = Field(default_factory=dict, description="model-specific data (e.g. CAM weights)")
 
 
@@ -145,6 +147,14 @@ def load_bundle(path: str | Path, verify: bool = True) -> Bundle:
                 f"bundle.json says {manifest.model.sha256[:12]}…; the model was changed after calibration, "
                 "re-run `edge calibrate`"
             )
+        for name, expected in manifest.files.items():
+            path = bundle.path / name
+            if not path.is_file():
+                raise EdgeError(f"bundle file missing: {path} (bundle.json lists it); copy the whole bundle folder")
+            if sha256_file(path) != expected:
+                raise EdgeError(
+                    f"hash mismatch in {bundle.path}: {name} was changed after calibration; re-run `edge calibrate`"
+                )
     return bundle
 
 
@@ -157,6 +167,9 @@ def write_bundle(out_dir: str | Path, manifest: Manifest, model_file: str | Path
     if model_file.resolve() != target.resolve():
         shutil.copyfile(model_file, target)
     manifest.model.sha256 = sha256_file(target)
+    mask = manifest.geometry.mask if manifest.geometry is not None else None
+    if mask is not None and not Path(mask).is_absolute() and (out_dir / mask).is_file():
+        manifest.files[mask] = sha256_file(out_dir / mask)
     (out_dir / MANIFEST).write_text(manifest.model_dump_json(indent=2) + "\n")
     return Bundle(out_dir, manifest)
 

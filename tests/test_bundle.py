@@ -71,3 +71,23 @@ def test_missing_bundle_and_missing_manifest(tmp_path):
         load_bundle(tmp_path / "nope")
     with pytest.raises(EdgeError, match="no bundle.json"):
         load_bundle(tmp_path)
+
+
+def test_mask_is_hashed_and_checked(tmp_path):
+    from edge.tiling import GeometryConfig
+
+    model = tmp_path / "src.tflite"
+    model.write_bytes(b"pretend flatbuffer")
+    out = tmp_path / "bundle"
+    out.mkdir()
+    (out / "mask.png").write_bytes(b"pretend mask")
+    manifest = _manifest()
+    manifest.geometry = GeometryConfig(mask="mask.png")
+    write_bundle(out, manifest, model)
+    assert set(load_bundle(out).manifest.files) == {"mask.png"}
+    (out / "mask.png").write_bytes(b"someone painted over the mask")
+    with pytest.raises(EdgeError, match="mask.png was changed after calibration"):
+        load_bundle(out)
+    (out / "mask.png").unlink()
+    with pytest.raises(EdgeError, match="bundle file missing"):
+        load_bundle(out)
