@@ -7,15 +7,25 @@ input type happens in `edge.model`, so the same uint8 frame can feed a float or 
 
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Annotated, Literal, Optional
 
 import cv2
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from edge.errors import EdgeError
 
 Color = Literal["grey", "rgb"]
+
+
+def _check_roi(roi: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+    if roi[2] <= 0 or roi[3] <= 0 or roi[0] < 0 or roi[1] < 0:
+        raise ValueError("roi must be x,y,w,h with x,y >= 0 and w,h > 0")
+    return roi
+
+
+# x, y, w, h in source-frame pixels
+Roi = Annotated[tuple[int, int, int, int], AfterValidator(_check_roi)]
 
 
 class Preprocessing(BaseModel):
@@ -27,7 +37,7 @@ class Preprocessing(BaseModel):
     height: int = Field(gt=0)
     color: Color = "grey"
     # x, y, w, h in source-frame pixels; None is the whole frame.
-    roi: Optional[tuple[int, int, int, int]] = None
+    roi: Optional[Roi] = None
     interpolation: Literal["area", "linear"] = "area"
 
     @property
@@ -37,13 +47,6 @@ class Preprocessing(BaseModel):
     @property
     def input_shape(self) -> tuple[int, int, int]:
         return (self.height, self.width, self.channels)
-
-    @field_validator("roi")
-    @classmethod
-    def _roi_positive(cls, roi):
-        if roi is not None and (roi[2] <= 0 or roi[3] <= 0 or roi[0] < 0 or roi[1] < 0):
-            raise ValueError("roi must be x,y,w,h with x,y >= 0 and w,h > 0")
-        return roi
 
 
 def to_color(image: np.ndarray, color: Color) -> np.ndarray:

@@ -20,8 +20,6 @@ Kinds:
 
 from __future__ import annotations
 
-import os
-import time
 from pathlib import Path
 from typing import Callable, Iterator, Literal, Optional, Protocol, Union
 

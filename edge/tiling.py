@@ -18,7 +18,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from edge.errors import EdgeError
-from edge.preprocess import Preprocessing, Preprocessor, crop_roi, to_color
+from edge.preprocess import Preprocessing, Preprocessor, Roi, crop_roi, to_color
 from edge.scoring import ScoreConfig, frame_scores, peak_box, smooth
 
 
@@ -45,18 +45,11 @@ class GeometryConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     # x, y, w, h in frame pixels. When set it replaces the bundle's preprocessing.roi (the one it
     # was calibrated with): change it only when the camera moved, not to change what is inspected.
-    roi: Optional[tuple[int, int, int, int]] = Field(None, description="x,y,w,h in frame pixels; overrides the bundle's roi")
+    roi: Optional[Roi] = Field(None, description="x,y,w,h in frame pixels; overrides the bundle's roi")
     # Grey image, the size of the frame or of the ROI: non-zero pixels are inspected, zero pixels
     # (fixtures, belt edges, labels) do not count in the score or the heatmap.
     mask: Optional[str] = Field(None, description="mask image: white = inspected, black = ignored")
     tiling: Optional[TilingConfig] = Field(None, description="tile the frame instead of resizing it")
-
-    @field_validator("roi")
-    @classmethod
-    def _roi_positive(cls, roi):
-        if roi is not None and (roi[2] <= 0 or roi[3] <= 0 or roi[0] < 0 or roi[1] < 0):
-            raise ValueError("roi must be x,y,w,h with x,y >= 0 and w,h > 0")
-        return roi
 
 
 # -- implementation ----------------------------------------------------------------------------

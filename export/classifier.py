@@ -114,7 +114,7 @@ def export_classifier_run(
 ) -> Path:
     """Convert a classifier RUN_DIR/model.keras to a two-output .tflite plus card; return its path."""
     from export.convert import convert_keras
-    from export.run import _default_out, representative_frames
+    from export.run import _default_out, int8_representative, load_keras_run_model
     from train.runinfo import MODEL_FILE, read_run
 
     run_dir = Path(run_dir)
@@ -126,30 +126,13 @@ def export_classifier_run(
             raise EdgeError(f"{run_dir / 'run.json'} lacks {key}; re-run `edge train classifier`")
     preprocessing = Preprocessing.model_validate(run["preprocessing"])
 
-    rep = None
-    if quantize == "int8":
-        # Both classes: the ranges must cover crack features too, not only clean surface.
-        rep, rep_source = representative_frames(run, preprocessing, representative)
-        if len(rep) == 0:
-            raise EdgeError(
-                f"--quantize int8 needs representative images to set the integer ranges, but none of the "
-                f"training images listed in {run_dir / 'run.json'} can be read (moved or deleted?); "
-                "pass --representative DIR with a few dozen images of every class"
-            )
-        log(f"int8 ranges from {len(rep)} representative frames ({rep_source})")
-
-    from train.tfenv import import_tensorflow, native_output_captured
-
-    import_tensorflow()
-    import keras
+    # Both classes: the ranges must cover crack features too, not only clean surface.
+    rep = int8_representative(run_dir, run, preprocessing, representative, "a few dozen images of every class", log) \
+        if quantize == "int8" else None
+    model = load_keras_run_model(run_dir, "edge train classifier")
 
     from train.classifier import cam_head, two_output_model
-
-    try:
-        with native_output_captured():
-            model = keras.models.load_model(run_dir / MODEL_FILE, compile=False)
-    except Exception as exc:  # a corrupt or foreign file: say which, not a traceback
-        raise EdgeError(f"cannot load {run_dir / MODEL_FILE} ({type(exc).__name__}: {exc}); re-run `edge train classifier`") from None
+    from train.tfenv import native_output_captured
     cam_model = two_output_model(model)
     head = cam_head(model, list(run["class_names"]), run["positive_class"])
     log(f"converting {run_dir / MODEL_FILE} to TFLite ({quantize}) with two outputs: probabilities and feature map …")

@@ -93,6 +93,34 @@ def representative_frames(run: dict, preprocessing: Preprocessing, folder: Optio
     return frames, f"{len(used)} training images listed in run.json"
 
 
+def int8_representative(run_dir: Path, run: dict, preprocessing: Preprocessing,
+                        representative: Optional[str | Path], what: str, log: Log) -> np.ndarray:
+    """The frames that set int8 ranges; refuse when none can be read (int8 without them is guesswork)."""
+    rep, rep_source = representative_frames(run, preprocessing, representative)
+    if len(rep) == 0:
+        raise EdgeError(
+            f"--quantize int8 needs representative images to set the integer ranges, but none of the "
+            f"training images listed in {run_dir / 'run.json'} can be read (moved or deleted?); "
+            f"pass --representative DIR with {what}"
+        )
+    log(f"int8 ranges from {len(rep)} representative frames ({rep_source})")
+    return rep
+
+
+def load_keras_run_model(run_dir: Path, retrain: str):
+    """RUN_DIR/model.keras, or one clear line naming the file and the command that makes it."""
+    from train.tfenv import import_tensorflow, native_output_captured
+
+    import_tensorflow()
+    import keras
+
+    try:
+        with native_output_captured():
+            return keras.models.load_model(run_dir / MODEL_FILE, compile=False)
+    except Exception as exc:  # a corrupt or foreign file: say which, not a traceback
+        raise EdgeError(f"cannot load {run_dir / MODEL_FILE} ({type(exc).__name__}: {exc}); re-run `{retrain}`") from None
+
+
 def _default_out(run_dir: Path, quantize: str, out: Optional[str | Path]) -> Path:
     if out is None:
         return run_dir / "export" / f"model_{quantize}.tflite"
@@ -138,27 +166,11 @@ def export_run(
     preprocessing = Preprocessing.model_validate(run["preprocessing"])
     score = ScoreConfig.model_validate(run.get("score", {}))
 
-    rep = None
-    if quantize == "int8":
-        rep, rep_source = representative_frames(run, preprocessing, representative)
-        if len(rep) == 0:
-            raise EdgeError(
-                f"--quantize int8 needs representative images to set the integer ranges, but none of the "
-                f"training images listed in {run_dir / 'run.json'} can be read (moved or deleted?); "
-                "pass --representative DIR with a few dozen good images"
-            )
-        log(f"int8 ranges from {len(rep)} representative frames ({rep_source})")
+    rep = int8_representative(run_dir, run, preprocessing, representative, "a few dozen good images", log) \
+        if quantize == "int8" else None
+    model = load_keras_run_model(run_dir, "edge train")
+    from train.tfenv import native_output_captured
 
-    from train.tfenv import import_tensorflow, native_output_captured
-
-    import_tensorflow()
-    import keras
-
-    try:
-        with native_output_captured():
-            model = keras.models.load_model(run_dir / MODEL_FILE, compile=False)
-    except Exception as exc:  # a corrupt or foreign file: say which, not a traceback
-        raise EdgeError(f"cannot load {run_dir / MODEL_FILE} ({type(exc).__name__}: {exc}); re-run `edge train`") from None
     log(f"converting {run_dir / MODEL_FILE} to TFLite ({quantize}) …")
     with native_output_captured():
         flatbuffer = convert_keras(model, quantize, rep)
