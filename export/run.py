@@ -160,6 +160,10 @@ def export_run(
 
         return export_classifier_run(run_dir, quantize, representative=representative, out=out,
                                      check_parity=check_parity, log=log)
+    if kind == "autoencoder" and run.get("latent_kmeans"):  # `--latent-kmeans K`: see train/latent_kmeans.py
+        from train.latent_kmeans import export_latent_kmeans
+
+        return export_latent_kmeans(run_dir, quantize, out=out, representative=representative, log=log)
     if kind != "autoencoder":
         raise EdgeError(f"{run_dir} holds a {kind!r} run; this edge-inspect exports autoencoder, classifier and "
                         "anomaly_map (edge train features) runs")

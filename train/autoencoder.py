@@ -9,6 +9,11 @@ mirrors it with strided Conv2DTranspose blocks, ending in a sigmoid so outputs l
 the inputs. Loss MSE, optimiser Adam, early stopping on the validation loss with the best
 weights restored.
 
+Baseline option `arch="dense"` (`--arch dense`): the tutorials' first autoencoder, Flatten →
+Dense(units) with ReLU → Dense(latent) → mirrored Dense layers → Dense(H*W*C) sigmoid → Reshape.
+Same run.json / export / calibration contract (model kind "autoencoder"); it has no spatial
+structure, so it suits small centred images (MNIST) more than textured parts.
+
 One change from the tutorials, for int8: they put BatchNorm after the activation. There it
 stays a separate multiply-add in the .tflite, and the converter quantizes the activation with
 the multiply's wide range, leaving the (small) activations a handful of integer levels. Before
@@ -43,6 +48,9 @@ Log = Callable[[str], None]
 BN_MOMENTUM = 0.9
 
 
+ARCHS = ("conv", "dense")
+
+
 def _stderr(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
@@ -73,14 +81,21 @@ def check_architecture(height: int, width: int, filters: Sequence[int], latent: 
         raise EdgeError(f"--latent {latent} must be a positive number, e.g. 64")
 
 
-def build_autoencoder(input_shape: tuple[int, int, int], filters: Sequence[int] = (32, 64), latent: int = 64):
-    """The default conv autoencoder as one Keras model: float [0, 1] (H, W, C) in, same out.
+def build_autoencoder(input_shape: tuple[int, int, int], filters: Sequence[int] = (32, 64), latent: int = 64,
+                      arch: str = "conv", units: Sequence[int] = (256, 64)):
+    """The autoencoder as one Keras model: float [0, 1] (H, W, C) in, same out.
 
-    H and W must be divisible by 2**len(filters) so the decoder lands on the input size.
+    conv: H and W must be divisible by 2**len(filters) so the decoder lands on the input size.
+    dense: hidden widths `units` (filters unused). Both name the bottleneck layer "latent"
+    (train/latent_kmeans.py reads it).
     """
     import keras
     from keras import layers
 
+    if arch == "dense":
+        return _build_dense(input_shape, units, latent)
+    if arch != "conv":
+        raise EdgeError(f"--arch {arch!r} must be one of {', '.join(ARCHS)}")
     height, width, channels = input_shape
     check_architecture(height, width, filters, latent)
 
@@ -104,6 +119,24 @@ def build_autoencoder(input_shape: tuple[int, int, int], filters: Sequence[int] 
     return keras.Model(inputs, outputs, name="conv_autoencoder")
 
 
+def _build_dense(input_shape: tuple[int, int, int], units: Sequence[int], latent: int):
+    import keras
+    from keras import layers
+
+    if latent <= 0:
+        raise EdgeError(f"--latent {latent} must be a positive number, e.g. 32")
+    inputs = keras.Input(shape=input_shape, name="image")
+    x = layers.Flatten(name="flatten")(inputs)
+    for i, u in enumerate(units):
+        x = layers.Dense(u, activation="relu", name=f"enc_dense{i}")(x)
+    x = layers.Dense(latent, name="latent")(x)
+    for i, u in reversed(list(enumerate(units))):
+        x = layers.Dense(u, activation="relu", name=f"dec_dense{i}")(x)
+    x = layers.Dense(int(np.prod(input_shape)), activation="sigmoid", name="dec_out")(x)
+    outputs = layers.Reshape(input_shape, name="reconstruction")(x)
+    return keras.Model(inputs, outputs, name="dense_autoencoder")
+
+
 def train_autoencoder(
     data: str | Path,
     out: str | Path,
@@ -112,6 +145,9 @@ def train_autoencoder(
     color: Optional[Color] = None,
     filters: str | Sequence[int] = (32, 64),
     latent: int = 64,
+    arch: str = "conv",
+    units: str | Sequence[int] = (256, 64),
+    latent_kmeans: int = 0,
     epochs: int = 50,
     batch_size: int = 32,
     val_split: float = 0.1,
@@ -128,17 +164,28 @@ def train_autoencoder(
     model.keras, run.json (everything export and calibration need to know), history.json,
     history.png and reconstructions.png. `patience=0` turns early stopping off (the best epoch's
     weights are still restored). `seed` fixes Python, NumPy and Keras seeds and the split.
+    `arch` "dense" trains the tutorials' dense autoencoder (hidden widths `units`) instead.
+    `latent_kmeans` K > 0 also fits K-means on the training images' latent vectors
+    (train/latent_kmeans.py): `edge export` then builds the latent-distance model.
     """
     from train.tfenv import import_tensorflow
 
     filters = parse_filters(filters)
+    units = parse_filters(units)  # same syntax: comma-separated positive widths
+    if arch not in ARCHS:
+        raise EdgeError(f"--arch {arch!r} must be one of {', '.join(ARCHS)}")
+    if latent_kmeans < 0:
+        raise EdgeError(f"--latent-kmeans {latent_kmeans} must be 0 (off) or a number of clusters, e.g. 5")
     if epochs < 1:
         raise EdgeError(f"--epochs {epochs} must be at least 1")
     if batch_size < 1:
         raise EdgeError(f"--batch-size {batch_size} must be at least 1")
     if patience < 0:
         raise EdgeError(f"--patience {patience} must be 0 (off) or more")
-    check_architecture(size, size, filters, latent)
+    if arch == "conv":
+        check_architecture(size, size, filters, latent)
+    elif latent <= 0:
+        raise EdgeError(f"--latent {latent} must be a positive number, e.g. 32")
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise EdgeError(f"--out {out} is a file; pass a folder for the run")
@@ -161,7 +208,7 @@ def train_autoencoder(
     import keras
 
     keras.utils.set_random_seed(seed)  # Python, NumPy and TensorFlow seeds in one call
-    model = build_autoencoder(prep.input_shape, filters, latent)
+    model = build_autoencoder(prep.input_shape, filters, latent, arch, units)
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="mse")
 
     monitor = "val_loss" if x_val is not None else "loss"
@@ -227,9 +274,10 @@ def train_autoencoder(
         "skipped_files": [str(p.resolve()) for p in images.skipped],
         "seed": seed,
         "architecture": {
-            "name": "conv_autoencoder",
+            "name": model.name,
+            "arch": arch,
             "input_shape": list(prep.input_shape),
-            "filters": list(filters),
+            **({"filters": list(filters)} if arch == "conv" else {"units": list(units)}),
             "latent": latent,
             "parameters": int(model.count_params()),
         },
@@ -251,5 +299,9 @@ def train_autoencoder(
     log(f"best {monitor} {best:.6f} at epoch {best_epoch} of {epochs_run}")
     log(f"model: {model_path}")
     log(f"run info: {out / RUN_FILE}; curves: {out / 'history.png'}; reconstructions: {out / 'reconstructions.png'}")
+    if latent_kmeans:
+        from train.latent_kmeans import fit_latent_kmeans
+
+        fit_latent_kmeans(out, latent_kmeans, model=model, frames=images.frames[train_idx], seed=seed, log=log)
     log(f"next: edge export {out} --quantize int8")
     return out

@@ -36,6 +36,14 @@ def register(app: typer.Typer) -> None:
         ),
         filters: str = typer.Option("32,64", "--filters", help="Encoder filters per block; each block halves the image."),
         latent: int = typer.Option(64, "--latent", min=1, help="Size of the dense bottleneck vector."),
+        arch: str = typer.Option("conv", "--arch", metavar="conv|dense",
+                                 help="conv (default) or dense: the tutorials' Flatten-Dense autoencoder baseline "
+                                 "(hidden widths --units; --filters unused). Both export and calibrate alike."),
+        units: str = typer.Option("256,64", "--units", help="Dense arch: hidden layer widths, encoder side."),
+        latent_kmeans: int = typer.Option(0, "--latent-kmeans", min=0, metavar="K",
+                                          help="Also fit K-means (K clusters) on the training images' latent vectors; "
+                                          "`edge export` then builds a model whose score is the distance to the "
+                                          "nearest centroid (the tutorials' baseline; no defect location)."),
         epochs: int = typer.Option(50, "--epochs", min=1, help="Most epochs to train (early stopping may end sooner)."),
         batch_size: int = typer.Option(32, "--batch-size", min=1, help="Images per training step."),
         val_split: float = typer.Option(0.1, "--val-split", min=0.0, max=0.9,
@@ -64,11 +72,14 @@ def register(app: typer.Typer) -> None:
 
         if color is not None and color not in ("grey", "rgb"):
             raise EdgeError(f"--color {color!r} must be grey or rgb")
+        if arch not in ("conv", "dense"):
+            raise EdgeError(f"--arch {arch!r} must be conv or dense")
         require_tensorflow("train autoencoder")
         from train.autoencoder import train_autoencoder
 
         train_autoencoder(
-            data, out, size=size, color=color, filters=filters, latent=latent, epochs=epochs,  # type: ignore[arg-type]
+            data, out, size=size, color=color, filters=filters, latent=latent, arch=arch, units=units,  # type: ignore[arg-type]
+            latent_kmeans=latent_kmeans, epochs=epochs,
             batch_size=batch_size, val_split=val_split, patience=patience, seed=seed,
             learning_rate=learning_rate, threads=threads,
         )

@@ -1,0 +1,177 @@
+"""The tutorials' latent-space k-means score, as ONE .tflite for the device.
+
+Fit (desktop): K-means (scikit-learn) on the autoencoder's bottleneck vectors ("latent" layer)
+of the training images; the centroids go to RUN_DIR/latent_kmeans.npz and run.json
+"latent_kmeans". Score: distance from an image's latent vector to the nearest centroid.
+
+Export: encoder + a layer computing min_k ||z - c_k|| (centroids as constants), reshaped to a
+(N, 1, 1, 1) "map", with model kind "anomaly_map" and ScoreConfig kind "mean": edge.features
+upsamples that 1x1 map to a constant image and its mean is exactly the distance, so calibration,
+`edge run` and `edge eval` use it unchanged (the heatmap is flat: this score does not localise).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+
+from edge.errors import EdgeError
+from edge.preprocess import Preprocessing, to_unit_float
+from train.runinfo import MODEL_FILE, RUN_FILE, read_run
+
+Log = Callable[[str], None]
+KMEANS_FILE = "latent_kmeans.npz"
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def encoder_of(model):
+    """The autoencoder's input → its "latent" layer output, as a Keras model."""
+    import keras
+
+    try:
+        latent = model.get_layer("latent")
+    except ValueError:
+        raise EdgeError("this model has no layer named 'latent'; retrain it with `edge train autoencoder`") from None
+    return keras.Model(model.inputs[0], latent.output, name="encoder")
+
+
+def latent_vectors(model, frames_u8: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    encoder = encoder_of(model)
+    out = [np.asarray(encoder(to_unit_float(frames_u8[i : i + batch_size]), training=False))
+           for i in range(0, len(frames_u8), batch_size)]
+    return np.concatenate(out).astype(np.float32)
+
+
+def nearest_distance(z: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    """Reference score in numpy: (N, D) latents → (N,) distance to the nearest centroid."""
+    d2 = ((z[:, None, :] - centroids[None]) ** 2).sum(axis=2)
+    return np.sqrt(d2.min(axis=1))
+
+
+def fit_latent_kmeans(run_dir: str | Path, k: int, *, model=None, frames: Optional[np.ndarray] = None,
+                      seed: int = 0, log: Log = _stderr) -> np.ndarray:
+    """Fit K-means on the run's training latents; write latent_kmeans.npz and run.json; return centroids."""
+    from sklearn.cluster import KMeans
+
+    from train.data import frames_from_files
+
+    run_dir = Path(run_dir)
+    run = read_run(run_dir)
+    if run["kind"] != "autoencoder":
+        raise EdgeError(f"{run_dir} holds a {run['kind']!r} run; latent k-means needs an autoencoder run")
+    if model is None:
+        from export.run import load_keras_run_model
+
+        model = load_keras_run_model(run_dir, "edge train autoencoder")
+    if frames is None:
+        frames, _ = frames_from_files(run.get("train_files", []), Preprocessing.model_validate(run["preprocessing"]))
+    if len(frames) < k:
+        raise EdgeError(f"--latent-kmeans {k} needs at least {k} training images; {len(frames)} can be read")
+    z = latent_vectors(model, frames)
+    km = KMeans(n_clusters=k, n_init=10, random_state=seed).fit(z)
+    centroids = km.cluster_centers_.astype(np.float32)
+    train_dist = nearest_distance(z, centroids)
+    np.savez(run_dir / KMEANS_FILE, centroids=centroids, train_distance=train_dist)
+    run["latent_kmeans"] = {
+        "k": int(k), "file": KMEANS_FILE, "latent_dim": int(z.shape[1]), "images": int(len(z)),
+        "train_distance_mean": float(train_dist.mean()), "train_distance_max": float(train_dist.max()),
+    }
+    (run_dir / RUN_FILE).write_text(json.dumps(run, indent=2) + "\n")
+    log(f"latent k-means: {k} centroids on {len(z)} training latents ({z.shape[1]} dims); "
+        f"training distances mean {train_dist.mean():.3g}, max {train_dist.max():.3g} → {run_dir / KMEANS_FILE}")
+    return centroids
+
+
+def _turned(frames_u8: np.ndarray, n: int, seed: int = 1) -> np.ndarray:
+    """Training frames rotated or flipped: normal intensities (encoder ranges unchanged), far latents."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        f = frames_u8[rng.integers(len(frames_u8))]
+        turned = np.rot90(f, 1 + i % 3) if f.shape[0] == f.shape[1] and i % 4 != 3 else f[::-1]
+        out.append(np.ascontiguousarray(turned))
+    return np.stack(out)
+
+
+def build_distance_model(model, centroids: np.ndarray):
+    """Encoder + min over centroids of ||z - c||, output (N, 1, 1, 1)."""
+    import keras
+    from keras import layers, ops
+
+    c = np.asarray(centroids, np.float32)
+
+    class NearestCentroidDistance(layers.Layer):
+        # differences, not ||z||² - 2z·c + ||c||²: the expanded form cancels badly in int8
+        def call(self, z):
+            diff = ops.expand_dims(z, 1) - ops.convert_to_tensor(c)[None]
+            d2 = ops.min(ops.sum(ops.square(diff), axis=2), axis=1)
+            return ops.reshape(ops.sqrt(d2), (-1, 1, 1, 1))
+
+    encoder = encoder_of(model)
+    out = NearestCentroidDistance(name="latent_distance")(encoder.output)
+    return keras.Model(encoder.inputs[0], out, name="latent_kmeans")
+
+
+def export_latent_kmeans(run_dir: str | Path, quantize: str = "int8", *, out: Optional[str | Path] = None,
+                         representative: Optional[str | Path] = None, synthetic: int = 60,
+                         log: Log = _stderr) -> Path:
+    """RUN_DIR (with latent_kmeans.npz) → RUN_DIR/export/latent_kmeans_<quantize>.tflite + card.
+
+    int8 ranges: training frames plus `synthetic` frames with drawn blemishes and `synthetic`
+    rotated/flipped ones, so that anomalies' larger distances are not clipped to the largest
+    training distance (on MNIST, blemishes alone left the output clipped below the training maximum).
+    """
+    from edge.bundle import ModelCard, write_card
+    from edge.model import TFLiteModel
+    from edge.scoring import ScoreConfig
+    from export.convert import convert_keras
+    from export.run import int8_representative, load_keras_run_model
+    from train.data import frames_from_files
+    from train.padim import synthetic_defects
+    from train.tfenv import native_output_captured
+
+    run_dir = Path(run_dir)
+    run = read_run(run_dir)
+    if not (run_dir / KMEANS_FILE).is_file():
+        raise EdgeError(f"{run_dir} has no {KMEANS_FILE}; fit it with `edge train autoencoder --latent-kmeans K`")
+    with np.load(run_dir / KMEANS_FILE) as npz:
+        centroids = npz["centroids"]
+    preprocessing = Preprocessing.model_validate(run["preprocessing"])
+    model = build_distance_model(load_keras_run_model(run_dir, "edge train autoencoder"), centroids)
+    rep = None
+    if quantize == "int8":
+        rep = int8_representative(run_dir, run, preprocessing, representative, "a few dozen good images", log)
+        if synthetic:
+            rep = np.concatenate([rep, synthetic_defects(rep, synthetic), _turned(rep, synthetic)])
+    log(f"converting encoder + {len(centroids)} centroids to TFLite ({quantize}) …")
+    with native_output_captured():
+        blob = convert_keras(model, quantize, rep)
+    target = Path(out) if out else run_dir / "export" / f"latent_kmeans_{quantize}.tflite"
+    if target.is_dir():
+        target = target / f"latent_kmeans_{quantize}.tflite"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(blob)
+
+    extra: dict = {"arch": "latent_kmeans", "k": int(len(centroids)), "run": str(run_dir.resolve())}
+    frames, _ = frames_from_files(run.get("val_files", []) or run.get("train_files", []), preprocessing, 64)
+    if len(frames) >= 2:  # parity: Keras distance vs .tflite distance on held-back frames
+        keras_d = np.asarray(model.predict(to_unit_float(frames), verbose=0)).ravel()
+        lite_d = TFLiteModel(target, num_threads=1).predict(frames)[0].ravel()
+        r = float(np.corrcoef(keras_d, lite_d)[0, 1]) if np.std(keras_d) > 0 and np.std(lite_d) > 0 else None
+        extra["parity"] = {"images": int(len(frames)), "score_pearson": r,
+                           "score_max_abs_diff": float(np.abs(keras_d - lite_d).max())}
+        log(f"parity on {len(frames)} images: distance correlation {r if r is None else round(r, 4)}, "
+            f"max |diff| {extra['parity']['score_max_abs_diff']:.3g}")
+    card = ModelCard(kind="anomaly_map", quantization=quantize, preprocessing=preprocessing,  # type: ignore[arg-type]
+                     score=ScoreConfig(kind="mean"), source=str((run_dir / MODEL_FILE).resolve()), extra=extra)
+    write_card(target, card)
+    log(f"wrote {target} ({target.stat().st_size / 1024:.0f} KiB): output = distance to the nearest latent centroid")
+    log(f"next: edge calibrate {target} --normal DIR --out BUNDLE")
+    return target
