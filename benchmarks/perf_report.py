@@ -111,6 +111,8 @@ def write_report(work: Path, results: Path, invocation: str, started: Optional[s
     keras = _load(work, "keras_baseline.json")
     reference = _load(work, "reference.json")
     bundles = _load(work, "bundles.json") or {}
+    if started is None and (work / "started.txt").is_file():
+        started = (work / "started.txt").read_text().strip()
     int8 = benches["int8"]
     if int8 is None:
         raise SystemExit(f"no {work / 'bench_int8.json'}: run benchmarks/run_perf.py first")
@@ -122,10 +124,10 @@ def write_report(work: Path, results: Path, invocation: str, started: Optional[s
     add("# Performance: int8 at camera rate on two cores (issue 6)")
     add("")
     add(
-        f"Measured with `.venv/bin/python {invocation}` (which runs `edge bench` on each export; the exact "
-        "commands are listed below), "
-        + (f"started {started}. " if started else "")
-        + "Raw numbers: `benchmarks/results/performance.json`."
+        f"Measured with `.venv/bin/python benchmarks/run_perf.py`"
+        + (f" (run started {started})" if started else "")
+        + "; it runs `edge bench` on each export, commands listed at the end. "
+        "Raw numbers: `benchmarks/results/performance.json`; work files in `out/perf/`."
     )
     add("")
     add(
@@ -219,11 +221,16 @@ def write_report(work: Path, results: Path, invocation: str, started: Optional[s
             i = run["invoke"]
             add(f"| {q} | {run['threads']} | {i['fps']:.1f} | {_ms(i['ms'])} | {i['cpu_ms']:.2f} | {', '.join(f'{x:.1f}' for x in i['fps_repeats'])} |")
     add("")
+    dyn, f32b = benches.get("dynamic"), benches.get("float32")
+    slower = (
+        f"{_run(dyn, 1)['invoke']['ms']['p50'] / _run(f32b, 1)['invoke']['ms']['p50']:.0f}x"
+        if dyn and f32b and _run(dyn, 1) and _run(f32b, 1) else "far"
+    )
     add(
         "4 threads on 2 cores oversubscribes the cores (shown for completeness). The dynamic-range export runs "
-        "its float activations with int8 weights through TFLite's hybrid kernels: XNNPACK does not take its "
-        "transposed convolutions, and it is 20-60x slower than float32 here. Do not deploy it; use int8 "
-        "(or float16 where int8 loses accuracy)."
+        "its layers with int8 weights and float activations on TFLite's hybrid kernels, outside XNNPACK: "
+        f"{slower} slower than float32 here. Do not deploy it; use int8 (or float16 where int8 loses accuracy). "
+        "float16 stores half-size weights but computes in float32 on this CPU: same speed as float32."
     )
     add("")
 
@@ -233,8 +240,10 @@ def write_report(work: Path, results: Path, invocation: str, started: Optional[s
     add(
         "`edge.pipeline.Pipeline` with the threaded capture and `edge run`'s default alert sinks (events.jsonl "
         "with fsync, events.db, PNG snapshots) in a scratch folder. Steady-state frames per second (the first "
-        "five frames left out), as a fraction of the interpreter-alone rate at the same thread count, and CPU "
-        "time per frame of the whole process (capture thread included)."
+        "five frames left out), as a fraction of the interpreter-alone rate at the same thread count (wall clock, "
+        "paired repeats; and, at 1 thread, CPU time of the interpreter against the inference loop's: with more "
+        "threads the interpreter's CPU includes its pool spinning), and CPU time per frame of the inference loop "
+        "and of the whole process (capture thread included)."
     )
     add("")
     add("| export | threads | source | fps | x invoke (wall) | x invoke (CPU) | CPU ms/frame: loop / process | peak RSS | repeats (fps) |")
@@ -247,7 +256,8 @@ def write_report(work: Path, results: Path, invocation: str, started: Optional[s
             for p in run["pipelines"]:
                 add(
                     f"| {q} | {run['threads']} | {p['source']} ({p['frame_size']}) | {p['fps']:.1f} | {p['vs_invoke']:.2f} | "
-                    f"{p.get('vs_invoke_cpu', float('nan')):.2f} | {p['main_thread_cpu_ms_per_frame']:.2f} / {p['cpu_ms_per_frame']:.2f} | "
+                    + (f"{p.get('vs_invoke_cpu', float('nan')):.2f} | " if run["threads"] == 1 else "– | ")
+                    + f"{p['main_thread_cpu_ms_per_frame']:.2f} / {p['cpu_ms_per_frame']:.2f} | "
                     f"{p.get('peak_rss_mb') or float('nan'):.0f} MB | {', '.join(f'{x:.1f}' for x in p['fps_repeats'])} |"
                 )
     add("")
@@ -265,6 +275,8 @@ def write_report(work: Path, results: Path, invocation: str, started: Optional[s
     add("| source | preprocess | model | score | decide | alert | cycle | latency |")
     add("|---|---:|---:|---:|---:|---:|---:|---:|")
     rows = [p for p in _run(int8, t)["pipelines"]]
+    cam = benches.get("int8_camera30")
+    camp = _pipe(cam, t, "synthetic 640x480") if cam else None
     if camp:
         rows.append(camp)
     for p in rows:
@@ -347,9 +359,11 @@ def write_report(work: Path, results: Path, invocation: str, started: Optional[s
         add(f"| {p['alerts']} of {p['frames']} | {p['fps']:.1f} | {_ms(st['alert'])} | {_ms(st['cycle'])} | {_ms(st['latency'])} |")
         add("")
         add(
-            "An alert costs tens of milliseconds, most of it the two PNG encodes (`imwrite`) and the fsync. With a "
-            "live camera (latest-frame mode) the frames that arrive meanwhile are dropped, not queued, so an alert "
-            "shows up as one late decision and a dropped frame or two, never a growing backlog."
+            f"An alert costs {st['alert']['p50']:.0f} ms at the median and {st['alert']['p99']:.0f} ms at p99 on these "
+            f"{p['frame_size']} frames (it grows with the frame: two PNG encodes), against {st['model']['p50']:.1f} ms for "
+            "the model; that is what lifts the cycle's p95/p99. In offline mode the frames behind it wait in the "
+            "capture queue (the latency column); with a live camera (latest-frame mode) they are dropped instead, "
+            "so an alert shows up as one late decision and a dropped frame or two, never a growing backlog."
         )
         add("")
 
@@ -401,7 +415,7 @@ def write_report(work: Path, results: Path, invocation: str, started: Optional[s
         add("## Where the time goes (cProfile of the hot path)")
         add("")
         add(
-            f"One extra int8 pipeline run ({pr['source']}, {pr['threads']} threads, {pr['frames']} frames) under "
+            f"One extra int8 pipeline run ({pr['source']}, {pr['threads']} thread(s), {pr['frames']} frames) under "
             "cProfile, main thread, sorted by own time. The capture thread (video decode) runs beside it and is "
             "not in this profile; lock waits are the main thread waiting for it."
         )
@@ -435,21 +449,30 @@ def write_report(work: Path, results: Path, invocation: str, started: Optional[s
             add(f"| {name} | {here:.2f} | {pub:.1f} | {pub / here:.1f}x |")
         lo, hi = min(ratios), max(ratios)
         e2e_ms = p640["stages_ms"]["cycle"]["p50"]  # frame to frame, 1 thread
+        st = benches.get("int8_static")
+        st_cycle = _pipe(st, 1, "synthetic 640x480")["stages_ms"]["cycle"]["p50"] if st else None
         inv_ms = inv8["ms"]["p50"]
         pi4 = (e2e_ms * lo, e2e_ms * hi)
         pi5 = (pi4[0] / PI5_VS_PI4[1], pi4[1] / PI5_VS_PI4[0])
         add("")
         add(
-            f"The two references disagree ({lo:.1f}x and {hi:.1f}x), so the estimate is a range. The default int8 "
+            f"The two references give {lo:.1f}x and {hi:.1f}x; the estimate spans both. The default int8 "
             f"autoencoder (here {inv_ms:.2f} ms per invoke, {e2e_ms:.1f} ms per 640x480 frame end to end) would take "
             f"about **{inv_ms * lo:.0f}-{inv_ms * hi:.0f} ms per invoke and {pi4[0]:.0f}-{pi4[1]:.0f} ms per frame on a "
             f"Pi 4** (~{1000 / pi4[1]:.0f}-{1000 / pi4[0]:.0f} fps), and **{pi5[0]:.0f}-{pi5[1]:.0f} ms per frame on a Pi 5** "
             f"(~{1000 / pi5[1]:.0f}-{1000 / pi5[0]:.0f} fps). "
-            "So a Pi 5 should keep up with a 30 fps camera with this model; a Pi 4 may not, and should run a "
-            "smaller input (e.g. 96x96) or let the latest-frame mailbox drop frames. "
+            + (
+                f"With the fixed-batch export ({st_cycle:.2f} ms per frame here) that becomes about "
+                f"{st_cycle * lo:.0f}-{st_cycle * hi:.0f} ms per frame on a Pi 4 and {st_cycle * lo / PI5_VS_PI4[1]:.0f}-"
+                f"{st_cycle * hi / PI5_VS_PI4[0]:.0f} ms on a Pi 5. "
+                if st_cycle else ""
+            )
+            + "So a Pi 5 should keep up with a 30 fps camera with this model; a Pi 4 is at the edge of it with "
+            "today's export and should get the fixed-batch one, a smaller input (e.g. 96x96), or rely on the "
+            "latest-frame mailbox dropping frames. "
             "Caveats, in both directions: the published Pi 4 was overclocked to 1950 MHz (stock 1.5-1.8 GHz is "
-            "8-30% slower) but ran a 2020 TFLite without today's XNNPACK int8 kernels (faster now); this "
-            "machine's reference timings were taken under load (inflating them shrinks the ratio); decode, "
+            "8-30% slower) but ran a 2020 TFLite without today's XNNPACK int8 kernels (faster now); the "
+            "reference timings here come from a shared machine (load inflates them and shrinks the ratio); decode, "
             "resize and PNG snapshots scale with the CPU too but not by the same factor. Measure on the device "
             "with `edge bench BUNDLE --size 640x480 --threads 1,2,4` before committing to a line rate."
         )
@@ -477,11 +500,23 @@ def write_report(work: Path, results: Path, invocation: str, started: Optional[s
         "to SQLite on the inference loop (*Alerts* above). Proposed (sinks/pipeline owners): write snapshots from "
         "a background thread (the paths can be assigned before the write), or JPEG for the raw frame."
     )
+    pre_ms = p640["stages_ms"]["preprocess"]["p50"]
+    loop, inv_cpu = p640["main_thread_cpu_ms_per_frame"], inv8["cpu_ms"]
+    projected = inv_cpu / max(loop - pre_ms, 1e-9)
     add(
         "- What is left between the interpreter and the whole pipeline at 1 thread is mostly preprocessing "
-        "(0.3 ms of resize and grey conversion per 640x480 frame, 1.1 ms at 1280x720) done on the inference "
-        "loop. Proposed (capture/pipeline owner): prepare the model input in the capture thread, which has the "
-        "second core to itself; the loop would then be the invoke plus ~0.1 ms."
+        f"({pre_ms:.2f} ms of grey conversion and resize per 640x480 frame, of {loop - inv_cpu:.2f} ms outside the "
+        "invoke) done on the inference loop. Proposed (capture/pipeline owner): prepare the model input in the "
+        "capture thread, which has the second core to itself (the `Frame` would carry it; tiles are copied out "
+        f"of the Tiler's reused buffer). From the measured stage times the ratio would go from {p640['vs_invoke_cpu']:.2f} "
+        f"to about {projected:.2f} with today's export"
+        + (
+            f", and from {_pipe(st8, 1, 'synthetic 640x480')['vs_invoke_cpu']:.2f} to about "
+            f"{_run(st8, 1)['invoke']['cpu_ms'] / max(_pipe(st8, 1, 'synthetic 640x480')['main_thread_cpu_ms_per_frame'] - _pipe(st8, 1, 'synthetic 640x480')['stages_ms']['preprocess']['p50'], 1e-9):.2f} "
+            "with the fixed-batch one"
+            if st8 else ""
+        )
+        + ": the >= 0.9 target needs this change."
     )
     rss_runs = ", ".join(f"{k} {pipe_rss[k]:.0f} MB" for k, b in benches.items() if b)
     add(
@@ -494,10 +529,29 @@ def write_report(work: Path, results: Path, invocation: str, started: Optional[s
     )
     add(
         "- `TFLiteModel(num_threads=None)` gives XNNPACK one thread, although `edge run --threads` says its "
-        "default is all cores. On a quiet 2-core machine 2 threads are faster for invoke alone; with decode and "
-        "other processes on the same cores 1 thread is often as fast end to end. The default was left alone: pass "
-        "`--threads` after running `edge bench` on the device."
+        "default is all cores. Two threads pay off only when the second core is free: with the fixed-batch "
+        "export, 2 threads cut the int8 invoke from ~1.0 to ~0.6 ms here, but with the free-batch export (built-in "
+        "kernels and XNNPACK taking turns) or another job on the other core they gain nothing or lose badly, and "
+        "4 threads on 2 cores always lose. The default was left alone: run `edge bench` on the device and pass "
+        "`--threads`."
     )
+    add(
+        "- The int8 input is quantized with the range of the representative frames (scale "
+        "0.00358 = 0.914/255 here: the brightest training pixels were 233), so brighter pixels saturate and "
+        "the input needs a quantize step per frame instead of taking the frame bytes as they are. Proposed "
+        "(export owner): add an all-black and an all-white frame to the representative set, which pins the "
+        "input to exactly [0, 1] (scale 1/255, zero point 0)."
+    )
+    add("")
+    add("## Commands")
+    add("")
+    add("Each `edge bench` run of the suite, as run from the repository root (`-m edge` in the venv):")
+    add("")
+    add("```")
+    for b in benches.values():
+        if b:
+            add(b["command"])
+    add("```")
     add("")
     text = "\n".join(L) + "\n"
     results.mkdir(parents=True, exist_ok=True)
