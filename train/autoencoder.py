@@ -171,7 +171,10 @@ def train_autoencoder(
     from train.tfenv import import_tensorflow
 
     filters = parse_filters(filters)
-    units = parse_filters(units)  # same syntax: comma-separated positive widths
+    try:
+        units = parse_filters(units)  # same syntax: comma-separated positive widths
+    except EdgeError:
+        raise EdgeError(f"--units {units!r} must be comma-separated positive whole numbers, e.g. 256,64") from None
     if arch not in ARCHS:
         raise EdgeError(f"--arch {arch!r} must be one of {', '.join(ARCHS)}")
     if latent_kmeans < 0:

@@ -66,6 +66,9 @@ def register(app: typer.Typer) -> None:
         architecture, best validation loss), OUT/history.json + history.png and
         OUT/reconstructions.png (input / reconstruction / error map, validation images).
 
+        The tutorials' baselines: --arch dense (a Flatten/Dense autoencoder) and --latent-kmeans K
+        (score = latent distance to the nearest of K centroids; edge export builds that model).
+
         Example: edge train autoencoder --data datasets/magnetic-tile --out runs/ae --size 128
         """
         from edge.errors import EdgeError
