@@ -25,6 +25,7 @@ from train.runinfo import MODEL_FILE, RUN_FILE, read_run
 
 Log = Callable[[str], None]
 KMEANS_FILE = "latent_kmeans.npz"
+MAX_REPRESENTATIVE = 4000
 
 
 def _stderr(message: str) -> None:
@@ -147,7 +148,14 @@ def export_latent_kmeans(run_dir: str | Path, quantize: str = "int8", *, out: Op
     model = build_distance_model(load_keras_run_model(run_dir, "edge train autoencoder"), centroids)
     rep = None
     if quantize == "int8":
-        rep = int8_representative(run_dir, run, preprocessing, representative, "a few dozen good images", log)
+        if representative is None:
+            # every training frame (up to a few thousand; the distance model is small): the output's
+            # top int8 level must lie above the largest training distance, or a threshold at a high
+            # training quantile lands on the saturated top level and nothing is ever flagged
+            rep, _ = frames_from_files(run.get("train_files", []), preprocessing, MAX_REPRESENTATIVE)
+            log(f"int8 ranges from {len(rep)} training frames (all of them, up to {MAX_REPRESENTATIVE})")
+        if representative is not None or len(rep) == 0:
+            rep = int8_representative(run_dir, run, preprocessing, representative, "a few dozen good images", log)
         if synthetic:
             rep = np.concatenate([rep, synthetic_defects(rep, synthetic), _turned(rep, synthetic)])
     log(f"converting encoder + {len(centroids)} centroids to TFLite ({quantize}) …")
