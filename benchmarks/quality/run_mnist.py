@@ -121,8 +121,8 @@ def notes(res_a: dict[str, tuple], res_b: dict[str, tuple], k: int) -> list[str]
                    "quantization range or representative frames at that distance. With this model, calibrate below "
                    "the top level (`meanstd`, a lower quantile).")
     out.append("- The int8 distance model quantizes the squared distance (steps of max²/255 over the "
-               "representative range, which includes drawn blemishes and rotated frames so that anomalies are clipped less "
-               "clipped): small distances come out coarse; the threshold region follows float closely. Its "
+               "representative range, which includes drawn blemishes and rotated frames so that anomalies clip less)"
+               ": small distances come out coarse; the threshold region follows float closely. Its "
                "ranges come from every training frame (up to 4000): with 200 of them, as for the other "
                "exports, the top output level lay below the 0.999 quantile of the training distances, every "
                "image above it read that level, and A's threshold flagged nothing.")
