@@ -12,17 +12,33 @@ Quantize = Literal["int8", "float16", "dynamic", "float32"]
 QUANTIZE_CHOICES = ("int8", "float16", "dynamic", "float32")
 
 
-def convert_keras(model, quantize: Quantize, representative: np.ndarray | None = None) -> bytes:
+def with_batch_of_one(model):
+    """The same model (same weights) with its batch dimension fixed to 1.
+
+    With a free batch, the shapes of transposed convolutions are computed at run time and
+    XNNPACK leaves those layers to the slow reference kernels, splitting the graph; fixed, the
+    whole graph runs in XNNPACK: int8 invokes 2.7x faster (benchmarks/results/performance.md).
+    The device feeds tiles to such a model one by one (edge.model.TFLiteModel.predict).
+    """
+    import keras
+
+    inputs = [keras.Input(shape=tuple(t.shape[1:]), batch_size=1, dtype=t.dtype) for t in model.inputs]
+    outputs = model(inputs[0] if len(inputs) == 1 else inputs)
+    return keras.Model(inputs, outputs, name=model.name)
+
+
+def convert_keras(model, quantize: Quantize, representative: np.ndarray | None = None, fixed_batch: bool = True) -> bytes:
     """Convert a Keras model whose input is float [0, 1].
 
     int8 is full-integer with uint8 input and output (what an Edge TPU accepts); it needs
     `representative`, uint8 (N, H, W, C) frames from the training images, to set the ranges.
+    `fixed_batch` exports with a batch of one, the fast form on a CPU (see with_batch_of_one).
     """
     import tensorflow as tf
 
     if quantize not in QUANTIZE_CHOICES:
         raise EdgeError(f"unknown quantization {quantize!r}; choose one of {', '.join(QUANTIZE_CHOICES)}")
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter = tf.lite.TFLiteConverter.from_keras_model(with_batch_of_one(model) if fixed_batch else model)
     if quantize == "float16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]

@@ -97,7 +97,9 @@ def test_bench_measures_invoke_tiles_and_pipeline_per_thread_count(bench_result)
         assert inv["fps"] > 0 and inv["cpu_ms"] > 0
         assert inv["ms"]["n"] == 10 and _ordered(inv["ms"])
         tiles = run["tiles"]
-        assert tiles["tiles"] == 3 and tiles["batched_ms_per_tile"] > 0 and tiles["one_by_one_ms_per_tile"] > 0
+        assert tiles["tiles"] == 3 and tiles["one_by_one_ms_per_tile"] > 0
+        # exports have a fixed batch of one (export.convert.with_batch_of_one): nothing to batch
+        assert tiles["batched_ms_per_tile"] is None
         assert [p["source"] for p in run["pipelines"]] == ["video line.avi", "synthetic 160x120"]
         video, synthetic = run["pipelines"]
         assert video["frame_size"] == "96x96" and synthetic["frame_size"] == "160x120"
@@ -168,7 +170,7 @@ def test_set_input_in_place_gives_the_same_outputs_as_set_tensor(int8_model):
     from edge.model import TFLiteModel
 
     model = TFLiteModel(int8_model, num_threads=1)
-    batch = np.random.default_rng(0).integers(0, 256, (3, *model.input_hwc), dtype=np.uint8)
+    batch = np.random.default_rng(0).integers(0, 256, (model.fixed_batch or 3, *model.input_hwc), dtype=np.uint8)
     fast = model.predict(batch)[0]
     interp = model._interpreter  # the plain TFLite way, for reference
     interp.set_tensor(interp.get_input_details()[0]["index"], model.quantize_input(batch))
@@ -204,12 +206,13 @@ def test_a_fixed_batch_model_takes_a_batch_one_by_one(trained_run, int8_model, t
     from export.convert import convert_keras
 
     model = keras.models.load_model(trained_run / "model.keras", compile=False)
-    inp = keras.Input(shape=model.input_shape[1:], batch_size=1)
-    path = tmp_path / "fixed.tflite"
-    path.write_bytes(convert_keras(keras.Model(inp, model(inp)), "float32"))
+    path, free = tmp_path / "fixed.tflite", tmp_path / "free.tflite"
+    path.write_bytes(convert_keras(model, "float32"))  # the default: batch of one
+    free.write_bytes(convert_keras(model, "float32", fixed_batch=False))
 
     fixed = TFLiteModel(path, num_threads=1)
-    assert fixed.fixed_batch == 1 and TFLiteModel(int8_model).fixed_batch is None
+    assert fixed.fixed_batch == 1 and TFLiteModel(int8_model).fixed_batch == 1
+    assert TFLiteModel(free).fixed_batch is None
     batch = np.random.default_rng(2).integers(0, 256, (3, *fixed.input_hwc), dtype=np.uint8)
     out = fixed.predict(batch)[0]
     assert out.shape == batch.shape

@@ -192,12 +192,30 @@ def test_tiling_config_validates():
 # -- with the real TFLite model ----------------------------------------------------------------
 
 
-def test_batched_tiles_score_like_tiles_one_by_one_and_the_tensor_is_resized_once(int8_model):
+@pytest.fixture(scope="module")
+def free_batch_model(trained_run, tmp_path_factory):
+    """The tiny autoencoder exported with a free batch dimension (float32), resizable per frame."""
+    import keras
+
+    from export.convert import convert_keras
+
+    path = tmp_path_factory.mktemp("free-batch") / "model.tflite"
+    model = keras.models.load_model(trained_run / "model.keras", compile=False)
+    path.write_bytes(convert_keras(model, "float32", fixed_batch=False))
+    return path
+
+
+@pytest.mark.parametrize("export", ["fixed", "free"])
+def test_tiles_score_like_tiles_one_by_one(export, int8_model, free_batch_model):
+    """Fixed-batch exports (the default) take tiles one by one and are never resized; a free-batch
+    export takes all tiles of a frame in one invoke, its input tensor resized once."""
     from edge.detector import AutoencoderDetector
     from edge.model import TFLiteModel
     from edge.scoring import error_maps
 
-    model = TFLiteModel(int8_model, num_threads=1)
+    path = int8_model if export == "fixed" else free_batch_model
+    model = TFLiteModel(path, num_threads=1)
+    assert model.fixed_batch == (1 if export == "fixed" else None)
     detector = AutoencoderDetector(model, ScoreConfig(kind="max_blur"))
     pre = Preprocessing(width=32, height=32, color="grey")
     tiler = Tiler(pre, GeometryConfig(tiling=TilingConfig(overlap=0.25)))
@@ -209,10 +227,10 @@ def test_batched_tiles_score_like_tiles_one_by_one_and_the_tensor_is_resized_onc
     frames = [rng.integers(90, 160, (72, 120), dtype=np.uint8) for _ in range(4)]
     scored = [scorer.score(f) for f in frames]
     n_tiles = len(tiler.layout((72, 120)).tiles)
-    assert resizes == [[n_tiles, 32, 32, 1]]  # once, for the first frame
+    assert resizes == ([] if export == "fixed" else [[n_tiles, 32, 32, 1]])  # free: once, for the first frame
 
     # one invoke per tile gives the same stitched map
-    model2 = TFLiteModel(int8_model, num_threads=1)
+    model2 = TFLiteModel(path, num_threads=1)
     tiles = tiler.tiles(frames[-1]).copy()
     maps = np.concatenate([error_maps(t[None], model2.predict(t[None])[0]) for t in tiles])
     np.testing.assert_allclose(tiler.stitch(maps, (72, 120)), scored[-1].map, atol=1e-5)
