@@ -125,6 +125,12 @@ def test_latent_kmeans_bundle_calibrates_and_runs_through_make_detector(kmeans_r
     np.testing.assert_allclose(result.scores, raw, rtol=1e-5)  # the score IS the model's distance output
     assert 0 < loaded.manifest.threshold.value < raw.max() * 2  # a distance, on the scale of the outputs
 
+    from calibration.evaluate import evaluate  # `edge eval` takes it like any anomaly_map bundle
+
+    results, report = evaluate([bundle.path], synthetic_mvtec, tmp_path / "eval", threads=1, progress=False,
+                               log=lambda _m: None)
+    assert 0.0 <= results[0].image_auroc <= 1.0 and "anomaly_map" in report.read_text()
+
 
 def _edge(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "edge", *args], cwd=REPO, capture_output=True, text=True, timeout=300)
