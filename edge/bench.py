@@ -397,8 +397,13 @@ def bench_pipeline(
     out_dir: Path,
     geometry=None,
     log: Optional[Log] = None,
+    prepare_in_capture: bool = True,
 ) -> dict:
-    """`frames` frames through the real Pipeline with edge run's default sinks under `out_dir`."""
+    """`frames` frames through the real Pipeline with edge run's default sinks under `out_dir`.
+
+    The model input is prepared in the capture thread, as in `edge run`; `prepare_in_capture=False`
+    prepares it on the inference loop (the benchmark suite compares the two).
+    """
     from edge.config import SinksConfig
     from edge.metrics import Metrics, MetricsConfig
     from edge.pipeline import Pipeline
@@ -429,7 +434,8 @@ def bench_pipeline(
 
     try:
         pipeline = Pipeline(
-            bundle, list(built.group), built.snapshots, None, threads, geometry=geometry, metrics=metrics, log=quiet
+            bundle, list(built.group), built.snapshots, None, threads, geometry=geometry, metrics=metrics, log=quiet,
+            prepare_in_capture=prepare_in_capture,
         )
         warm = spec.first_frame()
         for _ in range(3):  # interpreter and buffers warm, as after the first seconds of a run

@@ -24,7 +24,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, Literal, Optional, Protocol
+from typing import Any, Callable, Literal, Optional, Protocol
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -62,6 +62,11 @@ class Frame:
     image: np.ndarray  # uint8, BGR or grey, as decoded
     source: str  # what the operator would recognise: camera:0, video file name, image file name
     timestamp: float  # wall clock (time.time()) when the frame was read
+    # Model input prepared in the capture thread (see Capture.set_prepare), tagged with the key of
+    # whoever asked for it so a consumer never takes an input made for another geometry.
+    prepared: Any = None
+    prepared_by: Any = None
+    prepare_seconds: float = 0.0
 
 
 class Backend(Protocol):
@@ -214,6 +219,7 @@ class Capture:
         self._frames_since_open = 0
         self._threads: list[threading.Thread] = []
         self._started = False
+        self._prepare: Optional[tuple[Callable[[np.ndarray], Any], Any]] = None
         try:
             self._backend: Optional[Backend] = opener()
         except EdgeError:
@@ -230,6 +236,14 @@ class Capture:
     def ended(self) -> bool:
         """No frame will come any more (end of file/folder, gave up, or stopped) and none is waiting."""
         return (self._eos or self._stop.is_set()) and self._mailbox.empty()
+
+    def set_prepare(self, fn: Optional[Callable[[np.ndarray], Any]], key: Any = None) -> None:
+        """Run `fn(image)` in the capture thread on every frame read from now on; the result rides
+        in `Frame.prepared` (tagged `key`). The inspection loop then only runs the model: with two
+        cores, resizing the next frame overlaps the current invoke. A frame `fn` raises on is
+        handed over unprepared (the consumer prepares it and reports what was wrong). None: stop.
+        """
+        self._prepare = None if fn is None else (fn, key)
 
     def start(self) -> "Capture":
         if self._started:
@@ -303,12 +317,26 @@ class Capture:
                     return
                 name = self._name_of(backend) if self._name_of else self.name
                 frame = Frame(self.frames_read, image, name, time.time())
+                prepare = self._prepare
+                if prepare is not None:
+                    self._run_prepare(frame, prepare)
                 self.frames_read += 1
                 self._frames_since_open += 1
                 if not self._mailbox.put(frame, lambda: self._stale(gen)):
                     return
         finally:
             _release_quietly(backend)
+
+    @staticmethod
+    def _run_prepare(frame: Frame, prepare: tuple[Callable[[np.ndarray], Any], Any]) -> None:
+        fn, key = prepare
+        t0 = time.perf_counter()
+        try:
+            frame.prepared = fn(frame.image)
+            frame.prepared_by = key
+        except Exception:  # noqa: BLE001 - a bad frame is the consumer's to report, not the reader's end
+            frame.prepared = None
+        frame.prepare_seconds = time.perf_counter() - t0
 
     def _end(self) -> None:
         self._eos = True

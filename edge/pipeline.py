@@ -8,6 +8,7 @@ stderr and a count, never the end of the run.
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -164,6 +165,7 @@ class Pipeline:
         log: Optional[Log] = None,
         detector=None,
         classifier=None,
+        prepare_in_capture: bool = True,
     ):
         self.bundle = bundle
         # Optional second stage (edge.second_stage.SecondStage): names what the first one flagged.
@@ -171,6 +173,12 @@ class Pipeline:
         self.log: Log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
         self.geometry, mask_base = resolve_geometry(bundle, geometry, self.log)
         self.tiler = Tiler(bundle.manifest.preprocessing, self.geometry, base=mask_base)
+        # The capture thread's own Tiler (its buffers and layout cache are not shared across
+        # threads): it prepares the model input of the next frame while this loop runs the model.
+        self._capture_tiler = Tiler(bundle.manifest.preprocessing, self.geometry, base=mask_base)
+        self._capture_lock = threading.Lock()
+        self._copy_tiles = self.tiler.tiling is not None  # tiles come in a reused buffer
+        self.prepare_in_capture = prepare_in_capture  # False: all on the loop (benchmarks compare)
         self.preprocessor = Preprocessor(self.tiler.preprocessing)
         self.detector = detector or make_detector(bundle, num_threads)
         self.scorer = FrameScorer(self.detector, self.tiler)
@@ -204,6 +212,12 @@ class Pipeline:
         """
         summary = RunSummary(stage_seconds={"preprocess": 0.0, "model": 0.0, "score": 0.0, "decide": 0.0, "alert": 0.0})
         self.metrics.source = source
+        # Preprocessing moves to the capture thread where the source has one (edge.sources.Source);
+        # frames that come without it (other sources, a frame it could not prepare) are prepared here.
+        capture = getattr(source, "capture", None)
+        set_prepare = getattr(capture, "set_prepare", None) if self.prepare_in_capture else None
+        if set_prepare is not None:
+            set_prepare(self._prepare_in_capture, self)
         poll = getattr(source, "poll", None)
         iterator = None if poll is not None else source.frames()
         start = time.perf_counter()
@@ -238,6 +252,8 @@ class Pipeline:
             if last is not None:
                 self._alert(last, summary)
         finally:
+            if set_prepare is not None:
+                set_prepare(None)
             if iterator is not None:
                 iterator.close()  # type: ignore[attr-defined]
             source.close()
@@ -248,6 +264,12 @@ class Pipeline:
             summary.parts = self.decider.parts
             summary.sink_errors = self.metrics.sink_errors
         return summary
+
+    def _prepare_in_capture(self, image: np.ndarray) -> np.ndarray:
+        """Model input for one frame, run by the capture thread (see Capture.set_prepare)."""
+        with self._capture_lock:  # a reader abandoned by the watchdog could overlap its successor
+            batch = self._capture_tiler.tiles(image)
+            return batch.copy() if self._copy_tiles else batch
 
     def _process(self, frame: Frame, summary: RunSummary, on_frame) -> None:
         st = summary.stage_seconds
@@ -263,19 +285,26 @@ class Pipeline:
             m.frame_done(float("nan"))
             return
         hw = image.shape[:2]
-        batch = self.tiler.tiles(image)
-        t1 = time.perf_counter()
+        batch = frame.prepared if frame.prepared_by is self else None
+        if batch is None:
+            batch = self.tiler.tiles(image)
+            t1 = time.perf_counter()
+            prep = t1 - t0
+        else:
+            # Prepared in the capture thread: the stage is timed where it ran (plus the trigger here).
+            t1 = time.perf_counter()
+            prep = frame.prepare_seconds + (t1 - t0)
         detection = self.detector.detect(batch)
         t2 = time.perf_counter()
         scored = self.scorer.combine(detection, hw)
         t3 = time.perf_counter()
         decision = self.decider.frame(scored.score, (frame, scored))
         t4 = time.perf_counter()
-        st["preprocess"] += t1 - t0
+        st["preprocess"] += prep
         st["model"] += t2 - t1
         st["score"] += t3 - t2
         st["decide"] += t4 - t3
-        m.observe("preprocess", t1 - t0)
+        m.observe("preprocess", prep)
         m.observe("model", t2 - t1)
         m.observe("score", t3 - t2)
         m.observe("decide", t4 - t3)

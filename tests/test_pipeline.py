@@ -152,6 +152,39 @@ def test_tiling_finds_a_small_defect_that_shrinking_the_frame_loses(bundle_dir, 
     assert "differs from the calibrated none" in runs["tiled"][2][0]  # bundle was calibrated untiled
 
 
+def test_model_input_is_prepared_in_the_capture_thread_with_the_same_scores(bundle_dir, tmp_path):
+    # Tiled: the capture thread's tiles come from a reused buffer, and several frames wait in the
+    # every-frame queue at once; each must keep its own input.
+    video = write_square_video(tmp_path / "wide.avi", 12, {3: (120, 50), 9: (20, 30)}, size=(160, 96), side=10)
+    bundle = load_bundle(bundle_dir)
+    geometry = GeometryConfig(tiling=TilingConfig(overlap=0.25))
+    cap = cv2.VideoCapture(str(video))
+    images = [cap.read()[1] for _ in range(12)]
+    cap.release()
+    runs = {}
+    for name in ("capture thread", "inspection loop"):
+        sink = ListSink()
+        pipeline = Pipeline(bundle, [sink], num_threads=1, geometry=geometry, log=lambda m: None)
+        threads: list[str] = []
+        original = pipeline._prepare_in_capture
+
+        def spy(image, original=original, threads=threads):
+            threads.append(threading.current_thread().name)
+            return original(image)
+
+        pipeline._prepare_in_capture = spy
+        source = open_source(video=str(video)) if name == "capture thread" else ListSource(images)
+        summary = pipeline.run(source)
+        runs[name] = (summary, sink, threads)
+    moved, inline = runs["capture thread"], runs["inspection loop"]
+    assert len(moved[2]) == 12 and all(t.startswith("edge-capture") for t in moved[2])
+    assert inline[2] == []  # a source without a capture thread: prepared in the loop, as before
+    assert list(moved[0].scores) == pytest.approx(list(inline[0].scores), abs=1e-6)
+    assert [a.frame_index for a in moved[1].alerts] == [a.frame_index for a in inline[1].alerts] == [3, 9]
+    assert moved[0].stage_seconds["preprocess"] > 0  # still reported, timed where it ran
+    assert no_capture_threads_left()
+
+
 def test_bundle_geometry_applies_and_its_mask_is_found_in_the_bundle(int8_model, tmp_path, monkeypatch):
     mask = np.full((64, 64), 255, np.uint8)
     mask[:32] = 0  # top half ignored
