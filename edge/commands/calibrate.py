@@ -53,7 +53,7 @@ def register(app: typer.Typer) -> None:
         mask: Optional[Path] = typer.Option(None, "--mask", help="Mask image at image (or ROI) size: white is inspected, black is ignored in the score; copied into the bundle as mask.png (as `edge run --mask`)."),
         tile: Optional[str] = typer.Option(None, "--tile", help="Cut each image into overlapping tiles instead of shrinking it: 'model' (tiles of the model input size, full resolution) or WxH in image pixels; stored in the bundle so `edge run` tiles the same way (as `edge run --tile`)."),
         tile_overlap: Optional[float] = typer.Option(None, "--tile-overlap", min=0.0, max=0.89, help="With --tile: fraction of a tile shared with its neighbour (default: 0.25)."),
-        threads: Optional[int] = typer.Option(None, "--threads", min=1, help="Interpreter threads (default: all cores)."),
+        threads: Optional[int] = typer.Option(None, "--threads", min=1, help="Interpreter threads (default: the interpreter's own, one XNNPACK thread; a second helps only when a core is idle)."),
         no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar (for logs)."),
     ) -> None:
         """Calibrate a model's anomaly threshold on real images and write a deployable bundle.

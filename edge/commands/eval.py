@@ -21,7 +21,7 @@ def register(app: typer.Typer) -> None:
         out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for quality.md and the worst-miss PNGs, "
                                            "or a .md file name (PNGs go beside it). Without it only the summary prints."),
         batch_size: int = typer.Option(16, "--batch-size", min=1, help="Images per interpreter call."),
-        threads: Optional[int] = typer.Option(None, "--threads", min=1, help="Interpreter threads (default: all cores)."),
+        threads: Optional[int] = typer.Option(None, "--threads", min=1, help="Interpreter threads (default: the interpreter's own, one XNNPACK thread; a second helps only when a core is idle)."),
         worst: int = typer.Option(6, "--worst", min=0, help="Missed defects and false alarms shown in the PNG grid."),
         pixel_max_side: int = typer.Option(1024, "--pixel-max-side", min=0, help="Pixel AUROC at each image's own size, "
                                            "reduced when its long side is larger (0: never reduce)."),

@@ -152,7 +152,7 @@ def register(app: typer.Typer) -> None:
         out: Optional[Path] = typer.Option(None, "--out", "-o", help="Where events.jsonl, events.db and snapshots/ go (default: edge-out)."),
         state: Optional[Path] = typer.Option(None, "--state", help="Where the network sinks keep undelivered alerts (default: OUT/state)."),
         max_frames: Optional[int] = typer.Option(None, "--max-frames", min=1, help="Stop after this many frames."),
-        threads: Optional[int] = typer.Option(None, "--threads", min=1, help="Interpreter threads (default: all cores)."),
+        threads: Optional[int] = typer.Option(None, "--threads", min=1, help="Interpreter threads (default: the interpreter's own, one XNNPACK thread; a second helps only when a core is idle)."),
         votes: Optional[int] = typer.Option(None, "--votes", min=1, help="Alert when this many of the last --window frames are over threshold (default: 1)."),
         window: Optional[int] = typer.Option(None, "--window", min=1, help="Frames considered for --votes (default: 1)."),
         cooldown: Optional[int] = typer.Option(None, "--cooldown", min=0, help="Frames to stay quiet after an alert (default: 0)."),
