@@ -1,7 +1,7 @@
 """Performance suite: the default autoencoder, four exports, `edge bench` on each, Keras baseline,
 and benchmarks/results/performance.md.
 
-    .venv/bin/python benchmarks/run_perf.py                # full run (about 30-40 min on 2 busy cores)
+    .venv/bin/python benchmarks/run_perf.py                # full run (about 10-15 min on 2 cores)
     .venv/bin/python benchmarks/run_perf.py --quick        # smoke run: fewer frames, one repeat
     .venv/bin/python benchmarks/run_perf.py --report-only  # rewrite the markdown from out/perf/*.json
 
@@ -18,8 +18,11 @@ Steps (work files under out/perf/, which git ignores):
  6. the tutorials' way in a subprocess: Keras model.predict per frame (and model(x) per frame);
  7. reference models for the Raspberry Pi estimate: MobileNet V1 and V2 (Keras applications,
     random weights) as full-int8 .tflite, invoke time here vs published Pi 4 figures;
- 8. the same int8 and float32 model exported with a fixed batch of 1 (the proposed export: the
-    whole graph runs in XNNPACK), benchmarked the same way.
+ 8. the same int8 and float32 model exported with a free batch dimension (the export before
+    `convert_keras(fixed_batch=True)` became the default), benchmarked the same way, for the
+    fixed-batch comparison;
+ 9. model input prepared in the capture thread (`edge run`'s way) against on the inference loop:
+    int8, 1 thread, interleaved with interpreter-alone runs so each ratio pairs like with like.
 """
 
 from __future__ import annotations
@@ -113,9 +116,13 @@ def train_default(frames: Path, epochs: int) -> Path:
 def export_all(run: Path) -> dict[str, Path]:
     from export.run import export_run
 
+    from edge.model import TFLiteModel
+
     models = {}
     for q in QUANTS:
         target = run / "export" / f"model_{q}.tflite"
+        if target.is_file() and TFLiteModel(target).fixed_batch != 1:
+            target.unlink()  # exported before the fixed batch became the default: export again
         if not target.is_file():
             log(f"exporting {q} …")
             export_run(run, q, check_parity=False, log=quiet)
@@ -123,8 +130,8 @@ def export_all(run: Path) -> dict[str, Path]:
     return models
 
 
-def export_fixed_batch(run: Path, models: dict[str, Path]) -> dict[str, Path]:
-    """int8 and float32 exports of the same Keras model with the batch fixed at 1 (the proposal)."""
+def export_free_batch(run: Path, models: dict[str, Path]) -> dict[str, Path]:
+    """int8 and float32 exports of the same Keras model with a free batch dimension (the old default)."""
     from edge.bundle import read_card, write_card
     from edge.imaging import list_images, read_image
     from edge.preprocess import Preprocessor
@@ -133,22 +140,20 @@ def export_fixed_batch(run: Path, models: dict[str, Path]) -> dict[str, Path]:
 
     out = {}
     for q in ("int8", "float32"):
-        target = run / "export" / f"model_{q}_static.tflite"
-        out[f"{q}_static"] = target
+        target = run / "export" / f"model_{q}_free.tflite"
+        out[f"{q}_free"] = target
         if target.is_file():
             continue
         import_tensorflow()
         import keras
 
-        log(f"exporting {q} with a fixed batch of 1 …")
+        log(f"exporting {q} with a free batch dimension …")
         card = read_card(models[q])
         model = keras.models.load_model(run / "model.keras", compile=False)
-        inp = keras.Input(shape=model.input_shape[1:], batch_size=1)
-        fixed = keras.Model(inp, model(inp))
         files = list_images(WORK / "frames")[::3]
         rep = Preprocessor(card.preprocessing).prepare_batch([read_image(f) for f in files])
         with native_output_captured():
-            target.write_bytes(convert_keras(fixed, q, rep))
+            target.write_bytes(convert_keras(model, q, rep, fixed_batch=False))
         write_card(target, card)
     return out
 
@@ -224,6 +229,47 @@ def run_edge_bench(name: str, bundle: str, args: list[str], timeout: int = 3600)
     data["wall_s"] = round(time.perf_counter() - t, 1)
     out.write_text(json.dumps(data, indent=2) + "\n")
     log(f"  done in {data['wall_s']:.0f} s")
+    return data
+
+
+# -- 9: where the model input is prepared ---------------------------------------------------------
+
+PREPARE_AB = textwrap.dedent(
+    """
+    import json, os, sys
+    from pathlib import Path
+    from edge.bench import SourceSpec, bench_invoke, bench_pipeline
+    from edge.bundle import load_bundle
+    bundle_path, video, frames, repeat, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), Path(sys.argv[5])
+    bundle = load_bundle(bundle_path)
+    specs = {"synthetic 640x480": SourceSpec(size=(640, 480)), f"video {Path(video).name}": SourceSpec(video=Path(video))}
+    result = {}
+    for label, spec in specs.items():
+        runs = result[label] = {"invoke": [], "loop": [], "capture": [], "load_before": list(os.getloadavg())}
+        for r in range(repeat):
+            # Interleaved: interpreter alone, then each way, so a change of load hits all three.
+            runs["invoke"].append(bench_invoke(bundle.model_path, 1, frames))
+            for where in ("loop", "capture"):
+                p = bench_pipeline(bundle, spec, 1, frames, out / f"{where}-{r}", prepare_in_capture=where == "capture")
+                runs[where].append(p)
+    print(json.dumps(result))
+    """
+)
+
+
+def prepare_ab(bundle: str, frames: int, repeat: int) -> dict:
+    log(f"model input prepared on the loop vs in the capture thread: int8, 1 thread, {frames} frames x {repeat} …")
+    result = subprocess.run(
+        [sys.executable, "-c", PREPARE_AB, bundle, str(VIDEO), str(frames), str(repeat), str(WORK / "prepare_ab")],
+        capture_output=True, text=True, cwd=ROOT, timeout=3600,
+    )
+    if result.returncode != 0:
+        raise SystemExit(f"prepare A/B failed:\n{result.stderr[-3000:]}")
+    data = json.loads(result.stdout.strip().splitlines()[-1])
+    (WORK / "prepare_ab.json").write_text(json.dumps(data, indent=2) + "\n")
+    for label, runs in data.items():
+        ratios = [c["fps"] / i["fps"] for i, c in zip(runs["invoke"], runs["capture"])]
+        log(f"  {label}: capture/invoke {', '.join(f'{x:.2f}' for x in ratios)}")
     return data
 
 
@@ -386,7 +432,7 @@ def run_suite(args) -> None:
     frames = training_frames()
     run = train_default(frames, args.epochs)
     models = export_all(run)
-    models.update(export_fixed_batch(run, models))
+    models.update(export_free_batch(run, models))
     bundles = make_bundles(models, [(640, 480), (1280, 720)], args.frames)
     (WORK / "bundles.json").write_text(json.dumps(bundles, indent=2) + "\n")
 
@@ -402,9 +448,9 @@ def run_suite(args) -> None:
     edge_bench("int8", bundles["int8"]["bundle"], [*common, "--profile"])
     edge_bench("float32", bundles["float32"]["bundle"], common)
     edge_bench("float16", bundles["float16"]["bundle"], common)
-    # Dynamic-range runs its transposed convolutions outside XNNPACK: far too slow for 300 frames.
-    edge_bench("dynamic", bundles["dynamic"]["bundle"],
-               ["--size", "640x480", "--threads", "1,2", "--frames", "10", "--invokes", "10", "--repeat", "1", "--tiles", "0"])
+    # Dynamic-range: with a free batch its transposed convolutions ran on TFLite's hybrid kernels
+    # (~170 ms per invoke: 10 frames were enough); with the fixed batch XNNPACK takes the whole graph.
+    edge_bench("dynamic", bundles["dynamic"]["bundle"], common)
     # A camera at 30 fps in latest-frame mode: what the line sees (drops, capture-to-decision latency).
     edge_bench("int8_camera30", bundles["int8"]["bundle"],
                ["--size", "640x480", "--rate", "30", "--threads", "1,2", "--frames", n, "--repeat", r, "--tiles", "0"])
@@ -415,14 +461,11 @@ def run_suite(args) -> None:
     edge_bench("int8_tiled", bundles["int8"]["bundle"],
                ["--size", "1280x720", "--tile", "256x256", "--threads", "1", "--frames", str(max(30, args.frames // 5)),
                 "--repeat", r, "--tiles", "28"])
-    # The proposed export: batch fixed at 1, the whole graph in XNNPACK.
-    edge_bench("int8_static", bundles["int8_static"]["bundle"], common)
-    edge_bench("float32_static", bundles["float32_static"]["bundle"], common)
-    edge_bench("int8_static_camera30", bundles["int8_static"]["bundle"],
-               ["--size", "640x480", "--rate", "30", "--threads", "1,2", "--frames", n, "--repeat", r, "--tiles", "0"])
-    edge_bench("int8_static_tiled", bundles["int8_static"]["bundle"],
-               ["--size", "1280x720", "--tile", "256x256", "--threads", "1", "--frames", str(max(30, args.frames // 5)),
-                "--repeat", r, "--tiles", "28"])
+    # The old export, free batch dimension: the fixed-batch comparison.
+    edge_bench("int8_free", bundles["int8_free"]["bundle"], common)
+    edge_bench("float32_free", bundles["float32_free"]["bundle"], common)
+    if only is None or "prepare" in only:
+        prepare_ab(bundles["int8"]["bundle"], args.frames, args.repeat)
     if only is None or "keras" in only:
         keras_baseline(run, max(30, args.frames // 3), args.repeat)
     if only is None or "reference" in only:

@@ -2,7 +2,9 @@
 
 Each stage is its own module; this one only wires them and keeps the books (frames, alerts,
 per-stage latency in edge.metrics). A sink or the snapshot writer failing is one line on
-stderr and a count, never the end of the run.
+stderr and a count, never the end of the run. Where the source has a capture thread, that thread
+also prepares the model input (edge.capture.Capture.set_prepare), so with two cores the resize
+of the next frame overlaps the model of this one.
 """
 
 from __future__ import annotations
