@@ -19,20 +19,7 @@ import pytest
 from edge.bundle import load_bundle
 from synthetic import write_video
 
-# The same guard as test_no_tensorflow: tensorflow made unimportable in the child.
-BLOCK_TF = textwrap.dedent(
-    """
-    import importlib.abc, sys
-
-    class _NoTensorFlow(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path=None, target=None):
-            if name == "tensorflow" or name.startswith("tensorflow.") or name in ("keras", "tf_keras"):
-                raise ImportError(f"{name} is blocked: the device runtime must not import it")
-            return None
-
-    sys.meta_path.insert(0, _NoTensorFlow())
-    """
-)
+from test_no_tensorflow import BLOCK_TF  # tensorflow made unimportable in the child
 
 
 def edge_cli(*args: str, block_tf: bool = True, timeout: int = 240) -> subprocess.CompletedProcess:
