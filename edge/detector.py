@@ -22,8 +22,8 @@ class Detection:
     probabilities: Optional[np.ndarray] = None
 
 
-class AutoencoderDetector:
-    """Reconstruction error against the input, scored as the bundle says."""
+class MapScoringDetector:
+    """A model whose output becomes an anomaly map, scored with the bundle's ScoreConfig."""
 
     label = "anomaly"  # what an alert from this detector is called
 
@@ -32,10 +32,14 @@ class AutoencoderDetector:
         self.score = score
 
     @classmethod
-    def from_bundle(cls, bundle: Bundle, num_threads: Optional[int] = None) -> "AutoencoderDetector":
+    def from_bundle(cls, bundle: Bundle, num_threads: Optional[int] = None):
         model = TFLiteModel(bundle.model_path, num_threads=num_threads)
         model.check_frame_shape(bundle.manifest.preprocessing.input_shape)
         return cls(model, bundle.manifest.score)
+
+
+class AutoencoderDetector(MapScoringDetector):
+    """Reconstruction error against the input, scored as the bundle says."""
 
     def detect(self, batch_u8: np.ndarray) -> Detection:
         reconstruction = self.model.predict(batch_u8)[0]

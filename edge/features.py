@@ -9,15 +9,12 @@ heatmap and box from it like an autoencoder's error map) and scored with the bun
 
 from __future__ import annotations
 
-from typing import Optional
-
 import cv2
 import numpy as np
 
-from edge.bundle import Bundle
+from edge.detector import Detection, MapScoringDetector  # detector imports this module lazily
 from edge.errors import EdgeError
-from edge.model import TFLiteModel
-from edge.scoring import ScoreConfig, frame_scores
+from edge.scoring import frame_scores
 
 
 def upsample_maps(coarse: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
@@ -32,24 +29,10 @@ def upsample_maps(coarse: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
     return out
 
 
-class AnomalyMapDetector:
+class AnomalyMapDetector(MapScoringDetector):
     """The model's first output is an anomaly map; the frame score is computed from it here."""
 
-    label = "anomaly"
-
-    def __init__(self, model: TFLiteModel, score: ScoreConfig):
-        self.model = model
-        self.score = score
-
-    @classmethod
-    def from_bundle(cls, bundle: Bundle, num_threads: Optional[int] = None) -> "AnomalyMapDetector":
-        model = TFLiteModel(bundle.model_path, num_threads=num_threads)
-        model.check_frame_shape(bundle.manifest.preprocessing.input_shape)
-        return cls(model, bundle.manifest.score)
-
-    def detect(self, batch_u8: np.ndarray):
-        from edge.detector import Detection  # detector imports this module for make_detector
-
+    def detect(self, batch_u8: np.ndarray) -> Detection:
         if batch_u8.ndim == 3:
             batch_u8 = batch_u8[None]
         coarse = self.model.predict(batch_u8)[0]
