@@ -154,6 +154,10 @@ def export_run(
 
         return export_padim(run_dir, quantize, out=out, log=log)
     run = read_run(run_dir)
+    if run.get("arch") == "draem":  # `edge train autoencoder --arch draem`: see train/draem.py
+        from train.draem import export_draem
+
+        return export_draem(run_dir, quantize, out=out, log=log)
     kind = run["kind"]
     if kind == "classifier":  # two outputs + CAM head in the card: see export/classifier.py
         from export.classifier import export_classifier_run

@@ -36,9 +36,13 @@ def register(app: typer.Typer) -> None:
         ),
         filters: str = typer.Option("32,64", "--filters", help="Encoder filters per block; each block halves the image."),
         latent: int = typer.Option(64, "--latent", min=1, help="Size of the dense bottleneck vector."),
-        arch: str = typer.Option("conv", "--arch", metavar="conv|dense",
+        arch: str = typer.Option("conv", "--arch", metavar="conv|dense|draem",
                                  help="conv (default) or dense: the tutorials' Flatten-Dense autoencoder baseline "
-                                 "(hidden widths --units; --filters unused). Both export and calibrate alike."),
+                                 "(hidden widths --units; --filters unused). Both export and calibrate alike. "
+                                 "draem: a reconstruction + segmentation network trained on synthetic defects "
+                                 "(Perlin blemishes, cut-paste, scratches) drawn on the good images; its .tflite "
+                                 "outputs the anomaly map (train/draem.py; uses --size --color --epochs "
+                                 "--batch-size --seed --learning-rate --val-split --threads; --filters if given)."),
         units: str = typer.Option("256,64", "--units", help="Dense arch: hidden layer widths, encoder side."),
         latent_kmeans: int = typer.Option(0, "--latent-kmeans", min=0, metavar="K",
                                           help="Also fit K-means (K clusters) on the training images' latent vectors; "
@@ -75,9 +79,18 @@ def register(app: typer.Typer) -> None:
 
         if color is not None and color not in ("grey", "rgb"):
             raise EdgeError(f"--color {color!r} must be grey or rgb")
-        if arch not in ("conv", "dense"):
-            raise EdgeError(f"--arch {arch!r} must be conv or dense")
+        if arch not in ("conv", "dense", "draem"):
+            raise EdgeError(f"--arch {arch!r} must be conv, dense or draem")
         require_tensorflow("train autoencoder")
+        if arch == "draem":  # synthetic-defect model: its own trainer (train/draem.py)
+            from train.autoencoder import parse_filters
+            from train.draem import DraemConfig, train_draem
+
+            draem_filters = parse_filters(filters) if filters != "32,64" else DraemConfig.filters
+            config = DraemConfig(size=size, color=color, filters=draem_filters, epochs=epochs,  # type: ignore[arg-type]
+                                 batch_size=batch_size, learning_rate=learning_rate, seed=seed, val_split=val_split)
+            train_draem(data, out, config, threads=threads)
+            return
         from train.autoencoder import train_autoencoder
 
         train_autoencoder(
