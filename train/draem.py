@@ -350,6 +350,9 @@ def train_draem(
     best, best_weights = np.inf, None
     for epoch in range(config.epochs):
         te = time.perf_counter()
+        # DRAEM's schedule: the learning rate x0.2 at 80 % and again at 90 % of the epochs
+        drops = sum(epoch >= round(f * config.epochs) for f in (0.8, 0.9)) if config.epochs >= 10 else 0
+        opt.learning_rate.assign(config.learning_rate * 0.2 ** drops)
         base = _hflip_some(x_train[rng.permutation(len(x_train))], rng)
         aug, masks = synthetic_anomalies(base, rng, config.anomaly_probability)
         targets = _downsample_masks(masks)

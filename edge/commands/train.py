@@ -80,7 +80,7 @@ def register(app: typer.Typer) -> None:
         if color is not None and color not in ("grey", "rgb"):
             raise EdgeError(f"--color {color!r} must be grey or rgb")
         if arch not in ("conv", "dense", "draem"):
-            raise EdgeError(f"--arch {arch!r} must be conv, dense or draem")
+            raise EdgeError(f"--arch {arch!r} must be conv or dense (autoencoders) or draem (synthetic-defect model)")
         require_tensorflow("train autoencoder")
         if arch == "draem":  # synthetic-defect model: its own trainer (train/draem.py)
             from train.autoencoder import parse_filters
