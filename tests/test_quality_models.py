@@ -6,6 +6,8 @@ repo (train/weights), nothing is downloaded. Models are tiny (64 px input, 8 x 8
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -64,7 +66,8 @@ def padim_run(synthetic_mvtec, tmp_path_factory):
     from train.padim import PadimConfig, export_padim, train_padim
 
     run = train_padim(synthetic_mvtec, tmp_path_factory.mktemp("padim") / "run",
-                      PadimConfig(size=64, grid_stride=8, stages=(2, 3)), threads=2, log=_quiet)
+                      # stage 4 (stride 16) is upsampled onto the stride-8 map; 120 channels -> 16 components
+                      PadimConfig(size=64, grid_stride=8, stages=(3, 4), dims=16), threads=2, log=_quiet)
     models = {q: export_padim(run, q, representative=40, synthetic=12, log=_quiet) for q in ("float32", "int8")}
     return run, models
 
@@ -85,8 +88,11 @@ def test_one_tflite_outputs_the_anomaly_map(padim_run, synthetic_mvtec):
     assert int8.input.dtype == "uint8" and int8.outputs[0].dtype == "uint8"
     assert len(int8.outputs) == 1 and int8.outputs[0].shape[1:] == (8, 8, 1)
 
-    cfg, gauss, _ = load_run(run)
-    want = gauss.distances(extract(build_extractor(cfg), np.concatenate([good, bad])), clip=cfg.clip)
+    cfg, gauss, projection, _ = load_run(run)
+    assert projection is not None and projection.matrix.shape == (40 + 80, 16)
+    features = extract(build_extractor(cfg), np.concatenate([good, bad]))
+    assert features.shape[1:] == (8, 8, 120)
+    want = gauss.distances(projection(features), clip=cfg.clip)
     got = TFLiteModel(models["float32"]).predict(np.concatenate([good, bad]))[0][..., 0]
     np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-3 * want.max())
     q = int8.predict(np.concatenate([good, bad]))[0][..., 0]
@@ -144,19 +150,21 @@ def test_synthetic_defects_change_the_frames():
     assert all(min(np.abs(o.astype(int) - f).sum() for f in frames) > 0 for o in out)
 
 
-def test_cli_train_features_then_export_int8(synthetic_mvtec, tmp_path):
-    """`edge train features` + `edge export` (the same export command as for autoencoders)."""
+def test_cli_default_model_is_the_feature_model_and_exports_int8(synthetic_mvtec, tmp_path):
+    """`edge train autoencoder` (default --arch features) + `edge export`, the same export as every model."""
     import subprocess
     import sys
     from pathlib import Path
 
     repo = Path(__file__).resolve().parents[1]
     run = tmp_path / "run"
-    proc = subprocess.run([sys.executable, "-m", "edge", "train", "features", "--data", str(synthetic_mvtec),
-                           "--out", str(run), "--size", "64", "--stages", "2,3", "--threads", "2"],
+    proc = subprocess.run([sys.executable, "-m", "edge", "train", "autoencoder", "--data", str(synthetic_mvtec),
+                           "--out", str(run), "--size", "64", "--stages", "2,3", "--stride", "16", "--dims", "8",
+                           "--threads", "2"],
                           capture_output=True, text=True, cwd=repo, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert (run / "padim.npz").is_file() and (run / "run.json").is_file()
+    assert json.loads((run / "run.json").read_text())["config"]["dims"] == 8
     proc = subprocess.run([sys.executable, "-m", "edge", "export", str(run), "--quantize", "int8"],
                           capture_output=True, text=True, cwd=repo, timeout=300)
     assert proc.returncode == 0, proc.stderr
@@ -165,16 +173,24 @@ def test_cli_train_features_then_export_int8(synthetic_mvtec, tmp_path):
     assert TFLiteModel(model).outputs[0].shape[1:] == (4, 4, 1)  # 64 px / stride 16
 
 
-def test_cli_train_features_bad_stages_is_one_line(synthetic_mvtec, tmp_path):
+@pytest.mark.parametrize("command,bad,needle", [
+    ("features", ["--stages", "3,x"], "--stages"),
+    ("autoencoder", ["--stages", "3,9"], "stage 9"),
+    ("autoencoder", ["--stride", "5"], "map stride 5"),
+    ("autoencoder", ["--size", "72"], "--size 72"),
+])
+def test_cli_train_features_bad_options_are_one_line(synthetic_mvtec, tmp_path, command, bad, needle):
     import subprocess
     import sys
     from pathlib import Path
 
     repo = Path(__file__).resolve().parents[1]
-    proc = subprocess.run([sys.executable, "-m", "edge", "train", "features", "--data", str(synthetic_mvtec),
-                           "--out", str(tmp_path / "r"), "--stages", "3,x"],
+    proc = subprocess.run([sys.executable, "-m", "edge", "train", command, "--data", str(synthetic_mvtec),
+                           "--out", str(tmp_path / "r"), *bad],
                           capture_output=True, text=True, cwd=repo, timeout=120)
-    assert proc.returncode == 2 and "--stages" in proc.stderr and "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1 and needle in lines[0], proc.stderr
+    assert not (tmp_path / "r" / "padim.npz").exists()
 
 
 def test_trim_drops_planted_defects_from_the_fit():
@@ -191,3 +207,21 @@ def test_trim_drops_planted_defects_from_the_fit():
     assert not keep[:3].any() and keep[3:].all()
     _, keep_all = fit_robust(feats, eps=0.01, trim=0.0)
     assert keep_all.all()
+
+
+def test_int8_gaussians_are_fitted_on_the_quantized_features(padim_run):
+    """Calibrate what you deploy: the int8 model's Gaussians describe ITS OWN (quantized) features.
+
+    Over the images a Gaussian was fitted on, the mean squared Mahalanobis distance is about the
+    number of dimensions; for the int8 model that holds only if its head was refitted on the int8
+    backbone's features (quantization noise would otherwise read as distance).
+    """
+    from train.data import frames_from_files
+    from train.padim import load_run
+
+    run, models = padim_run
+    cfg, _, _, info = load_run(run)
+    frames, _ = frames_from_files(info["train_files"], Preprocessing.model_validate(info["preprocessing"]))
+    for quant in ("float32", "int8"):
+        d = TFLiteModel(models[quant]).predict(frames)[0]
+        assert (d ** 2).mean() == pytest.approx(cfg.dims, rel=0.25), quant

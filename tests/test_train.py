@@ -189,8 +189,8 @@ def test_architecture_matches_input_and_refuses_sizes_it_cannot_mirror():
 
 def test_cli_trains_and_says_where_things_went(tmp_path, synthetic_mvtec):
     out = tmp_path / "run"
-    result = edge_cli("train", "autoencoder", "--data", str(synthetic_mvtec), "--out", str(out), "--size", "16",
-                      "--filters", "4,8", "--latent", "8", "--epochs", "1", "--threads", "2")
+    result = edge_cli("train", "autoencoder", "--arch", "conv", "--data", str(synthetic_mvtec), "--out", str(out),
+                      "--size", "16", "--filters", "4,8", "--latent", "8", "--epochs", "1", "--threads", "2")
     assert result.returncode == 0, result.stderr
     assert (out / "model.keras").is_file() and (out / "run.json").is_file()
     assert "epoch 1/1: loss" in result.stderr  # progress, one line per epoch when not on a terminal
@@ -224,6 +224,7 @@ def test_cli_bad_input_is_one_line_and_exit_2(tmp_path, case):
             "size": (["--size", "18"], ("not divisible by 4",)),
             "color": (["--color", "blue"], ("--color",)),
         }[case]
-    result = edge_cli("train", "autoencoder", "--data", str(folder), "--out", str(tmp_path / "run"), "--epochs", "1", *extra)
+    result = edge_cli("train", "autoencoder", "--arch", "conv", "--data", str(folder), "--out", str(tmp_path / "run"),
+                      "--epochs", "1", *extra)
     assert_one_line_error(result, *needles)
     assert not (tmp_path / "run" / "model.keras").exists()

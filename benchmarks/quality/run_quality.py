@@ -80,6 +80,9 @@ def main() -> None:
     ap.add_argument("--ae-size", type=int, default=64)
     ap.add_argument("--ae-epochs", type=int, default=20)
     ap.add_argument("--stages", default="345", help="EfficientNet-Lite0 stages for the feature model (e.g. 234)")
+    ap.add_argument("--stride", type=int, default=8, help="feature model: pixels per map cell (8 or 16)")
+    ap.add_argument("--dims", type=int, default=128, help="feature model: principal components kept (0: all)")
+    ap.add_argument("--neighbourhood", type=int, default=3, help="feature model: cells averaged around each cell")
     args = ap.parse_args()
     if not (args.data / "test").is_dir():
         sys.exit(f"data not found: {args.data} (MVTec AD layout expected)")
@@ -91,11 +94,13 @@ def main() -> None:
     if args.only in ("padim", "all"):
         from train.padim import PadimConfig, export_padim, train_padim
 
-        tag = f"padim-s{args.stages}"
+        tag = f"padim-s{args.stages}-g{args.stride}-d{args.dims}-n{args.neighbourhood}"
         run = work / tag
         if not (run / "padim.npz").is_file():
             t = time.perf_counter()
-            train_padim(fit, run, PadimConfig(stages=tuple(int(c) for c in args.stages)), log=log)
+            config = PadimConfig(stages=tuple(int(c) for c in args.stages), grid_stride=args.stride, dims=args.dims,
+                                 neighbourhood=args.neighbourhood)
+            train_padim(fit, run, config, log=log)
             log(f"padim fit: {time.perf_counter() - t:.0f} s")
         for q in ("int8", "float32"):
             model = run / "export" / f"model_{q}.tflite"
@@ -123,7 +128,7 @@ def main() -> None:
 
     name = "quality_final.md" if args.only == "all" else f"quality_{args.only}.md"
     if args.only == "padim":
-        name = f"quality_padim_s{args.stages}.md"
+        name = f"quality_padim_s{args.stages}_g{args.stride}_d{args.dims}_n{args.neighbourhood}.md"
     run_eval(bundles, args.data, args.results / name)
 
 

@@ -19,6 +19,25 @@ train_app = typer.Typer(
 )
 
 
+def _train_features(data: Path, out: Path, size: int, color: Optional[str], stages: str, stride: int, dims: int,
+                    trim: float, threads: Optional[int]) -> None:
+    from edge.errors import EdgeError
+
+    if color is not None and color not in ("grey", "rgb"):
+        raise EdgeError(f"--color {color!r} must be grey or rgb")
+    try:
+        stage_list = tuple(int(s) for s in stages.split(","))
+    except ValueError:
+        raise EdgeError(f"--stages {stages!r} must be comma-separated numbers, e.g. 3,4,5") from None
+    if size % 16:
+        raise EdgeError(f"--size {size} must be a multiple of 16 for the feature model (e.g. 256)")
+    require_tensorflow("train features")
+    from train.padim import PadimConfig, train_padim
+
+    config = PadimConfig(size=size, color=color, stages=stage_list, grid_stride=stride, dims=dims, trim=trim)  # type: ignore[arg-type]
+    train_padim(data, out, config, threads=threads)
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(train_app, name="train")
 
@@ -30,71 +49,87 @@ def register(app: typer.Typer) -> None:
             "Sizes may differ: every image is resized to --size the way the device does it.",
         ),
         out: Path = typer.Option(..., "--out", "-o", help="Run folder to write (created if missing; an earlier run's files in it are replaced)."),
-        size: int = typer.Option(128, "--size", min=8, help="Model input side in pixels (square)."),
+        arch: str = typer.Option(
+            "features", "--arch", metavar="features|conv|dense|draem",
+            help="features (default): pretrained EfficientNet-Lite0 features + a Gaussian per map cell, no training "
+            "(--stages --stride --dims --trim); the best on real defects (benchmarks/results/quality.md). "
+            "conv: the tutorials' convolutional autoencoder (--filters --latent). dense: the tutorials' "
+            "Flatten-Dense autoencoder (--units). draem: a reconstruction + segmentation network trained on "
+            "synthetic defects drawn on the good images (train/draem.py). All export, calibrate and run alike.",
+        ),
+        size: Optional[int] = typer.Option(None, "--size", min=8, help="Model input side in pixels (square). "
+                                           "Default: 256 for features (a multiple of 16), 128 for conv/dense, "
+                                           "draem's own default."),
         color: Optional[str] = typer.Option(
             None, "--color", metavar="grey|rgb", help="grey or rgb. Default: what the images are; a folder mixing both needs this.",
         ),
-        filters: str = typer.Option("32,64", "--filters", help="Encoder filters per block; each block halves the image."),
-        latent: int = typer.Option(64, "--latent", min=1, help="Size of the dense bottleneck vector."),
-        arch: str = typer.Option("conv", "--arch", metavar="conv|dense|draem",
-                                 help="conv (default) or dense: the tutorials' Flatten-Dense autoencoder baseline "
-                                 "(hidden widths --units; --filters unused). Both export and calibrate alike. "
-                                 "draem: a reconstruction + segmentation network trained on synthetic defects "
-                                 "(Perlin blemishes, cut-paste, scratches) drawn on the good images; its .tflite "
-                                 "outputs the anomaly map (train/draem.py; uses --size --color --epochs "
-                                 "--batch-size --seed --learning-rate --val-split --threads; --filters if given)."),
-        units: str = typer.Option("256,64", "--units", help="Dense arch: hidden layer widths, encoder side."),
+        stages: str = typer.Option("3,4,5", "--stages", help="features: EfficientNet-Lite0 stages whose features are used (2-5)."),
+        stride: int = typer.Option(8, "--stride", help="features: pixels per anomaly-map cell (4, 8 or 16; 8 at 256 px = 32x32 cells)."),
+        dims: int = typer.Option(128, "--dims", min=0, help="features: principal components kept (0: all channels; "
+                                 "fewer = a smaller, faster model)."),
+        trim: float = typer.Option(0.0, "--trim", min=0.0, max=0.49, help="features: fraction of training images to "
+                                   "leave out after a first fit, the most anomalous ones (a few defective parts among "
+                                   "the good, e.g. 0.05)."),
+        filters: str = typer.Option("32,64", "--filters", help="conv/draem: encoder filters per block; each block halves the image."),
+        latent: int = typer.Option(64, "--latent", min=1, help="conv/dense: size of the dense bottleneck vector."),
+        units: str = typer.Option("256,64", "--units", help="dense: hidden layer widths, encoder side."),
         latent_kmeans: int = typer.Option(0, "--latent-kmeans", min=0, metavar="K",
-                                          help="Also fit K-means (K clusters) on the training images' latent vectors; "
-                                          "`edge export` then builds a model whose score is the distance to the "
+                                          help="conv/dense: also fit K-means (K clusters) on the training images' latent "
+                                          "vectors; `edge export` then builds a model whose score is the distance to the "
                                           "nearest centroid (the tutorials' baseline; no defect location)."),
-        epochs: int = typer.Option(50, "--epochs", min=1, help="Most epochs to train (early stopping may end sooner)."),
-        batch_size: int = typer.Option(32, "--batch-size", min=1, help="Images per training step."),
+        epochs: int = typer.Option(50, "--epochs", min=1, help="conv/dense/draem: most epochs to train (early stopping may end sooner)."),
+        batch_size: int = typer.Option(32, "--batch-size", min=1, help="conv/dense/draem: images per training step."),
         val_split: float = typer.Option(0.1, "--val-split", min=0.0, max=0.9,
-                                        help="Fraction of images held back for validation and export parity."),
+                                        help="conv/dense/draem: fraction of images held back for validation and export parity."),
         patience: int = typer.Option(10, "--patience", min=0,
-                                     help="Stop after this many epochs without a better validation loss (0: never); "
-                                     "the best epoch's weights are kept."),
+                                     help="conv/dense: stop after this many epochs without a better validation loss "
+                                     "(0: never); the best epoch's weights are kept."),
         seed: int = typer.Option(0, "--seed", help="Random seed (Python, NumPy, Keras and the split): same seed, same model."),
-        learning_rate: float = typer.Option(1e-3, "--learning-rate", min=0.0, help="Adam learning rate."),
+        learning_rate: float = typer.Option(1e-3, "--learning-rate", min=0.0, help="conv/dense/draem: Adam learning rate."),
         threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for TensorFlow (default: all)."),
     ) -> None:
-        """Train a convolutional autoencoder on good parts: a defect is what it cannot reconstruct.
+        """Learn what GOOD parts look like; a defect is what the model cannot explain.
 
-        Strided Conv2D + BatchNorm + LeakyReLU encoder, dense latent vector, Conv2DTranspose
-        decoder, sigmoid output; MSE loss, Adam, early stopping on the validation loss.
-        Images pass through the device's own preprocessing, then /255; unreadable or
-        truncated files are skipped and counted.
+        The default (--arch features) needs no training: EfficientNet-Lite0 ImageNet features
+        (weights ship with edge-inspect) of the good images, a Gaussian fitted per anomaly-map
+        cell. `edge export` turns it into ONE .tflite (full int8 too) whose output is the anomaly
+        map. On magnetic tiles it reaches image AUROC ~0.95 where the tutorials' autoencoder
+        scores ~0.57 (benchmarks/results/quality.md). Writes OUT/padim.npz + OUT/run.json.
 
-        Writes OUT/model.keras, OUT/run.json (preprocessing, score, file lists, seed,
-        architecture, best validation loss), OUT/history.json + history.png and
-        OUT/reconstructions.png (input / reconstruction / error map, validation images).
+        --arch conv: strided Conv2D + BatchNorm + LeakyReLU encoder, dense latent vector,
+        Conv2DTranspose decoder; MSE loss, Adam, early stopping. Writes OUT/model.keras,
+        OUT/run.json, OUT/history.json + history.png, OUT/reconstructions.png. --arch dense and
+        --latent-kmeans K are the tutorials' other baselines; --arch draem trains on synthetic
+        defects. Images pass through the device's own preprocessing; unreadable or truncated
+        files are skipped and counted.
 
-        The tutorials' baselines: --arch dense (a Flatten/Dense autoencoder) and --latent-kmeans K
-        (score = latent distance to the nearest of K centroids; edge export builds that model).
-
-        Example: edge train autoencoder --data datasets/magnetic-tile --out runs/ae --size 128
+        Example: edge train autoencoder --data datasets/magnetic-tile --out runs/tiles
         """
         from edge.errors import EdgeError
 
         if color is not None and color not in ("grey", "rgb"):
             raise EdgeError(f"--color {color!r} must be grey or rgb")
-        if arch not in ("conv", "dense", "draem"):
-            raise EdgeError(f"--arch {arch!r} must be conv or dense (autoencoders) or draem (synthetic-defect model)")
+        if arch not in ("features", "conv", "dense", "draem"):
+            raise EdgeError(f"--arch {arch!r} must be features (the default), conv or dense (pixel autoencoders) "
+                            "or draem (synthetic-defect model)")
+        if arch == "features":
+            _train_features(data, out, size or 256, color, stages, stride, dims, trim, threads)
+            return
         require_tensorflow("train autoencoder")
         if arch == "draem":  # synthetic-defect model: its own trainer (train/draem.py)
             from train.autoencoder import parse_filters
             from train.draem import DraemConfig, train_draem
 
             draem_filters = parse_filters(filters) if filters != "32,64" else DraemConfig.filters
-            config = DraemConfig(size=size, color=color, filters=draem_filters, epochs=epochs,  # type: ignore[arg-type]
-                                 batch_size=batch_size, learning_rate=learning_rate, seed=seed, val_split=val_split)
+            config = DraemConfig(size=size or DraemConfig.size, color=color, filters=draem_filters,  # type: ignore[arg-type]
+                                 epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
+                                 val_split=val_split)
             train_draem(data, out, config, threads=threads)
             return
         from train.autoencoder import train_autoencoder
 
         train_autoencoder(
-            data, out, size=size, color=color, filters=filters, latent=latent, arch=arch, units=units,  # type: ignore[arg-type]
+            data, out, size=size or 128, color=color, filters=filters, latent=latent, arch=arch, units=units,  # type: ignore[arg-type]
             latent_kmeans=latent_kmeans, epochs=epochs,
             batch_size=batch_size, val_split=val_split, patience=patience, seed=seed,
             learning_rate=learning_rate, threads=threads,
@@ -108,15 +143,19 @@ def register(app: typer.Typer) -> None:
         size: int = typer.Option(256, "--size", min=16, help="Model input side in pixels (square, a multiple of 16)."),
         color: Optional[str] = typer.Option(None, "--color", metavar="grey|rgb", help="grey or rgb. Default: what the images are."),
         stages: str = typer.Option("3,4,5", "--stages", help="EfficientNet-Lite0 stages whose features are used (2-5)."),
+        stride: int = typer.Option(8, "--stride", help="Pixels per anomaly-map cell (4, 8 or 16; 8 at 256 px = 32x32 cells)."),
+        dims: int = typer.Option(128, "--dims", min=0, help="Principal components kept (0: all channels; fewer = a "
+                                 "smaller, faster model)."),
         trim: float = typer.Option(0.0, "--trim", min=0.0, max=0.49, help="Fraction of training images to leave out "
                                    "after a first fit, the most anomalous ones: tolerates a few defective parts "
                                    "among the good (e.g. 0.05)."),
         threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for TensorFlow (default: all)."),
     ) -> None:
-        """Pretrained features + a Gaussian per map cell (PaDiM-style): no training, finds small defects.
+        """The default model of `edge train autoencoder`, by its own name: pretrained features + a Gaussian per map cell.
 
         EfficientNet-Lite0 ImageNet features (weights ship with edge-inspect) of the good images
-        are pooled onto a 16x16 grid (at 256 px) and a Gaussian is fitted per cell. `edge export`
+        are brought onto a 32x32 grid (at 256 px, --stride 8), projected onto their first --dims
+        principal components, and a Gaussian is fitted per cell (PaDiM-style). `edge export`
         turns backbone + Gaussians into ONE .tflite (full int8 too) whose output is the anomaly
         map (model kind anomaly_map); calibrate and run it like an autoencoder. On magnetic tiles
         it lifts image AUROC from ~0.57 (autoencoder, whole-image MSE) to ~0.95
@@ -124,19 +163,7 @@ def register(app: typer.Typer) -> None:
 
         Example: edge train features --data datasets/magnetic-tile --out runs/features
         """
-        from edge.errors import EdgeError
-
-        if color is not None and color not in ("grey", "rgb"):
-            raise EdgeError(f"--color {color!r} must be grey or rgb")
-        try:
-            stage_list = tuple(int(s) for s in stages.split(","))
-        except ValueError:
-            raise EdgeError(f"--stages {stages!r} must be comma-separated numbers, e.g. 3,4,5") from None
-        require_tensorflow("train features")
-        from train.padim import PadimConfig, train_padim
-
-        train_padim(data, out, PadimConfig(size=size, color=color, stages=stage_list, trim=trim),  # type: ignore[arg-type]
-                    threads=threads)
+        _train_features(data, out, size, color, stages, stride, dims, trim, threads)
 
     @train_app.command("classifier")
     def classifier(
