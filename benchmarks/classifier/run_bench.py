@@ -325,7 +325,8 @@ def main() -> None:
     # The autoencoder the classifier is compared with: train/autoencoder.py's defaults, 3 epochs.
     ae_model = ae_dir / "export" / "model_int8.tflite"
     if not (args.reuse and ae_model.is_file()):
-        sh(["train", "autoencoder", "--data", args.data / neg, "--out", ae_dir, "--epochs", "3", "--threads", "2"], log)
+        sh(["train", "autoencoder", "--arch", "conv", "--data", args.data / neg, "--out", ae_dir, "--epochs", "3",
+            "--threads", "2"], log)
         sh(["export", ae_dir, "--quantize", "int8", "--no-parity"], log)
 
     # Two stages on the held-back images: the autoencoder (F1 threshold on validation) flags, the classifier names.
