@@ -75,7 +75,10 @@ def main() -> None:
     if not args.skip_training and args.model == "features":
         from train.padim import PadimConfig, train_padim
 
-        config = PadimConfig(size=args.size or 256, stages=tuple(int(s) for s in args.stages.split(",")))
+        # the shipped demo predates the stride-8 default: a 16x16 map on 120 channels keeps it at 4 MB
+        # (the default model is ~18 MB int8); see benchmarks/results/quality.md for what each costs
+        config = PadimConfig(size=args.size or 256, stages=tuple(int(s) for s in args.stages.split(",")),
+                             grid_stride=16, neighbourhood=1, dims=0)
         train_padim(args.data, args.run, config)
     elif not args.skip_training:
         from train.autoencoder import train_autoencoder
