@@ -447,6 +447,7 @@ def export_padim(
     synthetic: int = 60,
     threads: Optional[int] = 2,
     log: Callable[[str], None] = print,
+    refit: bool = True,
 ) -> Path:
     """The whole model (backbone + per-cell Gaussians) → one .tflite and its card.
 
@@ -477,6 +478,7 @@ def export_padim(
             raise EdgeError("int8 needs the training images to set integer ranges; they are gone")
         rep = np.concatenate([frames, synthetic_defects(frames, synthetic)]) if synthetic else frames
         trimmed = set(run.get("trimmed_files", []))
+    if quantize == "int8" and refit:  # refit=False only to measure what the refit gains
         head = refit_on_quantized_features(config, gauss, projection, rep, [f for f in files if f not in trimmed],
                                            preprocessing, target.with_name(".features_int8.tflite"), log)
     model = build_model(config, gauss, projection, head)

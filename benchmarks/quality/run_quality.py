@@ -83,6 +83,8 @@ def main() -> None:
     ap.add_argument("--stride", type=int, default=8, help="feature model: pixels per map cell (8 or 16)")
     ap.add_argument("--dims", type=int, default=128, help="feature model: principal components kept (0: all)")
     ap.add_argument("--neighbourhood", type=int, default=3, help="feature model: cells averaged around each cell")
+    ap.add_argument("--no-int8-refit", action="store_true",
+                    help="feature model: keep the float-fitted Gaussians in int8 (to measure what the refit gains)")
     args = ap.parse_args()
     if not (args.data / "test").is_dir():
         sys.exit(f"data not found: {args.data} (MVTec AD layout expected)")
@@ -103,12 +105,13 @@ def main() -> None:
             train_padim(fit, run, config, log=log)
             log(f"padim fit: {time.perf_counter() - t:.0f} s")
         for q in ("int8", "float32"):
-            model = run / "export" / f"model_{q}.tflite"
+            suffix = "-norefit" if q == "int8" and args.no_int8_refit else ""
+            model = run / "export" / f"model_{q}{suffix}.tflite"
             if not model.is_file():
                 t = time.perf_counter()
-                export_padim(run, q, log=log)
+                export_padim(run, q, out=model, log=log, refit=not args.no_int8_refit)
                 log(f"padim export {q}: {time.perf_counter() - t:.0f} s")
-            bundles.append(calibrate(model, held, work / f"{tag}-{q}"))
+            bundles.append(calibrate(model, held, work / f"{tag}-{q}{suffix}"))
 
     if args.only in ("ae", "all"):
         from export.run import export_run
@@ -128,7 +131,8 @@ def main() -> None:
 
     name = "quality_final.md" if args.only == "all" else f"quality_{args.only}.md"
     if args.only == "padim":
-        name = f"quality_padim_s{args.stages}_g{args.stride}_d{args.dims}_n{args.neighbourhood}.md"
+        name = f"quality_padim_s{args.stages}_g{args.stride}_d{args.dims}_n{args.neighbourhood}" \
+               f"{'_norefit' if args.no_int8_refit else ''}.md"
     run_eval(bundles, args.data, args.results / name)
 
 
