@@ -125,6 +125,21 @@ def image_auroc(labels: np.ndarray, scores: np.ndarray) -> float:
     return float(roc_auc_score(labels, np.asarray(scores, np.float64)))
 
 
+def recall_at_fpr(labels: np.ndarray, scores: np.ndarray, fpr: float) -> float:
+    """Share of anomalous images found when at most `fpr` of the normal ones may be flagged.
+
+    A threshold-free operating point: what a line gets out of the ranking at a false-reject rate
+    it can live with, whatever rule later sets the bundle's threshold. NaN with one class only.
+    """
+    from sklearn.metrics import roc_curve
+
+    labels = np.asarray(labels)
+    if labels.min() == labels.max():
+        return float("nan")
+    false_pos, true_pos, _ = roc_curve(labels, np.asarray(scores, np.float64))
+    return float(true_pos[false_pos <= fpr + 1e-12].max())
+
+
 def pixel_auroc(masks: list[np.ndarray], maps: list[np.ndarray]) -> float:
     """ROC AUC over all pixels of all images: maps and masks of equal shapes, pairwise."""
     if not masks:
@@ -174,6 +189,7 @@ class EvalResult:
     skipped: list[Path] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     worst_png: Optional[Path] = None
+    recall_at_5pct_fpr: float = float("nan")  # threshold-free: see recall_at_fpr
     # kept for the worst-miss grid: index → (image, map at image size, mask or None)
     _views: dict = field(default_factory=dict, repr=False)
 
@@ -188,6 +204,7 @@ class EvalResult:
             "ms_per_image": round(self.ms_per_image, 3), "image_auroc": self.image_auroc,
             "pixel_auroc": self.pixel_auroc, "at_threshold": self.threshold_metrics,
             "per_defect": self.per_defect, "images": len(self.files), "skipped": len(self.skipped),
+            "recall_at_5pct_fpr": self.recall_at_5pct_fpr,
         }
 
 
@@ -319,6 +336,7 @@ def evaluate_bundle(
         per_defect=per_defect,
         skipped=skipped,
         notes=list(data.notes),
+        recall_at_5pct_fpr=recall_at_fpr(labels, scores_arr, 0.05),
     )
     if views_needed:
         result._views = {"maps": kept_maps}
@@ -400,13 +418,14 @@ def markdown(results: list[EvalResult], data: EvalSet, command: str = "", title:
                  f"({', '.join(sorted(set(data.groups) - {GOOD}))}).")
     if command:
         lines += ["", "Command:", "", "```", command, "```"]
-    lines += ["", "| bundle | kind | quant | score | size | ms/image | image AUROC | pixel AUROC | "
-              "F1 @ thr | precision | recall | FP / good |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines += ["", "| bundle | kind | quant | score | size | ms/image | image AUROC | pixel AUROC | recall @ 5 % FPR | "
+              "F1 @ thr | precision | recall | FP / good |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         t = r.threshold_metrics
         lines.append(
             f"| {r.name} | {r.kind} | {r.quantization} | {r.score} | {r.model_bytes / 1024:.0f} KiB | "
-            f"{r.ms_per_image:.1f} | {_f(r.image_auroc)} | {_f(r.pixel_auroc)} | {_f(t['f1'])} | "
+            f"{r.ms_per_image:.1f} | {_f(r.image_auroc)} | {_f(r.pixel_auroc)} | {_f(r.recall_at_5pct_fpr)} | "
+            f"{_f(t['f1'])} | "
             f"{_f(t['precision'])} | {_f(t['recall'])} | {t['fp']} / {t['fp'] + t['tn']} |"
         )
     defects = sorted(set(data.groups) - {GOOD})
@@ -434,7 +453,9 @@ def markdown(results: list[EvalResult], data: EvalSet, command: str = "", title:
         lines += ["", "Worst misses (lowest-scoring defects, highest-scoring good images):", ""]
         lines += [f"- {r.name}: `{r.worst_png.name}`" for r in pngs]
     lines += ["", "Image AUROC: test/good vs every defect; pixel AUROC: the anomaly map resized to each "
-              "image's size against ground_truth masks, all test pixels pooled; ms/image: model + score, "
+              "image's size against ground_truth masks, all test pixels pooled; recall @ 5 % FPR: defective "
+              "images found when at most 5 % of test/good may be flagged (no threshold involved); "
+              "ms/image: model + score, "
               "batched, on the machine that ran this (shared, so indicative only).", ""]
     return "\n".join(lines)
 
@@ -474,7 +495,7 @@ def evaluate(
         r.name = name
         results.append(r)
         log(f"{name}: image AUROC {_f(r.image_auroc)}, pixel AUROC {_f(r.pixel_auroc)}, "
-            f"F1 {_f(r.threshold_metrics['f1'])} at threshold {r.threshold:.4g}, {r.ms_per_image:.1f} ms/image")
+            f"recall {_f(r.recall_at_5pct_fpr)} at 5 % FPR, F1 {_f(r.threshold_metrics['f1'])} at threshold {r.threshold:.4g}, {r.ms_per_image:.1f} ms/image")
     report = None
     if out is not None:
         out = Path(out)

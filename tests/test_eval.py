@@ -25,6 +25,7 @@ from calibration.evaluate import (
     markdown,
     pixel_auroc,
     read_mask,
+    recall_at_fpr,
     worst_misses,
 )
 from edge.errors import EdgeError
@@ -43,6 +44,17 @@ def test_image_auroc_known_values():
     # a tie counts one half
     assert image_auroc([0, 1], [0.5, 0.5]) == 0.5
     assert np.isnan(image_auroc([0, 0], [0.1, 0.2]))
+
+
+def test_recall_at_fpr_is_the_share_found_with_few_good_images_flagged():
+    labels = [0] * 20 + [1] * 4
+    # good scores 0..19; defects at 25, 18.5, 17.5, 3
+    scores = list(range(20)) + [25, 18.5, 17.5, 3]
+    assert recall_at_fpr(labels, scores, 0.0) == 0.25  # above every good image: only 25
+    assert recall_at_fpr(labels, scores, 0.05) == 0.5  # one good image (19) may be flagged: 25, 18.5
+    assert recall_at_fpr(labels, scores, 0.10) == 0.75  # two (18, 19): 25, 18.5, 17.5
+    assert recall_at_fpr(labels, scores, 1.0) == 1.0
+    assert np.isnan(recall_at_fpr([1, 1], [0.1, 0.2], 0.05))
 
 
 def test_pixel_auroc_pools_pixels_of_all_images():
@@ -180,6 +192,7 @@ def test_eval_reports_the_aurocs_of_a_known_map(constant_bundle, synthetic_mvtec
     assert r.threshold_metrics["tp"] == want["tp"] and r.threshold_metrics["fp"] == want["fp"]
     assert set(r.per_defect) == {"defect"}
     assert r.per_defect["defect"]["image_auroc"] == pytest.approx(want_image, abs=1e-9)
+    assert r.recall_at_5pct_fpr == recall_at_fpr(labels, want_scores, 0.05)
 
     text = report.read_text()
     assert f"{r.image_auroc:.3f}" in text and f"{r.pixel_auroc:.3f}" in text

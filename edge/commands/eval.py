@@ -1,4 +1,4 @@
-"""`edge eval`: image and pixel AUROC, F1 at the threshold, per defect type, worst misses."""
+"""`edge eval`: image and pixel AUROC, recall at 5 % FPR, F1 at the threshold, per defect type, worst misses."""
 
 from __future__ import annotations
 
@@ -28,8 +28,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Measure how well bundles find real defects: the exported .tflite run through edge's own code.
 
-        Prints image AUROC, pixel AUROC (anomaly map resized to each image vs its ground-truth mask)
-        and F1 at each bundle's calibrated threshold; with --out writes a markdown table (per defect
+        Prints image AUROC, pixel AUROC (anomaly map resized to each image vs its ground-truth mask),
+        recall at 5 % FPR (defective images found when at most 5 % of good ones may be flagged: no
+        threshold involved) and F1 at each bundle's calibrated threshold; with --out writes a markdown table (per defect
         type too) and a PNG grid of the worst misses per bundle. Needs the desktop extras
         (scikit-learn, matplotlib); the model runs in the device's TFLite interpreter.
         """
