@@ -149,7 +149,7 @@ def export_run(
     if quantize not in QUANTIZE_CHOICES:
         raise EdgeError(f"unknown quantization {quantize!r}; choose one of {', '.join(QUANTIZE_CHOICES)}")
     run_dir = Path(run_dir)
-    if (run_dir / "padim.npz").is_file():  # `edge train features`: no model.keras; see train/padim.py
+    if (run_dir / "padim.npz").is_file():  # the default `edge train autoencoder` (features): no model.keras; train/padim.py
         from train.padim import export_padim
 
         return export_padim(run_dir, quantize, out=out, log=log)
@@ -170,7 +170,7 @@ def export_run(
         return export_latent_kmeans(run_dir, quantize, out=out, representative=representative, log=log)
     if kind != "autoencoder":
         raise EdgeError(f"{run_dir} holds a {kind!r} run; this edge-inspect exports autoencoder, classifier and "
-                        "anomaly_map (edge train features) runs")
+                        "anomaly_map (edge train autoencoder --arch features|draem) runs")
     preprocessing = Preprocessing.model_validate(run["preprocessing"])
     score = ScoreConfig.model_validate(run.get("score", {}))
 

@@ -67,7 +67,8 @@ def padim_run(synthetic_mvtec, tmp_path_factory):
 
     run = train_padim(synthetic_mvtec, tmp_path_factory.mktemp("padim") / "run",
                       # stage 4 (stride 16) is upsampled onto the stride-8 map; 120 channels -> 16 components
-                      PadimConfig(size=64, grid_stride=8, stages=(3, 4), dims=16), threads=2, log=_quiet)
+                      PadimConfig(size=64, grid_stride=8, stages=(3, 4), neighbourhood=3, dims=16), threads=2,
+                      log=_quiet)
     models = {q: export_padim(run, q, representative=40, synthetic=12, log=_quiet) for q in ("float32", "int8")}
     return run, models
 

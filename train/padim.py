@@ -1,16 +1,16 @@
 """Pretrained features + a per-position Gaussian (PaDiM-style), exported as ONE .tflite.
 
 No training: EfficientNet-Lite0's ImageNet features (train/backbone.py, weights shipped in the
-repo) of stages 3, 4 and 5 (strides 8, 16, 16) are brought onto one grid (stride 8: 32 x 32 cells
+repo) of stages 3, 4 and 5 (strides 8, 16, 16) are brought onto one grid (stride 16: 16 x 16 cells
 at a 256 px input; finer stages are average-pooled onto it, coarser ones bilinearly upsampled,
-each smoothed over a 3 x 3 neighbourhood as PatchCore does), concatenated (40 + 80 + 112 = 232
-channels), optionally projected onto their first `dims` principal components (128 by default:
-3.3x smaller per-cell matrices for -0.007 pixel AUROC), and a Gaussian is fitted per grid cell
-on the good images. The model ends in the squared Mahalanobis distance of each cell,
+optionally smoothed over a small neighbourhood as PatchCore does), concatenated (40 + 80 + 112 =
+232 channels), optionally projected onto their first `dims` principal components, and a Gaussian
+is fitted per grid cell on the good images. The model ends in the squared Mahalanobis distance
+of each cell,
 
     d²(p) = || L_pᵀ (f(p) − μ_p) ||²,   L_p L_pᵀ = Σ_p⁻¹  (Cholesky of the precision)
 
-(the model outputs d, its square root), so its single output is the anomaly map (N, 32, 32, 1):
+(the model outputs d, its square root), so its single output is the anomaly map (N, 16, 16, 1):
 the device only resizes and scores it
 (edge/features.py, model kind "anomaly_map"). It quantizes to full int8 like any other model.
 Why per position: on magnetic tiles a Gaussian shared by all positions (or a position-blind
@@ -41,11 +41,12 @@ class PadimConfig:
     size: int = 256  # square model input, pixels
     color: Color = "grey"
     stages: tuple[int, ...] = (3, 4, 5)
-    # pixels per map cell; 256 / 8 = 32 x 32 cells. Stride 8 rather than 16 lifts magnetic-tile pixel
-    # AUROC 0.815 -> 0.846 (float; benchmarks/results/quality.md) for 4x the per-cell matrices
-    grid_stride: int = 8
-    neighbourhood: int = 3  # each stage is averaged over this many cells around each cell (1: off)
-    dims: int = 128  # principal components kept after concatenation (0: all channels)
+    # pixels per map cell; 256 / 16 = 16 x 16 cells. Stride 8 (with neighbourhood 3, dims 128) draws
+    # sharper maps (magnetic tiles, int8: pixel AUROC 0.784 -> 0.802) but finds fewer defective parts
+    # at a low false-alarm rate (recall at 5 % FPR 0.87 -> 0.77): benchmarks/results/quality.md
+    grid_stride: int = 16
+    neighbourhood: int = 1  # each stage is averaged over this many cells around each cell (1: off)
+    dims: int = 0  # principal components kept after concatenation (0: all channels)
     eps: float = 0.01  # added to each covariance diagonal (features are unit-scaled first)
     # refit without this fraction of the training images that look most anomalous to a first fit:
     # tolerates a few defective parts among the "good" ones (see fit_robust)
@@ -414,10 +415,10 @@ def refit_on_quantized_features(config: PadimConfig, gauss: Gaussians, projectio
 
     int8 adds noise to every feature, and the Mahalanobis distance weighs most exactly the
     low-variance directions where that noise is largest: Gaussians fitted on float features call
-    the noise a defect (magnetic tiles: pixel AUROC 0.835 float -> 0.814 int8). The backbone part
+    the noise a defect (magnetic tiles, pixel AUROC: float 0.789, int8 0.767). The backbone part
     is quantized alone with the same representative frames, so it gets the same integer ranges as
     in the full model; the training images' features are computed with it and the Gaussians refitted
-    (-> 0.832). benchmarks/results/quality.md has the figures.
+    (int8 0.784). benchmarks/results/quality.md has the figures.
     """
     from edge.model import TFLiteModel
     from export.convert import convert_keras

@@ -138,7 +138,7 @@ def main() -> None:
     rows.append(("32x32: per-cell full Gaussian, stages 3-5, all channels", 232, evaluate(padim(tr8, te8))))
     projection = fit_projection(tr8, 128)
     default = padim(projection(tr8), projection(te8))
-    rows.append(("32x32: same, 128 PCA dims (the default model)", 128, evaluate(default)))
+    rows.append(("32x32: same, 128 PCA dims (the --stride 8 option)", 128, evaluate(default)))
     median = np.median(default.reshape(len(default), -1), 1)[:, None, None]
     rows.append(("32x32: default minus each map's own median", 128, evaluate(default - median)))
     rows.append(("32x32: nearest of 30 000 training cells, position-blind (PatchCore-style)", 232,
@@ -195,7 +195,7 @@ def background_diagnosis(maps: list, sizes: list, masks: list, groups: np.ndarra
 
     good = sample(np.concatenate([f.ravel() for f, g in zip(full, groups) if g == "good"]))
     background = sample(np.concatenate([f[~m] for f, m, g in zip(full, masks, groups) if g != "good"]))
-    lines = ["Where the pooled pixel AUROC goes (default model): each defect's pixels ranked against the",
+    lines = ["Where the pooled pixel AUROC goes (the 32x32, 128-dim model): each defect's pixels ranked against the",
              "pixels of the good test images, and against the defect-free pixels of the defective images.", "",
              "| defect pixels | share of all defect pixels | vs good images' pixels | vs defective images' background |",
              "|---|---|---|---|"]

@@ -80,9 +80,9 @@ def main() -> None:
     ap.add_argument("--ae-size", type=int, default=64)
     ap.add_argument("--ae-epochs", type=int, default=20)
     ap.add_argument("--stages", default="345", help="EfficientNet-Lite0 stages for the feature model (e.g. 234)")
-    ap.add_argument("--stride", type=int, default=8, help="feature model: pixels per map cell (8 or 16)")
-    ap.add_argument("--dims", type=int, default=128, help="feature model: principal components kept (0: all)")
-    ap.add_argument("--neighbourhood", type=int, default=3, help="feature model: cells averaged around each cell")
+    ap.add_argument("--stride", type=int, default=16, help="feature model: pixels per map cell (8 or 16)")
+    ap.add_argument("--dims", type=int, default=0, help="feature model: principal components kept (0: all)")
+    ap.add_argument("--neighbourhood", type=int, default=1, help="feature model: cells averaged around each cell")
     ap.add_argument("--no-int8-refit", action="store_true",
                     help="feature model: keep the float-fitted Gaussians in int8 (to measure what the refit gains)")
     args = ap.parse_args()

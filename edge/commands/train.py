@@ -19,8 +19,8 @@ train_app = typer.Typer(
 )
 
 
-def _train_features(data: Path, out: Path, size: int, color: Optional[str], stages: str, stride: int, dims: int,
-                    trim: float, threads: Optional[int]) -> None:
+def _train_features(data: Path, out: Path, size: int, color: Optional[str], stages: str, stride: int,
+                    neighbourhood: int, dims: int, trim: float, threads: Optional[int]) -> None:
     from edge.errors import EdgeError
 
     if color is not None and color not in ("grey", "rgb"):
@@ -34,7 +34,8 @@ def _train_features(data: Path, out: Path, size: int, color: Optional[str], stag
     require_tensorflow("train features")
     from train.padim import PadimConfig, train_padim
 
-    config = PadimConfig(size=size, color=color, stages=stage_list, grid_stride=stride, dims=dims, trim=trim)  # type: ignore[arg-type]
+    config = PadimConfig(size=size, color=color, stages=stage_list, grid_stride=stride,  # type: ignore[arg-type]
+                         neighbourhood=neighbourhood, dims=dims, trim=trim)
     train_padim(data, out, config, threads=threads)
 
 
@@ -52,7 +53,7 @@ def register(app: typer.Typer) -> None:
         arch: str = typer.Option(
             "features", "--arch", metavar="features|conv|dense|draem",
             help="features (default): pretrained EfficientNet-Lite0 features + a Gaussian per map cell, no training "
-            "(--stages --stride --dims --trim); the best on real defects (benchmarks/results/quality.md). "
+            "(--stages --stride --neighbourhood --dims --trim); the best on real defects (benchmarks/results/quality.md). "
             "conv: the tutorials' convolutional autoencoder (--filters --latent). dense: the tutorials' "
             "Flatten-Dense autoencoder (--units). draem: a reconstruction + segmentation network trained on "
             "synthetic defects drawn on the good images (train/draem.py). All export, calibrate and run alike.",
@@ -64,8 +65,12 @@ def register(app: typer.Typer) -> None:
             None, "--color", metavar="grey|rgb", help="grey or rgb. Default: what the images are; a folder mixing both needs this.",
         ),
         stages: str = typer.Option("3,4,5", "--stages", help="features: EfficientNet-Lite0 stages whose features are used (2-5)."),
-        stride: int = typer.Option(8, "--stride", help="features: pixels per anomaly-map cell (4, 8 or 16; 8 at 256 px = 32x32 cells)."),
-        dims: int = typer.Option(128, "--dims", min=0, help="features: principal components kept (0: all channels; "
+        stride: int = typer.Option(16, "--stride", help="features: pixels per anomaly-map cell (4, 8 or 16; 16 at 256 px = "
+                                   "16x16 cells). 8 with --neighbourhood 3 --dims 128: sharper maps, fewer parts found "
+                                   "at a low false-alarm rate (benchmarks/results/quality.md)."),
+        neighbourhood: int = typer.Option(1, "--neighbourhood", min=1, help="features: average each feature over this "
+                                          "many cells around each cell (1: off)."),
+        dims: int = typer.Option(0, "--dims", min=0, help="features: principal components kept (0: all channels; "
                                  "fewer = a smaller, faster model)."),
         trim: float = typer.Option(0.0, "--trim", min=0.0, max=0.49, help="features: fraction of training images to "
                                    "leave out after a first fit, the most anomalous ones (a few defective parts among "
@@ -93,7 +98,7 @@ def register(app: typer.Typer) -> None:
         The default (--arch features) needs no training: EfficientNet-Lite0 ImageNet features
         (weights ship with edge-inspect) of the good images, a Gaussian fitted per anomaly-map
         cell. `edge export` turns it into ONE .tflite (full int8 too) whose output is the anomaly
-        map. On magnetic tiles it reaches image AUROC ~0.95 where the tutorials' autoencoder
+        map. On magnetic tiles it reaches image AUROC ~0.96 where the tutorials' autoencoder
         scores ~0.57 (benchmarks/results/quality.md). Writes OUT/padim.npz + OUT/run.json.
 
         --arch conv: strided Conv2D + BatchNorm + LeakyReLU encoder, dense latent vector,
@@ -113,7 +118,7 @@ def register(app: typer.Typer) -> None:
             raise EdgeError(f"--arch {arch!r} must be features (the default), conv or dense (pixel autoencoders) "
                             "or draem (synthetic-defect model)")
         if arch == "features":
-            _train_features(data, out, size or 256, color, stages, stride, dims, trim, threads)
+            _train_features(data, out, size or 256, color, stages, stride, neighbourhood, dims, trim, threads)
             return
         require_tensorflow("train autoencoder")
         if arch == "draem":  # synthetic-defect model: its own trainer (train/draem.py)
@@ -143,8 +148,12 @@ def register(app: typer.Typer) -> None:
         size: int = typer.Option(256, "--size", min=16, help="Model input side in pixels (square, a multiple of 16)."),
         color: Optional[str] = typer.Option(None, "--color", metavar="grey|rgb", help="grey or rgb. Default: what the images are."),
         stages: str = typer.Option("3,4,5", "--stages", help="EfficientNet-Lite0 stages whose features are used (2-5)."),
-        stride: int = typer.Option(8, "--stride", help="Pixels per anomaly-map cell (4, 8 or 16; 8 at 256 px = 32x32 cells)."),
-        dims: int = typer.Option(128, "--dims", min=0, help="Principal components kept (0: all channels; fewer = a "
+        stride: int = typer.Option(16, "--stride", help="Pixels per anomaly-map cell (4, 8 or 16; 16 at 256 px = 16x16 "
+                                   "cells). 8 with --neighbourhood 3 --dims 128: sharper maps, fewer parts found at a "
+                                   "low false-alarm rate (benchmarks/results/quality.md)."),
+        neighbourhood: int = typer.Option(1, "--neighbourhood", min=1, help="Average each feature over this many cells "
+                                          "around each cell (1: off)."),
+        dims: int = typer.Option(0, "--dims", min=0, help="Principal components kept (0: all channels; fewer = a "
                                  "smaller, faster model)."),
         trim: float = typer.Option(0.0, "--trim", min=0.0, max=0.49, help="Fraction of training images to leave out "
                                    "after a first fit, the most anomalous ones: tolerates a few defective parts "
@@ -154,16 +163,15 @@ def register(app: typer.Typer) -> None:
         """The default model of `edge train autoencoder`, by its own name: pretrained features + a Gaussian per map cell.
 
         EfficientNet-Lite0 ImageNet features (weights ship with edge-inspect) of the good images
-        are brought onto a 32x32 grid (at 256 px, --stride 8), projected onto their first --dims
-        principal components, and a Gaussian is fitted per cell (PaDiM-style). `edge export`
+        are brought onto a 16x16 grid (at 256 px) and a Gaussian is fitted per cell (PaDiM-style). `edge export`
         turns backbone + Gaussians into ONE .tflite (full int8 too) whose output is the anomaly
         map (model kind anomaly_map); calibrate and run it like an autoencoder. On magnetic tiles
-        it lifts image AUROC from ~0.57 (autoencoder, whole-image MSE) to ~0.95
+        it lifts image AUROC from ~0.57 (autoencoder, whole-image MSE) to ~0.96
         (benchmarks/results/quality.md).
 
         Example: edge train features --data datasets/magnetic-tile --out runs/features
         """
-        _train_features(data, out, size, color, stages, stride, dims, trim, threads)
+        _train_features(data, out, size, color, stages, stride, neighbourhood, dims, trim, threads)
 
     @train_app.command("classifier")
     def classifier(
