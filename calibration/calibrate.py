@@ -128,6 +128,7 @@ def calibrate(
     score: Optional[str] = None,
     blur_sigma: Optional[float] = None,
     topk: Optional[float] = None,
+    error: Optional[str] = None,
     batch_size: int = 32,
     threads: Optional[int] = None,
     progress: bool = True,
@@ -142,7 +143,8 @@ def calibrate(
     method:     "quantile:Q", "meanstd:K", "fpr:R" or "f1" (see calibration.thresholds).
     out:        the bundle folder to write (created; an old bundle there is replaced).
     score:      "mean", "max_blur" or "topk_mean" to override the card's score kind;
-                blur_sigma / topk override its parameters.
+                blur_sigma / topk override its parameters; error ("squared" or "ssim") how an
+                autoencoder's reconstruction is compared with its input.
     geometry:   ROI, inspection mask (a path relative to the working directory) and tiling, as
                 `edge run --roi/--mask/--tile` (edge.tiling.geometry_with_options builds it from
                 those strings). Given: images are scored frame by frame by the device's
@@ -154,7 +156,10 @@ def calibrate(
     method = parse_method(method) if isinstance(method, str) else method
     card = read_card(model_path)
     spec = kind_spec(card.kind)
-    overrides = {k: v for k, v in (("kind", score), ("blur_sigma", blur_sigma), ("topk", topk)) if v is not None}
+    overrides = {k: v for k, v in (("kind", score), ("blur_sigma", blur_sigma), ("topk", topk), ("error", error))
+                 if v is not None}
+    if error is not None and card.kind != "autoencoder":
+        raise EdgeError(f"--error {error} applies to autoencoders (a reconstruction to compare); this model is {card.kind}")
     try:
         score_config = ScoreConfig(**{**card.score.model_dump(), **overrides})
     except ValueError as exc:
@@ -186,7 +191,7 @@ def calibrate(
     log(
         f"calibrating {model_path.name} ({card.kind}, {card.quantization}, interpreter {model.backend}) on "
         f"{len(images.normal)} normal" + (f" + {len(images.anomalous)} anomalous" if images.anomalous else "")
-        + f" images, score {score_config.kind}, method {method}"
+        + f" images, score {score_config.describe()}, method {method}"
     )
     if geometry is not None:
         log(f"geometry: {describe_geometry(preprocessing, stored_geometry)}")

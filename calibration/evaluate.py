@@ -344,11 +344,7 @@ def evaluate_bundle(
 
 
 def _score_text(score) -> str:
-    if score.kind == "max_blur":
-        return f"max_blur(sigma={score.blur_sigma:g})"
-    if score.kind == "topk_mean":
-        return f"topk_mean({score.topk:g})"
-    return score.kind
+    return score.describe()
 
 
 # ---------------------------------------------------------------- outputs

@@ -48,7 +48,7 @@ class AutoencoderDetector(MapScoringDetector):
                 f"model output {reconstruction.shape[1:]} does not match its input {batch_u8.shape[1:]}: "
                 "not an autoencoder bundle"
             )
-        maps = error_maps(batch_u8, reconstruction)
+        maps = error_maps(batch_u8, reconstruction, self.score.error)
         return Detection(frame_scores(maps, self.score), maps)
 
 

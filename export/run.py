@@ -63,8 +63,8 @@ def parity(keras_model, tflite_path: Path, frames_u8: np.ndarray, score: ScoreCo
     keras_rec = np.asarray(keras_model.predict(to_unit_float(frames_u8), verbose=0, batch_size=32), np.float32)
     tflite = TFLiteModel(tflite_path, num_threads=1)
     lite_rec = np.concatenate([tflite.predict(frames_u8[i : i + 32])[0] for i in range(0, len(frames_u8), 32)])
-    keras_scores = frame_scores(error_maps(frames_u8, keras_rec), score)
-    lite_scores = frame_scores(error_maps(frames_u8, lite_rec), score)
+    keras_scores = frame_scores(error_maps(frames_u8, keras_rec, score.error), score)
+    lite_scores = frame_scores(error_maps(frames_u8, lite_rec, score.error), score)
     pearson = None
     if len(frames_u8) >= 2 and np.std(keras_scores) > 0 and np.std(lite_scores) > 0:
         pearson = float(np.corrcoef(keras_scores, lite_scores)[0, 1])

@@ -219,6 +219,22 @@ def test_score_override_and_recalibrating_into_an_existing_bundle(int8_model, go
     assert second.threshold != first.threshold
 
 
+def test_ssim_error_is_recorded_and_the_device_scores_with_it(int8_model, good_folder, tmp_path):
+    bundle = calibrate(int8_model, good_folder, None, "quantile:0.9", tmp_path / "b", score="max_blur", error="ssim",
+                       progress=False, log=_quiet)
+    loaded = load_bundle(bundle.path)
+    assert loaded.manifest.score.error == "ssim"
+    detector = make_detector(loaded)
+    prep = Preprocessor(loaded.manifest.preprocessing)
+    files = sorted(good_folder.glob("*.png"))
+    device = [float(detector.detect(prep.prepare(read_image(f))[None]).scores[0]) for f in files]
+    calibrated = {Path(r["file"]).name: float(r["score"]) for r in read_csv(bundle.path)}
+    np.testing.assert_allclose([calibrated[f.name] for f in files], device, rtol=1e-5, atol=1e-9)
+    squared = calibrate(int8_model, good_folder, None, "quantile:0.9", tmp_path / "s", score="max_blur",
+                        progress=False, log=_quiet)
+    assert squared.manifest.score.error == "squared" and squared.threshold != bundle.threshold
+
+
 def test_out_folder_holding_something_else_is_refused(int8_model, good_folder, tmp_path):
     out = tmp_path / "photos"
     out.mkdir()
@@ -273,6 +289,8 @@ def test_cli_bad_inputs_are_one_line(int8_model, good_folder, tmp_path):
                           "not found")
     assert_one_line_error(run_cli(int8_model, "--normal", good_folder, "--score", "median", "--out", tmp_path / "b"),
                           "unknown --score")
+    assert_one_line_error(run_cli(int8_model, "--normal", good_folder, "--error", "abs", "--out", tmp_path / "b"),
+                          "unknown --error")
     bare = tmp_path / "bare.tflite"
     shutil.copyfile(int8_model, bare)  # no card beside it
     assert_one_line_error(run_cli(bare, "--normal", good_folder, "--out", tmp_path / "b"), "bare.json not found")

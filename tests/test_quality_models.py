@@ -127,6 +127,11 @@ def test_calibrated_bundle_runs_through_make_detector_and_eval(padim_run, synthe
     loaded = load_bundle(bundle.path)
     assert loaded.manifest.model.kind == "anomaly_map"
     assert isinstance(make_detector(loaded), AnomalyMapDetector)
+    from edge.errors import EdgeError
+
+    with pytest.raises(EdgeError, match="--error ssim applies to autoencoders"):
+        calibrate(models["int8"], synthetic_mvtec, None, "quantile:0.99", tmp_path / "b2", error="ssim",
+                  threads=1, progress=False, log=_quiet)
     results, report = evaluate([bundle.path], synthetic_mvtec, tmp_path / "eval", threads=1, progress=False,
                                log=_quiet)
     assert results[0].image_auroc > 0.9 and results[0].pixel_auroc > 0.8

@@ -11,7 +11,8 @@ Steps (each skipped when its output already exists in --work, so an interrupted 
    calibrate both, evaluate side by side;
 3. the tutorials' conv autoencoder (train/autoencoder.py, smaller and shorter than the tutorial
    to fit a 2-core budget), int8, scored as whole-image MSE ("mean") and as max of the blurred
-   error map ("max_blur"), evaluated beside the feature model.
+   error map ("max_blur"), each on the squared error and on the structural 1 − SSIM error map,
+   evaluated beside the feature model.
 Results: benchmarks/results/quality_final.md (+ worst-miss PNGs) — every figure there comes from the
 `edge eval` command printed in it.
 
@@ -53,12 +54,14 @@ def split_train(data: Path, work: Path, holdout: float = 0.1) -> tuple[Path, Pat
     return work / "fit", held
 
 
-def calibrate(model: Path, normal: Path, out: Path, score: str | None = None) -> Path:
+def calibrate(model: Path, normal: Path, out: Path, score: str | None = None, error: str | None = None) -> Path:
     if (out / "bundle.json").is_file():
         return out
     from calibration.calibrate import calibrate as run_calibration
 
     kwargs = {"score": score} if score else {}
+    if error:
+        kwargs["error"] = error
     run_calibration(model, normal, None, "meanstd:3", out, threads=2, progress=False, log=lambda m: None, **kwargs)
     return out
 
@@ -128,6 +131,8 @@ def main() -> None:
             model = export_run(run, "int8", log=log)
         for score in ("mean", "max_blur"):
             bundles.append(calibrate(model, held, work / f"conv-ae-{score}", score=score))
+        for score in ("mean", "max_blur"):  # structural error map (1 - SSIM) instead of the squared difference
+            bundles.append(calibrate(model, held, work / f"conv-ae-ssim-{score}", score=score, error="ssim"))
 
     name = "quality_final.md" if args.only == "all" else f"quality_{args.only}.md"
     if args.only == "padim":

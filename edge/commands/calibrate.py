@@ -48,6 +48,9 @@ def register(app: typer.Typer) -> None:
         ),
         blur_sigma: Optional[float] = typer.Option(None, "--blur-sigma", help="Gaussian sigma in model pixels for max_blur."),
         topk: Optional[float] = typer.Option(None, "--topk", help="Fraction of pixels averaged by topk_mean, more than 0 and at most 1."),
+        error: Optional[str] = typer.Option(None, "--error", metavar="squared|ssim", help="Autoencoders: the error map "
+                                            "compares input and reconstruction by squared difference (the tutorials') or "
+                                            "by 1 - SSIM (structure: local mean, contrast, correlation). Default: squared."),
         batch_size: int = typer.Option(32, "--batch-size", min=1, help="Images per interpreter call (without --tile/--mask/--roi; with them each image is one call holding its tiles)."),
         roi: Optional[str] = typer.Option(None, "--roi", help="x,y,w,h region of each image to inspect, in image pixels; stored as the bundle's roi (as `edge run --roi`)."),
         mask: Optional[Path] = typer.Option(None, "--mask", help="Mask image at image (or ROI) size: white is inspected, black is ignored in the score; copied into the bundle as mask.png (as `edge run --mask`)."),
@@ -78,6 +81,8 @@ def register(app: typer.Typer) -> None:
         """
         if score is not None and score not in ("mean", "max_blur", "topk_mean"):
             raise EdgeError(f"unknown --score {score!r}; choose mean, max_blur or topk_mean")
+        if error is not None and error not in ("squared", "ssim"):
+            raise EdgeError(f"unknown --error {error!r}; choose squared or ssim")
         for dep in ("sklearn", "matplotlib"):
             if importlib.util.find_spec(dep) is None:
                 raise EdgeError("`edge calibrate` runs on the desktop and needs scikit-learn and matplotlib: "
@@ -89,7 +94,7 @@ def register(app: typer.Typer) -> None:
 
         bundle = run_calibration(
             model, normal, anomalous, method, out,
-            score=score, blur_sigma=blur_sigma, topk=topk, batch_size=batch_size, threads=threads,
+            score=score, blur_sigma=blur_sigma, topk=topk, error=error, batch_size=batch_size, threads=threads,
             progress=not no_progress, geometry=geometry,
         )
         typer.echo(str(bundle.path))

@@ -78,7 +78,7 @@ def run_config(
         m = bundle.manifest
         log(
             f"edge run: {source.name} with {bundle.path} ({m.model.kind}, {m.model.quantization}, "
-            f"score {m.score.kind}, threshold {m.threshold.value:.6g} by {m.threshold.method}); "
+            f"score {m.score.describe()}, threshold {m.threshold.value:.6g} by {m.threshold.method}); "
             f"interpreter: {backend}"
         )
         if second is not None:
