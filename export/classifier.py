@@ -113,8 +113,8 @@ def export_classifier_run(
     log: Log = _stderr,
 ) -> Path:
     """Convert a classifier RUN_DIR/model.keras to a two-output .tflite plus card; return its path."""
-    from export.convert import convert_keras
-    from export.run import _default_out, int8_representative, load_keras_run_model
+    from export.convert import convert_keras, export_target
+    from export.run import int8_representative, load_keras_run_model
     from train.runinfo import MODEL_FILE, read_run
 
     run_dir = Path(run_dir)
@@ -139,8 +139,7 @@ def export_classifier_run(
     with native_output_captured():
         flatbuffer = convert_keras(cam_model, quantize, rep)  # type: ignore[arg-type]
 
-    target = _default_out(run_dir, quantize, out)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    target = export_target(run_dir, quantize, out)
     target.write_bytes(flatbuffer)
 
     extra: dict = {"run": str(run_dir.resolve()), **head.to_extra()}

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Iterable, Literal
+from pathlib import Path
+from typing import Iterable, Literal, Optional
 
 import numpy as np
 
@@ -10,6 +11,17 @@ from edge.errors import EdgeError
 
 Quantize = Literal["int8", "float16", "dynamic", "float32"]
 QUANTIZE_CHOICES = ("int8", "float16", "dynamic", "float32")
+
+
+def export_target(run_dir: str | Path, quantize: str, out: Optional[str | Path] = None, stem: str = "model") -> Path:
+    """Where an export writes: OUT, OUT/<stem>_<quantize>.tflite when OUT is a folder, or
+    RUN_DIR/export/<stem>_<quantize>.tflite; its folder is created."""
+    name = f"{stem}_{quantize}.tflite"
+    target = Path(run_dir) / "export" / name if out is None else Path(out)
+    if target.is_dir():
+        target = target / name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return target
 
 
 def with_batch_of_one(model):

@@ -20,7 +20,7 @@ from edge.errors import EdgeError
 from edge.imaging import list_images, load_images
 from edge.preprocess import Preprocessing, Preprocessor, to_unit_float
 from edge.scoring import ScoreConfig, error_maps, frame_scores
-from export.convert import QUANTIZE_CHOICES, convert_keras
+from export.convert import QUANTIZE_CHOICES, convert_keras, export_target
 from train.data import frames_from_files
 from train.runinfo import MODEL_FILE, read_run
 
@@ -121,15 +121,6 @@ def load_keras_run_model(run_dir: Path, retrain: str):
         raise EdgeError(f"cannot load {run_dir / MODEL_FILE} ({type(exc).__name__}: {exc}); re-run `{retrain}`") from None
 
 
-def _default_out(run_dir: Path, quantize: str, out: Optional[str | Path]) -> Path:
-    if out is None:
-        return run_dir / "export" / f"model_{quantize}.tflite"
-    out = Path(out)
-    if out.is_dir():
-        return out / f"model_{quantize}.tflite"
-    return out
-
-
 def export_run(
     run_dir: str | Path,
     quantize: str = "int8",
@@ -183,8 +174,7 @@ def export_run(
     with native_output_captured():
         flatbuffer = convert_keras(model, quantize, rep)
 
-    target = _default_out(run_dir, quantize, out)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    target = export_target(run_dir, quantize, out)
     target.write_bytes(flatbuffer)
 
     extra: dict = {"run": str(run_dir.resolve())}

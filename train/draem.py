@@ -472,7 +472,7 @@ def export_draem(
     """
     from edge.bundle import ModelCard, write_card
     from edge.scoring import ScoreConfig
-    from export.convert import convert_keras
+    from export.convert import convert_keras, export_target
     from export.run import load_keras_run_model
     from train.data import frames_from_files
     from train.runinfo import MODEL_FILE, read_run
@@ -498,10 +498,7 @@ def export_draem(
         log(f"int8 ranges from {len(frames)} training frames + {len(altered)} with synthetic defects")
     with native_output_captured():
         blob = convert_keras(model, quantize, rep)
-    target = Path(out) if out else run_dir / "export" / f"model_{quantize}.tflite"
-    if target.is_dir():
-        target = target / f"model_{quantize}.tflite"
-    target.parent.mkdir(parents=True, exist_ok=True)
+    target = export_target(run_dir, quantize, out)
     target.write_bytes(blob)
     card = ModelCard(kind="anomaly_map", quantization=quantize, preprocessing=preprocessing,  # type: ignore[arg-type]
                      score=ScoreConfig(**run["score"]), source=str((run_dir / MODEL_FILE).resolve()),

@@ -133,7 +133,7 @@ def export_latent_kmeans(run_dir: str | Path, quantize: str = "int8", *, out: Op
     from edge.bundle import ModelCard, write_card
     from edge.model import TFLiteModel
     from edge.scoring import ScoreConfig
-    from export.convert import convert_keras
+    from export.convert import convert_keras, export_target
     from export.run import int8_representative, load_keras_run_model
     from train.data import frames_from_files
     from train.padim import synthetic_defects
@@ -162,10 +162,7 @@ def export_latent_kmeans(run_dir: str | Path, quantize: str = "int8", *, out: Op
     log(f"converting encoder + {len(centroids)} centroids to TFLite ({quantize}) …")
     with native_output_captured():
         blob = convert_keras(model, quantize, rep)
-    target = Path(out) if out else run_dir / "export" / f"latent_kmeans_{quantize}.tflite"
-    if target.is_dir():
-        target = target / f"latent_kmeans_{quantize}.tflite"
-    target.parent.mkdir(parents=True, exist_ok=True)
+    target = export_target(run_dir, quantize, out, stem="latent_kmeans")
     target.write_bytes(blob)
 
     extra: dict = {"arch": "latent_kmeans", "k": int(len(centroids)), "run": str(run_dir.resolve())}

@@ -458,7 +458,7 @@ def export_padim(
     """
     from edge.bundle import ModelCard, write_card
     from edge.scoring import ScoreConfig
-    from export.convert import convert_keras
+    from export.convert import convert_keras, export_target
     from train.data import frames_from_files
     from train.tfenv import import_tensorflow, native_output_captured
 
@@ -466,10 +466,7 @@ def export_padim(
     import_tensorflow(threads)
     preprocessing = Preprocessing.model_validate(run["preprocessing"])
     run_dir = Path(run_dir)
-    target = Path(out) if out else run_dir / "export" / f"model_{quantize}.tflite"
-    if target.is_dir():
-        target = target / f"model_{quantize}.tflite"
-    target.parent.mkdir(parents=True, exist_ok=True)
+    target = export_target(run_dir, quantize, out)
     head = None
     rep = None
     if quantize == "int8":
