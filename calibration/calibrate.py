@@ -14,7 +14,6 @@ into the bundle as mask.png), so `edge run` with the bundle alone inspects the s
 from __future__ import annotations
 
 import shutil
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
@@ -34,6 +33,7 @@ from edge.bundle import (
     write_bundle,
 )
 from edge.errors import EdgeError
+from edge.messages import to_stderr as _stderr
 from edge.model import TensorInfo, TFLiteModel
 from edge.preprocess import Preprocessing, Preprocessor
 from edge.scoring import ScoreConfig
@@ -53,10 +53,6 @@ MANY_FLAGGED = 0.25  # fraction of normal images over the threshold worth a warn
 
 def _spec(info: TensorInfo) -> TensorSpec:
     return TensorSpec(**info.to_dict())
-
-
-def _stderr(msg: str) -> None:
-    print(msg, file=sys.stderr)
 
 
 @dataclass

@@ -38,9 +38,9 @@ import numpy as np
 from edge import __version__
 from edge.bundle import Bundle, Manifest, ModelInfo, TensorSpec, Threshold, read_card, write_bundle
 from edge.errors import EdgeError
+from edge.messages import Log
 from edge.model import TFLiteModel, interpreter_backend
 
-Log = Callable[[str], None]
 QUANTILES = (50, 95, 99)
 WARMUP_INVOKES = 10
 WARMUP_FRAMES = 5  # pipeline frames left out of the steady-state throughput

@@ -20,7 +20,6 @@ went away.
 from __future__ import annotations
 
 import queue
-import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -30,12 +29,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from edge.errors import EdgeError
-
-Log = Callable[[str], None]
-
-
-def _stderr(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
+from edge.messages import Log, to_stderr as _stderr
 
 
 class WatchdogConfig(BaseModel):

@@ -27,13 +27,13 @@ from edge.bundle import Bundle
 from edge.capture import Frame
 from edge.decide import DecisionConfig, Decider, Decision, PartTrigger
 from edge.detector import make_detector
+from edge.messages import Log
 from edge.metrics import Metrics, MetricsConfig
 from edge.preprocess import Preprocessor
 from edge.sinks.base import Sink
 from edge.sources import FrameSource
 from edge.tiling import FrameScorer, GeometryConfig, Scored, Tiler
 
-Log = Callable[[str], None]
 SCORES_KEPT = 100_000  # recent scores kept in the summary; bounded for runs that last months
 
 

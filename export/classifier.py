@@ -11,25 +11,20 @@ largest probability difference, decision agreement and CAM correlation.
 
 from __future__ import annotations
 
-import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 import numpy as np
 
 from edge.bundle import ModelCard, write_card
 from edge.cam import CamHead, cam_maps
 from edge.errors import EdgeError
+from edge.messages import Log, to_stderr as _stderr
 from edge.preprocess import Preprocessing, to_unit_float
 from edge.scoring import ScoreConfig
 
-Log = Callable[[str], None]
 MAX_PARITY = 200
-
-
-def _stderr(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 @dataclass

@@ -8,29 +8,24 @@ shows up before calibration.
 
 from __future__ import annotations
 
-import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 import numpy as np
 
 from edge.bundle import ModelCard, write_card
 from edge.errors import EdgeError
 from edge.imaging import list_images, load_images
+from edge.messages import Log, to_stderr as _stderr
 from edge.preprocess import Preprocessing, Preprocessor, to_unit_float
 from edge.scoring import ScoreConfig, error_maps, frame_scores
 from export.convert import QUANTIZE_CHOICES, convert_keras, export_target
 from train.data import frames_from_files
 from train.runinfo import MODEL_FILE, read_run
 
-Log = Callable[[str], None]
 MAX_REPRESENTATIVE = 200  # enough to set int8 ranges; more only slows the converter
 MAX_PARITY = 64
-
-
-def _stderr(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 @dataclass

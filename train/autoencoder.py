@@ -25,21 +25,20 @@ epochs, int8 vs Keras on held-back images): score correlation 0.78 → 0.998, me
 from __future__ import annotations
 
 import json
-import sys
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 
 from edge import __version__
 from edge.errors import EdgeError
+from edge.messages import Log, to_stderr as _stderr
 from edge.preprocess import Color, to_unit_float
 from edge.scoring import ScoreConfig, error_maps
 from train.data import load_training_images, split_indices
 from train.runinfo import HISTORY_FILE, MODEL_FILE, RUN_FILE
 
-Log = Callable[[str], None]
 
 # Keras' default BatchNorm momentum (0.99) suits data sets of many thousand images; with a few
 # hundred good parts (a dozen steps per epoch) the moving statistics used at inference would
@@ -49,10 +48,6 @@ BN_MOMENTUM = 0.9
 
 
 ARCHS = ("conv", "dense")
-
-
-def _stderr(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def parse_filters(text: str | Sequence[int]) -> tuple[int, ...]:

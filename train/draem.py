@@ -24,23 +24,18 @@ for surface anomaly detection", ICCV 2021.
 from __future__ import annotations
 
 import json
-import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 import numpy as np
 
 from edge.errors import EdgeError
+from edge.messages import Log, to_stderr as _stderr
 from edge.preprocess import Color, Preprocessing
 
-Log = Callable[[str], None]
 BN_MOMENTUM = 0.9  # a few hundred images: see train/autoencoder.py
-
-
-def _stderr(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 # --------------------------------------------------------------------------- synthetic anomalies

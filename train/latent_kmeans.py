@@ -13,23 +13,18 @@ upsamples that 1x1 map to a constant image and its mean is exactly the distance,
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 import numpy as np
 
 from edge.errors import EdgeError
+from edge.messages import Log, to_stderr as _stderr
 from edge.preprocess import Preprocessing, to_unit_float
 from train.runinfo import MODEL_FILE, RUN_FILE, read_run
 
-Log = Callable[[str], None]
 KMEANS_FILE = "latent_kmeans.npz"
 MAX_REPRESENTATIVE = 4000
-
-
-def _stderr(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def encoder_of(model):
