@@ -93,7 +93,7 @@ def register(app: typer.Typer) -> None:
         learning_rate: float = typer.Option(1e-3, "--learning-rate", min=0.0, help="conv/dense/draem: Adam learning rate."),
         threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for TensorFlow (default: all)."),
     ) -> None:
-        """Learn what GOOD parts look like; a defect is what the model cannot explain.
+        """Learn what GOOD parts look like (pretrained features by default; --arch conv, dense, draem).
 
         The default (--arch features) needs no training: EfficientNet-Lite0 ImageNet features
         (weights ship with edge-inspect) of the good images, a Gaussian fitted per anomaly-map
