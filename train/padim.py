@@ -475,10 +475,10 @@ def export_padim(
         if len(frames) == 0:
             raise EdgeError("int8 needs the training images to set integer ranges; they are gone")
         rep = np.concatenate([frames, synthetic_defects(frames, synthetic)]) if synthetic else frames
-        trimmed = set(run.get("trimmed_files", []))
-    if quantize == "int8" and refit:  # refit=False only to measure what the refit gains
-        head = refit_on_quantized_features(config, gauss, projection, rep, [f for f in files if f not in trimmed],
-                                           preprocessing, target.with_name(".features_int8.tflite"), log)
+        if refit:  # refit=False only to measure what the refit gains
+            trimmed = set(run.get("trimmed_files", []))
+            head = refit_on_quantized_features(config, gauss, projection, rep, [f for f in files if f not in trimmed],
+                                               preprocessing, target.with_name(".features_int8.tflite"), log)
     model = build_model(config, gauss, projection, head)
     with native_output_captured():
         blob = convert_keras(model, quantize, rep)
