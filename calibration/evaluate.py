@@ -323,7 +323,7 @@ def evaluate_bundle(
         name=b.path.name,
         kind=m.model.kind,
         quantization=m.model.quantization,
-        score=_score_text(m.score),
+        score=m.score.describe(),
         threshold=b.threshold,
         model_bytes=b.model_path.stat().st_size,
         ms_per_image=1000.0 * model_seconds / len(paths),
@@ -341,10 +341,6 @@ def evaluate_bundle(
     if views_needed:
         result._views = {"maps": kept_maps}
     return result
-
-
-def _score_text(score) -> str:
-    return score.describe()
 
 
 # ---------------------------------------------------------------- outputs
