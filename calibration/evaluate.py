@@ -23,7 +23,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 import cv2
 import numpy as np
@@ -62,8 +62,8 @@ def mask_path(root: Path, defect: str, image: Path) -> Optional[Path]:
     return None
 
 
-def load_eval_set(root: str | Path) -> EvalSet:
-    """The test split of an MVTec AD folder: test/good and every other test/<defect>."""
+def load_eval_set(root: str | Path, exclude: Sequence[str] = ()) -> EvalSet:
+    """The test split of an MVTec AD folder: test/good and every other test/<defect> not in `exclude`."""
     root = Path(root)
     test = root / "test"
     if not root.is_dir():
@@ -75,10 +75,18 @@ def load_eval_set(root: str | Path) -> EvalSet:
         )
     if not (test / GOOD).is_dir():
         raise EdgeError(f"{test} has no good/ folder: image AUROC needs defect-free test images")
-    defects = sorted(d.name for d in test.iterdir() if d.is_dir() and d.name != GOOD)
-    if not defects:
+    found_defects = sorted(d.name for d in test.iterdir() if d.is_dir() and d.name != GOOD)
+    if not found_defects:
         raise EdgeError(f"{test} has no defect folders besides good/: nothing to detect")
+    unknown = sorted(set(exclude) - set(found_defects))
+    if unknown:
+        raise EdgeError(f"--exclude {', '.join(unknown)}: no such defect folder in {test} "
+                        f"(defect types there: {', '.join(found_defects)})")
+    defects = [d for d in found_defects if d not in exclude]
+    if not defects:
+        raise EdgeError(f"--exclude leaves no defect type in {test}: nothing to detect")
     files, groups, masks, notes = [], [], [], []
+    notes += [f"test/{name} left out (--exclude)" for name in sorted(exclude)]
     for name in [GOOD, *defects]:
         try:
             found = list_images(test / name)
@@ -463,9 +471,10 @@ def evaluate(
     command: str = "",
     progress: bool = True,
     log: Callable[[str], None] = print,
+    exclude: Sequence[str] = (),
 ) -> tuple[list[EvalResult], Optional[Path]]:
     """Evaluate one or more bundles on one MVTec AD folder; optionally write markdown + PNGs."""
-    eval_set = load_eval_set(data)
+    eval_set = load_eval_set(data, exclude)
     loaded = [load_bundle(b) for b in bundles]  # check every bundle before the long part
     names = [b.path.name for b in loaded]
     if len(set(names)) < len(names):

@@ -120,6 +120,31 @@ def test_missing_masks_are_noted_not_fatal(synthetic_mvtec, tmp_path):
     assert all(m is None for m in s.masks)
 
 
+def _two_defect_types(synthetic_mvtec, root: Path) -> Path:
+    """synthetic_mvtec with a second defect type, "flat": its images are blank grey with a full mask."""
+    import shutil
+
+    shutil.copytree(synthetic_mvtec, root)
+    (root / "test" / "flat").mkdir()
+    (root / "ground_truth" / "flat").mkdir()
+    for i in range(3):
+        cv2.imwrite(str(root / "test" / "flat" / f"f{i}.png"), np.full((64, 64), 128, np.uint8))
+        cv2.imwrite(str(root / "ground_truth" / "flat" / f"f{i}_mask.png"), np.full((64, 64), 255, np.uint8))
+    return root
+
+
+def test_exclude_leaves_a_defect_type_out(synthetic_mvtec, tmp_path):
+    root = _two_defect_types(synthetic_mvtec, tmp_path / "two")
+    assert load_eval_set(root).groups.count("flat") == 3
+    s = load_eval_set(root, exclude=["flat"])
+    assert "flat" not in s.groups and s.groups.count("defect") == 10
+    assert any("flat" in n and "--exclude" in n for n in s.notes)
+    with pytest.raises(EdgeError, match="no such defect folder.*defect, flat"):
+        load_eval_set(root, exclude=["unevn"])
+    with pytest.raises(EdgeError, match="leaves no defect type"):
+        load_eval_set(root, exclude=["defect", "flat"])
+
+
 # ---------------------------------------------------------------- a bundle with a known map
 
 
@@ -231,6 +256,26 @@ def test_cli_compares_bundles_side_by_side(constant_bundle, synthetic_mvtec, tmp
     assert "| const/bundle |" in text and "| other/bundle |" in text
     assert "edge eval" in text  # the exact command is recorded
     assert len(list(tmp_path.glob("report_worst_*.png"))) == 2
+
+
+def test_cli_exclude_gives_the_figures_without_that_type(constant_bundle, synthetic_mvtec, tmp_path):
+    root = _two_defect_types(synthetic_mvtec, tmp_path / "two")
+    # a blank grey tile "reconstructs" perfectly: its fully masked pixels score lowest of all, so
+    # with it the pixel AUROC drops; without it the figures equal the one-type set's
+    with_flat, _ = evaluate([constant_bundle], root, None, progress=False, log=lambda m: None)
+    want_image, want_pixel, _, _ = _expected(synthetic_mvtec)
+    assert with_flat[0].pixel_auroc < want_pixel - 0.1
+    out = tmp_path / "report.md"
+    proc = subprocess.run([sys.executable, "-m", "edge", "eval", str(constant_bundle), "--data", str(root),
+                           "--exclude", "flat", "--out", str(out), "--threads", "1"],
+                          capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert f"pixel AUROC {want_pixel:.3f}" in proc.stdout and f"image AUROC {want_image:.3f}" in proc.stdout
+    text = out.read_text()
+    assert "test/flat left out (--exclude)" in text and "| flat |" not in text
+    bad = subprocess.run([sys.executable, "-m", "edge", "eval", str(constant_bundle), "--data", str(root),
+                          "--exclude", "unevn"], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert bad.returncode == 2 and "unevn" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
 
 
 @pytest.mark.parametrize("args, words", [

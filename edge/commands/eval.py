@@ -25,6 +25,9 @@ def register(app: typer.Typer) -> None:
         worst: int = typer.Option(6, "--worst", min=0, help="Missed defects and false alarms shown in the PNG grid."),
         pixel_max_side: int = typer.Option(1024, "--pixel-max-side", min=0, help="Pixel AUROC at each image's own size, "
                                            "reduced when its long side is larger (0: never reduce)."),
+        exclude: Optional[list[str]] = typer.Option(None, "--exclude", "-x", help="Leave out a defect type "
+                                                     "(a test/ folder name, e.g. uneven); repeat for more. "
+                                                     "The report says what was left out."),
     ) -> None:
         """Measure how well bundles find real defects: the exported .tflite run through edge's own code.
 
@@ -40,7 +43,7 @@ def register(app: typer.Typer) -> None:
         command = "edge " + " ".join(shlex.quote(a) for a in sys.argv[1:])
         evaluate([bundle, *(compare or [])], data, out, batch_size=batch_size, threads=threads, worst=worst,
                  pixel_max_side=pixel_max_side, command=command, progress=sys.stderr.isatty(),
-                 log=lambda msg: typer.echo(msg))
+                 log=lambda msg: typer.echo(msg), exclude=exclude or ())
 
 
 def require_sklearn() -> None:
