@@ -188,6 +188,11 @@ class Pipeline:
         self.decider = Decider(bundle.threshold, self.decision, keep=_keep)
         self.trigger = PartTrigger(self.decision.part_trigger, self.tiler.roi) if self.decision.part_trigger else None
         self.sinks = sinks
+        # Sinks marked `immediate` (the GPIO reject line) fire as soon as a frame is flagged, before
+        # the classifier, the heatmap, the PNG encodes and the other sinks' fsyncs: the part is
+        # moving, and tens of milliseconds of those on a Pi would shift where the gate hits it.
+        self._immediate = [s for s in sinks if getattr(s, "immediate", False)]
+        self._after = [s for s in sinks if not getattr(s, "immediate", False)]
         self.snapshots = snapshots
         self.metrics = metrics or Metrics(MetricsConfig(every_seconds=0), log=self.log)
         self.metrics.threshold = bundle.threshold
@@ -331,13 +336,15 @@ class Pipeline:
         extra = {}
         if decision.part is not None:
             extra = {"part": decision.part, "part_frames": decision.part_frames}
-        label, drawn, caption = self.label, None, self.label
-        if self.second_stage is not None:
-            label, drawn, caption, box = self._second_opinion(image, hw, box, extra)
         alert = Alert(
             source=frame.source, frame_index=frame.index, score=decision.score, threshold=threshold,
-            label=label, box=box, time=_iso(frame.timestamp), extra=extra,
+            label=self.label, box=box, time=_iso(frame.timestamp), extra=extra,
         )
+        self._emit(alert, self._immediate)
+        drawn, caption = None, self.label
+        if self.second_stage is not None:
+            alert.label, drawn, caption, alert.box = self._second_opinion(image, hw, box, extra)
+            box = alert.box
         if self.snapshots is not None:
             try:
                 heat = drawn if drawn is not None else self.tiler.frame_map(scored.map, hw)
@@ -346,14 +353,17 @@ class Pipeline:
             except Exception as exc:  # disk full, permissions: the alert still goes out
                 self.metrics.sink_errors += 1
                 self.log(f"snapshot for alert {alert.id[:8]} not written: {type(exc).__name__}: {exc}")
-        for sink in self.sinks:
+        self._emit(alert, self._after)
+        summary.alerts += 1
+        self.metrics.alerts += 1
+
+    def _emit(self, alert: Alert, sinks: list[Sink]) -> None:
+        for sink in sinks:
             try:
                 sink.emit(alert)
             except Exception as exc:
                 self.metrics.sink_errors += 1
                 self.log(f"sink {getattr(sink, 'name', type(sink).__name__)} failed on alert {alert.id[:8]}: {type(exc).__name__}: {exc}")
-        summary.alerts += 1
-        self.metrics.alerts += 1
 
     def _second_opinion(self, image, hw, box, extra: dict):
         """Classify the flagged frame (or the tile around the anomaly): (label, map to draw, caption, box).

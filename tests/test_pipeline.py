@@ -209,6 +209,36 @@ def test_a_sink_that_raises_is_logged_and_the_others_still_get_every_alert(bundl
     assert len(logs) == 2 and logs[0].startswith("sink broken failed on alert") and "ConnectionError: broker gone" in logs[0]
 
 
+def test_the_gpio_reject_line_fires_before_snapshots_and_the_other_sinks(bundle_dir, tmp_path):
+    pytest.importorskip("gpiozero")
+    from gpiozero.pins.mock import MockFactory
+
+    from edge.sinks.gpio import GpioSink
+
+    factory = MockFactory()
+    gpio = GpioSink(17, pulse_ms=5, pin_factory=factory)
+    seen = []  # (what, pulses given by then, snapshot path known)
+
+    class Witness(ListSink):
+        def emit(self, alert: Alert) -> None:
+            seen.append(("sink", gpio.pulses, alert.snapshot is not None))
+
+    class WatchedSnapshots(SnapshotWriter):
+        def write(self, alert, frame, annotated) -> None:
+            seen.append(("snapshot", gpio.pulses, False))
+            super().write(alert, frame, annotated)
+
+    video = write_square_video(tmp_path / "v.avi", 12, {2: (5, 5), 7: (30, 30)})
+    # configured last, pulsed first
+    pipeline = Pipeline(load_bundle(bundle_dir), [Witness(), gpio], WatchedSnapshots(tmp_path / "snaps"),
+                        num_threads=1, log=lambda m: None)
+    summary = pipeline.run(open_source(video=str(video)))
+    gpio.close()
+    assert summary.alerts == 2 and gpio.pulses == 2
+    assert seen == [("snapshot", 1, False), ("sink", 1, True), ("snapshot", 2, False), ("sink", 2, True)]
+    assert True in [s.state for s in factory.pin(17).states]  # the pin really went high
+
+
 def test_a_camera_that_dies_mid_stream_is_reopened_and_inspection_goes_on(bundle_dir, tmp_path):
     rng = np.random.default_rng(0)
     state = {"reads": 0, "opens": 0}

@@ -1,7 +1,9 @@
 """GPIO output pulse for a reject gate or a stack light (gpiozero, BCM pin numbers).
 
 Each alert drives the pin active for `pulse_ms`, then inactive, in gpiozero's background thread,
-so the pulse never holds up inspection. An alert during a pulse restarts it. `active_high: false`
+so the pulse never holds up inspection. It is `immediate`: the pipeline pulses it as soon as a
+frame is flagged, before the second-stage classifier, the snapshots and the other sinks, so the
+delay from frame to gate does not depend on PNG encoding or disk. An alert during a pulse restarts it. `active_high: false`
 is for relay boards that switch on a low level. For a dry run on a desktop set
 GPIOZERO_PIN_FACTORY=mock.
 """
@@ -16,6 +18,8 @@ from edge.sinks.base import one_line, problem
 
 class GpioSink:
     name = "gpio"
+    # the pipeline pulses it as soon as a frame is flagged, before snapshots and the other sinks
+    immediate = True
 
     def __init__(self, pin: int, pulse_ms: int = 200, active_high: bool = True, pin_factory=None):
         try:
