@@ -19,6 +19,26 @@ train_app = typer.Typer(
 )
 
 
+# The feature model's options, shared by `train autoencoder` (prefixed "features: ", as they apply
+# to that --arch only) and its alias `train features`: one definition, one help text.
+_FEATURE_OPTIONS = {
+    "stages": ("3,4,5", "--stages", {}, "EfficientNet-Lite0 stages whose features are used (2-5)."),
+    "stride": (16, "--stride", {}, "pixels per anomaly-map cell (4, 8 or 16; 16 at 256 px = 16x16 cells). 8 with "
+               "--neighbourhood 3 --dims 128: sharper maps, fewer parts found at a low false-alarm rate "
+               "(benchmarks/results/quality.md)."),
+    "neighbourhood": (1, "--neighbourhood", {"min": 1}, "average each feature over this many cells around each "
+                      "cell (1: off)."),
+    "dims": (0, "--dims", {"min": 0}, "principal components kept (0: all channels; fewer = a smaller, faster model)."),
+    "trim": (0.0, "--trim", {"min": 0.0, "max": 0.49}, "fraction of training images to leave out after a first fit, "
+             "the most anomalous ones: tolerates a few defective parts among the good (e.g. 0.05)."),
+}
+
+
+def _feature_option(name: str, prefix: str = ""):
+    default, flag, limits, text = _FEATURE_OPTIONS[name]
+    return typer.Option(default, flag, help=prefix + (text if prefix else text[0].upper() + text[1:]), **limits)
+
+
 def _train_features(data: Path, out: Path, size: int, color: Optional[str], stages: str, stride: int,
                     neighbourhood: int, dims: int, trim: float, threads: Optional[int]) -> None:
     from edge.errors import EdgeError
@@ -64,17 +84,11 @@ def register(app: typer.Typer) -> None:
         color: Optional[str] = typer.Option(
             None, "--color", metavar="grey|rgb", help="grey or rgb. Default: what the images are; a folder mixing both needs this.",
         ),
-        stages: str = typer.Option("3,4,5", "--stages", help="features: EfficientNet-Lite0 stages whose features are used (2-5)."),
-        stride: int = typer.Option(16, "--stride", help="features: pixels per anomaly-map cell (4, 8 or 16; 16 at 256 px = "
-                                   "16x16 cells). 8 with --neighbourhood 3 --dims 128: sharper maps, fewer parts found "
-                                   "at a low false-alarm rate (benchmarks/results/quality.md)."),
-        neighbourhood: int = typer.Option(1, "--neighbourhood", min=1, help="features: average each feature over this "
-                                          "many cells around each cell (1: off)."),
-        dims: int = typer.Option(0, "--dims", min=0, help="features: principal components kept (0: all channels; "
-                                 "fewer = a smaller, faster model)."),
-        trim: float = typer.Option(0.0, "--trim", min=0.0, max=0.49, help="features: fraction of training images to "
-                                   "leave out after a first fit, the most anomalous ones (a few defective parts among "
-                                   "the good, e.g. 0.05)."),
+        stages: str = _feature_option("stages", "features: "),
+        stride: int = _feature_option("stride", "features: "),
+        neighbourhood: int = _feature_option("neighbourhood", "features: "),
+        dims: int = _feature_option("dims", "features: "),
+        trim: float = _feature_option("trim", "features: "),
         filters: str = typer.Option("32,64", "--filters", help="conv/draem: encoder filters per block; each block halves the image."),
         latent: int = typer.Option(64, "--latent", min=1, help="conv/dense: size of the dense bottleneck vector."),
         units: str = typer.Option("256,64", "--units", help="dense: hidden layer widths, encoder side."),
@@ -147,17 +161,11 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(..., "--out", "-o", help="Run folder to write (padim.npz, run.json)."),
         size: int = typer.Option(256, "--size", min=16, help="Model input side in pixels (square, a multiple of 16)."),
         color: Optional[str] = typer.Option(None, "--color", metavar="grey|rgb", help="grey or rgb. Default: what the images are."),
-        stages: str = typer.Option("3,4,5", "--stages", help="EfficientNet-Lite0 stages whose features are used (2-5)."),
-        stride: int = typer.Option(16, "--stride", help="Pixels per anomaly-map cell (4, 8 or 16; 16 at 256 px = 16x16 "
-                                   "cells). 8 with --neighbourhood 3 --dims 128: sharper maps, fewer parts found at a "
-                                   "low false-alarm rate (benchmarks/results/quality.md)."),
-        neighbourhood: int = typer.Option(1, "--neighbourhood", min=1, help="Average each feature over this many cells "
-                                          "around each cell (1: off)."),
-        dims: int = typer.Option(0, "--dims", min=0, help="Principal components kept (0: all channels; fewer = a "
-                                 "smaller, faster model)."),
-        trim: float = typer.Option(0.0, "--trim", min=0.0, max=0.49, help="Fraction of training images to leave out "
-                                   "after a first fit, the most anomalous ones: tolerates a few defective parts "
-                                   "among the good (e.g. 0.05)."),
+        stages: str = _feature_option("stages"),
+        stride: int = _feature_option("stride"),
+        neighbourhood: int = _feature_option("neighbourhood"),
+        dims: int = _feature_option("dims"),
+        trim: float = _feature_option("trim"),
         threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for TensorFlow (default: all)."),
     ) -> None:
         """The default model of `edge train autoencoder`, by its own name: pretrained features + a Gaussian per map cell.
