@@ -215,6 +215,46 @@ def test_trim_drops_planted_defects_from_the_fit():
     assert keep_all.all()
 
 
+def test_crossfit_peaks_rank_planted_defects_first_and_robust_z_flags_them():
+    from train.padim import SUSPECT_Z, crossfit_peaks, robust_z
+
+    rng = np.random.default_rng(3)
+    feats = rng.normal(0, 1, (120, 3, 3, 6)).astype(np.float32)
+    for i, (y, x, c) in enumerate([(0, 0, 1), (2, 1, 4), (1, 2, 0)]):
+        feats[10 * i + 5, y, x, c] += 9.0  # three defects, each somewhere else
+    peaks = crossfit_peaks(feats, eps=0.01)
+    z = robust_z(peaks)
+    assert set(np.argsort(-z)[:3]) == {5, 15, 25}
+    assert (z[[5, 15, 25]] > SUSPECT_Z).all() and (z > SUSPECT_Z).sum() <= 6
+    assert robust_z(np.r_[np.zeros(50), 1e6])[-1] > 1e3  # a single outlier does not inflate the scale
+
+
+def test_train_lists_defective_training_images_for_review(synthetic_mvtec, tmp_path):
+    """Defective parts filed among the good ones are named, most suspect first, with a contact sheet."""
+    import json
+    import shutil
+    from pathlib import Path
+
+    import cv2
+
+    from train.padim import PadimConfig, train_padim
+
+    folder = tmp_path / "good"
+    shutil.copytree(synthetic_mvtec / "train" / "good", folder)
+    defective = sorted((synthetic_mvtec / "test" / "defect").iterdir())[:3]
+    for p in defective:
+        shutil.copy(p, folder / f"planted_{p.name}")
+    logs = []
+    run = train_padim(folder, tmp_path / "run", PadimConfig(size=64, grid_stride=8, stages=(3, 4), dims=16),
+                      threads=2, log=logs.append)
+    suspects = json.loads((run / "run.json").read_text())["suspects"]
+    assert [Path(s["file"]).name.startswith("planted_") for s in suspects[:3]] == [True, True, True]
+    assert suspects == sorted(suspects, key=lambda s: -s["z"])
+    sheet = cv2.imread(str(run / "suspects.png"))
+    assert sheet is not None and sheet.shape[0] >= 200
+    assert any("look least like the rest" in m and "planted_" in m for m in logs)
+
+
 def test_int8_gaussians_are_fitted_on_the_quantized_features(padim_run):
     """Calibrate what you deploy: the int8 model's Gaussians describe ITS OWN (quantized) features.
 

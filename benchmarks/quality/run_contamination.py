@@ -6,14 +6,16 @@
 Every k-th defective test image is planted among the fitting images (run_quality.py's 90 % split
 of train/good) until they make `fraction` of them; the planted images are removed from the
 evaluation set (a symlinked MVTec tree), so all three models are scored on the same unseen
-defects: clean fit, contaminated fit, contaminated fit with --trim. int8, threshold meanstd:3 on
-the held-out 10 % of train/good. Writes benchmarks/results/quality_contamination.md.
+defects: clean fit, contaminated fit, contaminated fit with --trim, clean fit with --trim. int8, threshold meanstd:3 on
+the held-out 10 % of train/good. Also counts how many planted images `edge train` lists for review
+(run.json "suspects"). Writes benchmarks/results/quality_contamination.md.
 Data: magnetic-tile defects (Huang, Qiu, Yuan, The Visual Computer 2020).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -37,7 +39,7 @@ def main() -> None:
     ap.add_argument("--fraction", type=float, default=0.05)
     ap.add_argument("--trim", type=float, default=0.08)
     args = ap.parse_args()
-    from train.padim import PadimConfig, export_padim, train_padim
+    from train.padim import SUSPECT_Z, PadimConfig, export_padim, train_padim
 
     fit, held = split_train(args.data, args.work)
     good = sorted((fit / "train" / "good").iterdir())
@@ -60,17 +62,37 @@ def main() -> None:
     for d in sorted((args.data / "ground_truth").iterdir()):
         link(d, eval_root / "ground_truth" / d.name)
 
-    bundles = []
+    bundles, suspects = [], {}
     for name, folder, trim in [("clean", fit, 0.0), ("contaminated", dirty.parents[1], 0.0),
-                               (f"contaminated-trim{args.trim:g}", dirty.parents[1], args.trim)]:
+                               (f"contaminated-trim{args.trim:g}", dirty.parents[1], args.trim),
+                               # what trimming costs where there is nothing to trim
+                               (f"clean-trim{args.trim:g}", fit, args.trim)]:
         run = args.work / f"padim-{name}-{args.fraction:g}"
         if not (run / "padim.npz").is_file():
             train_padim(folder, run, PadimConfig(trim=trim), log=log)
+        suspects[name] = json.loads((run / "run.json").read_text()).get("suspects", [])
         model = run / "export" / "model_int8.tflite"
         if not model.is_file():
             export_padim(run, "int8", log=log)
         bundles.append(calibrate(model, held, args.work / f"bundle-{name}-{args.fraction:g}"))
-    run_eval(bundles, eval_root, REPO / "benchmarks" / "results" / "quality_contamination.md")
+    out = REPO / "benchmarks" / "results" / "quality_contamination.md"
+    run_eval(bundles, eval_root, out)
+    # what `edge train` lists for review (run.json "suspects", OUT/suspects.png)
+    lines = ["", "## Training images listed for review", "",
+             f"`edge train` lists the training images whose cross-fitted peak distance is more than "
+             f"{SUSPECT_Z:g} robust standard deviations above the others' (run.json `suspects`, "
+             "OUT/suspects.png).", "",
+             "| fit | images | listed | planted defects among them |", "|---|---|---|---|"]
+    for name, n in [("clean", len(good)), ("contaminated", len(good) + len(planted))]:
+        listed = suspects[name]
+        hits = sum(Path(s["file"]).name.startswith("planted_") for s in listed)
+        lines.append(f"| {name} | {n} | {len(listed)} | "
+                     + (f"{hits} of {len(planted)}" if name != "clean" else "–") + " |")
+    top = suspects["contaminated"][: len(planted)]
+    lines += ["", f"Among the {len(top)} most suspect images of the contaminated fit, "
+              f"{sum(Path(s['file']).name.startswith('planted_') for s in top)} are planted defects.", ""]
+    out.write_text(out.read_text() + "\n".join(lines))
+    log("\n".join(lines))
 
 
 if __name__ == "__main__":
