@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import shlex
 import subprocess
@@ -27,7 +26,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run_quality import EDGE, REPO, log, run_eval, split_train  # noqa: E402
+from run_quality import EDGE, REPO, log, prepare, run_eval  # noqa: E402
 
 
 def edge(*args: str | Path) -> str:
@@ -66,11 +65,8 @@ def main() -> None:
     ap.add_argument("--name", default="", help="results file stem (default quality_draem, or quality_draem_sSIZE "
                     "when --size is not 128)")
     args = ap.parse_args()
-    if not (args.data / "test").is_dir():
-        sys.exit(f"data not found: {args.data} (MVTec AD layout expected)")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     work = args.work
-    fit, held = split_train(args.data, work)
+    fit, held = prepare(args.data, work)
     tag = f"draem-s{args.size}-e{args.epochs}"
     run = work / tag
     commands: list[str] = []

@@ -66,6 +66,14 @@ def calibrate(model: Path, normal: Path, out: Path, score: str | None = None, er
     return out
 
 
+def prepare(data: Path, work: Path) -> tuple[Path, Path]:
+    """Check the data, quieten TensorFlow, and split train/good: (fitting folder, held-out folder)."""
+    if not (data / "test").is_dir():
+        sys.exit(f"data not found: {data} (MVTec AD layout expected)")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    return split_train(data, work)
+
+
 def run_eval(bundles: list[Path], data: Path, out: Path) -> None:
     cmd = [*EDGE, "eval", str(bundles[0]), "--data", str(data), "--out", str(out), "--threads", "2"]
     for b in bundles[1:]:
@@ -89,11 +97,8 @@ def main() -> None:
     ap.add_argument("--no-int8-refit", action="store_true",
                     help="feature model: keep the float-fitted Gaussians in int8 (to measure what the refit gains)")
     args = ap.parse_args()
-    if not (args.data / "test").is_dir():
-        sys.exit(f"data not found: {args.data} (MVTec AD layout expected)")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     work = args.work
-    fit, held = split_train(args.data, work)
+    fit, held = prepare(args.data, work)
     bundles: list[Path] = []
 
     if args.only in ("padim", "all"):
