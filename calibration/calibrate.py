@@ -171,6 +171,10 @@ def calibrate(
 
     model = TFLiteModel(model_path, num_threads=threads)
     model.check_frame_shape(card.preprocessing.input_shape)
+    # The device's own frame path (edge.pipeline.Pipeline builds the same two objects): it scores
+    # when a geometry is given, and draws the maps of the report's thumbnails either way.
+    tiler = Tiler(preprocessing, stored_geometry, mask=mask)
+    frame_scorer = FrameScorer(spec.make_detector(model, card, score_config), tiler)
     if geometry is None:
         preprocessor = Preprocessor(preprocessing)
         batch_scorer = spec.make_scorer(model, card, score_config)
@@ -178,10 +182,6 @@ def calibrate(
         def score(files, what, advance):
             return score_files(files, preprocessor, batch_scorer, batch_size, what, advance)
     else:
-        # The device's own frame path (edge.pipeline.Pipeline builds the same two objects).
-        tiler = Tiler(preprocessing, stored_geometry, mask=mask)
-        frame_scorer = FrameScorer(spec.make_detector(model, card, score_config), tiler)
-
         def score(files, what, advance):
             return score_frames(files, frame_scorer, what, advance)
     log(
@@ -261,11 +261,21 @@ def calibrate(
             sources=sources,
             skipped={"normal": len(normal_scored.skipped), "anomalous": len(anomalous_scored.skipped)},
             notes=notes,
+            frame_map=_frame_map(frame_scorer, tiler),
         ),
         bundle.path / REPORT_DIR,
     )
     _summary(bundle, normal_scored.scores, report, log)
     return load_bundle(bundle.path)
+
+
+def _frame_map(scorer: FrameScorer, tiler: Tiler) -> Callable[[np.ndarray], np.ndarray]:
+    """image -> its anomaly map over the frame, as `edge run` draws it on a snapshot (report thumbnails).
+
+    Only the few images the report shows go through it again, so keeping every map is not needed.
+    """
+    # a copy: the tiler reuses its buffers for the next frame of the same size
+    return lambda image: np.array(tiler.frame_map(scorer.score(image).map, image.shape[:2]), np.float32)
 
 
 def _geometry(preprocessing: Preprocessing, geometry: Optional[GeometryConfig]):

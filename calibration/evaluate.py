@@ -5,7 +5,8 @@ metrics, ``ground_truth/<defect>/<stem>_mask.png``. Every image is read with edg
 prepared by the bundle's Preprocessor and run through edge.detector.make_detector, i.e. the
 exported .tflite (int8 rounding included) and the bundle's score, exactly as `edge run` would.
 
-Metrics (anomalous is the positive class; a frame is flagged when score > threshold):
+Metrics (anomalous is the positive class; a frame is flagged when score > threshold, the device's
+rule edge.decide.flagged):
 - image AUROC over test/good + all defects, and per defect type (test/good + that type);
 - pixel AUROC: the detector's anomaly map, resized (bilinear) to the image's own size, against
   the mask (> 127), over every pixel of every test image (good images add only negatives);
@@ -13,7 +14,8 @@ Metrics (anomalous is the positive class; a frame is flagged when score > thresh
   ``pixel_max_side`` are evaluated at a reduced size (map and mask alike) to bound memory;
 - precision, recall and F1 at the bundle's calibrated threshold, recall per defect type;
 - a PNG grid of the worst misses: defective images with the lowest scores and good images with
-  the highest, each with its anomaly map and mask.
+  the highest, each with its anomaly map and mask, and filed as the device decides (outcome():
+  a defect at or under the threshold is missed, a good image above it a false alarm).
 
 scikit-learn and matplotlib are desktop dependencies: imported here, never from edge/.
 """
@@ -29,6 +31,7 @@ import cv2
 import numpy as np
 
 from edge.bundle import Bundle, load_bundle
+from edge.decide import flagged
 from edge.detector import make_detector
 from edge.errors import EdgeError
 from edge.imaging import list_images, read_image
@@ -165,7 +168,7 @@ def at_threshold(labels: np.ndarray, scores: np.ndarray, threshold: float) -> di
     from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
     labels = np.asarray(labels, int)
-    predicted = (np.asarray(scores) > threshold).astype(int)
+    predicted = flagged(scores, threshold).astype(int)
     precision, recall, f1, _ = precision_recall_fscore_support(
         labels, predicted, average="binary", pos_label=1, zero_division=0
     )
@@ -323,7 +326,7 @@ def evaluate_bundle(
             "images": int(sel.sum()),
             "image_auroc": image_auroc(labels[good | sel], scores_arr[good | sel]),
             "pixel_auroc": pixel_auroc(pm, pa) if any(g == defect for g in pix_groups) else float("nan"),
-            "recall": float(np.mean(scores_arr[sel] > b.threshold)),
+            "recall": float(np.mean(flagged(scores_arr[sel], b.threshold))),
         }
     has_defect_masks = any(g != GOOD for g in pix_groups)
     result = EvalResult(
@@ -355,7 +358,11 @@ def evaluate_bundle(
 
 
 def worst_misses(result: EvalResult, n: int = 6) -> tuple[list[int], list[int]]:
-    """(defective images with the lowest scores, good images with the highest), worst first."""
+    """(defective images with the lowest scores, good images with the highest), worst first.
+
+    The nearest to a miss or a false alarm, whatever the threshold: outcome() says which of them
+    the device actually misses or flags.
+    """
     labels = result.labels
     order = np.argsort(result.scores)
     missed = [int(i) for i in order if labels[i] == 1][:n]
@@ -363,42 +370,70 @@ def worst_misses(result: EvalResult, n: int = 6) -> tuple[list[int], list[int]]:
     return missed, false_alarms
 
 
-def write_worst_grid(result: EvalResult, out: Path, n: int = 6) -> Path:
-    """PNG: one row per worst miss (image | anomaly map | ground-truth mask), title with score."""
+def outcome(defective: bool, score: float, threshold: float) -> str:
+    """What the device makes of one test image: 'missed defect', 'false alarm', 'found' or 'passed'.
+
+    Through edge.decide.flagged, so an image scoring exactly the threshold is filed as the
+    device treats it (not flagged: a good one passed, a defective one missed).
+    """
+    if flagged(score, threshold):
+        return "found" if defective else "false alarm"
+    return "missed defect" if defective else "passed"
+
+
+def worst_grid_figure(result: EvalResult, n: int = 6):
+    """The worst-miss grid as a matplotlib Figure: one row per image (image | anomaly map | mask).
+
+    Rows: the n lowest-scoring defective images, then the n highest-scoring good ones, each
+    titled with what the device makes of it (outcome) and its score against the threshold.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     missed, false_alarms = worst_misses(result, n)
-    rows = [(i, "missed defect") for i in missed] + [(i, "false alarm") for i in false_alarms]
+    rows = missed + false_alarms
     maps = result._views.get("maps", [])
-    fig, axes = plt.subplots(max(1, len(rows)), 3, figsize=(7.5, 2.5 * max(1, len(rows))), squeeze=False)
+    # constrained layout makes room for the suptitle; tight_layout let it overlap the first row
+    fig, axes = plt.subplots(max(1, len(rows)), 3, figsize=(7.5, 2.5 * max(1, len(rows))), squeeze=False,
+                             layout="constrained")
     # one colour scale for every map in the grid, so rows can be compared
-    shown_maps = [maps[i] for i, _ in rows if i < len(maps)]
+    shown_maps = [maps[i] for i in rows if i < len(maps)]
     vmax = float(max(m.max() for m in shown_maps)) if shown_maps else 1.0
-    for r, (i, what) in enumerate(rows):
-        path = result.files[i]
-        image = read_image(path)
-        shown = cv2.cvtColor(image, cv2.COLOR_BGR2RGB) if image is not None and image.ndim == 3 else image
-        axes[r, 0].imshow(shown, cmap="gray")
-        axes[r, 0].set_title(f"{what}: {result.groups[i]}/{path.name}\nscore {result.scores[i]:.4g} "
-                             f"(threshold {result.threshold:.4g})", fontsize=7)
-        if i < len(maps) and image is not None:
-            # back to the image's own aspect ratio, as the map is scored against the mask
-            axes[r, 1].imshow(cv2.resize(maps[i], (image.shape[1], image.shape[0])), cmap="inferno", vmin=0, vmax=vmax)
-        axes[r, 1].set_title("anomaly map (shared scale)", fontsize=7)
-        mpath = None
-        if result.groups[i] != GOOD:
-            mpath = mask_path(Path(result.files[i]).parents[2], result.groups[i], path)
-        mask = read_mask(mpath, image.shape[:2]) if mpath is not None and image is not None else None
-        axes[r, 2].imshow(mask if mask is not None else np.zeros((8, 8)), cmap="gray", vmin=0, vmax=1)
-        axes[r, 2].set_title("mask" if mask is not None else "no defect", fontsize=7)
-        for ax in axes[r]:
-            ax.set_xticks([])
-            ax.set_yticks([])
-    fig.suptitle(f"{result.name}: worst misses", fontsize=9)
-    fig.tight_layout()
+    for r, i in enumerate(rows):
+        _draw_row(axes[r], result, i, maps[i] if i < len(maps) else None, vmax)
+    fig.suptitle(f"{result.name}: worst misses (lowest-scoring defects, highest-scoring good images)", fontsize=9)
+    return fig
+
+
+def _draw_row(axes, result: EvalResult, i: int, small_map: Optional[np.ndarray], vmax: float) -> None:
+    path, group, score = result.files[i], result.groups[i], float(result.scores[i])
+    image = read_image(path)
+    shown = cv2.cvtColor(image, cv2.COLOR_BGR2RGB) if image is not None and image.ndim == 3 else image
+    what = outcome(group != GOOD, score, result.threshold)
+    sign = ">" if flagged(score, result.threshold) else "≤"  # the comparison the device made
+    axes[0].imshow(shown, cmap="gray")
+    axes[0].set_title(f"{what}: {group}/{path.name}\nscore {score:.4g} {sign} threshold {result.threshold:.4g}",
+                      fontsize=7)
+    if small_map is not None and image is not None:
+        # back to the image's own aspect ratio, as the map is scored against the mask
+        axes[1].imshow(cv2.resize(small_map, (image.shape[1], image.shape[0])), cmap="inferno", vmin=0, vmax=vmax)
+    axes[1].set_title("anomaly map (shared scale)", fontsize=7)
+    mpath = mask_path(Path(path).parents[2], group, path) if group != GOOD else None
+    mask = read_mask(mpath, image.shape[:2]) if mpath is not None and image is not None else None
+    axes[2].imshow(mask if mask is not None else np.zeros((8, 8)), cmap="gray", vmin=0, vmax=1)
+    axes[2].set_title("mask" if mask is not None else "no defect", fontsize=7)
+    for ax in axes:
+        ax.set_xticks([])
+        ax.set_yticks([])
+
+
+def write_worst_grid(result: EvalResult, out: Path, n: int = 6) -> Path:
+    """PNG of worst_grid_figure at `out`; remembered in result.worst_png."""
+    import matplotlib.pyplot as plt
+
+    fig = worst_grid_figure(result, n)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=80)
     plt.close(fig)

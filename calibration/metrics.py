@@ -1,6 +1,7 @@
 """Numbers for the bundle and the report: score statistics and detection metrics at a threshold.
 
-Anomalous is the positive class; a score is flagged when ``score > threshold`` (the device's rule).
+Anomalous is the positive class; a score is flagged when ``score > threshold``: the device's rule,
+edge.decide.flagged, used here so the metrics count what the device will do.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from typing import Optional
 import numpy as np
 
 from edge.bundle import ScoreStats
+from edge.decide import flagged
 
 QUANTILES = (0.01, 0.05, 0.5, 0.95, 0.99, 0.999)
 
@@ -35,7 +37,7 @@ def labelled(normal: np.ndarray, anomalous: np.ndarray) -> tuple[np.ndarray, np.
 
 def false_alarm_rate(normal: np.ndarray, threshold: float) -> float:
     """Fraction of normal images the device would flag."""
-    return float(np.mean(np.asarray(normal) > threshold))
+    return float(np.mean(flagged(normal, threshold)))
 
 
 def detection_metrics(
@@ -52,7 +54,7 @@ def detection_metrics(
     from sklearn.metrics import confusion_matrix, precision_recall_fscore_support, roc_auc_score
 
     labels, scores = labelled(normal, anomalous)
-    predicted = (scores > threshold).astype(int)
+    predicted = flagged(scores, threshold).astype(int)
     precision, recall, f1, _ = precision_recall_fscore_support(
         labels, predicted, average="binary", pos_label=1, zero_division=0
     )
@@ -78,7 +80,7 @@ def detection_metrics(
             g_labels, g_scores = labelled(normal, g)
             per_group[name] = {
                 "count": int(g.size),
-                "recall": float(np.mean(g > threshold)),
+                "recall": float(np.mean(flagged(g, threshold))),
                 "image_auroc": float(roc_auc_score(g_labels, g_scores)),
             }
         metrics["per_group"] = per_group

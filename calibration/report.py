@@ -4,7 +4,8 @@
 - roc.png      ROC curve with the operating point (only when anomalous images were given)
 - scores.csv   file, label, group, score, over_threshold (one row per scored image)
 - index.html   one self-contained page: the figures embedded as base64, the numbers in tables,
-               and the normal images scoring highest / anomalous images scoring lowest
+               and the normal images scoring highest / anomalous images scoring lowest, shown as
+               small JPEG thumbnails (the image and its anomaly map over it) with score and threshold
 """
 
 from __future__ import annotations
@@ -14,11 +15,15 @@ import csv
 import html
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
+import cv2
 import numpy as np
 
+from edge.annotate import heatmap_overlay
 from edge.bundle import Manifest, ScoreStats
+from edge.decide import flagged
+from edge.imaging import read_image
 from edge.preprocess import Preprocessing
 from edge.tiling import GeometryConfig
 
@@ -35,6 +40,8 @@ class ReportData:
     sources: dict[str, str]  # what was read from where, for the page
     skipped: dict[str, int]
     notes: list[str]
+    # image as read -> its anomaly map over the frame, for the worst images' thumbnails (None: no map)
+    frame_map: Optional[Callable[[np.ndarray], np.ndarray]] = None
 
     @property
     def labelled(self) -> bool:
@@ -79,8 +86,8 @@ def plot_roc(data: ReportData, path: Path) -> Path:
     scores = np.concatenate([data.normal_scores, data.anomalous_scores])
     fpr, tpr, _ = roc_curve(labels, scores)
     t = data.manifest.threshold.value
-    op_fpr = float(np.mean(data.normal_scores > t))
-    op_tpr = float(np.mean(data.anomalous_scores > t))
+    op_fpr = float(np.mean(flagged(data.normal_scores, t)))
+    op_tpr = float(np.mean(flagged(data.anomalous_scores, t)))
     auroc = (data.manifest.metrics or {}).get("image_auroc", float("nan"))
     fig, ax = plt.subplots(figsize=(4.5, 4.5), dpi=110)
     ax.plot(fpr, tpr, color="tab:blue", label=f"ROC (AUROC {auroc:.3f})")
@@ -103,9 +110,9 @@ def write_csv(data: ReportData, path: Path) -> Path:
         writer = csv.writer(f)
         writer.writerow(["file", "label", "group", "score", "over_threshold"])
         for p, s in zip(data.normal_paths, data.normal_scores):
-            writer.writerow([str(p), "normal", "good", repr(float(s)), int(s > t)])
+            writer.writerow([str(p), "normal", "good", repr(float(s)), int(flagged(s, t))])
         for p, g, s in zip(data.anomalous_paths, data.anomalous_groups, data.anomalous_scores):
-            writer.writerow([str(p), "anomalous", g, repr(float(s)), int(s > t)])
+            writer.writerow([str(p), "anomalous", g, repr(float(s)), int(flagged(s, t))])
     return path
 
 
@@ -131,23 +138,95 @@ def _stats_table(name: str, stats: Optional[ScoreStats]) -> str:
     return f"<h2>{html.escape(name)} scores</h2><table>{_rows(pairs)}</table>"
 
 
-def _extremes(title: str, paths, scores, groups, highest: bool, threshold: float, n: int = 10) -> str:
-    if len(scores) == 0:
-        return ""
-    order = np.argsort(scores)
+WORST_SHOWN = 8  # per side: enough to see a pattern, few enough to keep index.html small
+THUMB_SIDE = 160  # px, longest side of a thumbnail
+
+
+@dataclass
+class _Shown:
+    """One of the worst images, read back and shrunk for its thumbnails."""
+
+    path: Path
+    group: str
+    score: float
+    thumb: Optional[np.ndarray]  # None: unreadable now
+    heat: Optional[np.ndarray] = None  # its anomaly map at thumbnail size; None without frame_map
+    heat_max: float = 0.0  # of the full-size map, for the page's shared colour scale
+
+
+def _worst(paths, scores, groups, highest: bool, frame_map, n: int = WORST_SHOWN) -> list[_Shown]:
+    """The n highest (or lowest) scoring images, read again, shrunk at once (frames can be 4K)."""
+    order = np.argsort(scores, kind="stable")
     order = order[::-1][:n] if highest else order[:n]
+    shown = []
+    for i in order:
+        item = _Shown(Path(paths[i]), groups[i], float(scores[i]), None)
+        image = read_image(paths[i])
+        if image is not None:
+            item.thumb = _thumbnail(image)
+            if frame_map is not None:
+                heat = frame_map(image)
+                size = (item.thumb.shape[1], item.thumb.shape[0])
+                item.heat, item.heat_max = cv2.resize(heat, size, interpolation=cv2.INTER_AREA), float(heat.max())
+        shown.append(item)
+    return shown
+
+
+def _thumbnail(image: np.ndarray) -> np.ndarray:
+    h, w = image.shape[:2]
+    s = min(1.0, THUMB_SIDE / max(h, w))
+    size = (max(1, round(w * s)), max(1, round(h * s)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA) if s < 1.0 else image
+
+
+def _jpeg(image: np.ndarray, alt: str) -> str:
+    # JPEG: photos and heatmaps come out several times smaller than as PNG; the figures stay PNG
+    ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 85])
+    if not ok:
+        return ""
+    data = base64.b64encode(encoded.tobytes()).decode("ascii")
+    return f'<img class="thumb" alt="{html.escape(alt)}" src="data:image/jpeg;base64,{data}">'
+
+
+def _thumbs(item: _Shown, scale: Optional[float]) -> str:
+    """Table cells: the image, and its anomaly map over it (one colour scale for the whole page)."""
+    if item.thumb is None:
+        return '<td colspan="2">(unreadable now)</td>'
+    overlay = ""
+    if item.heat is not None:
+        overlay = _jpeg(heatmap_overlay(item.thumb, item.heat, scale), f"anomaly map of {item.path.name}")
+    return f"<td>{_jpeg(item.thumb, item.path.name)}</td><td>{overlay}</td>"
+
+
+def _worst_table(title: str, items: list[_Shown], threshold: float, scale: Optional[float]) -> str:
+    if not items:
+        return ""
     rows = "\n".join(
-        f"<tr><td>{html.escape(str(paths[i]))}</td><td>{html.escape(groups[i])}</td>"
-        f"<td>{scores[i]:.6g}</td><td>{'yes' if scores[i] > threshold else 'no'}</td></tr>"
-        for i in order
+        f"<tr>{_thumbs(it, scale)}<td>{html.escape(it.path.name)}<br><small>{html.escape(str(it.path))}</small></td>"
+        f"<td>{html.escape(it.group)}</td><td>{it.score:.6g}</td><td>{threshold:.6g}</td>"
+        f"<td>{'yes' if flagged(it.score, threshold) else 'no'}</td></tr>"
+        for it in items
     )
-    return (f"<h2>{html.escape(title)}</h2><table><tr><th>file</th><th>group</th><th>score</th>"
-            f"<th>over threshold</th></tr>{rows}</table>")
+    return (f"<h2>{html.escape(title)}</h2><table><tr><th>image</th><th>anomaly map</th><th>file</th><th>group</th>"
+            f"<th>score</th><th>threshold</th><th>flagged (score &gt; threshold)</th></tr>{rows}</table>")
+
+
+def _worst_sections(data: ReportData, threshold: float) -> str:
+    normal = _worst(data.normal_paths, data.normal_scores, ["good"] * len(data.normal_paths), True, data.frame_map)
+    anomalous = _worst(data.anomalous_paths, data.anomalous_scores, data.anomalous_groups, False, data.frame_map)
+    peaks = [it.heat_max for it in normal + anomalous if it.heat is not None]
+    # one scale (red = the highest value shown) so a false alarm and a miss can be compared
+    scale = max(peaks) if peaks else None
+    return "\n".join([
+        _worst_table("Normal images scoring highest (false alarms, or the nearest to one)", normal, threshold, scale),
+        _worst_table("Anomalous images scoring lowest (misses, or the nearest to one)", anomalous, threshold, scale),
+    ])
 
 
 _STYLE = """body{font-family:system-ui,sans-serif;margin:2em;max-width:60em;color:#222}
 table{border-collapse:collapse;margin:.5em 0 1.5em}th,td{border:1px solid #ccc;padding:.25em .6em;text-align:left}
-th{background:#f4f4f4;font-weight:600}img{max-width:100%;margin:.5em 1em .5em 0}.note{color:#8a5300}"""
+th{background:#f4f4f4;font-weight:600}img{max-width:100%;margin:.5em 1em .5em 0}.note{color:#8a5300}
+img.thumb{margin:0;display:block}td small{color:#666}"""
 
 
 def describe_geometry(preprocessing: Preprocessing, geometry: Optional[GeometryConfig]) -> str:
@@ -179,7 +258,7 @@ def write_html(data: ReportData, path: Path, figures: list[Path]) -> Path:
                   + (f" (top {m.score.topk:g})" if m.score.kind == "topk_mean" else "")),
         ("threshold", f"{t:.6g}"),
         ("method", m.threshold.method),
-        ("normal flagged at this threshold", f"{int(np.sum(data.normal_scores > t))} of {len(data.normal_scores)}"),
+        ("normal flagged at this threshold", f"{int(np.sum(flagged(data.normal_scores, t)))} of {len(data.normal_scores)}"),
     ]
     head += [(k, v) for k, v in data.sources.items()]
     head += [(f"skipped ({k}, unreadable or truncated)", v) for k, v in data.skipped.items() if v]
@@ -204,10 +283,7 @@ def write_html(data: ReportData, path: Path, figures: list[Path]) -> Path:
         metrics_html,
         _stats_table("Normal", m.normal_scores),
         _stats_table("Anomalous", m.anomalous_scores),
-        _extremes("Normal images scoring highest (possible false alarms)", data.normal_paths, data.normal_scores,
-                  ["good"] * len(data.normal_paths), True, t),
-        _extremes("Anomalous images scoring lowest (possible misses)", data.anomalous_paths, data.anomalous_scores,
-                  data.anomalous_groups, False, t),
+        _worst_sections(data, t),
     ])
     page = (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Calibration report: "
             f"{html.escape(m.model.file)}</title><style>{_STYLE}</style></head><body>\n{body}\n</body></html>\n")

@@ -17,6 +17,15 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
+def flagged(score, threshold: float):
+    """The device's rule, for one score or an array of them: over means strictly above the threshold.
+
+    A score exactly at the threshold passes. Calibration's metrics and report and `edge eval`
+    import this, so every "flagged", "false alarm" and "miss" they print is what the device does.
+    """
+    return np.greater(score, threshold)
+
+
 class PartTriggerConfig(BaseModel):
     """Presence of a part in the ROI: mean absolute difference to a learned empty background.
 
@@ -181,7 +190,7 @@ class Decider:
 
     def frame(self, score: float, payload: Any = None) -> Optional[Decision]:
         """One scored frame (in part mode: a frame with the part in view)."""
-        over = score > self.threshold
+        over = bool(flagged(score, self.threshold))
         self._recent.append(over)
         if self.part_mode:
             return self._part_frame(score, payload, over)
