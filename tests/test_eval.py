@@ -16,6 +16,10 @@ import cv2
 import numpy as np
 import pytest
 
+# `edge eval` is desktop code (scikit-learn, matplotlib): skipped on a device-only install.
+pytest.importorskip("sklearn")
+pytest.importorskip("matplotlib")
+
 from calibration.evaluate import (
     at_threshold,
     evaluate,

@@ -11,6 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+# `edge eval`'s grid is desktop code (scikit-learn, matplotlib): skipped on a device-only install.
+pytest.importorskip("sklearn")
+pytest.importorskip("matplotlib")
+
 from calibration.evaluate import EvalResult, load_eval_set, outcome, worst_grid_figure, write_worst_grid
 from edge.decide import Decider
 

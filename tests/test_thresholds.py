@@ -5,6 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+# Threshold search and metrics are desktop code (scikit-learn): skipped on a device-only install.
+pytest.importorskip("sklearn")
+
 from calibration.metrics import detection_metrics, false_alarm_rate, score_stats
 from calibration.thresholds import Method, compute_threshold, parse_method, resolution_note
 from edge.decide import Decider
