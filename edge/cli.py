@@ -6,16 +6,49 @@ function bodies, so `edge run` on a Raspberry Pi never loads it.
 
 from __future__ import annotations
 
+import re
 import sys
 
 import typer
+from typer.core import TyperCommand, TyperGroup
 
 from edge.errors import EdgeError
 
+
+def _plain_params(params: list) -> list:
+    """Help that reads the same on every typer we support: typer 0.29 prints `<bool>` after on/off
+    flags (they take no value: no metavar) and 0.27 `{run_dir}` for arguments (RUN_DIR, as click wrote it)."""
+    for param in params:
+        if getattr(param, "is_flag", False):
+            param.metavar = ""
+        elif param.param_type_name == "argument" and param.metavar is None:
+            param.metavar = param.name.upper()
+    return params
+
+
+def _plain_usage(pieces: list[str]) -> list[str]:
+    return [re.sub(r"\{([^{}]*)\}", r"\1", piece) for piece in pieces]  # typer >= 0.27 braces required arguments
+
+
+class _Command(TyperCommand):
+    def get_params(self, ctx):
+        return _plain_params(super().get_params(ctx))
+
+    def collect_usage_pieces(self, ctx):
+        return _plain_usage(super().collect_usage_pieces(ctx))
+
+
+class _Group(TyperGroup):
+    def get_params(self, ctx):
+        return _plain_params(super().get_params(ctx))
+
+
 app = typer.Typer(
     name="edge",
-    help="Visual inspection on the edge: train an anomaly autoencoder on good parts, quantize it to "
-    "TFLite, calibrate its threshold, and run it beside a conveyor.",
+    cls=_Group,
+    help="Visual inspection on the edge: learn what good parts look like (by default the feature model: "
+    "pretrained EfficientNet-Lite0 features + a Gaussian per grid cell, PaDiM-style; or an autoencoder), "
+    "quantize it to TFLite, calibrate its threshold, and run it beside a conveyor.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -27,6 +60,12 @@ def _register() -> None:
 
     for module in (train, export, calibrate, run, events, demo, eval, bench, info):
         module.register(app)
+    # every command and sub-group gets the plain help above, without each module having to ask for it
+    for group in app.registered_groups:
+        group.cls = _Group
+    for typer_app in (app, *(g.typer_instance for g in app.registered_groups)):
+        for command in typer_app.registered_commands:
+            command.cls = _Command
 
 
 _register()

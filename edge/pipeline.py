@@ -187,6 +187,15 @@ class Pipeline:
         self.decision = decision or DecisionConfig()
         self.decider = Decider(bundle.threshold, self.decision, keep=_keep)
         self.trigger = PartTrigger(self.decision.part_trigger, self.tiler.roi) if self.decision.part_trigger else None
+        self.attach(sinks, snapshots)
+        self.metrics = metrics or Metrics(MetricsConfig(every_seconds=0), log=self.log)
+        self.metrics.threshold = bundle.threshold
+        self.label = getattr(self.detector, "label", "anomaly")
+        self._stop = False
+        self._stopped_by_signal = False
+
+    def attach(self, sinks: list[Sink], snapshots=None) -> None:
+        """Where alerts go; `edge run` attaches them last, so a run that fails to start leaves no outputs."""
         self.sinks = sinks
         # Sinks marked `immediate` (the GPIO reject line) fire as soon as a frame is flagged, before
         # the classifier, the heatmap, the PNG encodes and the other sinks' fsyncs: the part is
@@ -194,11 +203,6 @@ class Pipeline:
         self._immediate = [s for s in sinks if getattr(s, "immediate", False)]
         self._after = [s for s in sinks if not getattr(s, "immediate", False)]
         self.snapshots = snapshots
-        self.metrics = metrics or Metrics(MetricsConfig(every_seconds=0), log=self.log)
-        self.metrics.threshold = bundle.threshold
-        self.label = getattr(self.detector, "label", "anomaly")
-        self._stop = False
-        self._stopped_by_signal = False
 
     def stop(self) -> None:
         """Ask the loop to finish after the current frame (signal handlers call this)."""

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from pathlib import Path
-from typing import Iterable, Literal, Optional
+from typing import Callable, Iterable, Literal, Optional
 
 import numpy as np
 
 from edge.errors import EdgeError
+from edge.messages import Log, Steps
 
 Quantize = Literal["int8", "float16", "dynamic", "float32"]
 QUANTIZE_CHOICES = ("int8", "float16", "dynamic", "float32")
@@ -39,12 +41,14 @@ def with_batch_of_one(model):
     return keras.Model(inputs, outputs, name=model.name)
 
 
-def convert_keras(model, quantize: Quantize, representative: np.ndarray | None = None, fixed_batch: bool = True) -> bytes:
+def convert_keras(model, quantize: Quantize, representative: np.ndarray | None = None, fixed_batch: bool = True,
+                  progress: Optional[Callable[[int], None]] = None) -> bytes:
     """Convert a Keras model whose input is float [0, 1].
 
     int8 is full-integer with uint8 input and output (what an Edge TPU accepts); it needs
     `representative`, uint8 (N, H, W, C) frames from the training images, to set the ranges.
     `fixed_batch` exports with a batch of one, the fast form on a CPU (see with_batch_of_one).
+    `progress(1)` is called per representative frame the converter runs (its slow part).
     """
     import tensorflow as tf
 
@@ -63,13 +67,29 @@ def convert_keras(model, quantize: Quantize, representative: np.ndarray | None =
                 "none were found (keep the training images, or pass --representative DIR)"
             )
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = lambda: _representative(representative)
+        converter.representative_dataset = lambda: _representative(representative, progress)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = tf.uint8
         converter.inference_output_type = tf.uint8
     return converter.convert()
 
 
-def _representative(frames_u8: np.ndarray) -> Iterable[list[np.ndarray]]:
+def _representative(frames_u8: np.ndarray, progress: Optional[Callable[[int], None]] = None
+                    ) -> Iterable[list[np.ndarray]]:
     for frame in frames_u8:
         yield [frame[None].astype(np.float32) / 255.0]
+        if progress is not None:
+            progress(1)
+
+
+def convert_quietly(model, quantize: Quantize, representative: np.ndarray | None = None, log: Optional[Log] = None,
+                    what: str = "int8 ranges") -> bytes:
+    """convert_keras with TensorFlow's native chatter captured and, for int8, the representative
+    frames counted through `log` (edge.messages.Steps: a bar on a terminal, else a line now and then)."""
+    from train.tfenv import native_output_captured
+
+    counting = representative is not None and quantize == "int8" and log is not None
+    # Steps before the capture: its copy of stderr must be the terminal, not the capture file
+    with (Steps(what, len(representative), log) if counting else nullcontext()) as steps:  # type: ignore[arg-type]
+        with native_output_captured():
+            return convert_keras(model, quantize, representative, progress=steps.advance if counting else None)

@@ -20,7 +20,7 @@ from edge.imaging import list_images, load_images
 from edge.messages import Log, to_stderr as _stderr
 from edge.preprocess import Preprocessing, Preprocessor, to_unit_float
 from edge.scoring import ScoreConfig, error_maps, frame_scores
-from export.convert import QUANTIZE_CHOICES, convert_keras, export_target
+from export.convert import QUANTIZE_CHOICES, convert_quietly, export_target
 from train.data import frames_from_files
 from train.runinfo import MODEL_FILE, read_run
 
@@ -163,11 +163,8 @@ def export_run(
     rep = int8_representative(run_dir, run, preprocessing, representative, "a few dozen good images", log) \
         if quantize == "int8" else None
     model = load_keras_run_model(run_dir, "edge train")
-    from train.tfenv import native_output_captured
-
     log(f"converting {run_dir / MODEL_FILE} to TFLite ({quantize}) …")
-    with native_output_captured():
-        flatbuffer = convert_keras(model, quantize, rep)
+    flatbuffer = convert_quietly(model, quantize, rep, log)
 
     target = export_target(run_dir, quantize, out)
     target.write_bytes(flatbuffer)

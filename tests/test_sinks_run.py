@@ -164,8 +164,9 @@ def test_sigterm_stops_cleanly_and_flushes_the_queue(run_bundle, tmp_path):
     assert receiver.ids() == ids  # nothing raised before the stop was left behind
 
 
-def test_required_broker_down_is_one_line_and_exit_2_before_the_source_opens(run_bundle, tmp_path):
-    config = write_config(tmp_path / "edge.yaml", run_bundle, "camera: 7",
+def test_required_broker_down_is_one_line_and_exit_2(run_bundle, frames, tmp_path):
+    # the source opens first (a bad source leaves no outputs behind), so this one must exist
+    config = write_config(tmp_path / "edge.yaml", run_bundle, f"images: {frames}",
                           f"  mqtt: {{host: 127.0.0.1, port: {free_port()}, required: true, connect_timeout_s: 3}}\n")
     proc = run_edge("run", "--config", str(config))
     assert proc.returncode == 2

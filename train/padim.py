@@ -480,23 +480,33 @@ def refit_on_quantized_features(config: PadimConfig, gauss: Gaussians, projectio
     (int8 0.784). benchmarks/results/quality.md has the figures.
     """
     from edge.model import TFLiteModel
-    from export.convert import convert_keras
+    from export.convert import convert_quietly
     from train.data import frames_from_files
-    from train.tfenv import native_output_captured
 
     features_model, _ = build_feature_model(config, gauss, projection)
-    with native_output_captured():
-        scratch.write_bytes(convert_keras(features_model, "int8", representative))
+    scratch.write_bytes(convert_quietly(features_model, "int8", representative, log, "int8 ranges (backbone)"))
     try:
         quantized = TFLiteModel(scratch)
         frames, _ = frames_from_files(files, preprocessing)
         if len(frames) < 2:
             raise EdgeError("int8 refit needs the training images; fewer than 2 can still be read")
-        feats = np.concatenate([quantized.predict(frames[i : i + 1])[0] for i in range(len(frames))])
+        feats = _quantized_features(quantized, frames, log)
     finally:
         scratch.unlink(missing_ok=True)
     log(f"int8: Gaussians refitted on the quantized backbone's features of {len(frames)} training images")
     return fit_gaussians(feats, config.eps)
+
+
+def _quantized_features(quantized, frames: np.ndarray, log: Callable[[str], None]) -> np.ndarray:
+    """The int8 backbone's features of every frame, one invoke each (the model has a batch of one)."""
+    from edge.messages import Steps
+
+    feats = []
+    with Steps("int8 refit (training images)", len(frames), log) as steps:
+        for i in range(len(frames)):
+            feats.append(quantized.predict(frames[i : i + 1])[0])
+            steps.advance()
+    return np.concatenate(feats)
 
 
 def export_padim(
@@ -517,9 +527,9 @@ def export_padim(
     """
     from edge.bundle import ModelCard, write_card
     from edge.scoring import ScoreConfig
-    from export.convert import convert_keras, export_target
+    from export.convert import convert_quietly, export_target
     from train.data import frames_from_files
-    from train.tfenv import import_tensorflow, native_output_captured
+    from train.tfenv import import_tensorflow
 
     config, gauss, projection, run = load_run(run_dir)
     import_tensorflow(threads)
@@ -539,8 +549,7 @@ def export_padim(
             head = refit_on_quantized_features(config, gauss, projection, rep, [f for f in files if f not in trimmed],
                                                preprocessing, target.with_name(".features_int8.tflite"), log)
     model = build_model(config, gauss, projection, head)
-    with native_output_captured():
-        blob = convert_keras(model, quantize, rep)
+    blob = convert_quietly(model, quantize, rep, log, "int8 ranges (whole model)")
     target.write_bytes(blob)
     card = ModelCard(kind="anomaly_map", quantization=quantize, preprocessing=preprocessing,
                      score=ScoreConfig(**run["score"]), source=str(run_dir / "padim.npz"),

@@ -29,7 +29,10 @@ def register(app: typer.Typer) -> None:
         ),
         until: Optional[str] = typer.Option(None, "--until", help="Only events before this time (same forms as --since)."),
         source: Optional[str] = typer.Option(None, "--source", help="Only this source, exactly as shown (camera:0, a video file name)."),
-        min_score: Optional[float] = typer.Option(None, "--min-score", help="Only events scoring at least this much."),
+        min_score: Optional[float] = typer.Option(
+            None, "--min-score", help="Only events scoring at least this much, on the bundle's own score scale: "
+            "compare with the threshold column (the default feature model scores in the tens, e.g. 40).",
+        ),
         label: Optional[str] = typer.Option(None, "--label", help="Only this label (anomaly, or a classifier's class)."),
         limit: int = typer.Option(50, "--limit", "-n", min=0, help="Show at most this many, newest first; 0: all."),
         as_json: bool = typer.Option(False, "--json", help="One JSON object per line (the alert as sinks receive it) instead of a table."),
@@ -40,7 +43,11 @@ def register(app: typer.Typer) -> None:
 
           edge events --db /var/lib/edge-inspect/out/events.db --since 12h
 
-          edge events --min-score 0.05 --source camera:0 --json | jq .snapshot
+          edge events --min-score 40 --source camera:0 --json | jq .snapshot
+
+        Scores are on the scale of the bundle that made them: --min-score is compared with the
+        threshold shown in the table (tens for the default feature model, small fractions for
+        the autoencoders' mean squared error).
         """
         q = EventQuery(
             since=parse_time(since) if since else None,

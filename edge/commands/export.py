@@ -1,4 +1,4 @@
-"""`edge export RUN_DIR`: Keras model of a training run → .tflite (+ its model card).
+"""`edge export RUN_DIR`: the model of a training run → .tflite (+ its model card).
 
 TensorFlow is imported inside the command function only, so the device never loads it.
 """
@@ -18,7 +18,9 @@ QUANTIZE_CHOICES = ("int8", "float16", "dynamic", "float32")
 def register(app: typer.Typer) -> None:
     @app.command("export")
     def export(
-        run_dir: Path = typer.Argument(..., help="Run folder written by `edge train` (holds model.keras and run.json)."),
+        run_dir: Path = typer.Argument(..., help="Run folder written by `edge train`: padim.npz + run.json for the "
+                                     "default feature model, model.keras + run.json for --arch conv/dense/draem and "
+                                     "classifiers."),
         quantize: str = typer.Option(
             "int8", "--quantize", "-q",
             help="int8: full integer, uint8 in and out (smallest; usually fastest on ARM CPUs); float16: "
@@ -26,21 +28,26 @@ def register(app: typer.Typer) -> None:
         ),
         representative: Optional[Path] = typer.Option(
             None, "--representative", "-r",
-            help="Folder of good images to set int8 ranges (default: the run's training images, up to 200).",
+            help="Folder of good images to set int8 ranges (default: the run's training images, up to 200). "
+            "The feature model and --arch draem always use their training images plus synthetic defects.",
         ),
         out: Optional[Path] = typer.Option(
             None, "--out", "-o", help="Output .tflite file or existing folder (default: RUN_DIR/export/model_<quant>.tflite).",
         ),
-        parity: bool = typer.Option(True, "--parity/--no-parity", help="Compare Keras and TFLite on held-back images."),
+        parity: bool = typer.Option(True, "--parity/--no-parity", help="Autoencoder and classifier runs: compare the Keras model and the .tflite on held-back images."),
     ) -> None:
         """Convert a trained model to TFLite and write its card (<model>.json) beside it.
 
-        Prints parity between the Keras model and the .tflite on the run's held-back
-        images, both scored by edge's own code: score correlation (Pearson), max score
-        difference, max reconstruction pixel difference.
+        The default feature model (padim.npz) becomes one .tflite whose output is the anomaly map;
+        with int8 its Gaussians are refitted on the quantized backbone's features (a progress bar,
+        or a line every few seconds in a log, shows the slow passes over the training images).
+
+        Autoencoder runs (model.keras): prints parity between the Keras model and the .tflite on
+        the run's held-back images, both scored by edge's own code: score correlation (Pearson),
+        max score difference, max reconstruction pixel difference.
 
         Progress goes to stderr; the last line on stdout is the .tflite path, for scripts:
-        MODEL=$(edge export runs/ae --quantize int8 | tail -n1)
+        MODEL=$(edge export runs/tile --quantize int8 | tail -n1)
         """
         from edge.errors import EdgeError
 

@@ -45,11 +45,8 @@ def inspect(
     return run_config(config, max_frames=max_frames, quiet=quiet)
 
 
-def run_config(
-    config: RunConfig, max_frames: Optional[int] = None, quiet: bool = False, duration: Optional[float] = None
-) -> RunSummary:
-    """Run the device loop as `config` says, until the source ends, a limit, or SIGINT/SIGTERM."""
-    log = (lambda *a: None) if quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
+def _pipeline(config: RunConfig, log) -> Pipeline:
+    """The bundle, the optional second stage and the pipeline, with no outputs yet: every input checked."""
     if config.bundle is None:
         raise EdgeError("no bundle: give --bundle DIR or `bundle:` in the config file")
     if config.source is None:
@@ -60,33 +57,47 @@ def run_config(
         from edge.second_stage import SecondStage
 
         second = SecondStage(load_bundle(config.classifier), config.threads)
+    return Pipeline(
+        bundle, [], None, config.decision, config.threads,
+        geometry=config.geometry if config.geometry.model_fields_set else None,
+        metrics=Metrics(config.metrics, log=log), log=log, classifier=second,
+    )
+
+
+def _describe(pipeline: Pipeline, source, built, port: Optional[int], config: RunConfig, log) -> None:
+    bundle, second, m = pipeline.bundle, pipeline.second_stage, pipeline.bundle.manifest
     backend, _ = interpreter_backend()
-    # Sinks before the source: a required broker that is down stops us before the camera is opened.
-    built = build_sinks(config.sinks, config.out, config.state_dir)
-    source = None
-    metrics = Metrics(config.metrics, log=log)
+    log(
+        f"edge run: {source.name} with {bundle.path} ({m.model.kind}, {m.model.quantization}, "
+        f"score {m.score.describe()}, threshold {m.threshold.value:.6g} by {m.threshold.method}); "
+        f"interpreter: {backend}"
+    )
+    if second is not None:
+        log(f"second stage: {second.bundle.path} labels alerts {second.label!r} when its probability > "
+            f"{second.threshold:.4g}, else {second.unknown_label!r}")
+    log("alerts to: " + ("; ".join(built.described) if built.described else "nowhere (all sinks off)"))
+    if port is not None:
+        log(f"prometheus metrics on http://{config.metrics.prometheus_host}:{port}/metrics")
+
+
+def run_config(
+    config: RunConfig, max_frames: Optional[int] = None, quiet: bool = False, duration: Optional[float] = None
+) -> RunSummary:
+    """Run the device loop as `config` says, until the source ends, a limit, or SIGINT/SIGTERM."""
+    log = (lambda *a: None) if quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
+    pipeline = _pipeline(config, log)
+    metrics = pipeline.metrics
+    # The source opens before any output is made: a wrong path or a missing camera leaves no OUT/
+    # behind. A required broker that is down is found next, and the source closed again.
+    source = open_source(config=config.source)
+    built = None
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        # The sinks are handed over one by one: the pipeline logs and counts a sink that raises.
-        pipeline = Pipeline(
-            bundle, list(built.group), built.snapshots, config.decision, config.threads,
-            geometry=config.geometry if config.geometry.model_fields_set else None, metrics=metrics, log=log,
-            classifier=second,
-        )
-        source = open_source(config=config.source)
         port = metrics.serve()
-        m = bundle.manifest
-        log(
-            f"edge run: {source.name} with {bundle.path} ({m.model.kind}, {m.model.quantization}, "
-            f"score {m.score.describe()}, threshold {m.threshold.value:.6g} by {m.threshold.method}); "
-            f"interpreter: {backend}"
-        )
-        if second is not None:
-            log(f"second stage: {second.bundle.path} labels alerts {second.label!r} when its probability > "
-                f"{second.threshold:.4g}, else {second.unknown_label!r}")
-        log("alerts to: " + ("; ".join(built.described) if built.described else "nowhere (all sinks off)"))
-        if port is not None:
-            log(f"prometheus metrics on http://{config.metrics.prometheus_host}:{port}/metrics")
+        built = build_sinks(config.sinks, config.out, config.state_dir)
+        # The sinks are handed over one by one: the pipeline logs and counts a sink that raises.
+        pipeline.attach(list(built.group), built.snapshots)
+        _describe(pipeline, source, built, port, config, log)
 
         def _stop(signum, _frame):
             log("stopping (signal received) …")
@@ -97,12 +108,12 @@ def run_config(
         summary = pipeline.run(source, max_frames=max_frames, duration=duration)
     finally:
         try:
-            if source is not None:
-                source.close()
+            source.close()
             metrics.close()
         finally:
             # Flushes files, and gives network sinks a bounded time to deliver what is queued.
-            built.close()
+            if built is not None:
+                built.close()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
     log(

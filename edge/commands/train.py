@@ -14,7 +14,8 @@ from edge.commands._desktop import require_tensorflow
 
 train_app = typer.Typer(
     name="train",
-    help="Train a model on the desktop (needs TensorFlow). Then `edge export RUN_DIR`.",
+    help="Train a model on the desktop (needs TensorFlow): `train autoencoder` (by default the feature model) or "
+    "`train classifier`. Then `edge export RUN_DIR`.",
     no_args_is_help=True,
 )
 

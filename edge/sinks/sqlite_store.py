@@ -148,7 +148,7 @@ class EventQuery:
 def open_readonly(path: str | Path) -> sqlite3.Connection:
     path = Path(path)
     if not path.is_file():
-        raise EdgeError(f"no event store at {path}; `edge run` writes OUT/events.db (give it with --db)")
+        raise EdgeError(f"no event store at {path}: run `edge run` first (it writes OUT/events.db) or pass --db")
     try:
         db = sqlite3.connect(f"file:{path.resolve()}?mode=ro", uri=True, timeout=5)
         db.execute("SELECT 1 FROM events LIMIT 1")
