@@ -53,15 +53,22 @@ def main() -> None:
     out = Path(tempfile.mkdtemp(prefix="edge-gpio-latency-"))
     gpio = TimedGpio(17, pulse_ms=1, pin_factory=MockFactory())
     sinks = [JsonlSink(out / "events.jsonl", fsync=True), SqliteSink(out / "events.db"), gpio]
-    pipeline = TimedPipeline(load_bundle(REPO / "edge" / "demo" / "bundle"), sinks, SnapshotStore(out / "snapshots"),
-                             num_threads=1, log=lambda m: None)
+    pipeline = TimedPipeline(
+        load_bundle(REPO / "edge" / "demo" / "bundle"),
+        sinks,
+        SnapshotStore(out / "snapshots"),
+        num_threads=1,
+        log=lambda m: None,
+    )
     for _ in range(args.runs):
         pipeline.run(open_source(images=str(REPO / "edge" / "demo" / "images")))
     for sink in sinks:
         sink.close()
     q = statistics.quantiles(delays, n=20)
-    print(f"{len(delays)} alerts on {platform.machine()}: GPIO pulse {statistics.median(delays):.2f} ms after the "
-          f"frame was flagged (median), p95 {q[-1]:.2f} ms, max {max(delays):.2f} ms")
+    print(
+        f"{len(delays)} alerts on {platform.machine()}: GPIO pulse {statistics.median(delays):.2f} ms after the "
+        f"frame was flagged (median), p95 {q[-1]:.2f} ms, max {max(delays):.2f} ms"
+    )
 
 
 if __name__ == "__main__":

@@ -75,7 +75,9 @@ def _ab_ratios(ab: Optional[dict], label: str) -> Optional[dict]:
     return out
 
 
-def _targets_table(add, title: str, benches: dict, suffix: str, keras, pipe_rss: dict, rss: float, tf_loaded: bool, ab=None) -> None:
+def _targets_table(
+    add, title: str, benches: dict, suffix: str, keras, pipe_rss: dict, rss: float, tf_loaded: bool, ab=None
+) -> None:
     t = 1
     int8, f32 = benches[f"int8{suffix}"], benches.get(f"float32{suffix}")
     p640 = _pipe(int8, t, "synthetic 640x480")
@@ -125,7 +127,9 @@ def _targets_table(add, title: str, benches: dict, suffix: str, keras, pipe_rss:
             "Frames that raise an alert take longer: see *Alerts* | " + _mark(lat["p99"] <= 50) + " |"
         )
     else:
-        add(f"| p99 <= 50 ms | unpaced frame-to-frame p99 {cyc['p99']:.1f} ms (no camera run for this export) | {_mark(cyc['p99'] <= 50)} |")
+        add(
+            f"| p99 <= 50 ms | unpaced frame-to-frame p99 {cyc['p99']:.1f} ms (no camera run for this export) | {_mark(cyc['p99'] <= 50)} |"
+        )
     k8 = pipe_rss.get(f"int8{suffix}", float("nan"))
     add(
         f"| no TensorFlow in the edge process, < 250 MB RSS | TensorFlow loaded: {'yes' if tf_loaded else 'no'}; peak RSS while the "
@@ -145,8 +149,17 @@ def _targets_table(add, title: str, benches: dict, suffix: str, keras, pipe_rss:
 def write_report(work: Path, results: Path, invocation: str, started: Optional[str]) -> Path:
     benches = {
         q: _load(work, f"bench_{q}.json")
-        for q in ("int8", "float32", "float16", "dynamic", "int8_camera30", "int8_alerts", "int8_tiled",
-                  "int8_free", "float32_free")
+        for q in (
+            "int8",
+            "float32",
+            "float16",
+            "dynamic",
+            "int8_camera30",
+            "int8_alerts",
+            "int8_tiled",
+            "int8_free",
+            "float32_free",
+        )
     }
     ab = _load(work, "prepare_ab.json")
     keras = _load(work, "keras_baseline.json")
@@ -165,7 +178,7 @@ def write_report(work: Path, results: Path, invocation: str, started: Optional[s
     add("# Performance: int8 at camera rate on two cores (issue 6)")
     add("")
     add(
-        f"Measured with `.venv/bin/python benchmarks/run_perf.py`"
+        "Measured with `.venv/bin/python benchmarks/run_perf.py`"
         + (f" (run started {started})" if started else "")
         + "; it runs `edge bench` on each export, commands listed at the end. "
         "Raw numbers: `benchmarks/results/performance.json`; work files in `out/perf/`."
@@ -174,7 +187,9 @@ def write_report(work: Path, results: Path, invocation: str, started: Optional[s
     add(
         f"**Machine:** {mi['cpu']} ({mi['arch']}), {mi['cores_available']} cores, {mi['system']}, a KVM guest. "
         f"Python {v['python']}, {mi['interpreter']} {v.get(mi['interpreter'], '?')}, numpy {v['numpy']}, "
-        f"OpenCV {v['opencv']}" + (f", TensorFlow {keras['tensorflow']}, Keras {keras['keras']} (baseline only)" if keras else "") + "."
+        f"OpenCV {v['opencv']}"
+        + (f", TensorFlow {keras['tensorflow']}, Keras {keras['keras']} (baseline only)" if keras else "")
+        + "."
     )
     loads = [b["load_before"] for b in benches.values() if b and b.get("load_before")]
     load_text = ", ".join(f"{x[0]:.1f}" for x in loads)
@@ -187,7 +202,9 @@ def write_report(work: Path, results: Path, invocation: str, started: Optional[s
         "pool waits for its slowest thread). CPU time per frame, also given, moves much less with the load."
     )
     add("")
-    add(f"Data: {VIDEO_CREDIT}. Synthetic frames: `edge.bench.synthetic_frames` (textured surface, one in eight with a dark blob).")
+    add(
+        f"Data: {VIDEO_CREDIT}. Synthetic frames: `edge.bench.synthetic_frames` (textured surface, one in eight with a dark blob)."
+    )
     add("")
 
     # -- model -------------------------------------------------------------------------------
@@ -226,8 +243,7 @@ def write_report(work: Path, results: Path, invocation: str, started: Optional[s
     inv8 = _run(int8, t)["invoke"]
     rss = max(b["peak_rss_mb"] for b in benches.values() if b)
     pipe_rss = {
-        q: max((p.get("peak_rss_mb") or 0) for r in b["runs"] for p in r["pipelines"])
-        for q, b in benches.items() if b
+        q: max((p.get("peak_rss_mb") or 0) for r in b["runs"] for p in r["pipelines"]) for q, b in benches.items() if b
     }
     tf_loaded = any(b["tensorflow_loaded"] for b in benches.values() if b)
     add("## Targets (2-core x86-64, default autoencoder, 640x480 frames)")
@@ -240,8 +256,15 @@ def write_report(work: Path, results: Path, invocation: str, started: Optional[s
     )
     add("")
     _targets_table(
-        add, "As the code stands: fixed-batch export (the default), model input prepared in the capture thread",
-        benches, "", keras, pipe_rss, rss, tf_loaded, ab,
+        add,
+        "As the code stands: fixed-batch export (the default), model input prepared in the capture thread",
+        benches,
+        "",
+        keras,
+        pipe_rss,
+        rss,
+        tf_loaded,
+        ab,
     )
     add(
         "The end-to-end ratio is met when the capture thread has the second core to itself; with another job on "
@@ -265,7 +288,9 @@ def write_report(work: Path, results: Path, invocation: str, started: Optional[s
             continue
         for run in b["runs"]:
             i = run["invoke"]
-            add(f"| {q} | {run['threads']} | {i['fps']:.1f} | {_ms(i['ms'])} | {i['cpu_ms']:.2f} | {', '.join(f'{x:.1f}' for x in i['fps_repeats'])} |")
+            add(
+                f"| {q} | {run['threads']} | {i['fps']:.1f} | {_ms(i['ms'])} | {i['cpu_ms']:.2f} | {', '.join(f'{x:.1f}' for x in i['fps_repeats'])} |"
+            )
     add("")
     dyn, f32b = benches.get("dynamic"), benches.get("float32")
     add("4 threads on 2 cores oversubscribes the cores (shown for completeness).")
@@ -298,7 +323,9 @@ def write_report(work: Path, results: Path, invocation: str, started: Optional[s
         "and of the whole process (capture thread included: decode and, now, preprocessing)."
     )
     add("")
-    add("| export | threads | source | fps | x invoke (wall) | x invoke (CPU) | CPU ms/frame: loop / process | peak RSS | repeats (fps) |")
+    add(
+        "| export | threads | source | fps | x invoke (wall) | x invoke (CPU) | CPU ms/frame: loop / process | peak RSS | repeats (fps) |"
+    )
     add("|---|---:|---|---:|---:|---:|---:|---:|---|")
     for q in ("int8", "float16", "float32", "dynamic", "int8_free", "float32_free"):
         b = benches.get(q)
@@ -335,7 +362,11 @@ def write_report(work: Path, results: Path, invocation: str, started: Optional[s
         rows.append(camp)
     for p in rows:
         s = p["stages_ms"]
-        add(f"| {p['source']} | " + " | ".join(_ms(s[k]) for k in ("preprocess", "model", "score", "decide", "alert", "cycle", "latency")) + " |")
+        add(
+            f"| {p['source']} | "
+            + " | ".join(_ms(s[k]) for k in ("preprocess", "model", "score", "decide", "alert", "cycle", "latency"))
+            + " |"
+        )
     add("")
 
     # -- camera --------------------------------------------------------------------------------
@@ -352,7 +383,9 @@ def write_report(work: Path, results: Path, invocation: str, started: Optional[s
         add("|---:|---:|---:|---:|---:|")
         for run in cam["runs"]:
             p = run["pipelines"][0]
-            add(f"| {run['threads']} | {p['fps']:.1f} | {p['dropped']} | {_ms(p['stages_ms']['latency'])} | {_ms(p['stages_ms']['model'], ('p50', 'p99'))} |")
+            add(
+                f"| {run['threads']} | {p['fps']:.1f} | {p['dropped']} | {_ms(p['stages_ms']['latency'])} | {_ms(p['stages_ms']['model'], ('p50', 'p99'))} |"
+            )
         add("")
 
     # -- preprocessing in the capture thread ---------------------------------------------------------
@@ -369,7 +402,9 @@ def write_report(work: Path, results: Path, invocation: str, started: Optional[s
             "pipeline each way, interleaved; ratios pair each pipeline run with the interpreter run just before it."
         )
         add("")
-        add("| source | prepared | fps (median) | x invoke, paired repeats | loop CPU ms/frame | process CPU ms/frame | preprocess ms p50 |")
+        add(
+            "| source | prepared | fps (median) | x invoke, paired repeats | loop CPU ms/frame | process CPU ms/frame | preprocess ms p50 |"
+        )
         add("|---|---|---:|---|---:|---:|---:|")
         for label in ab:
             r = _ab_ratios(ab, label)
@@ -379,7 +414,9 @@ def write_report(work: Path, results: Path, invocation: str, started: Optional[s
                     f"({', '.join(f'{x:.2f}' for x in r[where])}) | {r[f'{where}_loop_cpu']:.2f} | "
                     f"{r[f'{where}_process_cpu']:.2f} | {r[f'{where}_preprocess']:.2f} |"
                 )
-            add(f"| {label} | interpreter alone | {r['invoke_fps']:.0f} invokes/s | 1 | {r['invoke_cpu']:.2f} (per invoke) | – | – |")
+            add(
+                f"| {label} | interpreter alone | {r['invoke_fps']:.0f} invokes/s | 1 | {r['invoke_cpu']:.2f} (per invoke) | – | – |"
+            )
         add("")
 
     # -- fixed batch --------------------------------------------------------------------------------
@@ -397,7 +434,9 @@ def write_report(work: Path, results: Path, invocation: str, started: Optional[s
             "Same Keras model, both exports measured in this run:"
         )
         add("")
-        add("| export | threads | free batch: invoke ms p50 (CPU ms) | fixed batch 1: invoke ms p50 (CPU ms) | speedup | end-to-end 640x480 fps, free -> fixed |")
+        add(
+            "| export | threads | free batch: invoke ms p50 (CPU ms) | fixed batch 1: invoke ms p50 (CPU ms) | speedup | end-to-end 640x480 fps, free -> fixed |"
+        )
         add("|---|---:|---:|---:|---:|---:|")
         for q, free, fixed in (("int8", fr8, int8), ("float32", fr32, f32)):
             for run in fixed["runs"]:
@@ -405,7 +444,10 @@ def write_report(work: Path, results: Path, invocation: str, started: Optional[s
                 if a is None:
                     continue
                 ia, ib = a["invoke"], b_["invoke"]
-                pa, pb = _pipe(free, run["threads"], "synthetic 640x480"), _pipe(fixed, run["threads"], "synthetic 640x480")
+                pa, pb = (
+                    _pipe(free, run["threads"], "synthetic 640x480"),
+                    _pipe(fixed, run["threads"], "synthetic 640x480"),
+                )
                 add(
                     f"| {q} | {run['threads']} | {ia['ms']['p50']:.2f} ({ia['cpu_ms']:.2f}) | {ib['ms']['p50']:.2f} ({ib['cpu_ms']:.2f}) | "
                     f"**{ia['ms']['p50'] / ib['ms']['p50']:.1f}x** | {pa['fps']:.0f} -> {pb['fps']:.0f} |"
@@ -434,7 +476,9 @@ def write_report(work: Path, results: Path, invocation: str, started: Optional[s
         add("")
         add("| alerts | fps | alert ms p50 / p95 / p99 | cycle ms p50 / p95 / p99 | latency ms p50 / p95 / p99 |")
         add("|---:|---:|---:|---:|---:|")
-        add(f"| {p['alerts']} of {p['frames']} | {p['fps']:.1f} | {_ms(st['alert'])} | {_ms(st['cycle'])} | {_ms(st['latency'])} |")
+        add(
+            f"| {p['alerts']} of {p['frames']} | {p['fps']:.1f} | {_ms(st['alert'])} | {_ms(st['cycle'])} | {_ms(st['latency'])} |"
+        )
         add("")
         add(
             f"An alert costs {st['alert']['p50']:.0f} ms at the median and {st['alert']['p99']:.0f} ms at p99 on these "
@@ -457,9 +501,13 @@ def write_report(work: Path, results: Path, invocation: str, started: Optional[s
         for run in b["runs"]:
             tl = run.get("tiles")
             if tl and tl.get("speedup") is None:
-                add(f"| {q} | {run['threads']} | {tl['tiles']} | fixed batch 1 | {tl['one_by_one_ms_per_tile']:.2f} | – |")
+                add(
+                    f"| {q} | {run['threads']} | {tl['tiles']} | fixed batch 1 | {tl['one_by_one_ms_per_tile']:.2f} | – |"
+                )
             elif tl:
-                add(f"| {q} | {run['threads']} | {tl['tiles']} | {tl['batched_ms_per_tile']:.2f} | {tl['one_by_one_ms_per_tile']:.2f} | {tl['speedup']:.2f}x |")
+                add(
+                    f"| {q} | {run['threads']} | {tl['tiles']} | {tl['batched_ms_per_tile']:.2f} | {tl['one_by_one_ms_per_tile']:.2f} | {tl['speedup']:.2f}x |"
+                )
     for key, how in (("int8_tiled", "one by one (fixed batch 1)"),):
         tiled = benches.get(key)
         if tiled:
@@ -542,8 +590,8 @@ def write_report(work: Path, results: Path, invocation: str, started: Optional[s
             + (
                 "So both should keep up with a 30 fps camera with this model (the fixed-batch export is what brings "
                 f"a Pi 4 there: the free-batch one was {free_x} per invoke here). "
-                if pi4[1] < 1000 / 30 else
-                "So a Pi 5 should keep up with a 30 fps camera with this model; a Pi 4 is at the edge of it: give "
+                if pi4[1] < 1000 / 30
+                else "So a Pi 5 should keep up with a 30 fps camera with this model; a Pi 4 is at the edge of it: give "
                 "it a smaller input (e.g. 96x96) or rely on the latest-frame mailbox dropping frames. "
             )
             + "Caveats, in both directions: the published Pi 4 was overclocked to 1950 MHz (stock 1.5-1.8 GHz is "
@@ -559,7 +607,9 @@ def write_report(work: Path, results: Path, invocation: str, started: Optional[s
     add("")
     pre = _load(work, "preprocess.json")
     if pre:
-        figures = "; ".join(f"{k}: {v['resize_then_grey_ms']:.2f} -> {v['grey_then_resize_ms']:.2f} ms" for k, v in pre.items())
+        figures = "; ".join(
+            f"{k}: {v['resize_then_grey_ms']:.2f} -> {v['grey_then_resize_ms']:.2f} ms" for k, v in pre.items()
+        )
         add(
             "- `edge.preprocess.Preprocessor.prepare` converts to grey before resizing (a third of the pixels to "
             f"resample; the frame-size grey scratch is reused). CPU per frame, old order -> new: {figures} "

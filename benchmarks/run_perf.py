@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import textwrap
@@ -42,7 +41,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-VIDEO = Path(os.environ.get("EDGE_DATASETS", ROOT.parent / "shared" / "datasets")) / "conveyor-video" / "bottle-detection.mp4"
+VIDEO = (
+    Path(os.environ.get("EDGE_DATASETS", ROOT.parent / "shared" / "datasets"))
+    / "conveyor-video"
+    / "bottle-detection.mp4"
+)
 WORK = ROOT / "out" / "perf"
 RESULTS = ROOT / "benchmarks" / "results"
 QUANTS = ("float32", "float16", "dynamic", "int8")
@@ -114,9 +117,8 @@ def train_default(frames: Path, epochs: int) -> Path:
 
 
 def export_all(run: Path) -> dict[str, Path]:
-    from export.run import export_run
-
     from edge.model import TFLiteModel
+    from export.run import export_run
 
     models = {}
     for q in QUANTS:
@@ -198,7 +200,12 @@ def make_bundles(models: dict[str, Path], sizes: list[tuple[int, int]], frames: 
         # About 1% of the video over it; the synthetic runs measure the no-alert path (alert cost
         # comes from the video run), so it also sits above every synthetic frame.
         threshold = float(max(np.percentile(sv, 99), ss.max() * 1.05))
-        bundle = quick_bundle(path, WORK / "bundles" / q, threshold, method="benchmark: p99 of 120 video frames, above every synthetic frame")
+        bundle = quick_bundle(
+            path,
+            WORK / "bundles" / q,
+            threshold,
+            method="benchmark: p99 of 120 video frames, above every synthetic frame",
+        )
         alerting = float((sv > threshold).mean())
         out[q] = {"bundle": str(bundle.path), "threshold": threshold, "video_alert_fraction": round(alerting, 4)}
         log(f"bundle {q}: threshold {threshold:.5g} ({alerting:.1%} of sampled video frames over it)")
@@ -207,8 +214,17 @@ def make_bundles(models: dict[str, Path], sizes: list[tuple[int, int]], frames: 
             # pipeline run will read (the start of the clip; the --frames of one run).
             head = scores(video_sample(100, last=frames))
             low = float(np.percentile(head, 90))
-            b = quick_bundle(path, WORK / "bundles" / "int8_alerts", low, method=f"benchmark: p90 of the first {frames} video frames (alert path)")
-            out["int8_alerts"] = {"bundle": str(b.path), "threshold": low, "video_alert_fraction": round(float((head > low).mean()), 4)}
+            b = quick_bundle(
+                path,
+                WORK / "bundles" / "int8_alerts",
+                low,
+                method=f"benchmark: p90 of the first {frames} video frames (alert path)",
+            )
+            out["int8_alerts"] = {
+                "bundle": str(b.path),
+                "threshold": low,
+                "video_alert_fraction": round(float((head > low).mean()), 4),
+            }
     return out
 
 
@@ -261,7 +277,10 @@ def prepare_ab(bundle: str, frames: int, repeat: int) -> dict:
     log(f"model input prepared on the loop vs in the capture thread: int8, 1 thread, {frames} frames x {repeat} …")
     result = subprocess.run(
         [sys.executable, "-c", PREPARE_AB, bundle, str(VIDEO), str(frames), str(repeat), str(WORK / "prepare_ab")],
-        capture_output=True, text=True, cwd=ROOT, timeout=3600,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=3600,
     )
     if result.returncode != 0:
         raise SystemExit(f"prepare A/B failed:\n{result.stderr[-3000:]}")
@@ -324,7 +343,10 @@ def keras_baseline(run: Path, frames: int, repeat: int) -> dict:
     log(f"Keras baseline: model.predict per 640x480 frame, {frames} frames x {repeat} …")
     result = subprocess.run(
         [sys.executable, "-c", KERAS_BASELINE, str(run / "model.keras"), str(frames), str(repeat)],
-        capture_output=True, text=True, cwd=ROOT, timeout=3600,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=3600,
     )
     if result.returncode != 0:
         raise SystemExit(f"Keras baseline failed:\n{result.stderr[-3000:]}")
@@ -380,7 +402,10 @@ def reference_invoke(models: dict[str, Path], threads: list[int], repeat: int) -
         for t in threads:
             result = subprocess.run(
                 [sys.executable, "-c", INVOKE_ONLY, str(path), str(t), "50", str(repeat)],
-                capture_output=True, text=True, cwd=ROOT, timeout=1800,
+                capture_output=True,
+                text=True,
+                cwd=ROOT,
+                timeout=1800,
             )
             if result.returncode != 0:
                 raise SystemExit(f"reference invoke failed:\n{result.stderr[-3000:]}")
@@ -443,8 +468,22 @@ def run_suite(args) -> None:
         if only is None or name in only:
             run_edge_bench(name, bundle, bench_args)
 
-    common = ["--video", os.path.relpath(VIDEO, ROOT), "--size", "640x480", "--size", "1280x720", "--threads", "1,2,4",
-              "--frames", n, "--repeat", r, "--tiles", "4"]
+    common = [
+        "--video",
+        os.path.relpath(VIDEO, ROOT),
+        "--size",
+        "640x480",
+        "--size",
+        "1280x720",
+        "--threads",
+        "1,2,4",
+        "--frames",
+        n,
+        "--repeat",
+        r,
+        "--tiles",
+        "4",
+    ]
     edge_bench("int8", bundles["int8"]["bundle"], [*common, "--profile"])
     edge_bench("float32", bundles["float32"]["bundle"], common)
     edge_bench("float16", bundles["float16"]["bundle"], common)
@@ -452,15 +491,36 @@ def run_suite(args) -> None:
     # (~170 ms per invoke: 10 frames were enough); with the fixed batch XNNPACK takes the whole graph.
     edge_bench("dynamic", bundles["dynamic"]["bundle"], common)
     # A camera at 30 fps in latest-frame mode: what the line sees (drops, capture-to-decision latency).
-    edge_bench("int8_camera30", bundles["int8"]["bundle"],
-               ["--size", "640x480", "--rate", "30", "--threads", "1,2", "--frames", n, "--repeat", r, "--tiles", "0"])
+    edge_bench(
+        "int8_camera30",
+        bundles["int8"]["bundle"],
+        ["--size", "640x480", "--rate", "30", "--threads", "1,2", "--frames", n, "--repeat", r, "--tiles", "0"],
+    )
     # The alert path: ~10% of video frames alert (snapshots, events file, SQLite on the loop).
-    edge_bench("int8_alerts", bundles["int8_alerts"]["bundle"],
-               ["--video", os.path.relpath(VIDEO, ROOT), "--threads", "1", "--frames", n, "--repeat", r, "--tiles", "0"])
+    edge_bench(
+        "int8_alerts",
+        bundles["int8_alerts"]["bundle"],
+        ["--video", os.path.relpath(VIDEO, ROOT), "--threads", "1", "--frames", n, "--repeat", r, "--tiles", "0"],
+    )
     # Tiling (edge.tiling): 1280x720 cut into 256x256 tiles, all tiles of a frame in one invoke.
-    edge_bench("int8_tiled", bundles["int8"]["bundle"],
-               ["--size", "1280x720", "--tile", "256x256", "--threads", "1", "--frames", str(max(30, args.frames // 5)),
-                "--repeat", r, "--tiles", "28"])
+    edge_bench(
+        "int8_tiled",
+        bundles["int8"]["bundle"],
+        [
+            "--size",
+            "1280x720",
+            "--tile",
+            "256x256",
+            "--threads",
+            "1",
+            "--frames",
+            str(max(30, args.frames // 5)),
+            "--repeat",
+            r,
+            "--tiles",
+            "28",
+        ],
+    )
     # The old export, free batch dimension: the fixed-batch comparison.
     edge_bench("int8_free", bundles["int8_free"]["bundle"], common)
     edge_bench("float32_free", bundles["float32_free"]["bundle"], common)
@@ -481,7 +541,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3, help="training epochs of the default autoencoder (default 3)")
     parser.add_argument("--quick", action="store_true", help="smoke run: 60 frames, 1 repeat")
     parser.add_argument("--report-only", action="store_true", help="only rewrite the markdown from out/perf/*.json")
-    parser.add_argument("--only", help="comma-separated runs to redo (e.g. int8_alerts,keras); the others' JSON is kept")
+    parser.add_argument(
+        "--only", help="comma-separated runs to redo (e.g. int8_alerts,keras); the others' JSON is kept"
+    )
     args = parser.parse_args()
     if args.quick:
         args.frames, args.repeat = 60, 1
@@ -493,8 +555,14 @@ def main() -> None:
         run_suite(args)
     from benchmarks.perf_report import write_report
 
-    invocation = "benchmarks/run_perf.py" + (" --quick" if args.quick else "") + (
-        "" if args.quick or (args.frames, args.repeat) == (300, 3) else f" --frames {args.frames} --repeat {args.repeat}"
+    invocation = (
+        "benchmarks/run_perf.py"
+        + (" --quick" if args.quick else "")
+        + (
+            ""
+            if args.quick or (args.frames, args.repeat) == (300, 3)
+            else f" --frames {args.frames} --repeat {args.repeat}"
+        )
     )
     path = write_report(WORK, RESULTS, invocation, None)
     log(f"wrote {path}")

@@ -21,6 +21,11 @@ from typing import Callable, Optional
 import cv2
 import numpy as np
 
+from calibration import data as cal_data
+from calibration.metrics import detection_metrics, false_alarm_rate, score_stats
+from calibration.report import ReportData, describe_geometry, write_report
+from calibration.scoring import ScoredImages, kind_spec, score_files, score_frames
+from calibration.thresholds import Method, check_anomalous, compute_threshold, parse_method, resolution_note
 from edge.bundle import (
     MANIFEST,
     Bundle,
@@ -38,12 +43,6 @@ from edge.model import TensorInfo, TFLiteModel
 from edge.preprocess import Preprocessing, Preprocessor
 from edge.scoring import ScoreConfig
 from edge.tiling import FrameScorer, GeometryConfig, Tiler, load_mask
-
-from calibration import data as cal_data
-from calibration.metrics import detection_metrics, false_alarm_rate, score_stats
-from calibration.report import ReportData, describe_geometry, write_report
-from calibration.scoring import ScoredImages, kind_spec, score_files, score_frames
-from calibration.thresholds import Method, check_anomalous, compute_threshold, parse_method, resolution_note
 
 REPORT_DIR = "report"
 MASK_FILE = "mask.png"  # the inspection mask inside the bundle (PNG: lossless, read back bit for bit)
@@ -69,8 +68,12 @@ class _Progress:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
             self._bar = Progress(
-                TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                TimeRemainingColumn(), console=Console(stderr=True), transient=True,
+                TextColumn("[progress.description]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                console=Console(stderr=True),
+                transient=True,
             )
             self._bar.__enter__()
             self._task = self._bar.add_task("scoring", total=self.total)
@@ -152,10 +155,15 @@ def calibrate(
     method = parse_method(method) if isinstance(method, str) else method
     card = read_card(model_path)
     spec = kind_spec(card.kind)
-    overrides = {k: v for k, v in (("kind", score), ("blur_sigma", blur_sigma), ("topk", topk), ("error", error))
-                 if v is not None}
+    overrides = {
+        k: v
+        for k, v in (("kind", score), ("blur_sigma", blur_sigma), ("topk", topk), ("error", error))
+        if v is not None
+    }
     if error is not None and card.kind != "autoencoder":
-        raise EdgeError(f"--error {error} applies to autoencoders (a reconstruction to compare); this model is {card.kind}")
+        raise EdgeError(
+            f"--error {error} applies to autoencoders (a reconstruction to compare); this model is {card.kind}"
+        )
     try:
         score_config = ScoreConfig(**{**card.score.model_dump(), **overrides})
     except ValueError as exc:
@@ -182,11 +190,14 @@ def calibrate(
         def score(files, what, advance):
             return score_files(files, preprocessor, batch_scorer, batch_size, what, advance)
     else:
+
         def score(files, what, advance):
             return score_frames(files, frame_scorer, what, advance)
+
     log(
         f"calibrating {model_path.name} ({card.kind}, {card.quantization}, interpreter {model.backend}) on "
-        f"{len(images.normal)} normal" + (f" + {len(images.anomalous)} anomalous" if images.anomalous else "")
+        f"{len(images.normal)} normal"
+        + (f" + {len(images.anomalous)} anomalous" if images.anomalous else "")
         + f" images, score {score_config.describe()}, method {method}"
     )
     if geometry is not None:
@@ -201,26 +212,33 @@ def calibrate(
     notes = list(images.notes)
     for what, scored in (("normal", normal_scored), ("anomalous", anomalous_scored)):
         if scored.skipped:
-            notes.append(f"skipped {len(scored.skipped)} unreadable or truncated {what} file(s), e.g. {scored.skipped[0]}")
+            notes.append(
+                f"skipped {len(scored.skipped)} unreadable or truncated {what} file(s), e.g. {scored.skipped[0]}"
+            )
     n_normal = len(normal_scored.scores)
     if n_normal < FEW_NORMAL:
         notes.append(f"only {n_normal} normal images: the threshold is rough; calibrate on a few hundred if you can")
     note = resolution_note(method, n_normal)
     if note:
         notes.append(note)
-    threshold = compute_threshold(method, normal_scored.scores, anomalous_scored.scores if anomalous_scored.paths else None)
+    threshold = compute_threshold(
+        method, normal_scored.scores, anomalous_scored.scores if anomalous_scored.paths else None
+    )
     metrics = (
         detection_metrics(normal_scored.scores, anomalous_scored.scores, threshold, anomalous_groups)
-        if anomalous_scored.paths else None
+        if anomalous_scored.paths
+        else None
     )
     flagged = false_alarm_rate(normal_scored.scores, threshold)
     if flagged > MANY_FLAGGED:
         note = f"{flagged:.0%} of the normal images score above the threshold: expect about that many false alarms"
         if metrics is not None and metrics["image_auroc"] < 0.7:
-            note += (f"; the scores barely separate normal from anomalous images (AUROC {metrics['image_auroc']:.2f}): "
-                     "try another --score or a better model")
+            note += (
+                f"; the scores barely separate normal from anomalous images (AUROC {metrics['image_auroc']:.2f}): "
+                "try another --score or a better model"
+            )
         notes.append(note)
-    for n in notes[len(images.notes):]:
+    for n in notes[len(images.notes) :]:
         log(f"note: {n}")
     manifest = Manifest(
         model=ModelInfo(
@@ -298,12 +316,16 @@ def _geometry(preprocessing: Preprocessing, geometry: Optional[GeometryConfig]):
 def _summary(bundle: Bundle, normal_scores: np.ndarray, report: Path, log: Callable[[str], None]) -> None:
     m = bundle.manifest
     t = m.threshold.value
-    log(f"threshold {t:.6g} by {m.threshold.method} (score {m.score.kind}); "
-        f"{false_alarm_rate(normal_scores, t):.2%} of normal images over it")
+    log(
+        f"threshold {t:.6g} by {m.threshold.method} (score {m.score.kind}); "
+        f"{false_alarm_rate(normal_scores, t):.2%} of normal images over it"
+    )
     if m.metrics:
         k = m.metrics
-        log(f"image AUROC {k['image_auroc']:.4f}; at the threshold: precision {k['precision']:.3f}, "
-            f"recall {k['recall']:.3f}, F1 {k['f1']:.3f} (tp {k['tp']}, fp {k['fp']}, tn {k['tn']}, fn {k['fn']})")
+        log(
+            f"image AUROC {k['image_auroc']:.4f}; at the threshold: precision {k['precision']:.3f}, "
+            f"recall {k['recall']:.3f}, F1 {k['f1']:.3f} (tp {k['tp']}, fp {k['fp']}, tn {k['tn']}, fn {k['fn']})"
+        )
     else:
         log("no anomalous images given: no AUROC/F1 (pass --anomalous DIR to measure them)")
     log(f"bundle: {bundle.path} (report: {report})")

@@ -26,4 +26,3 @@ def make_scorer(model: TFLiteModel, card: ModelCard, score: ScoreConfig):
         raise EdgeError(f"model card says kind {card.kind!r}, not classifier")
     detector = ClassifierDetector(model, CamHead.from_extra(card.extra))
     return lambda batch: detector.probabilities(batch)[:, detector.head.positive_index]
-

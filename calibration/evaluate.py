@@ -83,8 +83,10 @@ def load_eval_set(root: str | Path, exclude: Sequence[str] = ()) -> EvalSet:
         raise EdgeError(f"{test} has no defect folders besides good/: nothing to detect")
     unknown = sorted(set(exclude) - set(found_defects))
     if unknown:
-        raise EdgeError(f"--exclude {', '.join(unknown)}: no such defect folder in {test} "
-                        f"(defect types there: {', '.join(found_defects)})")
+        raise EdgeError(
+            f"--exclude {', '.join(unknown)}: no such defect folder in {test} "
+            f"(defect types there: {', '.join(found_defects)})"
+        )
     defects = [d for d in found_defects if d not in exclude]
     if not defects:
         raise EdgeError(f"--exclude leaves no defect type in {test}: nothing to detect")
@@ -173,8 +175,15 @@ def at_threshold(labels: np.ndarray, scores: np.ndarray, threshold: float) -> di
         labels, predicted, average="binary", pos_label=1, zero_division=0
     )
     tn, fp, fn, tp = (int(v) for v in confusion_matrix(labels, predicted, labels=[0, 1]).ravel())
-    return {"precision": float(precision), "recall": float(recall), "f1": float(f1),
-            "tp": tp, "fp": fp, "tn": tn, "fn": fn}
+    return {
+        "precision": float(precision),
+        "recall": float(recall),
+        "f1": float(f1),
+        "tp": tp,
+        "fp": fp,
+        "tn": tn,
+        "fn": fn,
+    }
 
 
 # ---------------------------------------------------------------- running a bundle
@@ -210,11 +219,19 @@ class EvalResult:
 
     def summary(self) -> dict:
         return {
-            "bundle": str(self.bundle), "kind": self.kind, "quantization": self.quantization,
-            "score": self.score, "threshold": self.threshold, "model_bytes": self.model_bytes,
-            "ms_per_image": round(self.ms_per_image, 3), "image_auroc": self.image_auroc,
-            "pixel_auroc": self.pixel_auroc, "at_threshold": self.threshold_metrics,
-            "per_defect": self.per_defect, "images": len(self.files), "skipped": len(self.skipped),
+            "bundle": str(self.bundle),
+            "kind": self.kind,
+            "quantization": self.quantization,
+            "score": self.score,
+            "threshold": self.threshold,
+            "model_bytes": self.model_bytes,
+            "ms_per_image": round(self.ms_per_image, 3),
+            "image_auroc": self.image_auroc,
+            "pixel_auroc": self.pixel_auroc,
+            "at_threshold": self.threshold_metrics,
+            "per_defect": self.per_defect,
+            "images": len(self.files),
+            "skipped": len(self.skipped),
             "recall_at_5pct_fpr": self.recall_at_5pct_fpr,
         }
 
@@ -396,8 +413,9 @@ def worst_grid_figure(result: EvalResult, n: int = 6):
     rows = missed + false_alarms
     maps = result._views.get("maps", [])
     # constrained layout makes room for the suptitle; tight_layout let it overlap the first row
-    fig, axes = plt.subplots(max(1, len(rows)), 3, figsize=(7.5, 2.5 * max(1, len(rows))), squeeze=False,
-                             layout="constrained")
+    fig, axes = plt.subplots(
+        max(1, len(rows)), 3, figsize=(7.5, 2.5 * max(1, len(rows))), squeeze=False, layout="constrained"
+    )
     # one colour scale for every map in the grid, so rows can be compared
     shown_maps = [maps[i] for i in rows if i < len(maps)]
     vmax = float(max(m.max() for m in shown_maps)) if shown_maps else 1.0
@@ -414,8 +432,9 @@ def _draw_row(axes, result: EvalResult, i: int, small_map: Optional[np.ndarray],
     what = outcome(group != GOOD, score, result.threshold)
     sign = ">" if flagged(score, result.threshold) else "≤"  # the comparison the device made
     axes[0].imshow(shown, cmap="gray")
-    axes[0].set_title(f"{what}: {group}/{path.name}\nscore {score:.4g} {sign} threshold {result.threshold:.4g}",
-                      fontsize=7)
+    axes[0].set_title(
+        f"{what}: {group}/{path.name}\nscore {score:.4g} {sign} threshold {result.threshold:.4g}", fontsize=7
+    )
     if small_map is not None and image is not None:
         # back to the image's own aspect ratio, as the map is scored against the mask
         axes[1].imshow(cv2.resize(small_map, (image.shape[1], image.shape[0])), cmap="inferno", vmin=0, vmax=vmax)
@@ -449,12 +468,18 @@ def markdown(results: list[EvalResult], data: EvalSet, command: str = "", title:
     """A results page: one row per bundle, then per-defect image/pixel AUROC and recall."""
     n_good = sum(g == GOOD for g in data.groups)
     lines = [f"# {title}", ""]
-    lines.append(f"Data: `{data.root}` — {n_good} good and {len(data.files) - n_good} defective test images "
-                 f"({', '.join(sorted(set(data.groups) - {GOOD}))}).")
+    lines.append(
+        f"Data: `{data.root}` — {n_good} good and {len(data.files) - n_good} defective test images "
+        f"({', '.join(sorted(set(data.groups) - {GOOD}))})."
+    )
     if command:
         lines += ["", "Command:", "", "```", command, "```"]
-    lines += ["", "| bundle | kind | quant | score | size | ms/image | image AUROC | pixel AUROC | recall @ 5 % FPR | "
-              "F1 @ thr | precision | recall | FP / good |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        "| bundle | kind | quant | score | size | ms/image | image AUROC | pixel AUROC | recall @ 5 % FPR | "
+        "F1 @ thr | precision | recall | FP / good |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in results:
         t = r.threshold_metrics
         lines.append(
@@ -487,11 +512,15 @@ def markdown(results: list[EvalResult], data: EvalSet, command: str = "", title:
     if pngs:
         lines += ["", "Worst misses (lowest-scoring defects, highest-scoring good images):", ""]
         lines += [f"- {r.name}: `{r.worst_png.name}`" for r in pngs]
-    lines += ["", "Image AUROC: test/good vs every defect; pixel AUROC: the anomaly map resized to each "
-              "image's size against ground_truth masks, all test pixels pooled; recall @ 5 % FPR: defective "
-              "images found when at most 5 % of test/good may be flagged (no threshold involved); "
-              "ms/image: model + score, "
-              "batched, on the machine that ran this (shared, so indicative only).", ""]
+    lines += [
+        "",
+        "Image AUROC: test/good vs every defect; pixel AUROC: the anomaly map resized to each "
+        "image's size against ground_truth masks, all test pixels pooled; recall @ 5 % FPR: defective "
+        "images found when at most 5 % of test/good may be flagged (no threshold involved); "
+        "ms/image: model + score, "
+        "batched, on the machine that ran this (shared, so indicative only).",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -521,17 +550,25 @@ def evaluate(
         if progress:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-            with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                          transient=True) as bar:
+            with Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                transient=True,
+            ) as bar:
                 task = bar.add_task(f"eval {name}", total=len(eval_set.files))
-                r = evaluate_bundle(b, eval_set, batch_size, threads, pixel_max_side, worst,
-                                    advance=lambda k: bar.advance(task, k))
+                r = evaluate_bundle(
+                    b, eval_set, batch_size, threads, pixel_max_side, worst, advance=lambda k: bar.advance(task, k)
+                )
         else:
             r = evaluate_bundle(b, eval_set, batch_size, threads, pixel_max_side, worst)
         r.name = name
         results.append(r)
-        log(f"{name}: image AUROC {_f(r.image_auroc)}, pixel AUROC {_f(r.pixel_auroc)}, "
-            f"recall {_f(r.recall_at_5pct_fpr)} at 5 % FPR, F1 {_f(r.threshold_metrics['f1'])} at threshold {r.threshold:.4g}, {r.ms_per_image:.1f} ms/image")
+        log(
+            f"{name}: image AUROC {_f(r.image_auroc)}, pixel AUROC {_f(r.pixel_auroc)}, "
+            f"recall {_f(r.recall_at_5pct_fpr)} at 5 % FPR, F1 {_f(r.threshold_metrics['f1'])} at threshold {r.threshold:.4g}, {r.ms_per_image:.1f} ms/image"
+        )
     report = None
     if out is not None:
         out = Path(out)

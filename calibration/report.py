@@ -66,8 +66,16 @@ def plot_histogram(data: ReportData, path: Path) -> Path:
     bins = np.linspace(lo, hi if hi > lo else lo + 1e-6, 41)
     ax.hist(data.normal_scores, bins=bins, alpha=0.6, color="tab:green", label=f"normal ({len(data.normal_scores)})")
     if data.labelled:
-        ax.hist(data.anomalous_scores, bins=bins, alpha=0.6, color="tab:red", label=f"anomalous ({len(data.anomalous_scores)})")
-    ax.axvline(threshold.value, color="black", linestyle="--", label=f"threshold {threshold.value:.4g} ({threshold.method})")
+        ax.hist(
+            data.anomalous_scores,
+            bins=bins,
+            alpha=0.6,
+            color="tab:red",
+            label=f"anomalous ({len(data.anomalous_scores)})",
+        )
+    ax.axvline(
+        threshold.value, color="black", linestyle="--", label=f"threshold {threshold.value:.4g} ({threshold.method})"
+    )
     ax.set_xlabel(data.score_label)
     ax.set_ylabel("images")
     ax.set_title("Calibration scores")
@@ -132,8 +140,13 @@ def _fmt(v) -> str:
 def _stats_table(name: str, stats: Optional[ScoreStats]) -> str:
     if stats is None:
         return ""
-    pairs = [("count", stats.count), ("mean", _fmt(stats.mean)), ("std", _fmt(stats.std)),
-             ("min", _fmt(stats.min)), ("max", _fmt(stats.max))]
+    pairs = [
+        ("count", stats.count),
+        ("mean", _fmt(stats.mean)),
+        ("std", _fmt(stats.std)),
+        ("min", _fmt(stats.min)),
+        ("max", _fmt(stats.max)),
+    ]
     pairs += [(f"quantile {q}", _fmt(v)) for q, v in stats.quantiles.items()]
     return f"<h2>{html.escape(name)} scores</h2><table>{_rows(pairs)}</table>"
 
@@ -207,8 +220,10 @@ def _worst_table(title: str, items: list[_Shown], threshold: float, scale: Optio
         f"<td>{'yes' if flagged(it.score, threshold) else 'no'}</td></tr>"
         for it in items
     )
-    return (f"<h2>{html.escape(title)}</h2><table><tr><th>image</th><th>anomaly map</th><th>file</th><th>group</th>"
-            f"<th>score</th><th>threshold</th><th>flagged (score &gt; threshold)</th></tr>{rows}</table>")
+    return (
+        f"<h2>{html.escape(title)}</h2><table><tr><th>image</th><th>anomaly map</th><th>file</th><th>group</th>"
+        f"<th>score</th><th>threshold</th><th>flagged (score &gt; threshold)</th></tr>{rows}</table>"
+    )
 
 
 def _worst_sections(data: ReportData, threshold: float) -> str:
@@ -217,10 +232,16 @@ def _worst_sections(data: ReportData, threshold: float) -> str:
     peaks = [it.heat_max for it in normal + anomalous if it.heat is not None]
     # one scale (red = the highest value shown) so a false alarm and a miss can be compared
     scale = max(peaks) if peaks else None
-    return "\n".join([
-        _worst_table("Normal images scoring highest (false alarms, or the nearest to one)", normal, threshold, scale),
-        _worst_table("Anomalous images scoring lowest (misses, or the nearest to one)", anomalous, threshold, scale),
-    ])
+    return "\n".join(
+        [
+            _worst_table(
+                "Normal images scoring highest (false alarms, or the nearest to one)", normal, threshold, scale
+            ),
+            _worst_table(
+                "Anomalous images scoring lowest (misses, or the nearest to one)", anomalous, threshold, scale
+            ),
+        ]
+    )
 
 
 _STYLE = """body{font-family:system-ui,sans-serif;margin:2em;max-width:60em;color:#222}
@@ -237,7 +258,11 @@ def describe_geometry(preprocessing: Preprocessing, geometry: Optional[GeometryC
     if tiling is None:
         parts.append(f"resized to {preprocessing.width}x{preprocessing.height}")
     else:
-        size = f"{tiling.tile[0]}x{tiling.tile[1]}" if tiling.tile else f"{preprocessing.width}x{preprocessing.height} (model size)"
+        size = (
+            f"{tiling.tile[0]}x{tiling.tile[1]}"
+            if tiling.tile
+            else f"{preprocessing.width}x{preprocessing.height} (model size)"
+        )
         parts.append(f"tiles {size}, overlap {tiling.overlap:g}")
     if geometry is not None and geometry.mask is not None:
         parts.append(f"mask {geometry.mask}")
@@ -251,14 +276,24 @@ def write_html(data: ReportData, path: Path, figures: list[Path]) -> Path:
         ("model", f"{m.model.file} ({m.model.kind}, {m.model.quantization})"),
         ("model sha256", m.model.sha256),
         ("input", f"{m.model.input.shape} {m.model.input.dtype}"),
-        ("preprocessing", f"{m.preprocessing.width}x{m.preprocessing.height} {m.preprocessing.color}"
-                          + (f", roi {m.preprocessing.roi}" if m.preprocessing.roi else "")),
+        (
+            "preprocessing",
+            f"{m.preprocessing.width}x{m.preprocessing.height} {m.preprocessing.color}"
+            + (f", roi {m.preprocessing.roi}" if m.preprocessing.roi else ""),
+        ),
         ("frame geometry", describe_geometry(m.preprocessing, m.geometry)),
-        ("score", m.score.kind + (f" (sigma {m.score.blur_sigma:g})" if m.score.kind == "max_blur" else "")
-                  + (f" (top {m.score.topk:g})" if m.score.kind == "topk_mean" else "")),
+        (
+            "score",
+            m.score.kind
+            + (f" (sigma {m.score.blur_sigma:g})" if m.score.kind == "max_blur" else "")
+            + (f" (top {m.score.topk:g})" if m.score.kind == "topk_mean" else ""),
+        ),
         ("threshold", f"{t:.6g}"),
         ("method", m.threshold.method),
-        ("normal flagged at this threshold", f"{int(np.sum(flagged(data.normal_scores, t)))} of {len(data.normal_scores)}"),
+        (
+            "normal flagged at this threshold",
+            f"{int(np.sum(flagged(data.normal_scores, t)))} of {len(data.normal_scores)}",
+        ),
     ]
     head += [(k, v) for k, v in data.sources.items()]
     head += [(f"skipped ({k}, unreadable or truncated)", v) for k, v in data.skipped.items() if v]
@@ -272,21 +307,27 @@ def write_html(data: ReportData, path: Path, figures: list[Path]) -> Path:
                 f"<tr><td>{html.escape(g)}</td><td>{v['count']}</td><td>{v['recall']:.4g}</td><td>{v['image_auroc']:.4g}</td></tr>"
                 for g, v in m.metrics["per_group"].items()
             )
-            metrics_html += ("<h2>Per anomalous folder</h2><table><tr><th>group</th><th>images</th><th>recall</th>"
-                             f"<th>AUROC vs normal</th></tr>{rows}</table>")
+            metrics_html += (
+                "<h2>Per anomalous folder</h2><table><tr><th>group</th><th>images</th><th>recall</th>"
+                f"<th>AUROC vs normal</th></tr>{rows}</table>"
+            )
     notes = "".join(f'<p class="note">note: {html.escape(n)}</p>' for n in data.notes)
-    body = "\n".join([
-        f"<h1>Calibration report: {html.escape(m.model.file)}</h1>",
-        notes,
-        f"<table>{_rows(head)}</table>",
-        "".join(_img(f, f.stem) for f in figures),
-        metrics_html,
-        _stats_table("Normal", m.normal_scores),
-        _stats_table("Anomalous", m.anomalous_scores),
-        _worst_sections(data, t),
-    ])
-    page = (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Calibration report: "
-            f"{html.escape(m.model.file)}</title><style>{_STYLE}</style></head><body>\n{body}\n</body></html>\n")
+    body = "\n".join(
+        [
+            f"<h1>Calibration report: {html.escape(m.model.file)}</h1>",
+            notes,
+            f"<table>{_rows(head)}</table>",
+            "".join(_img(f, f.stem) for f in figures),
+            metrics_html,
+            _stats_table("Normal", m.normal_scores),
+            _stats_table("Anomalous", m.anomalous_scores),
+            _worst_sections(data, t),
+        ]
+    )
+    page = (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>Calibration report: '
+        f"{html.escape(m.model.file)}</title><style>{_STYLE}</style></head><body>\n{body}\n</body></html>\n"
+    )
     path.write_text(page, encoding="utf-8")
     return path
 

@@ -76,7 +76,9 @@ def _anomaly_map_scorer(model: TFLiteModel, card: ModelCard, score: ScoreConfig)
 KINDS: dict[str, KindSpec] = {
     "autoencoder": KindSpec(_autoencoder_scorer, "anomaly score (reconstruction error)", _autoencoder_detector),
     "classifier": KindSpec(_classifier_scorer, "positive-class probability (e.g. crack)", _classifier_detector),
-    "anomaly_map": KindSpec(_anomaly_map_scorer, "anomaly score (max of the feature-distance map)", _anomaly_map_detector),
+    "anomaly_map": KindSpec(
+        _anomaly_map_scorer, "anomaly score (max of the feature-distance map)", _anomaly_map_detector
+    ),
 }
 
 

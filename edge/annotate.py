@@ -6,7 +6,9 @@ import cv2
 import numpy as np
 
 
-def heatmap_overlay(frame: np.ndarray, error_map: np.ndarray, scale: float | None = None, alpha: float = 0.45) -> np.ndarray:
+def heatmap_overlay(
+    frame: np.ndarray, error_map: np.ndarray, scale: float | None = None, alpha: float = 0.45
+) -> np.ndarray:
     """Colour the error map (JET) over the frame, from its median (blue) to `scale` (red; default: map max)."""
     base = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR) if frame.ndim == 2 else frame
     low = float(np.median(error_map))
@@ -52,8 +54,15 @@ def draw_label(out: np.ndarray, texts: list[str]) -> tuple[int, int, int, int]:
     return PAD, PAD, box_w, box_h
 
 
-def annotate(frame: np.ndarray, error_map: np.ndarray, score: float, threshold: float,
-             box: tuple[int, int, int, int] | None, label: str = "anomaly", scale: float | None = None) -> np.ndarray:
+def annotate(
+    frame: np.ndarray,
+    error_map: np.ndarray,
+    score: float,
+    threshold: float,
+    box: tuple[int, int, int, int] | None,
+    label: str = "anomaly",
+    scale: float | None = None,
+) -> np.ndarray:
     out = heatmap_overlay(frame, error_map, scale)
     if box is not None:
         x, y, w, h = box

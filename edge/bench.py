@@ -132,8 +132,17 @@ def _version(dist: str) -> Optional[str]:
 
 def machine_info() -> dict:
     backend, _ = interpreter_backend()
-    versions = {"edge-inspect": __version__, "python": platform.python_version(), "numpy": np.__version__, "opencv": cv2.__version__}
-    dist = {"ai-edge-litert": "ai-edge-litert", "tflite-runtime": "tflite-runtime", "tensorflow.lite": "tensorflow"}.get(backend)
+    versions = {
+        "edge-inspect": __version__,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "opencv": cv2.__version__,
+    }
+    dist = {
+        "ai-edge-litert": "ai-edge-litert",
+        "tflite-runtime": "tflite-runtime",
+        "tensorflow.lite": "tensorflow",
+    }.get(backend)
     if dist:
         versions[backend] = _version(dist) or "?"
     return {
@@ -204,8 +213,12 @@ def quick_bundle(model_path: str | Path, out_dir: str | Path, threshold: float, 
 
     manifest = Manifest(
         model=ModelInfo(
-            file=model_path.name, sha256="", kind=card.kind, quantization=card.quantization,
-            input=spec(model.input), outputs=[spec(o) for o in model.outputs],
+            file=model_path.name,
+            sha256="",
+            kind=card.kind,
+            quantization=card.quantization,
+            input=spec(model.input),
+            outputs=[spec(o) for o in model.outputs],
         ),
         preprocessing=card.preprocessing,
         score=card.score,
@@ -437,7 +450,14 @@ def bench_pipeline(
 
     try:
         pipeline = Pipeline(
-            bundle, list(built.group), built.snapshots, None, threads, geometry=geometry, metrics=metrics, log=quiet,
+            bundle,
+            list(built.group),
+            built.snapshots,
+            None,
+            threads,
+            geometry=geometry,
+            metrics=metrics,
+            log=quiet,
             prepare_in_capture=prepare_in_capture,
         )
         warm = spec.first_frame()
@@ -477,7 +497,9 @@ def bench_pipeline(
     }
 
 
-def profile_pipeline(bundle: Bundle, spec: SourceSpec, threads: int, frames: int, out_dir: Path, geometry=None, top: int = 25) -> str:
+def profile_pipeline(
+    bundle: Bundle, spec: SourceSpec, threads: int, frames: int, out_dir: Path, geometry=None, top: int = 25
+) -> str:
     """One pipeline run under cProfile (main thread: the capture thread's decode is not in it);
     the functions that take the most time, by own time, as text."""
     import cProfile
@@ -561,7 +583,9 @@ def run_bench(bundle: Bundle, config: BenchConfig, out_dir: Optional[Path] = Non
         },
         "config": {"frames": config.frames, "invokes": config.invokes, "tiles": config.tiles, "repeat": config.repeat},
     }
-    raw: dict[int, dict] = {t: {"invoke": [], "tiles": [], "pipelines": [[] for _ in config.sources]} for t in config.threads}
+    raw: dict[int, dict] = {
+        t: {"invoke": [], "tiles": [], "pipelines": [[] for _ in config.sources]} for t in config.threads
+    }
     with tempfile.TemporaryDirectory(prefix="edge-bench-") as scratch:
         out = Path(out_dir) if out_dir is not None else Path(scratch)
         for r in range(config.repeat):
@@ -573,16 +597,24 @@ def run_bench(bundle: Bundle, config: BenchConfig, out_dir: Optional[Path] = Non
                 if config.tiles > 1:
                     tl = bench_tiles(model_path, t, config.tiles, max(5, config.invokes // (4 * config.tiles)))
                     raw[t]["tiles"].append(tl)
-                    batched = "fixed batch 1" if tl["batched_ms_per_tile"] is None else f"batched {tl['batched_ms_per_tile']:.2f} ms/tile"
+                    batched = (
+                        "fixed batch 1"
+                        if tl["batched_ms_per_tile"] is None
+                        else f"batched {tl['batched_ms_per_tile']:.2f} ms/tile"
+                    )
                     say(f"{tag}: {config.tiles} tiles {batched}, one by one {tl['one_by_one_ms_per_tile']:.2f} ms/tile")
                 for i, spec in enumerate(config.sources):
                     p = bench_pipeline(bundle, spec, t, config.frames, out / f"run-{r}-{t}-{i}", config.geometry, log)
                     raw[t]["pipelines"][i].append(p)
-                    say(f"{tag}: pipeline {spec.label}: {p['fps']:.1f} fps, cycle p99 {p['stages_ms']['cycle'].get('p99', float('nan')):.2f} ms")
+                    say(
+                        f"{tag}: pipeline {spec.label}: {p['fps']:.1f} fps, cycle p99 {p['stages_ms']['cycle'].get('p99', float('nan')):.2f} ms"
+                    )
         if config.profile and config.sources:
             t = config.threads[0]
             say(f"profiling one pipeline run: {config.sources[0].label}, {t} thread(s)")
-            result["profile"] = profile_pipeline(bundle, config.sources[0], t, config.frames, out / "profile", config.geometry)
+            result["profile"] = profile_pipeline(
+                bundle, config.sources[0], t, config.frames, out / "profile", config.geometry
+            )
             result["profile_run"] = {"source": config.sources[0].label, "threads": t, "frames": config.frames}
     result["runs"] = [_summarise(t, raw[t]) for t in config.threads]
     result["load_after"] = [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None

@@ -88,8 +88,14 @@ class CamHead:
             )
         stride, offset = extra.get("cam_stride"), extra.get("cam_offset")
         aligned = stride is not None and offset is not None and float(stride) > 0
-        return cls(names, names.index(positive), kernel, bias,
-                   float(stride) if aligned else None, float(offset) if aligned else None)
+        return cls(
+            names,
+            names.index(positive),
+            kernel,
+            bias,
+            float(stride) if aligned else None,
+            float(offset) if aligned else None,
+        )
 
 
 def split_outputs(outputs: Sequence[np.ndarray], n_classes: int) -> tuple[np.ndarray, np.ndarray]:
@@ -119,8 +125,9 @@ def cam_maps(features: np.ndarray, head: CamHead, class_index: int | None = None
     return np.tensordot(features.astype(np.float32, copy=False), w, axes=([3], [0])).astype(np.float32)
 
 
-def upsample(maps: np.ndarray, size_hw: tuple[int, int], stride: Optional[float] = None,
-             offset: Optional[float] = None) -> np.ndarray:
+def upsample(
+    maps: np.ndarray, size_hw: tuple[int, int], stride: Optional[float] = None, offset: Optional[float] = None
+) -> np.ndarray:
     """(N, h, w) -> (N, H, W), bilinear, each cell placed where its receptive field is centred.
 
     With `stride`/`offset` (cell k centred on pixel stride * k + offset) the map is warped into
@@ -135,8 +142,13 @@ def upsample(maps: np.ndarray, size_hw: tuple[int, int], stride: Optional[float]
         else:
             # Inverse map: output pixel x samples cell (x - offset) / stride.
             inverse = np.array([[1.0 / stride, 0.0, -offset / stride], [0.0, 1.0 / stride, -offset / stride]])
-            out[i] = cv2.warpAffine(np.ascontiguousarray(m, np.float32), inverse, (w, h),
-                                    flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
+            out[i] = cv2.warpAffine(
+                np.ascontiguousarray(m, np.float32),
+                inverse,
+                (w, h),
+                flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                borderMode=cv2.BORDER_REPLICATE,
+            )
     return out
 
 

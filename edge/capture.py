@@ -29,7 +29,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from edge.errors import EdgeError
-from edge.messages import Log, to_stderr as _stderr
+from edge.messages import Log
+from edge.messages import to_stderr as _stderr
 
 
 class WatchdogConfig(BaseModel):
@@ -45,7 +46,8 @@ class WatchdogConfig(BaseModel):
     backoff_initial: float = Field(0.5, gt=0, description="seconds before the first reopen attempt")
     backoff_max: float = Field(30.0, gt=0, description="cap of the doubling delay between reopen attempts")
     max_reopens: Optional[int] = Field(
-        None, ge=1,
+        None,
+        ge=1,
         description="end the run cleanly after this many reopen attempts in a row without a frame; None: never give up",
     )
 
@@ -246,10 +248,14 @@ class Capture:
         backend, self._backend = self._backend, None
         assert backend is not None
         if self.live:
-            t = threading.Thread(target=self._supervise, args=(backend,), name=f"edge-watchdog {self.name}", daemon=True)
+            t = threading.Thread(
+                target=self._supervise, args=(backend,), name=f"edge-watchdog {self.name}", daemon=True
+            )
         else:
             self._gen += 1
-            t = threading.Thread(target=self._read, args=(self._gen, backend), name=f"edge-capture {self.name}", daemon=True)
+            t = threading.Thread(
+                target=self._read, args=(self._gen, backend), name=f"edge-capture {self.name}", daemon=True
+            )
         self._threads.append(t)
         t.start()
         return self

@@ -41,7 +41,9 @@ class _Strict(BaseModel):
 
 def _check_env_name(name: Optional[str]) -> Optional[str]:
     if name is not None and not _ENV_NAME.match(name):
-        raise ValueError(f"{name!r} is not an environment variable name (letters, digits, _): name the variable, not the secret")
+        raise ValueError(
+            f"{name!r} is not an environment variable name (letters, digits, _): name the variable, not the secret"
+        )
     return name
 
 
@@ -58,7 +60,9 @@ class SqliteConfig(_Strict):
 
 class SnapshotsConfig(_Strict):
     dir: str = Field("snapshots", description="relative to out")
-    max_count: Optional[int] = Field(10000, ge=1, description="keep the snapshots of at most this many alerts; null: no limit")
+    max_count: Optional[int] = Field(
+        10000, ge=1, description="keep the snapshots of at most this many alerts; null: no limit"
+    )
     max_mb: Optional[float] = Field(2000.0, gt=0, description="keep at most this many MB of snapshots; null: no limit")
     annotated: bool = Field(True, description="also save the frame with the error heatmap and box")
 
@@ -66,7 +70,9 @@ class SnapshotsConfig(_Strict):
 class _Delivery(_Strict):
     """Outbox and retry settings shared by the network sinks."""
 
-    outbox_max: int = Field(10000, ge=1, description="undelivered alerts kept on disk; when full the OLDEST are dropped (logged)")
+    outbox_max: int = Field(
+        10000, ge=1, description="undelivered alerts kept on disk; when full the OLDEST are dropped (logged)"
+    )
     backoff_s: float = Field(1.0, gt=0, description="first retry delay; doubles up to backoff_max_s")
     backoff_max_s: float = Field(60.0, gt=0, description="longest delay between retries")
     close_timeout_s: float = Field(5.0, ge=0, description="at stop, keep delivering for at most this long")
@@ -118,7 +124,9 @@ class MqttConfig(_Delivery):
     keepalive_s: int = Field(30, ge=5, le=65535)
     publish_timeout_s: float = Field(10.0, gt=0, description="wait this long for a PUBACK before retrying")
     connect_timeout_s: float = Field(5.0, gt=0, description="at start, wait this long for the broker")
-    required: bool = Field(False, description="true: an unreachable broker at start stops `edge run`; false: warn and queue")
+    required: bool = Field(
+        False, description="true: an unreachable broker at start stops `edge run`; false: warn and queue"
+    )
     backoff_s: float = Field(0.5, gt=0)
     backoff_max_s: float = Field(30.0, gt=0)
 
@@ -189,7 +197,9 @@ class RunConfig(_Strict):
     def _empty_sections(cls, data):
         # A section whose keys are all commented out (`geometry:` alone) means its defaults.
         if isinstance(data, dict):
-            data = {k: v for k, v in data.items() if not (v is None and k in ("geometry", "decision", "sinks", "metrics"))}
+            data = {
+                k: v for k, v in data.items() if not (v is None and k in ("geometry", "decision", "sinks", "metrics"))
+            }
         return data
 
     @property
@@ -350,7 +360,9 @@ def load_config(path: str | Path) -> RunConfig:
     if root is None or data is None:
         raise EdgeError(f"{where}: the config is empty; see deploy/edge.example.yaml")
     if not isinstance(data, dict):
-        raise EdgeError(f"{where}:{_line(root)}: the config must be a mapping of sections (bundle:, source:, sinks:, ...)")
+        raise EdgeError(
+            f"{where}:{_line(root)}: the config must be a mapping of sections (bundle:, source:, sinks:, ...)"
+        )
     _check_duplicates(root, "", where)
     try:
         config = RunConfig.model_validate(data)

@@ -21,7 +21,9 @@ def upsample_maps(coarse: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
     """(N, h, w[, 1]) → (N, H, W) float32, bilinear."""
     if coarse.ndim == 4:
         if coarse.shape[3] != 1:
-            raise EdgeError(f"an anomaly-map model must output (N, h, w, 1), got {coarse.shape}: not an anomaly_map bundle")
+            raise EdgeError(
+                f"an anomaly-map model must output (N, h, w, 1), got {coarse.shape}: not an anomaly_map bundle"
+            )
         coarse = coarse[..., 0]
     out = np.empty((coarse.shape[0], *hw), np.float32)
     for i, m in enumerate(coarse):

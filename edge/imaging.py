@@ -23,9 +23,7 @@ def list_images(folder: str | Path, recursive: bool = False) -> list[Path]:
     pattern = "**/*" if recursive else "*"
     files = sorted(p for p in folder.glob(pattern) if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
     if not files:
-        raise EdgeError(
-            f"no images in {folder} (expected files ending in {', '.join(IMAGE_EXTENSIONS)})"
-        )
+        raise EdgeError(f"no images in {folder} (expected files ending in {', '.join(IMAGE_EXTENSIONS)})")
     return files
 
 

@@ -65,11 +65,18 @@ class Steps:
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-        bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                       console=Console(file=self._stream), transient=True,
-                       # not rich's own capture of sys.stdout/stderr: it would let through the
-                       # converter's prints that native_output_captured() keeps from the user
-                       redirect_stdout=False, redirect_stderr=False)
+        bar = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=Console(file=self._stream),
+            transient=True,
+            # not rich's own capture of sys.stdout/stderr: it would let through the
+            # converter's prints that native_output_captured() keeps from the user
+            redirect_stdout=False,
+            redirect_stderr=False,
+        )
         self._task = bar.add_task(self.what, total=self.total)
         bar.start()
         return bar

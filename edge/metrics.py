@@ -193,15 +193,23 @@ class _Collector:
         m = self.m
         yield CounterMetricFamily("edge_frames", "Frames inspected", value=m.frames)
         yield CounterMetricFamily("edge_alerts", "Alerts raised", value=m.alerts)
-        yield CounterMetricFamily("edge_dropped_frames", "Frames dropped because the model was busy (latest-frame mode)", value=m.dropped)
+        yield CounterMetricFamily(
+            "edge_dropped_frames", "Frames dropped because the model was busy (latest-frame mode)", value=m.dropped
+        )
         yield CounterMetricFamily("edge_source_reopens", "Times the watchdog reopened the source", value=m.reopens)
         yield CounterMetricFamily("edge_skipped_frames", "Unreadable images skipped", value=m.skipped)
         yield CounterMetricFamily("edge_sink_errors", "Alerts a sink failed to take", value=m.sink_errors)
         yield GaugeMetricFamily("edge_last_score", "Score of the last inspected frame", value=m.last_score)
         yield GaugeMetricFamily("edge_threshold", "Alert threshold of the bundle", value=m.threshold)
         yield GaugeMetricFamily("edge_uptime_seconds", "Seconds since the run started", value=m._clock() - m.started)
-        summary = SummaryMetricFamily("edge_stage_seconds", "Per-stage latency (quantiles over the last frames)", labels=["stage"])
-        quantiles = GaugeMetricFamily("edge_stage_latency_seconds", "Per-stage latency quantile over the last frames", labels=["stage", "quantile"])
+        summary = SummaryMetricFamily(
+            "edge_stage_seconds", "Per-stage latency (quantiles over the last frames)", labels=["stage"]
+        )
+        quantiles = GaugeMetricFamily(
+            "edge_stage_latency_seconds",
+            "Per-stage latency quantile over the last frames",
+            labels=["stage", "quantile"],
+        )
         for stage in STAGES:
             summary.add_metric([stage], count_value=m._n[stage], sum_value=m._sum[stage])
             p = m.percentiles(stage, 0)

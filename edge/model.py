@@ -55,9 +55,7 @@ def interpreter_backend() -> tuple[str, type]:
         except ImportError:
             continue
         return name, module.Interpreter
-    raise EdgeError(
-        "no TFLite interpreter found; install one: pip install 'edge-inspect[edge]' (ai-edge-litert)"
-    )
+    raise EdgeError("no TFLite interpreter found; install one: pip install 'edge-inspect[edge]' (ai-edge-litert)")
 
 
 @dataclass(frozen=True)
@@ -73,8 +71,13 @@ class TensorInfo:
         return self.dtype in ("uint8", "int8") and self.scale > 0
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype,
-                "scale": self.scale, "zero_point": self.zero_point}
+        return {
+            "name": self.name,
+            "shape": list(self.shape),
+            "dtype": self.dtype,
+            "scale": self.scale,
+            "zero_point": self.zero_point,
+        }
 
 
 def _tensor_info(detail: dict) -> TensorInfo:

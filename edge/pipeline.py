@@ -25,7 +25,7 @@ from edge.alert import Alert
 from edge.annotate import annotate
 from edge.bundle import Bundle
 from edge.capture import Frame
-from edge.decide import DecisionConfig, Decider, Decision, PartTrigger
+from edge.decide import Decider, Decision, DecisionConfig, PartTrigger
 from edge.detector import make_detector
 from edge.messages import Log
 from edge.metrics import Metrics, MetricsConfig
@@ -98,7 +98,9 @@ class SnapshotWriter:
             alert.annotated = str(ann_path)
 
 
-def resolve_geometry(bundle: Bundle, override: Optional[GeometryConfig], log: Optional[Log] = None) -> tuple[GeometryConfig, Optional[Path]]:
+def resolve_geometry(
+    bundle: Bundle, override: Optional[GeometryConfig], log: Optional[Log] = None
+) -> tuple[GeometryConfig, Optional[Path]]:
     """The bundle's geometry with run-time settings laid over it, and the folder a mask path is relative to.
 
     Fields set in `override` win. Tiling that differs from the one the threshold was calibrated
@@ -115,13 +117,22 @@ def resolve_geometry(bundle: Bundle, override: Optional[GeometryConfig], log: Op
         base = None  # a mask given at run time is relative to the working directory
     result = GeometryConfig.model_validate(merged)
     calibrated_roi = bundle.manifest.preprocessing.roi
-    if log is not None and "roi" in override.model_fields_set and result.roi is not None and result.roi != calibrated_roi:
+    if (
+        log is not None
+        and "roi" in override.model_fields_set
+        and result.roi is not None
+        and result.roi != calibrated_roi
+    ):
         log(
             f"note: roi {','.join(map(str, result.roi))} replaces the calibrated "
             f"{','.join(map(str, calibrated_roi)) if calibrated_roi else 'whole frame'}; "
             "keep its size (the scale the model sees) or calibrate again"
         )
-    if log is not None and "tiling" in override.model_fields_set and (stored.tiling if stored else None) != result.tiling:
+    if (
+        log is not None
+        and "tiling" in override.model_fields_set
+        and (stored.tiling if stored else None) != result.tiling
+    ):
         calibrated = stored.tiling if stored else None
         log(
             f"warning: tiling {_describe_tiling(result)} differs from the calibrated {_describe_tiling_cfg(calibrated)}; "
@@ -341,8 +352,14 @@ class Pipeline:
         if decision.part is not None:
             extra = {"part": decision.part, "part_frames": decision.part_frames}
         alert = Alert(
-            source=frame.source, frame_index=frame.index, score=decision.score, threshold=threshold,
-            label=self.label, box=box, time=_iso(frame.timestamp), extra=extra,
+            source=frame.source,
+            frame_index=frame.index,
+            score=decision.score,
+            threshold=threshold,
+            label=self.label,
+            box=box,
+            time=_iso(frame.timestamp),
+            extra=extra,
         )
         self._emit(alert, self._immediate)
         drawn, caption = None, self.label
@@ -367,7 +384,9 @@ class Pipeline:
                 sink.emit(alert)
             except Exception as exc:
                 self.metrics.sink_errors += 1
-                self.log(f"sink {getattr(sink, 'name', type(sink).__name__)} failed on alert {alert.id[:8]}: {type(exc).__name__}: {exc}")
+                self.log(
+                    f"sink {getattr(sink, 'name', type(sink).__name__)} failed on alert {alert.id[:8]}: {type(exc).__name__}: {exc}"
+                )
 
     def _second_opinion(self, image, hw, box, extra: dict):
         """Classify the flagged frame (or the tile around the anomaly): (label, map to draw, caption, box).
@@ -384,7 +403,9 @@ class Pipeline:
                 region = tile_around(self.tiler.layout(hw).tiles, self.tiler.roi, box)
             verdict = stage.classify(image, region)
         except Exception as exc:  # noqa: BLE001 - the first stage's alert goes out regardless
-            self.log(f"classifier failed on a flagged frame ({type(exc).__name__}: {exc}); alert kept as {self.label!r}")
+            self.log(
+                f"classifier failed on a flagged frame ({type(exc).__name__}: {exc}); alert kept as {self.label!r}"
+            )
             return self.label, None, self.label, box
         extra["classifier"] = verdict.to_dict()
         if not verdict.positive:

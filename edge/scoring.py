@@ -30,7 +30,8 @@ class ScoreConfig(BaseModel):
     def describe(self) -> str:
         """e.g. "max_blur(sigma=4)", "mean of ssim error": for logs and reports."""
         text = {"max_blur": f"max_blur(sigma={self.blur_sigma:g})", "topk_mean": f"topk_mean({self.topk:g})"}.get(
-            self.kind, self.kind)
+            self.kind, self.kind
+        )
         return text if self.error == "squared" else f"{text} of {self.error} error"
 
 
@@ -45,7 +46,7 @@ def error_maps(inputs_u8: np.ndarray, reconstructions: np.ndarray, error: str = 
 
 
 SSIM_SIGMA = 1.5  # Wang et al. 2004: 11x11 Gaussian window, sigma 1.5
-SSIM_C1, SSIM_C2 = 0.01 ** 2, 0.03 ** 2  # for a dynamic range of 1
+SSIM_C1, SSIM_C2 = 0.01**2, 0.03**2  # for a dynamic range of 1
 
 
 def ssim_error_maps(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -63,7 +64,8 @@ def ssim_error_maps(x: np.ndarray, y: np.ndarray) -> np.ndarray:
             var_b = blur(b * b) - mu_b * mu_b
             cov = blur(a * b) - mu_a * mu_b
             ssim = ((2 * mu_a * mu_b + SSIM_C1) * (2 * cov + SSIM_C2)) / (
-                (mu_a * mu_a + mu_b * mu_b + SSIM_C1) * (var_a + var_b + SSIM_C2))
+                (mu_a * mu_a + mu_b * mu_b + SSIM_C1) * (var_a + var_b + SSIM_C2)
+            )
             out[i] += (1.0 - ssim) / 2.0
     out /= x.shape[3]
     return np.clip(out, 0.0, 1.0, out=out)
@@ -94,7 +96,9 @@ def peak_box(error_map: np.ndarray, frame_hw: tuple[int, int], sigma: float = 2.
     # Half height above the map's typical level: feature-distance maps never reach zero, so
     # half the peak would box most of the frame.
     base = float(np.median(smoothed))
-    mask = (smoothed >= base + 0.5 * (peak - base)).astype(np.uint8) if peak > base else np.zeros_like(smoothed, np.uint8)
+    mask = (
+        (smoothed >= base + 0.5 * (peak - base)).astype(np.uint8) if peak > base else np.zeros_like(smoothed, np.uint8)
+    )
     _, _, _, (px, py) = cv2.minMaxLoc(smoothed)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(mask)
     label = labels[py, px]

@@ -42,7 +42,8 @@ class SourceConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     camera: Optional[Union[int, str]] = Field(
-        None, description="camera index (0) or device path, e.g. /dev/v4l/by-id/usb-...-video-index0 (stable across replugs)"
+        None,
+        description="camera index (0) or device path, e.g. /dev/v4l/by-id/usb-...-video-index0 (stable across replugs)",
     )
     video: Optional[str] = Field(None, description="video file")
     images: Optional[str] = Field(None, description="folder of images, read in name order")
@@ -57,7 +58,9 @@ class SourceConfig(BaseModel):
     width: Optional[int] = Field(None, gt=0, description="requested capture width (cameras)")
     height: Optional[int] = Field(None, gt=0, description="requested capture height (cameras)")
     fps: Optional[float] = Field(None, gt=0, description="requested capture rate (cameras)")
-    fourcc: Optional[str] = Field(None, description="requested pixel format, e.g. MJPG (USB cameras at high resolution)")
+    fourcc: Optional[str] = Field(
+        None, description="requested pixel format, e.g. MJPG (USB cameras at high resolution)"
+    )
     watchdog: WatchdogConfig = Field(default_factory=WatchdogConfig)
 
     @field_validator("fourcc")
@@ -159,7 +162,9 @@ class Picamera2Backend:
             self._cam.configure(self._cam.create_video_configuration(main={"size": size, "format": "RGB888"}))
             self._cam.start()
         except Exception as exc:  # the library raises RuntimeError/IndexError for a missing camera
-            raise EdgeError(f"cannot open Raspberry Pi camera {number} ({exc}); check `rpicam-hello --list-cameras`") from None
+            raise EdgeError(
+                f"cannot open Raspberry Pi camera {number} ({exc}); check `rpicam-hello --list-cameras`"
+            ) from None
 
     def read(self) -> tuple[bool, Optional[np.ndarray]]:
         return True, self._cam.capture_array("main")
@@ -267,8 +272,14 @@ class Source:
             opener = self._default_opener()
         name_of = (lambda b: b.current) if self.kind == "images" else None
         self.capture = Capture(
-            opener, self.name, live=config.live, mode=self.mode, watchdog=config.watchdog,
-            loop=config.loop, log=log, name_of=name_of,
+            opener,
+            self.name,
+            live=config.live,
+            mode=self.mode,
+            watchdog=config.watchdog,
+            loop=config.loop,
+            log=log,
+            name_of=name_of,
         )
 
     def _default_opener(self) -> Callable[[], Backend]:

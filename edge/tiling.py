@@ -28,7 +28,9 @@ class TilingConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     # Tile size in frame pixels; each tile is resized to the model input. None: the model input
     # size itself, i.e. tiles at the camera's native resolution (no down-scaling at all).
-    tile: Optional[tuple[int, int]] = Field(None, description="tile width, height in frame pixels; default: model input size")
+    tile: Optional[tuple[int, int]] = Field(
+        None, description="tile width, height in frame pixels; default: model input size"
+    )
     overlap: float = Field(0.25, ge=0.0, lt=0.9, description="fraction of a tile shared with its neighbour")
 
     @field_validator("tile")
@@ -253,7 +255,9 @@ class Tiler:
 
     def score(self, heat: np.ndarray, config: ScoreConfig, frame_hw: Optional[tuple[int, int]] = None) -> float:
         """The frame score of a stitched map, as the bundle defines it; only mask pixels count."""
-        layout = None if self._mask_image is None else (self._only_layout() if frame_hw is None else self.layout(frame_hw))
+        layout = (
+            None if self._mask_image is None else (self._only_layout() if frame_hw is None else self.layout(frame_hw))
+        )
         if layout is None or layout.mask is None:
             return float(frame_scores(heat[None], config)[0])
         keep = layout.mask
@@ -343,7 +347,9 @@ def parse_tile(text: str) -> Optional[tuple[int, int]]:
         return None
     w, sep, h = text.lower().partition("x")
     if not sep or not w.isdigit() or not h.isdigit() or int(w) <= 0 or int(h) <= 0:
-        raise EdgeError(f"--tile {text!r}: give 'model' (tiles at the model input size) or WxH in frame pixels, e.g. 256x256")
+        raise EdgeError(
+            f"--tile {text!r}: give 'model' (tiles at the model input size) or WxH in frame pixels, e.g. 256x256"
+        )
     return int(w), int(h)
 
 

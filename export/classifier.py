@@ -20,7 +20,8 @@ import numpy as np
 from edge.bundle import ModelCard, write_card
 from edge.cam import CamHead, cam_maps
 from edge.errors import EdgeError
-from edge.messages import Log, to_stderr as _stderr
+from edge.messages import Log
+from edge.messages import to_stderr as _stderr
 from edge.preprocess import Preprocessing, to_unit_float
 from edge.scoring import ScoreConfig
 
@@ -49,7 +50,9 @@ class ClassifierParity:
         )
 
 
-def tflite_predict(model_path: Path, frames_u8: np.ndarray, head: CamHead, batch: int = 32) -> tuple[np.ndarray, np.ndarray]:
+def tflite_predict(
+    model_path: Path, frames_u8: np.ndarray, head: CamHead, batch: int = 32
+) -> tuple[np.ndarray, np.ndarray]:
     """(probabilities, raw contrast CAMs at feature resolution) from a .tflite through edge's code."""
     from edge.cam import split_outputs
     from edge.model import TFLiteModel
@@ -63,7 +66,9 @@ def tflite_predict(model_path: Path, frames_u8: np.ndarray, head: CamHead, batch
     return np.concatenate(probs), np.concatenate(cams)
 
 
-def parity(cam_model, head: CamHead, tflite_path: Path, frames_u8: np.ndarray, labels: np.ndarray, source: str) -> ClassifierParity:
+def parity(
+    cam_model, head: CamHead, tflite_path: Path, frames_u8: np.ndarray, labels: np.ndarray, source: str
+) -> ClassifierParity:
     keras_probs, keras_feats = cam_model.predict(to_unit_float(frames_u8), verbose=0, batch_size=32)
     keras_cams = cam_maps(np.asarray(keras_feats), head)
     lite_probs, lite_cams = tflite_predict(tflite_path, frames_u8, head)
@@ -86,8 +91,11 @@ def held_back(run: dict, preprocessing: Preprocessing, limit: int = MAX_PARITY) 
     """Frames and labels for parity: the run's test files, else validation, else training."""
     from train.data import frames_from_files
 
-    for split, files_key, labels_key in (("test", "test_files", "test_labels"), ("validation", "val_files", "val_labels"),
-                                         ("training", "train_files", "train_labels")):
+    for split, files_key, labels_key in (
+        ("test", "test_files", "test_labels"),
+        ("validation", "val_files", "val_labels"),
+        ("training", "train_files", "train_labels"),
+    ):
         files = run.get(files_key) or []
         if not files:
             continue
@@ -122,12 +130,16 @@ def export_classifier_run(
     preprocessing = Preprocessing.model_validate(run["preprocessing"])
 
     # Both classes: the ranges must cover crack features too, not only clean surface.
-    rep = int8_representative(run_dir, run, preprocessing, representative, "a few dozen images of every class", log) \
-        if quantize == "int8" else None
+    rep = (
+        int8_representative(run_dir, run, preprocessing, representative, "a few dozen images of every class", log)
+        if quantize == "int8"
+        else None
+    )
     model = load_keras_run_model(run_dir, "edge train classifier")
 
     from train.classifier import cam_head, two_output_model
     from train.tfenv import native_output_captured
+
     cam_model = two_output_model(model)
     head = cam_head(model, list(run["class_names"]), run["positive_class"])
     log(f"converting {run_dir / MODEL_FILE} to TFLite ({quantize}) with two outputs: probabilities and feature map …")
@@ -158,6 +170,8 @@ def export_classifier_run(
     log(f"wrote {target} ({target.stat().st_size / 1024:.0f} KiB) and its card {card_file.name}")
     names = list(run["class_names"])
     others = ",".join(n for n in names if n != run["positive_class"])
-    log(f"next: edge calibrate {target} --normal DATA/{others} --anomalous DATA/{run['positive_class']} "
-        "--method f1 --out BUNDLE")
+    log(
+        f"next: edge calibrate {target} --normal DATA/{others} --anomalous DATA/{run['positive_class']} "
+        "--method f1 --out BUNDLE"
+    )
     return target

@@ -41,8 +41,13 @@ def with_batch_of_one(model):
     return keras.Model(inputs, outputs, name=model.name)
 
 
-def convert_keras(model, quantize: Quantize, representative: np.ndarray | None = None, fixed_batch: bool = True,
-                  progress: Optional[Callable[[int], None]] = None) -> bytes:
+def convert_keras(
+    model,
+    quantize: Quantize,
+    representative: np.ndarray | None = None,
+    fixed_batch: bool = True,
+    progress: Optional[Callable[[int], None]] = None,
+) -> bytes:
     """Convert a Keras model whose input is float [0, 1].
 
     int8 is full-integer with uint8 input and output (what an Edge TPU accepts); it needs
@@ -74,22 +79,28 @@ def convert_keras(model, quantize: Quantize, representative: np.ndarray | None =
     return converter.convert()
 
 
-def _representative(frames_u8: np.ndarray, progress: Optional[Callable[[int], None]] = None
-                    ) -> Iterable[list[np.ndarray]]:
+def _representative(
+    frames_u8: np.ndarray, progress: Optional[Callable[[int], None]] = None
+) -> Iterable[list[np.ndarray]]:
     for frame in frames_u8:
         yield [frame[None].astype(np.float32) / 255.0]
         if progress is not None:
             progress(1)
 
 
-def convert_quietly(model, quantize: Quantize, representative: np.ndarray | None = None, log: Optional[Log] = None,
-                    what: str = "int8 ranges") -> bytes:
+def convert_quietly(
+    model,
+    quantize: Quantize,
+    representative: np.ndarray | None = None,
+    log: Optional[Log] = None,
+    what: str = "int8 ranges",
+) -> bytes:
     """convert_keras with TensorFlow's native chatter captured and, for int8, the representative
     frames counted through `log` (edge.messages.Steps: a bar on a terminal, else a line now and then)."""
     from train.tfenv import native_output_captured
 
     counting = representative is not None and quantize == "int8" and log is not None
     # Steps before the capture: its copy of stderr must be the terminal, not the capture file
-    with (Steps(what, len(representative), log) if counting else nullcontext()) as steps:  # type: ignore[arg-type]
+    with Steps(what, len(representative), log) if counting else nullcontext() as steps:  # type: ignore[arg-type]
         with native_output_captured():
             return convert_keras(model, quantize, representative, progress=steps.advance if counting else None)

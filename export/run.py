@@ -17,7 +17,8 @@ import numpy as np
 from edge.bundle import ModelCard, write_card
 from edge.errors import EdgeError
 from edge.imaging import list_images, load_images
-from edge.messages import Log, to_stderr as _stderr
+from edge.messages import Log
+from edge.messages import to_stderr as _stderr
 from edge.preprocess import Preprocessing, Preprocessor, to_unit_float
 from edge.scoring import ScoreConfig, error_maps, frame_scores
 from export.convert import QUANTIZE_CHOICES, convert_quietly, export_target
@@ -51,7 +52,9 @@ class Parity:
         )
 
 
-def parity(keras_model, tflite_path: Path, frames_u8: np.ndarray, score: ScoreConfig, source: str = "validation") -> Parity:
+def parity(
+    keras_model, tflite_path: Path, frames_u8: np.ndarray, score: ScoreConfig, source: str = "validation"
+) -> Parity:
     """Compare a Keras autoencoder and its .tflite on uint8 frames (N, H, W, C)."""
     from edge.model import TFLiteModel
 
@@ -75,8 +78,9 @@ def parity(keras_model, tflite_path: Path, frames_u8: np.ndarray, score: ScoreCo
     )
 
 
-def representative_frames(run: dict, preprocessing: Preprocessing, folder: Optional[str | Path] = None,
-                          limit: int = MAX_REPRESENTATIVE) -> tuple[np.ndarray, str]:
+def representative_frames(
+    run: dict, preprocessing: Preprocessing, folder: Optional[str | Path] = None, limit: int = MAX_REPRESENTATIVE
+) -> tuple[np.ndarray, str]:
     """uint8 frames for int8 calibration: `folder` if given, else the run's training images."""
     if folder is not None:
         files = list_images(folder)
@@ -88,8 +92,9 @@ def representative_frames(run: dict, preprocessing: Preprocessing, folder: Optio
     return frames, f"{len(used)} training images listed in run.json"
 
 
-def int8_representative(run_dir: Path, run: dict, preprocessing: Preprocessing,
-                        representative: Optional[str | Path], what: str, log: Log) -> np.ndarray:
+def int8_representative(
+    run_dir: Path, run: dict, preprocessing: Preprocessing, representative: Optional[str | Path], what: str, log: Log
+) -> np.ndarray:
     """The frames that set int8 ranges; refuse when none can be read (int8 without them is guesswork)."""
     rep, rep_source = representative_frames(run, preprocessing, representative)
     if len(rep) == 0:
@@ -113,7 +118,9 @@ def load_keras_run_model(run_dir: Path, retrain: str):
         with native_output_captured():
             return keras.models.load_model(run_dir / MODEL_FILE, compile=False)
     except Exception as exc:  # a corrupt or foreign file: say which, not a traceback
-        raise EdgeError(f"cannot load {run_dir / MODEL_FILE} ({type(exc).__name__}: {exc}); re-run `{retrain}`") from None
+        raise EdgeError(
+            f"cannot load {run_dir / MODEL_FILE} ({type(exc).__name__}: {exc}); re-run `{retrain}`"
+        ) from None
 
 
 def export_run(
@@ -135,7 +142,9 @@ def export_run(
     if quantize not in QUANTIZE_CHOICES:
         raise EdgeError(f"unknown quantization {quantize!r}; choose one of {', '.join(QUANTIZE_CHOICES)}")
     run_dir = Path(run_dir)
-    if (run_dir / "padim.npz").is_file():  # the default `edge train autoencoder` (features): no model.keras; train/padim.py
+    if (
+        run_dir / "padim.npz"
+    ).is_file():  # the default `edge train autoencoder` (features): no model.keras; train/padim.py
         from train.padim import export_padim
 
         return export_padim(run_dir, quantize, out=out, log=log)
@@ -148,20 +157,26 @@ def export_run(
     if kind == "classifier":  # two outputs + CAM head in the card: see export/classifier.py
         from export.classifier import export_classifier_run
 
-        return export_classifier_run(run_dir, quantize, representative=representative, out=out,
-                                     check_parity=check_parity, log=log)
+        return export_classifier_run(
+            run_dir, quantize, representative=representative, out=out, check_parity=check_parity, log=log
+        )
     if kind == "autoencoder" and run.get("latent_kmeans"):  # `--latent-kmeans K`: see train/latent_kmeans.py
         from train.latent_kmeans import export_latent_kmeans
 
         return export_latent_kmeans(run_dir, quantize, out=out, representative=representative, log=log)
     if kind != "autoencoder":
-        raise EdgeError(f"{run_dir} holds a {kind!r} run; this edge-inspect exports autoencoder, classifier and "
-                        "anomaly_map (edge train autoencoder --arch features|draem) runs")
+        raise EdgeError(
+            f"{run_dir} holds a {kind!r} run; this edge-inspect exports autoencoder, classifier and "
+            "anomaly_map (edge train autoencoder --arch features|draem) runs"
+        )
     preprocessing = Preprocessing.model_validate(run["preprocessing"])
     score = ScoreConfig.model_validate(run.get("score", {}))
 
-    rep = int8_representative(run_dir, run, preprocessing, representative, "a few dozen good images", log) \
-        if quantize == "int8" else None
+    rep = (
+        int8_representative(run_dir, run, preprocessing, representative, "a few dozen good images", log)
+        if quantize == "int8"
+        else None
+    )
     model = load_keras_run_model(run_dir, "edge train")
     log(f"converting {run_dir / MODEL_FILE} to TFLite ({quantize}) …")
     flatbuffer = convert_quietly(model, quantize, rep, log)

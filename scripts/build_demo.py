@@ -52,7 +52,9 @@ def main() -> None:
     parser.add_argument("--model", choices=("features", "autoencoder"), default="features")
     parser.add_argument("--run", type=Path, default=ROOT / "runs" / "demo", help="training run folder (not shipped)")
     parser.add_argument("--stages", default="3,4", help="EfficientNet-Lite0 stages (features model)")
-    parser.add_argument("--size", type=int, default=None, help="model input side (default: 256 features, 64 autoencoder)")
+    parser.add_argument(
+        "--size", type=int, default=None, help="model input side (default: 256 features, 64 autoencoder)"
+    )
     parser.add_argument("--epochs", type=int, default=40, help="autoencoder only")
     parser.add_argument("--score", default="max_blur")
     parser.add_argument("--method", default="f1")
@@ -77,8 +79,13 @@ def main() -> None:
 
         # the shipped demo predates the stride-8 default: a 16x16 map on 120 channels keeps it at 4 MB
         # (the default model is ~18 MB int8); see benchmarks/results/quality.md for what each costs
-        config = PadimConfig(size=args.size or 256, stages=tuple(int(s) for s in args.stages.split(",")),
-                             grid_stride=16, neighbourhood=1, dims=0)
+        config = PadimConfig(
+            size=args.size or 256,
+            stages=tuple(int(s) for s in args.stages.split(",")),
+            grid_stride=16,
+            neighbourhood=1,
+            dims=0,
+        )
         train_padim(args.data, args.run, config)
     elif not args.skip_training:
         from train.autoencoder import train_autoencoder
@@ -102,12 +109,16 @@ def main() -> None:
         "# Demo sample\n\n"
         f"{sum(len(v) for v in sample.values())} images from the magnetic-tile test split "
         f"({', '.join(f'{k}: {len(v)}' for k, v in sample.items())}), file names prefixed with their folder.\n\n"
-        "Huang, Qiu, Yuan: \"Saliency of magnetic tile surface defects\", The Visual Computer 2020 "
+        'Huang, Qiu, Yuan: "Saliency of magnetic tile surface defects", The Visual Computer 2020 '
         "(repository abin24/Magnetic-tile-defect-datasets.). The authors welcome use with citation.\n\n"
         f"Rebuilt by `scripts/build_demo.py --model {args.model}`; the bundle was fitted on train/good and calibrated on the rest of "
         "the test split, never on these images.\n"
     )
-    print(json.dumps({"bundle": str(bundle.path), "threshold": bundle.threshold, "metrics": bundle.manifest.metrics}, indent=2))
+    print(
+        json.dumps(
+            {"bundle": str(bundle.path), "threshold": bundle.threshold, "metrics": bundle.manifest.metrics}, indent=2
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -66,10 +66,16 @@ def main() -> None:
     model.eval()
     rng = np.random.default_rng(0)
     yy, xx = np.mgrid[0:s, 0:s] / s
-    images = np.stack([
-        rng.uniform(0, 1, (s, s, 3)),
-        np.stack([0.5 + 0.4 * np.sin(12 * xx + 5 * yy)] * 3, -1) + rng.normal(0, 0.05, (s, s, 3)),
-    ]).clip(0, 1).astype(np.float32)
+    images = (
+        np.stack(
+            [
+                rng.uniform(0, 1, (s, s, 3)),
+                np.stack([0.5 + 0.4 * np.sin(12 * xx + 5 * yy)] * 3, -1) + rng.normal(0, 0.05, (s, s, 3)),
+            ]
+        )
+        .clip(0, 1)
+        .astype(np.float32)
+    )
     x = torch.from_numpy(images.transpose(0, 3, 1, 2) * 255.0 / 128.0 - 127.0 / 128.0)  # Lite: [-1, 1]
     ref = {"images": images}
     with torch.no_grad():

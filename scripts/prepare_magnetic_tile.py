@@ -46,18 +46,22 @@ def find_classes(src: Path) -> dict[str, list[Path]]:
         raise PrepareError(f"--src {src} is not a folder; pass the root of a clone of {SOURCE_URL}")
     classes = {d.name: sorted((d / "Imgs").glob("*.jpg")) for d in sorted(src.glob("MT_*")) if (d / "Imgs").is_dir()}
     if not classes:
-        raise PrepareError(f"--src {src} has no MT_*/Imgs folders (MT_Free, MT_Blowhole, …); "
-                           f"pass the root of a clone of {SOURCE_URL}")
+        raise PrepareError(
+            f"--src {src} has no MT_*/Imgs folders (MT_Free, MT_Blowhole, …); pass the root of a clone of {SOURCE_URL}"
+        )
     if not classes.get(GOOD_CLASS):
-        raise PrepareError(f"--src {src} has no images in {GOOD_CLASS}/Imgs: the defect-free images are needed for train/good")
+        raise PrepareError(
+            f"--src {src} has no images in {GOOD_CLASS}/Imgs: the defect-free images are needed for train/good"
+        )
     return classes
 
 
 def split_good(images: list[Path], test_good: int, seed: int) -> tuple[list[Path], list[Path]]:
     """(train, test): a seeded random draw of `test_good` images for test, the rest for training."""
     if not 0 <= test_good < len(images):
-        raise PrepareError(f"--test-good {test_good} must be at least 0 and leave training images: "
-                           f"{GOOD_CLASS} has {len(images)}")
+        raise PrepareError(
+            f"--test-good {test_good} must be at least 0 and leave training images: {GOOD_CLASS} has {len(images)}"
+        )
     # Shuffle a sorted list, so the split depends on the seed only, not on directory order.
     drawn = random.Random(seed).sample(sorted(images), len(images))
     return sorted(drawn[test_good:]), sorted(drawn[:test_good])
@@ -105,7 +109,7 @@ def prepare(src: Path, out: Path, test_good: int = 100, seed: int = 0) -> dict[s
             place(image, out / folder / image.name)
         counts[folder] = len(images)
     for name, images in classes.items():
-        defect = name[len("MT_"):].lower()
+        defect = name[len("MT_") :].lower()
         masks = 0
         for image in images:
             place(image, out / "test" / defect / image.name)
@@ -124,8 +128,10 @@ def summary(out: Path, counts: dict[str, int], seed: int) -> str:
         defect = folder.removeprefix("ground_truth/")
         missing = counts[f"test/{defect}"] - masks
         if missing:
-            lines.append(f"  note: {missing} image(s) in test/{defect} have no readable mask: "
-                         "edge eval leaves them out of pixel AUROC")
+            lines.append(
+                f"  note: {missing} image(s) in test/{defect} have no readable mask: "
+                "edge eval leaves them out of pixel AUROC"
+            )
     lines.append(f"next: edge train autoencoder --data {out} --out runs/tile")
     return "\n".join(lines)
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from synthetic import make_mvtec  # tests/ is on sys.path (rootdir conftest, no __init__.py)
 
 # The tiny model every model-using test shares: small enough to train in seconds on 2 cores.
-TINY_AE = dict(size=32, filters=(8, 16), latent=16, epochs=15, batch_size=8, learning_rate=3e-3, val_split=0.1,
-               patience=0, seed=0)
+TINY_AE = dict(
+    size=32, filters=(8, 16), latent=16, epochs=15, batch_size=8, learning_rate=3e-3, val_split=0.1, patience=0, seed=0
+)
 
 
 def _quiet(_message: str) -> None:

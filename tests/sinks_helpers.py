@@ -45,8 +45,14 @@ def free_port() -> int:
 
 
 def make_alert(i: int, **kw) -> Alert:
-    return Alert(source=kw.pop("source", "camera:0"), frame_index=i, score=kw.pop("score", 0.5 + i / 1000),
-                 threshold=kw.pop("threshold", 0.4), box=(1, 2, 3, 4), **kw)
+    return Alert(
+        source=kw.pop("source", "camera:0"),
+        frame_index=i,
+        score=kw.pop("score", 0.5 + i / 1000),
+        threshold=kw.pop("threshold", 0.4),
+        box=(1, 2, 3, 4),
+        **kw,
+    )
 
 
 # --- MQTT -----------------------------------------------------------------------------------
@@ -54,7 +60,11 @@ def make_alert(i: int, **kw) -> Alert:
 
 def mosquitto_binary() -> Optional[str]:
     return shutil.which("mosquitto") or next(
-        (p for p in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto", "/opt/homebrew/sbin/mosquitto") if os.path.exists(p)),
+        (
+            p
+            for p in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto", "/opt/homebrew/sbin/mosquitto")
+            if os.path.exists(p)
+        ),
         None,
     )
 
@@ -91,7 +101,9 @@ class Mosquitto:
         self.proc: Optional[subprocess.Popen] = None
 
     def start(self, timeout: float = 10.0) -> "Mosquitto":
-        self.proc = subprocess.Popen([self.binary, "-c", str(self.conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.proc = subprocess.Popen(
+            [self.binary, "-c", str(self.conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
 
         def accepting() -> bool:
             if self.proc.poll() is not None:

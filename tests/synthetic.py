@@ -36,7 +36,9 @@ def add_defect(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return out
 
 
-def write_images(folder: Path, n: int, seed: int, defective: bool = False, size: int = 64, color: bool = False) -> list[Path]:
+def write_images(
+    folder: Path, n: int, seed: int, defective: bool = False, size: int = 64, color: bool = False
+) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     paths = []
@@ -50,7 +52,9 @@ def write_images(folder: Path, n: int, seed: int, defective: bool = False, size:
     return paths
 
 
-def make_mvtec(root: Path, n_train: int = 60, n_test_good: int = 10, n_test_bad: int = 10, size: int = 64, seed: int = 0) -> Path:
+def make_mvtec(
+    root: Path, n_train: int = 60, n_test_good: int = 10, n_test_bad: int = 10, size: int = 64, seed: int = 0
+) -> Path:
     """A tiny data set in MVTec AD layout: train/good, test/good, test/defect, ground_truth/defect."""
     write_images(root / "train" / "good", n_train, seed, size=size)
     write_images(root / "test" / "good", n_test_good, seed + 1, size=size)
@@ -66,7 +70,9 @@ def make_mvtec(root: Path, n_train: int = 60, n_test_good: int = 10, n_test_bad:
     return root
 
 
-def write_video(path: Path, n_frames: int, defective_frames: set[int], size: int = 64, fps: float = 10.0, seed: int = 0) -> Path:
+def write_video(
+    path: Path, n_frames: int, defective_frames: set[int], size: int = 64, fps: float = 10.0, seed: int = 0
+) -> Path:
     """An MJPG .avi of good frames, with a defect drawn on the listed frame indices."""
     rng = np.random.default_rng(seed)
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (size, size), True)
@@ -94,7 +100,9 @@ def crack_image(rng: np.random.Generator, size: int = 32, crack: bool = False) -
         half = size / 4
         dx, dy = half * np.cos(angle), half * np.sin(angle)
         kink = rng.uniform(-size / 16, size / 16, 2)
-        points = np.array([(cx - dx, cy - dy), (cx + kink[0], cy + kink[1]), (cx + dx, cy + dy)]).round().astype(np.int32)
+        points = (
+            np.array([(cx - dx, cy - dy), (cx + kink[0], cy + kink[1]), (cx + dx, cy + dy)]).round().astype(np.int32)
+        )
         cv2.polylines(grey, [points], False, int(rng.integers(20, 50)), thickness=max(2, size // 16))
     return cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR), points
 

@@ -27,8 +27,20 @@ from edge.scoring import ScoreConfig
 pytest.importorskip("tensorflow")
 
 REPO = Path(__file__).resolve().parent.parent
-DENSE = dict(size=32, arch="dense", units=(64,), latent=8, epochs=15, batch_size=8, learning_rate=3e-3,
-             patience=0, seed=0, threads=2, progress=False, log=lambda _m: None)
+DENSE = dict(
+    size=32,
+    arch="dense",
+    units=(64,),
+    latent=8,
+    epochs=15,
+    batch_size=8,
+    learning_rate=3e-3,
+    patience=0,
+    seed=0,
+    threads=2,
+    progress=False,
+    log=lambda _m: None,
+)
 
 
 def _frames(folder: Path, size: int = 32) -> np.ndarray:
@@ -114,8 +126,16 @@ def test_latent_kmeans_bundle_calibrates_and_runs_through_make_detector(kmeans_r
     from calibration.calibrate import calibrate
 
     _, model = kmeans_run
-    bundle = calibrate(model, synthetic_mvtec, None, "quantile:0.99", tmp_path / "bundle", threads=1,
-                       progress=False, log=lambda _m: None)
+    bundle = calibrate(
+        model,
+        synthetic_mvtec,
+        None,
+        "quantile:0.99",
+        tmp_path / "bundle",
+        threads=1,
+        progress=False,
+        log=lambda _m: None,
+    )
     loaded = load_bundle(bundle.path)
     detector = make_detector(loaded)
     assert isinstance(detector, AnomalyMapDetector)
@@ -127,8 +147,9 @@ def test_latent_kmeans_bundle_calibrates_and_runs_through_make_detector(kmeans_r
 
     from calibration.evaluate import evaluate  # `edge eval` takes it like any anomaly_map bundle
 
-    results, report = evaluate([bundle.path], synthetic_mvtec, tmp_path / "eval", threads=1, progress=False,
-                               log=lambda _m: None)
+    results, report = evaluate(
+        [bundle.path], synthetic_mvtec, tmp_path / "eval", threads=1, progress=False, log=lambda _m: None
+    )
     assert 0.0 <= results[0].image_auroc <= 1.0 and "anomaly_map" in report.read_text()
 
 
@@ -138,9 +159,28 @@ def _edge(*args: str) -> subprocess.CompletedProcess:
 
 def test_cli_dense_latent_kmeans_train_then_export(synthetic_mvtec, tmp_path):
     run = tmp_path / "run"
-    result = _edge("train", "autoencoder", "--data", str(synthetic_mvtec), "--out", str(run), "--arch", "dense",
-                   "--units", "16", "--latent", "4", "--latent-kmeans", "2", "--size", "16", "--epochs", "1",
-                   "--threads", "1")
+    result = _edge(
+        "train",
+        "autoencoder",
+        "--data",
+        str(synthetic_mvtec),
+        "--out",
+        str(run),
+        "--arch",
+        "dense",
+        "--units",
+        "16",
+        "--latent",
+        "4",
+        "--latent-kmeans",
+        "2",
+        "--size",
+        "16",
+        "--epochs",
+        "1",
+        "--threads",
+        "1",
+    )
     assert result.returncode == 0, result.stderr
     assert "latent k-means: 2 centroids" in result.stderr
     result = _edge("export", str(run), "--quantize", "int8")
@@ -150,8 +190,9 @@ def test_cli_dense_latent_kmeans_train_then_export(synthetic_mvtec, tmp_path):
 
 
 def test_cli_refuses_an_unknown_arch_in_one_line(synthetic_mvtec, tmp_path):
-    result = _edge("train", "autoencoder", "--data", str(synthetic_mvtec), "--out", str(tmp_path / "r"),
-                   "--arch", "lstm")
+    result = _edge(
+        "train", "autoencoder", "--data", str(synthetic_mvtec), "--out", str(tmp_path / "r"), "--arch", "lstm"
+    )
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "--arch 'lstm' must be features" in lines[0] and "Traceback" not in result.stderr

@@ -15,11 +15,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from synthetic import write_video
+from test_no_tensorflow import BLOCK_TF  # tensorflow made unimportable in the child
 
 from edge.bundle import load_bundle
-from synthetic import write_video
-
-from test_no_tensorflow import BLOCK_TF  # tensorflow made unimportable in the child
 
 
 def edge_cli(*args: str, block_tf: bool = True, timeout: int = 240) -> subprocess.CompletedProcess:
@@ -53,8 +52,23 @@ def bench_result(bench_bundle, tmp_path_factory) -> dict:
     """One `edge bench` run over a real video and synthetic frames, 1 and 2 threads, JSON on stdout."""
     video = write_video(tmp_path_factory.mktemp("video") / "line.avi", 30, {5, 17}, size=96)
     result = edge_cli(
-        "bench", str(bench_bundle), "--video", str(video), "--size", "160x120",
-        "--threads", "1,2", "--frames", "20", "--invokes", "10", "--tiles", "3", "--profile", "--json", "-",
+        "bench",
+        str(bench_bundle),
+        "--video",
+        str(video),
+        "--size",
+        "160x120",
+        "--threads",
+        "1,2",
+        "--frames",
+        "20",
+        "--invokes",
+        "10",
+        "--tiles",
+        "3",
+        "--profile",
+        "--json",
+        "-",
     )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
@@ -107,7 +121,9 @@ def test_bench_profile_shows_the_interpreter(bench_result):
 
 
 def test_bench_tables_for_people(bench_bundle):
-    result = edge_cli("bench", str(bench_bundle), "--size", "64x48", "--threads", "1", "--frames", "10", "--tiles", "0", "-q")
+    result = edge_cli(
+        "bench", str(bench_bundle), "--size", "64x48", "--threads", "1", "--frames", "10", "--tiles", "0", "-q"
+    )
     assert result.returncode == 0, result.stderr
     out = result.stdout
     for heading in ("interpreter alone", "pipeline throughput", "pipeline latency", "TensorFlow loaded: no"):
@@ -119,8 +135,21 @@ def test_bench_paced_camera_drops_frames_it_cannot_take(bench_bundle, tmp_path):
     # A 1000 fps "camera" outruns any model: latest-frame mode drops and counts, never queues.
     out = tmp_path / "bench.json"
     result = edge_cli(
-        "bench", str(bench_bundle), "--size", "640x480", "--rate", "1000", "--threads", "1",
-        "--frames", "15", "--tiles", "0", "-q", "--json", str(out),
+        "bench",
+        str(bench_bundle),
+        "--size",
+        "640x480",
+        "--rate",
+        "1000",
+        "--threads",
+        "1",
+        "--frames",
+        "15",
+        "--tiles",
+        "0",
+        "-q",
+        "--json",
+        str(out),
     )
     assert result.returncode == 0, result.stderr
     p = json.loads(out.read_text())["runs"][0]["pipelines"][0]

@@ -17,6 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from synthetic import write_images
 
 from calibration import calibrate
 from calibration.scoring import kind_spec
@@ -26,7 +27,6 @@ from edge.detector import make_detector
 from edge.errors import EdgeError
 from edge.imaging import read_image
 from edge.preprocess import Preprocessor
-from synthetic import write_images
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -38,7 +38,10 @@ def _quiet(_message: str) -> None:
 def run_cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "edge", "calibrate", *map(str, args), "--no-progress"],
-        capture_output=True, text=True, cwd=REPO, timeout=300,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
     )
 
 
@@ -74,14 +77,23 @@ def bad_folder(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def mvtec_bundle(int8_model, synthetic_mvtec, tmp_path_factory):
     """Calibrated with --normal MVTEC_ROOT --method f1 (test/good vs test/defect)."""
-    return calibrate(int8_model, synthetic_mvtec, None, "f1", tmp_path_factory.mktemp("b") / "mvtec",
-                     progress=False, log=_quiet)
+    return calibrate(
+        int8_model, synthetic_mvtec, None, "f1", tmp_path_factory.mktemp("b") / "mvtec", progress=False, log=_quiet
+    )
 
 
 @pytest.fixture(scope="session")
 def quantile_bundle(int8_model, good_folder, tmp_path_factory):
-    return calibrate(int8_model, good_folder, None, "quantile:0.9", tmp_path_factory.mktemp("b") / "q",
-                     batch_size=7, progress=False, log=_quiet)
+    return calibrate(
+        int8_model,
+        good_folder,
+        None,
+        "quantile:0.9",
+        tmp_path_factory.mktemp("b") / "q",
+        batch_size=7,
+        progress=False,
+        log=_quiet,
+    )
 
 
 def test_mvtec_root_calibrates_on_test_folders_only(mvtec_bundle, synthetic_mvtec):
@@ -145,7 +157,7 @@ def test_report_files_exist_and_html_embeds_the_images(mvtec_bundle):
         (report / n).read_bytes() for n in ("scores.png", "roc.png")
     )
     assert f"{mvtec_bundle.threshold:.6g}" in page
-    assert "image_auroc" in page and "src=\"http" not in page  # self-contained
+    assert "image_auroc" in page and 'src="http' not in page  # self-contained
     rows = read_csv(mvtec_bundle.path)
     assert len(rows) == 20
     assert {r["label"] for r in rows} == {"normal", "anomalous"}
@@ -170,8 +182,9 @@ def test_threshold_matches_scoring_through_the_device_detector(quantile_bundle, 
 
 
 def test_batch_size_does_not_change_scores(int8_model, good_folder, quantile_bundle, tmp_path):
-    one = calibrate(int8_model, good_folder, None, "quantile:0.9", tmp_path / "b1", batch_size=1,
-                    progress=False, log=_quiet)
+    one = calibrate(
+        int8_model, good_folder, None, "quantile:0.9", tmp_path / "b1", batch_size=1, progress=False, log=_quiet
+    )
     a = [float(r["score"]) for r in read_csv(one.path)]
     b = [float(r["score"]) for r in read_csv(quantile_bundle.path)]
     np.testing.assert_allclose(a, b, rtol=1e-6)
@@ -210,8 +223,17 @@ def test_score_override_and_recalibrating_into_an_existing_bundle(int8_model, go
     first = calibrate(int8_model, good_folder, bad_folder, "fpr:0.05", out, progress=False, log=_quiet)
     assert first.manifest.score.kind == "mean"
     assert first.manifest.metrics["false_positive_rate"] <= 0.05
-    second = calibrate(int8_model, good_folder, None, "quantile:0.95", out, score="max_blur", blur_sigma=1.5,
-                       progress=False, log=_quiet)
+    second = calibrate(
+        int8_model,
+        good_folder,
+        None,
+        "quantile:0.95",
+        out,
+        score="max_blur",
+        blur_sigma=1.5,
+        progress=False,
+        log=_quiet,
+    )
     m = load_bundle(out).manifest
     assert (m.score.kind, m.score.blur_sigma) == ("max_blur", 1.5)
     assert m.threshold.method == "quantile:0.95" and m.metrics is None
@@ -220,8 +242,17 @@ def test_score_override_and_recalibrating_into_an_existing_bundle(int8_model, go
 
 
 def test_ssim_error_is_recorded_and_the_device_scores_with_it(int8_model, good_folder, tmp_path):
-    bundle = calibrate(int8_model, good_folder, None, "quantile:0.9", tmp_path / "b", score="max_blur", error="ssim",
-                       progress=False, log=_quiet)
+    bundle = calibrate(
+        int8_model,
+        good_folder,
+        None,
+        "quantile:0.9",
+        tmp_path / "b",
+        score="max_blur",
+        error="ssim",
+        progress=False,
+        log=_quiet,
+    )
     loaded = load_bundle(bundle.path)
     assert loaded.manifest.score.error == "ssim"
     detector = make_detector(loaded)
@@ -230,8 +261,9 @@ def test_ssim_error_is_recorded_and_the_device_scores_with_it(int8_model, good_f
     device = [float(detector.detect(prep.prepare(read_image(f))[None]).scores[0]) for f in files]
     calibrated = {Path(r["file"]).name: float(r["score"]) for r in read_csv(bundle.path)}
     np.testing.assert_allclose([calibrated[f.name] for f in files], device, rtol=1e-5, atol=1e-9)
-    squared = calibrate(int8_model, good_folder, None, "quantile:0.9", tmp_path / "s", score="max_blur",
-                        progress=False, log=_quiet)
+    squared = calibrate(
+        int8_model, good_folder, None, "quantile:0.9", tmp_path / "s", score="max_blur", progress=False, log=_quiet
+    )
     assert squared.manifest.score.error == "squared" and squared.threshold != bundle.threshold
 
 
@@ -245,8 +277,15 @@ def test_out_folder_holding_something_else_is_refused(int8_model, good_folder, t
 
 def test_training_folder_as_normal_draws_a_note(int8_model, synthetic_mvtec, tmp_path):
     messages = []
-    calibrate(int8_model, synthetic_mvtec / "train" / "good", None, "quantile:0.9", tmp_path / "b",
-              progress=False, log=messages.append)
+    calibrate(
+        int8_model,
+        synthetic_mvtec / "train" / "good",
+        None,
+        "quantile:0.9",
+        tmp_path / "b",
+        progress=False,
+        log=messages.append,
+    )
     assert any("looks like training images" in m for m in messages)
 
 
@@ -260,8 +299,21 @@ def test_unknown_model_kind_is_a_clear_error():
 
 def test_cli_calibrates_and_prints_the_bundle_path_last(int8_model, good_folder, bad_folder, tmp_path):
     out = tmp_path / "bundle"
-    proc = run_cli(int8_model, "--normal", good_folder, "--anomalous", bad_folder, "--method", "f1",
-                   "--out", out, "--batch-size", "16", "--threads", "1")
+    proc = run_cli(
+        int8_model,
+        "--normal",
+        good_folder,
+        "--anomalous",
+        bad_folder,
+        "--method",
+        "f1",
+        "--out",
+        out,
+        "--batch-size",
+        "16",
+        "--threads",
+        "1",
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().splitlines()[-1] == str(out)
     assert "Traceback" not in proc.stderr
@@ -285,20 +337,26 @@ def test_cli_bad_method_is_one_line_and_exit_2(int8_model, good_folder, tmp_path
 
 
 def test_cli_bad_inputs_are_one_line(int8_model, good_folder, tmp_path):
-    assert_one_line_error(run_cli(int8_model, "--normal", tmp_path / "nowhere", "--out", tmp_path / "b"),
-                          "not found")
-    assert_one_line_error(run_cli(int8_model, "--normal", good_folder, "--score", "median", "--out", tmp_path / "b"),
-                          "unknown --score")
-    assert_one_line_error(run_cli(int8_model, "--normal", good_folder, "--error", "abs", "--out", tmp_path / "b"),
-                          "unknown --error")
+    assert_one_line_error(run_cli(int8_model, "--normal", tmp_path / "nowhere", "--out", tmp_path / "b"), "not found")
+    assert_one_line_error(
+        run_cli(int8_model, "--normal", good_folder, "--score", "median", "--out", tmp_path / "b"), "unknown --score"
+    )
+    assert_one_line_error(
+        run_cli(int8_model, "--normal", good_folder, "--error", "abs", "--out", tmp_path / "b"), "unknown --error"
+    )
     bare = tmp_path / "bare.tflite"
     shutil.copyfile(int8_model, bare)  # no card beside it
     assert_one_line_error(run_cli(bare, "--normal", good_folder, "--out", tmp_path / "b"), "bare.json not found")
 
 
 def test_cli_help_explains_the_methods():
-    proc = subprocess.run([sys.executable, "-m", "edge", "calibrate", "--help"], capture_output=True, text=True,
-                          cwd=REPO, env={"COLUMNS": "200", "PATH": ""})
+    proc = subprocess.run(
+        [sys.executable, "-m", "edge", "calibrate", "--help"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={"COLUMNS": "200", "PATH": ""},
+    )
     assert proc.returncode == 0
     text = " ".join(proc.stdout.split())
     for needle in ("quantile:Q", "meanstd:K", "fpr:R", "f1 = F1-optimal", "test/good", "--batch-size"):
@@ -307,7 +365,9 @@ def test_cli_help_explains_the_methods():
 
 def test_a_threshold_flagging_many_normal_images_draws_a_note(int8_model, good_folder, tmp_path):
     messages = []
-    bundle = calibrate(int8_model, good_folder, None, "quantile:0.5", tmp_path / "b", progress=False, log=messages.append)
+    bundle = calibrate(
+        int8_model, good_folder, None, "quantile:0.5", tmp_path / "b", progress=False, log=messages.append
+    )
     rows = read_csv(bundle.path)
     share = np.mean([r["over_threshold"] == "1" for r in rows])
     assert share == 0.5

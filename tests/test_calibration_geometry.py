@@ -22,6 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from synthetic import good_image, write_images
 
 from calibration import calibrate
 from edge.bundle import load_bundle
@@ -30,7 +31,6 @@ from edge.imaging import read_image
 from edge.pipeline import Pipeline
 from edge.sources import open_source
 from edge.tiling import FrameScorer, GeometryConfig, Tiler, geometry_with_options
-from synthetic import good_image, write_images
 
 REPO = Path(__file__).resolve().parent.parent
 W, H, SIDE = 128, 96, 10
@@ -42,8 +42,14 @@ def _quiet(_message: str) -> None:
 
 
 def edge_cli(*args, timeout=300, env=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "edge", *map(str, args)], capture_output=True, text=True,
-                          cwd=REPO, timeout=timeout, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "edge", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=timeout,
+        env=env,
+    )
 
 
 def frame(rng: np.random.Generator, defect: bool, fixture: bool = False) -> np.ndarray:
@@ -112,9 +118,27 @@ def wide(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def tiled_bundle(int8_model, wide, tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
     out = tmp_path_factory.mktemp("tiled") / "bundle"
-    proc = edge_cli("calibrate", int8_model, "--normal", wide / "normal", "--anomalous", wide / "anomalous",
-                    "--method", "f1", "--score", "max_blur", "--tile", "model", "--tile-overlap", "0.25",
-                    "--threads", "1", "--no-progress", "--out", out)
+    proc = edge_cli(
+        "calibrate",
+        int8_model,
+        "--normal",
+        wide / "normal",
+        "--anomalous",
+        wide / "anomalous",
+        "--method",
+        "f1",
+        "--score",
+        "max_blur",
+        "--tile",
+        "model",
+        "--tile-overlap",
+        "0.25",
+        "--threads",
+        "1",
+        "--no-progress",
+        "--out",
+        out,
+    )
     assert proc.returncode == 0, proc.stderr
     return out, proc
 
@@ -145,8 +169,19 @@ def test_edge_run_with_the_tiled_bundle_alone_alerts_on_the_defective_frames_wit
     expected_bad = [i for i, f in enumerate(files) if "_bad_" in f.name]
     assert len(expected_bad) == 4 and expected_bad != list(range(4))
 
-    proc = edge_cli("run", "--bundle", out, "--images", wide / "inspect", "--out", tmp_path / "run",
-                    "--threads", "1", "--metrics-every", "0")
+    proc = edge_cli(
+        "run",
+        "--bundle",
+        out,
+        "--images",
+        wide / "inspect",
+        "--out",
+        tmp_path / "run",
+        "--threads",
+        "1",
+        "--metrics-every",
+        "0",
+    )
     assert proc.returncode == 0, proc.stderr
     assert "warning" not in proc.stderr  # no tiling mismatch: it came from the bundle
     alerts = [json.loads(line) for line in proc.stdout.splitlines()]
@@ -167,7 +202,9 @@ def test_calibration_scores_are_the_device_frame_scorer_scores(tiled_bundle, wid
     """D's recipe, spelled out: FrameScorer(detector, Tiler(preprocessing, geometry, base=bundle))."""
     out, _ = tiled_bundle
     bundle = load_bundle(out)
-    scorer = FrameScorer(make_detector(bundle), Tiler(bundle.manifest.preprocessing, bundle.manifest.geometry, base=out))
+    scorer = FrameScorer(
+        make_detector(bundle), Tiler(bundle.manifest.preprocessing, bundle.manifest.geometry, base=out)
+    )
     calibrated = csv_scores(out)
     files = sorted((wide / "anomalous").glob("*.png"))[:3] + sorted((wide / "normal").glob("*.png"))[:3]
     assert [scorer.score(read_image(f)).score for f in files] == [calibrated[f.name] for f in files]
@@ -180,10 +217,19 @@ def test_batched_path_gives_the_frame_scorer_scores(int8_model, tmp_path):
     folder = tmp_path / "good"
     write_images(folder, 12, seed=303, size=64)
     write_frames(folder, 4, seed=304, defect=True, prefix="wide_")  # other sizes are resized alike
-    batched = calibrate(int8_model, folder, None, "quantile:0.9", tmp_path / "batched", batch_size=8,
-                        progress=False, log=_quiet)
-    framewise = calibrate(int8_model, folder, None, "quantile:0.9", tmp_path / "framewise", progress=False,
-                          log=_quiet, geometry=GeometryConfig())
+    batched = calibrate(
+        int8_model, folder, None, "quantile:0.9", tmp_path / "batched", batch_size=8, progress=False, log=_quiet
+    )
+    framewise = calibrate(
+        int8_model,
+        folder,
+        None,
+        "quantile:0.9",
+        tmp_path / "framewise",
+        progress=False,
+        log=_quiet,
+        geometry=GeometryConfig(),
+    )
     assert batched.manifest.geometry is None and framewise.manifest.geometry is None
     a, b = csv_scores(batched.path), csv_scores(framewise.path)
     assert a.keys() == b.keys() and len(a) == 16
@@ -204,10 +250,24 @@ def test_mask_is_calibrated_in_copied_into_the_bundle_and_used_by_run(int8_model
     cv2.imwrite(str(mask_path), mask)
 
     common = dict(progress=False, log=_quiet, score="max_blur")
-    plain = calibrate(int8_model, data / "normal", data / "anomalous", "f1", tmp_path / "unmasked",
-                      geometry=geometry_with_options(tile="model"), **common)
-    masked = calibrate(int8_model, data / "normal", data / "anomalous", "f1", tmp_path / "masked",
-                       geometry=geometry_with_options(tile="model", mask=str(mask_path)), **common)
+    plain = calibrate(
+        int8_model,
+        data / "normal",
+        data / "anomalous",
+        "f1",
+        tmp_path / "unmasked",
+        geometry=geometry_with_options(tile="model"),
+        **common,
+    )
+    masked = calibrate(
+        int8_model,
+        data / "normal",
+        data / "anomalous",
+        "f1",
+        tmp_path / "masked",
+        geometry=geometry_with_options(tile="model", mask=str(mask_path)),
+        **common,
+    )
     # The clamp drowns the squares unless it is masked out.
     assert masked.manifest.metrics["image_auroc"] == 1.0
     assert masked.manifest.normal_scores.max < plain.manifest.normal_scores.min
@@ -225,8 +285,15 @@ def test_mask_is_calibrated_in_copied_into_the_bundle_and_used_by_run(int8_model
     assert scores == [calibrated[f.name] for f in sorted((data / "anomalous").glob("*.png"))]
 
     # Calibrating again into the bundle without a mask drops it: no stale mask.png.
-    again = calibrate(int8_model, data / "normal", data / "anomalous", "f1", moved,
-                      geometry=geometry_with_options(tile="model"), **common)
+    again = calibrate(
+        int8_model,
+        data / "normal",
+        data / "anomalous",
+        "f1",
+        moved,
+        geometry=geometry_with_options(tile="model"),
+        **common,
+    )
     assert again.manifest.geometry.mask is None and not (Path(moved) / "mask.png").exists()
 
 
@@ -236,8 +303,21 @@ def test_roi_is_the_bundles_preprocessing_roi_and_equals_calibrating_cropped_ima
     cropped.mkdir()
     for f in sorted((wide / "normal").glob("*.png"))[:10]:
         cv2.imwrite(str(cropped / f.name), cv2.imread(str(f), cv2.IMREAD_UNCHANGED)[y : y + h, x : x + w])
-    proc = edge_cli("calibrate", int8_model, "--normal", wide / "normal", "--method", "quantile:0.9",
-                    "--roi", f"{x},{y},{w},{h}", "--threads", "1", "--no-progress", "--out", tmp_path / "roi")
+    proc = edge_cli(
+        "calibrate",
+        int8_model,
+        "--normal",
+        wide / "normal",
+        "--method",
+        "quantile:0.9",
+        "--roi",
+        f"{x},{y},{w},{h}",
+        "--threads",
+        "1",
+        "--no-progress",
+        "--out",
+        tmp_path / "roi",
+    )
     assert proc.returncode == 0, proc.stderr
     bundle = load_bundle(tmp_path / "roi")
     assert bundle.manifest.preprocessing.roi == (x, y, w, h)
@@ -263,11 +343,15 @@ def test_roi_is_the_bundles_preprocessing_roi_and_equals_calibrating_cropped_ima
 def test_bad_geometry_is_one_line_and_exit_2(int8_model, wide, tmp_path, args, message):
     cv2.imwrite(str(tmp_path / "small-mask.png"), np.full((20, 20), 255, np.uint8))
     args = [a.replace("{tmp}", str(tmp_path)) for a in args]
-    proc = edge_cli("calibrate", int8_model, "--normal", wide / "normal", "--no-progress",
-                    "--out", tmp_path / "b", *args)
+    proc = edge_cli(
+        "calibrate", int8_model, "--normal", wide / "normal", "--no-progress", "--out", tmp_path / "b", *args
+    )
     assert proc.returncode == 2, proc.stderr
-    lines = [line for line in proc.stderr.splitlines() if line.strip() and not line.startswith("calibrating ")
-             and not line.startswith("geometry: ")]
+    lines = [
+        line
+        for line in proc.stderr.splitlines()
+        if line.strip() and not line.startswith("calibrating ") and not line.startswith("geometry: ")
+    ]
     assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in proc.stderr, proc.stderr
     assert message in lines[0]
     assert not (tmp_path / "b" / "bundle.json").exists()

@@ -13,10 +13,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from synthetic import crack_image, make_crack_classes
 
 from edge.cam import CamHead, cam_maps, heatmaps, peak_location, split_outputs
 from edge.errors import EdgeError
-from synthetic import crack_image, make_crack_classes
 
 SIZE = 32
 TINY = dict(size=SIZE, filters=(8, 16, 32), epochs=10, patience=10, batch_size=16, val_split=0.25, seed=0, threads=2)
@@ -27,8 +27,13 @@ def _quiet(_message: str) -> None:
 
 
 def _edge(*args: str, env: dict | None = None, timeout: int = 180) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "edge", *args], capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "edge", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def _one_error_line(result: subprocess.CompletedProcess) -> str:
@@ -52,8 +57,9 @@ def classifier_run(crack_data, tmp_path_factory) -> Path:
     pytest.importorskip("tensorflow")
     from train.classifier import ClassifierConfig, train_classifier
 
-    return train_classifier(crack_data, tmp_path_factory.mktemp("runs") / "cls", ClassifierConfig(**TINY),
-                            progress=False, log=_quiet)
+    return train_classifier(
+        crack_data, tmp_path_factory.mktemp("runs") / "cls", ClassifierConfig(**TINY), progress=False, log=_quiet
+    )
 
 
 @pytest.fixture(scope="module")
@@ -67,16 +73,27 @@ def classifier_int8(classifier_run) -> Path:
 def classifier_bundle(classifier_int8, crack_data, tmp_path_factory):
     from calibration import calibrate
 
-    return calibrate(classifier_int8, crack_data / "no_crack", crack_data / "crack", "f1",
-                     tmp_path_factory.mktemp("bundles") / "cls", progress=False, log=_quiet)
+    return calibrate(
+        classifier_int8,
+        crack_data / "no_crack",
+        crack_data / "crack",
+        "f1",
+        tmp_path_factory.mktemp("bundles") / "cls",
+        progress=False,
+        log=_quiet,
+    )
 
 
 # ------------------------------------------------------------------ CAM maths (numpy only)
 
 
 def _head(rng, channels=6, names=("crack", "no_crack")) -> CamHead:
-    return CamHead(tuple(names), 0, rng.normal(size=(channels, len(names))).astype(np.float32),
-                   rng.normal(size=len(names)).astype(np.float32))
+    return CamHead(
+        tuple(names),
+        0,
+        rng.normal(size=(channels, len(names))).astype(np.float32),
+        rng.normal(size=len(names)).astype(np.float32),
+    )
 
 
 def test_cam_mean_plus_bias_is_the_crack_logit():
@@ -236,7 +253,8 @@ def test_detector_scores_cracks_high_and_its_cam_peaks_on_the_line(classifier_bu
     # The CAM's peak should lie on (or next to) the drawn crack: within one feature cell (4 px).
     near = [
         _distance_to_polyline(*peak_location(det.maps[i]), lines[i]) <= 4.0
-        for i in range(24) if det.scores[i] > classifier_bundle.threshold
+        for i in range(24)
+        if det.scores[i] > classifier_bundle.threshold
     ]
     assert len(near) >= 18 and np.mean(near) >= 0.8, near
 
@@ -279,10 +297,26 @@ def test_edge_run_with_a_classifier_bundle_labels_alerts_crack(classifier_bundle
 def test_imagenet_weights_offline_is_one_clear_line(crack_data, tmp_path):
     pytest.importorskip("tensorflow")  # training is desktop-only
     # A dead proxy and an empty Keras cache make the download fail the same way with or without internet.
-    env = {"KERAS_HOME": str(tmp_path / "keras"), "HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9",
-           "https_proxy": "http://127.0.0.1:9", "http_proxy": "http://127.0.0.1:9"}
-    result = _edge("train", "classifier", "--data", str(crack_data), "--out", str(tmp_path / "run"),
-                   "--backbone", "mobilenetv2", "--weights", "imagenet", env=env)
+    env = {
+        "KERAS_HOME": str(tmp_path / "keras"),
+        "HTTPS_PROXY": "http://127.0.0.1:9",
+        "HTTP_PROXY": "http://127.0.0.1:9",
+        "https_proxy": "http://127.0.0.1:9",
+        "http_proxy": "http://127.0.0.1:9",
+    }
+    result = _edge(
+        "train",
+        "classifier",
+        "--data",
+        str(crack_data),
+        "--out",
+        str(tmp_path / "run"),
+        "--backbone",
+        "mobilenetv2",
+        "--weights",
+        "imagenet",
+        env=env,
+    )
     line = _one_error_line(result)
     assert "ImageNet weights" in line and "--weights none" in line
     assert not (tmp_path / "run" / "model.keras").exists()
@@ -296,10 +330,13 @@ def test_bad_data_folders_are_one_clear_line(crack_data, tmp_path):
         (one_class / "crack" / p.name).write_bytes(p.read_bytes())
     line = _one_error_line(_edge("train", "classifier", "--data", str(one_class), "--out", str(tmp_path / "r1")))
     assert "two sub-folders" in line
-    line = _one_error_line(_edge("train", "classifier", "--data", str(crack_data), "--out", str(tmp_path / "r2"),
-                                 "--positive", "rust"))
+    line = _one_error_line(
+        _edge("train", "classifier", "--data", str(crack_data), "--out", str(tmp_path / "r2"), "--positive", "rust")
+    )
     assert "rust" in line and "--positive" in line
-    line = _one_error_line(_edge("train", "classifier", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "r3")))
+    line = _one_error_line(
+        _edge("train", "classifier", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "r3"))
+    )
     assert "not found" in line
 
 
@@ -315,8 +352,15 @@ def alert_on_everything_ae(int8_model, synthetic_mvtec, tmp_path_factory):
     from calibration import calibrate
     from edge.bundle import load_bundle, write_bundle
 
-    bundle = calibrate(int8_model, synthetic_mvtec, None, "quantile:0.99", tmp_path_factory.mktemp("bundles") / "ae",
-                       progress=False, log=_quiet)
+    bundle = calibrate(
+        int8_model,
+        synthetic_mvtec,
+        None,
+        "quantile:0.99",
+        tmp_path_factory.mktemp("bundles") / "ae",
+        progress=False,
+        log=_quiet,
+    )
     manifest = bundle.manifest.model_copy(deep=True)
     manifest.threshold.value = 0.0
     manifest.threshold.method = "test: every frame"
@@ -324,7 +368,9 @@ def alert_on_everything_ae(int8_model, synthetic_mvtec, tmp_path_factory):
     return load_bundle(bundle.path)
 
 
-def test_second_stage_names_cracks_and_leaves_other_anomalies_unknown(alert_on_everything_ae, classifier_bundle, tmp_path):
+def test_second_stage_names_cracks_and_leaves_other_anomalies_unknown(
+    alert_on_everything_ae, classifier_bundle, tmp_path
+):
     folder = tmp_path / "frames"
     folder.mkdir()
     cracks, _ = _fresh_cracks(3, seed=31)
@@ -335,8 +381,17 @@ def test_second_stage_names_cracks_and_leaves_other_anomalies_unknown(alert_on_e
         # A crack-free surface: flagged by the (threshold 0) first stage, not a crack for the second.
         cv2.imwrite(str(folder / f"b_other_{i}.png"), crack_image(rng, SIZE, crack=False)[0])
     out = tmp_path / "out"
-    result = _edge("run", "--bundle", str(alert_on_everything_ae.path), "--classifier", str(classifier_bundle.path),
-                   "--images", str(folder), "--out", str(out))
+    result = _edge(
+        "run",
+        "--bundle",
+        str(alert_on_everything_ae.path),
+        "--classifier",
+        str(classifier_bundle.path),
+        "--images",
+        str(folder),
+        "--out",
+        str(out),
+    )
     assert result.returncode == 0, result.stderr
     assert "second stage" in result.stderr
     alerts = {a["source"]: a for a in map(json.loads, (out / "events.jsonl").read_text().splitlines())}
@@ -379,9 +434,21 @@ def test_pretrained_backbone_from_a_local_weights_file_trains_and_exports(crack_
     weights = tmp_path / "mobilenetv2_no_top.weights.h5"
     base = keras.applications.MobileNetV2(include_top=False, weights=None, input_shape=(SIZE, SIZE, 3))
     base.save_weights(weights)
-    run = train_classifier(crack_data, tmp_path / "run", ClassifierConfig(
-        size=SIZE, backbone="mobilenetv2", weights=str(weights), epochs=1, batch_size=32, val_split=0.25, threads=2,
-    ), progress=False, log=_quiet)
+    run = train_classifier(
+        crack_data,
+        tmp_path / "run",
+        ClassifierConfig(
+            size=SIZE,
+            backbone="mobilenetv2",
+            weights=str(weights),
+            epochs=1,
+            batch_size=32,
+            val_split=0.25,
+            threads=2,
+        ),
+        progress=False,
+        log=_quiet,
+    )
     loaded = keras.models.load_model(run / "model.keras", compile=False)
     np.testing.assert_allclose(loaded.get_layer("cam_features").get_weights()[0], base.get_weights()[0])
     model_path = export_run(run, "float32", log=_quiet)

@@ -82,7 +82,9 @@ def test_model_level_rules_point_at_their_section(tmp_path):
 
 
 def test_yaml_syntax_error_duplicate_key_empty_and_missing_file(tmp_path):
-    assert error_of(write(tmp_path, "sinks:\n  mqtt: {host: x\n")).startswith(f"{tmp_path / 'edge.yaml'}:3: not valid YAML")
+    assert error_of(write(tmp_path, "sinks:\n  mqtt: {host: x\n")).startswith(
+        f"{tmp_path / 'edge.yaml'}:3: not valid YAML"
+    )
     dup = write(tmp_path, "out: a\nsinks:\n  stdout: true\n  stdout: false\n")
     assert error_of(dup) == f"{dup}:4: sinks.stdout: duplicate key (first on line 3); keep one"
     assert "the config is empty" in error_of(write(tmp_path, "# nothing yet\n"))
@@ -96,7 +98,9 @@ def test_secrets_are_named_not_written(tmp_path):
 
 
 def test_sinks_switch_off_and_on(tmp_path):
-    config = load_config(write(tmp_path, "sinks:\n  stdout: false\n  sqlite: false\n  jsonl:\n  snapshots: {max_count: 3}\n"))
+    config = load_config(
+        write(tmp_path, "sinks:\n  stdout: false\n  sqlite: false\n  jsonl:\n  snapshots: {max_count: 3}\n")
+    )
     s = config.sinks
     assert not s.stdout and s.sqlite is None
     assert s.jsonl is not None and s.jsonl.max_mb == 50  # bare key: defaults
@@ -124,7 +128,9 @@ def test_relative_paths_are_relative_to_the_config_file(tmp_path, monkeypatch):
 def test_sink_files_go_under_out(tmp_path):
     from edge.sinks.factory import build_sinks
 
-    config = SinksConfig.model_validate({"stdout": False, "jsonl": {"path": "logs/e.jsonl"}, "sqlite": {"path": str(tmp_path / "abs.db")}})
+    config = SinksConfig.model_validate(
+        {"stdout": False, "jsonl": {"path": "logs/e.jsonl"}, "sqlite": {"path": str(tmp_path / "abs.db")}}
+    )
     built = build_sinks(config, tmp_path / "out", tmp_path / "state")
     built.close()
     assert (tmp_path / "out" / "logs" / "e.jsonl").exists()
@@ -140,9 +146,18 @@ def run_edge(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
 
 
 BAD_CONFIGS = {
-    "unknown key": ("sinks:\n  jsonl:\n    max_size: 10\n", ":3: sinks.jsonl.max_size: unknown key; allowed here: path, max_mb, keep, fsync"),
-    "wrong type": ("sinks:\n  mqtt:\n    host: b\n    port: eighteen\n", ":4: sinks.mqtt.port: Input should be a valid integer"),
-    "out of range": ("sinks:\n  mqtt:\n    host: b\n    port: 70000\n", ":4: sinks.mqtt.port: Input should be less than or equal to 65535"),
+    "unknown key": (
+        "sinks:\n  jsonl:\n    max_size: 10\n",
+        ":3: sinks.jsonl.max_size: unknown key; allowed here: path, max_mb, keep, fsync",
+    ),
+    "wrong type": (
+        "sinks:\n  mqtt:\n    host: b\n    port: eighteen\n",
+        ":4: sinks.mqtt.port: Input should be a valid integer",
+    ),
+    "out of range": (
+        "sinks:\n  mqtt:\n    host: b\n    port: 70000\n",
+        ":4: sinks.mqtt.port: Input should be less than or equal to 65535",
+    ),
     "bad yaml": ("source: [camera\n", ": not valid YAML"),
     "two sources": ("source:\n  camera: 0\n  images: x\n", ":1: source: give exactly one source"),
     "decision": ("decision:\n  votes: 3\n  window: 2\n", ":1: decision: votes (3) cannot exceed window (2)"),
@@ -164,7 +179,10 @@ def test_bad_configs_are_one_line_and_exit_2(tmp_path, case):
 def test_missing_config_file_is_one_line(tmp_path):
     proc = run_edge("run", "--config", str(tmp_path / "missing.yaml"))
     assert proc.returncode == 2
-    assert proc.stderr.strip() == f"error: config file not found: {tmp_path / 'missing.yaml'} (see deploy/edge.example.yaml for a starting point)"
+    assert (
+        proc.stderr.strip()
+        == f"error: config file not found: {tmp_path / 'missing.yaml'} (see deploy/edge.example.yaml for a starting point)"
+    )
 
 
 def test_command_line_options_override_the_file(tmp_path):

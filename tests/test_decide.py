@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge.decide import DecisionConfig, Decider, PartTrigger, PartTriggerConfig
+from edge.decide import Decider, DecisionConfig, PartTrigger, PartTriggerConfig
 
 
 def fired_at(decider: Decider, scores) -> list[int]:

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from synthetic import good_image
 
 pytest.importorskip("tensorflow")
@@ -21,8 +20,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _edge(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "edge", *map(str, args)], capture_output=True, text=True,
-                          cwd=REPO, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "edge", *map(str, args)], capture_output=True, text=True, cwd=REPO, timeout=timeout
+    )
 
 
 def _good_frames(n: int, size: int = 64, color: bool = False, seed: int = 0) -> np.ndarray:
@@ -76,8 +76,24 @@ def draem_bundle(synthetic_mvtec, tmp_path_factory):
     """`edge train autoencoder --arch draem` → `edge export --quantize int8` → `edge calibrate`, all via the CLI."""
     work = tmp_path_factory.mktemp("draem")
     run = work / "run"
-    proc = _edge("train", "autoencoder", "--arch", "draem", "--data", synthetic_mvtec, "--out", run, "--size", "32",
-                 "--epochs", "20", "--batch-size", "8", "--threads", "1")
+    proc = _edge(
+        "train",
+        "autoencoder",
+        "--arch",
+        "draem",
+        "--data",
+        synthetic_mvtec,
+        "--out",
+        run,
+        "--size",
+        "32",
+        "--epochs",
+        "20",
+        "--batch-size",
+        "8",
+        "--threads",
+        "1",
+    )
     assert proc.returncode == 0, proc.stderr
     proc = _edge("export", run, "--quantize", "int8")
     assert proc.returncode == 0, proc.stderr
@@ -152,13 +168,27 @@ def test_learns_to_find_drawn_defects(draem_bundle, synthetic_mvtec):
     assert image_auroc(np.r_[np.zeros(len(g)), np.ones(len(b))], np.r_[g, b]) > 0.9
 
 
-@pytest.mark.parametrize("args, words", [
-    (["--size", "36"], "--size 36"),
-    (["--arch", "unet"], "--arch"),
-    (["--color", "purple"], "--color"),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--size", "36"], "--size 36"),
+        (["--arch", "unet"], "--arch"),
+        (["--color", "purple"], "--color"),
+    ],
+)
 def test_cli_bad_input_is_one_line_and_exit_2(synthetic_mvtec, tmp_path, args, words):
-    base = ["train", "autoencoder", "--data", synthetic_mvtec, "--out", tmp_path / "r", "--epochs", "1", "--threads", "1"]
+    base = [
+        "train",
+        "autoencoder",
+        "--data",
+        synthetic_mvtec,
+        "--out",
+        tmp_path / "r",
+        "--epochs",
+        "1",
+        "--threads",
+        "1",
+    ]
     if "--arch" not in args:
         base += ["--arch", "draem"]
     proc = _edge(*base, *args, timeout=120)

@@ -12,7 +12,6 @@ import shutil
 
 import cv2
 import pytest
-
 from synthetic import write_video
 from test_no_tensorflow import run_without_tensorflow
 
@@ -24,7 +23,9 @@ def bundle(int8_model, synthetic_mvtec, tmp_path_factory):
     from calibration.calibrate import calibrate
 
     out = tmp_path_factory.mktemp("e2e") / "bundle"
-    return calibrate(int8_model, synthetic_mvtec, method="f1", score="max_blur", out=out, progress=False, log=lambda m: None)
+    return calibrate(
+        int8_model, synthetic_mvtec, method="f1", score="max_blur", out=out, progress=False, log=lambda m: None
+    )
 
 
 def edge_run(*args: str):

@@ -159,7 +159,7 @@ def _constant_bundle(folder: Path, size: int, threshold: float) -> Path:
     import_tensorflow(threads=2)
     import keras
 
-    from edge.bundle import Manifest, ModelInfo, TensorSpec, Threshold, write_bundle
+    from edge.bundle import Manifest, ModelInfo, TensorSpec, write_bundle
     from edge.model import TFLiteModel
     from edge.preprocess import Preprocessing
     from edge.scoring import ScoreConfig
@@ -174,9 +174,13 @@ def _constant_bundle(folder: Path, size: int, threshold: float) -> Path:
     tflite.write_bytes(convert_keras(model, "float32"))
     tm = TFLiteModel(tflite)
     manifest = Manifest(
-        model=ModelInfo(file="model.tflite", sha256="", quantization="float32",
-                        input=TensorSpec(**{k: v for k, v in tm.input.to_dict().items()}),
-                        outputs=[TensorSpec(**o.to_dict()) for o in tm.outputs]),
+        model=ModelInfo(
+            file="model.tflite",
+            sha256="",
+            quantization="float32",
+            input=TensorSpec(**{k: v for k, v in tm.input.to_dict().items()}),
+            outputs=[TensorSpec(**o.to_dict()) for o in tm.outputs],
+        ),
         preprocessing=Preprocessing(width=size, height=size, color="grey"),
         score=ScoreConfig(kind="mean"),
         threshold={"value": threshold, "method": "hand-set for the test"},
@@ -204,13 +208,18 @@ def _expected(synthetic_mvtec):
         maps.append(e.ravel())
         scores.append(e.mean())
         truths.append(np.zeros(e.size, bool) if g == "good" else (cv2.imread(str(m), 0) > 127).ravel())
-    return (roc_auc_score(s.labels, scores), roc_auc_score(np.concatenate(truths), np.concatenate(maps)),
-            np.array(scores), s.labels)
+    return (
+        roc_auc_score(s.labels, scores),
+        roc_auc_score(np.concatenate(truths), np.concatenate(maps)),
+        np.array(scores),
+        s.labels,
+    )
 
 
 def test_eval_reports_the_aurocs_of_a_known_map(constant_bundle, synthetic_mvtec, tmp_path):
-    results, report = evaluate([constant_bundle], synthetic_mvtec, tmp_path / "out", threads=1,
-                               progress=False, log=lambda m: None)
+    results, report = evaluate(
+        [constant_bundle], synthetic_mvtec, tmp_path / "out", threads=1, progress=False, log=lambda m: None
+    )
     r = results[0]
     want_image, want_pixel, want_scores, labels = _expected(synthetic_mvtec)
     assert r.image_auroc == pytest.approx(want_image, abs=1e-9)
@@ -249,9 +258,25 @@ def test_cli_compares_bundles_side_by_side(constant_bundle, synthetic_mvtec, tmp
     shutil.copytree(constant_bundle, other)
     out = tmp_path / "report.md"
     proc = subprocess.run(
-        [sys.executable, "-m", "edge", "eval", str(constant_bundle), "--data", str(synthetic_mvtec),
-         "--compare", str(other), "--out", str(out), "--threads", "1"],
-        capture_output=True, text=True, cwd=REPO, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "edge",
+            "eval",
+            str(constant_bundle),
+            "--data",
+            str(synthetic_mvtec),
+            "--compare",
+            str(other),
+            "--out",
+            str(out),
+            "--threads",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
     assert "image AUROC" in proc.stdout
@@ -270,34 +295,70 @@ def test_cli_exclude_gives_the_figures_without_that_type(constant_bundle, synthe
     want_image, want_pixel, _, _ = _expected(synthetic_mvtec)
     assert with_flat[0].pixel_auroc < want_pixel - 0.1
     out = tmp_path / "report.md"
-    proc = subprocess.run([sys.executable, "-m", "edge", "eval", str(constant_bundle), "--data", str(root),
-                           "--exclude", "flat", "--out", str(out), "--threads", "1"],
-                          capture_output=True, text=True, cwd=REPO, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "edge",
+            "eval",
+            str(constant_bundle),
+            "--data",
+            str(root),
+            "--exclude",
+            "flat",
+            "--out",
+            str(out),
+            "--threads",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     assert f"pixel AUROC {want_pixel:.3f}" in proc.stdout and f"image AUROC {want_image:.3f}" in proc.stdout
     text = out.read_text()
     assert "test/flat left out (--exclude)" in text and "| flat |" not in text
-    bad = subprocess.run([sys.executable, "-m", "edge", "eval", str(constant_bundle), "--data", str(root),
-                          "--exclude", "unevn"], capture_output=True, text=True, cwd=REPO, timeout=120)
+    bad = subprocess.run(
+        [sys.executable, "-m", "edge", "eval", str(constant_bundle), "--data", str(root), "--exclude", "unevn"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
     assert bad.returncode == 2 and "unevn" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
 
 
-@pytest.mark.parametrize("args, words", [
-    (["--data", "/nonexistent/data"], "not found"),
-    (["--data", "{tmp}"], "MVTec AD layout"),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--data", "/nonexistent/data"], "not found"),
+        (["--data", "{tmp}"], "MVTec AD layout"),
+    ],
+)
 def test_cli_bad_data_is_one_line(constant_bundle, tmp_path, args, words):
     args = [a.replace("{tmp}", str(tmp_path)) for a in args]
-    proc = subprocess.run([sys.executable, "-m", "edge", "eval", str(constant_bundle), *args],
-                          capture_output=True, text=True, cwd=REPO, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "edge", "eval", str(constant_bundle), *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
     assert proc.returncode == 2
     assert words in proc.stderr and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
 
 
 def test_cli_missing_bundle_is_one_line(synthetic_mvtec, tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "edge", "eval", str(tmp_path / "nobundle"), "--data",
-                           str(synthetic_mvtec)], capture_output=True, text=True, cwd=REPO, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "edge", "eval", str(tmp_path / "nobundle"), "--data", str(synthetic_mvtec)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
     assert proc.returncode == 2 and "bundle not found" in proc.stderr and "Traceback" not in proc.stderr
 
 
@@ -305,10 +366,22 @@ def test_markdown_handles_missing_pixel_metrics(synthetic_mvtec):
     from calibration.evaluate import EvalResult
 
     s = load_eval_set(synthetic_mvtec)
-    r = EvalResult(bundle=Path("b"), name="b", kind="autoencoder", quantization="int8", score="mean", threshold=1.0,
-                   model_bytes=2048, ms_per_image=1.0, files=s.files, groups=s.groups,
-                   scores=np.zeros(len(s.files)), image_auroc=0.5, pixel_auroc=float("nan"),
-                   threshold_metrics=at_threshold(s.labels, np.zeros(len(s.files)), 1.0),
-                   per_defect={"defect": {"images": 10, "image_auroc": 0.5, "pixel_auroc": float("nan"), "recall": 0.0}})
+    r = EvalResult(
+        bundle=Path("b"),
+        name="b",
+        kind="autoencoder",
+        quantization="int8",
+        score="mean",
+        threshold=1.0,
+        model_bytes=2048,
+        ms_per_image=1.0,
+        files=s.files,
+        groups=s.groups,
+        scores=np.zeros(len(s.files)),
+        image_auroc=0.5,
+        pixel_auroc=float("nan"),
+        threshold_metrics=at_threshold(s.labels, np.zeros(len(s.files)), 1.0),
+        per_defect={"defect": {"images": 10, "image_auroc": 0.5, "pixel_auroc": float("nan"), "recall": 0.0}},
+    )
     text = markdown([r], s)
     assert "| b | autoencoder | int8 | mean | 2 KiB |" in text and "n/a" in text

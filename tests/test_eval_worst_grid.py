@@ -43,9 +43,21 @@ def result(synthetic_mvtec) -> EvalResult:
     scores[~labels] = np.linspace(0.1, THRESHOLD, (~labels).sum())
     rng = np.random.default_rng(0)
     return EvalResult(
-        bundle=Path("bundle"), name="bundle", kind="autoencoder", quantization="int8", score="mean",
-        threshold=THRESHOLD, model_bytes=0, ms_per_image=0.0, files=data.files, groups=data.groups,
-        scores=scores, image_auroc=1.0, pixel_auroc=1.0, threshold_metrics={}, per_defect={},
+        bundle=Path("bundle"),
+        name="bundle",
+        kind="autoencoder",
+        quantization="int8",
+        score="mean",
+        threshold=THRESHOLD,
+        model_bytes=0,
+        ms_per_image=0.0,
+        files=data.files,
+        groups=data.groups,
+        scores=scores,
+        image_auroc=1.0,
+        pixel_auroc=1.0,
+        threshold_metrics={},
+        per_defect={},
         _views={"maps": [rng.random((16, 16)).astype(np.float32) for _ in data.files]},
     )
 

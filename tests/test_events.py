@@ -9,11 +9,11 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from sinks_helpers import make_alert
 from typer.testing import CliRunner
 
 from edge.cli import app
 from edge.sinks.sqlite_store import SqliteSink, parse_time
-from sinks_helpers import make_alert
 
 ROOT = Path(__file__).resolve().parent.parent
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
@@ -29,10 +29,16 @@ def store(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("events") / "events.db"
     sink = SqliteSink(path)
     for i in range(12):
-        sink.emit(make_alert(
-            i, source="camera:0" if i % 2 == 0 else "camera:1", score=0.10 + 0.05 * i, threshold=0.2,
-            time=iso(NOW - timedelta(hours=11 - i, minutes=30)), label="crack" if i == 5 else "anomaly",
-        ))
+        sink.emit(
+            make_alert(
+                i,
+                source="camera:0" if i % 2 == 0 else "camera:1",
+                score=0.10 + 0.05 * i,
+                threshold=0.2,
+                time=iso(NOW - timedelta(hours=11 - i, minutes=30)),
+                label="crack" if i == 5 else "anomaly",
+            )
+        )
     sink.close()
     return path
 
@@ -84,7 +90,9 @@ def test_table_by_default(store):
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "edge", "events", *args], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "edge", "events", *args], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
 
 
 def test_missing_store_and_bad_time_are_one_line_errors(tmp_path, store):

@@ -156,8 +156,18 @@ def test_int8_keeps_score_ranking_on_real_magnetic_tile(tmp_path):
         (subset / path.name).symlink_to(path)
     # 12 epochs of batch 8: enough for the old layer order to fail (correlation 0.90, worst score
     # off by 101 %); the default gives 0.9997 and 4 %.
-    run = train_autoencoder(subset, tmp_path / "run", size=64, epochs=12, batch_size=8, patience=0, seed=0,
-                            threads=2, progress=False, log=lambda _m: None)
+    run = train_autoencoder(
+        subset,
+        tmp_path / "run",
+        size=64,
+        epochs=12,
+        batch_size=8,
+        patience=0,
+        seed=0,
+        threads=2,
+        progress=False,
+        log=lambda _m: None,
+    )
     parity = read_card(export_run(run, "int8", log=lambda _m: None)).extra["parity"]
     assert parity["images"] == 14
     assert parity["score_pearson"] > 0.99, parity

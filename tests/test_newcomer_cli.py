@@ -22,8 +22,9 @@ DEMO_IMAGES = ROOT / "edge" / "demo" / "images"
 
 def edge(*args: str, cwd: Path = ROOT, timeout: float = 120) -> subprocess.CompletedProcess:
     env = {**os.environ, "COLUMNS": "150", "TERM": "dumb"}  # one wide, plain help page whatever the terminal
-    return subprocess.run([sys.executable, "-m", "edge", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "edge", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env
+    )
 
 
 def words(text: str) -> str:
@@ -108,12 +109,15 @@ def test_events_min_score_on_the_bundles_scale(tmp_path):
 # -- 5. a failed edge run leaves no outputs -----------------------------------------------------
 
 
-@pytest.mark.parametrize("source,needle", [
-    (["--bundle", "no-such-bundle", "--images", str(DEMO_IMAGES)], "bundle not found"),
-    (["--video", "no-such-video.mp4"], "video not found"),
-    (["--images", "no-such-folder"], "folder not found"),
-    (["--camera", "9"], "camera 9"),
-])
+@pytest.mark.parametrize(
+    "source,needle",
+    [
+        (["--bundle", "no-such-bundle", "--images", str(DEMO_IMAGES)], "bundle not found"),
+        (["--video", "no-such-video.mp4"], "video not found"),
+        (["--images", "no-such-folder"], "folder not found"),
+        (["--camera", "9"], "camera 9"),
+    ],
+)
 def test_failed_run_is_one_line_and_creates_no_out(tmp_path, source, needle):
     if source[0] == "--camera" and Path("/dev/video9").exists():
         pytest.skip("this machine has a camera 9")
@@ -136,14 +140,22 @@ def test_feature_model_export_counts_its_slow_passes_and_prints_the_path_last(sy
     data.mkdir()
     for p in sorted((synthetic_mvtec / "train" / "good").glob("*.png"))[:20]:
         (data / p.name).write_bytes(p.read_bytes())
-    run = train_padim(data, tmp_path / "run", PadimConfig(size=64, grid_stride=16, stages=(2, 3), dims=8),
-                      threads=2, log=lambda _m: None)
+    run = train_padim(
+        data,
+        tmp_path / "run",
+        PadimConfig(size=64, grid_stride=16, stages=(2, 3), dims=8),
+        threads=2,
+        log=lambda _m: None,
+    )
     proc = edge("export", str(run), "--quantize", "int8", timeout=300)
     assert proc.returncode == 0, proc.stderr
     model = Path(proc.stdout.strip().splitlines()[-1])
     assert proc.stdout.splitlines() == [str(model)] and model.is_file()
     # stderr is a pipe here: plain "what: done/total" lines, the last of each pass complete
-    for what, total in (("int8 ranges (backbone)", 80), ("int8 refit (training images)", 20),
-                        ("int8 ranges (whole model)", 80)):
+    for what, total in (
+        ("int8 ranges (backbone)", 80),
+        ("int8 refit (training images)", 20),
+        ("int8 ranges (whole model)", 80),
+    ):
         assert f"{what}: 0/{total}" in proc.stderr and f"{what}: {total}/{total}" in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr and "Saved artifact" not in proc.stderr

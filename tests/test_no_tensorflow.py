@@ -22,7 +22,10 @@ BLOCK_TF = textwrap.dedent(
 def run_without_tensorflow(code: str, **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-c", BLOCK_TF + textwrap.dedent(code)],
-        capture_output=True, text=True, timeout=120, **kwargs,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        **kwargs,
     )
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from synthetic import good_image
 
 from edge.alert import Alert
 from edge.bundle import Manifest, ModelInfo, TensorSpec, Threshold, load_bundle, read_card, write_bundle
@@ -31,7 +32,6 @@ from edge.pipeline import Pipeline, SnapshotWriter
 from edge.scoring import ScoreConfig
 from edge.sources import SourceConfig, WatchdogConfig, open_source
 from edge.tiling import GeometryConfig, TilingConfig
-from synthetic import good_image
 
 THRESHOLD = 0.1
 REPO = Path(__file__).resolve().parent.parent
@@ -44,8 +44,14 @@ def make_bundle(model: Path, out: Path, geometry: GeometryConfig | None = None) 
     tflite = TFLiteModel(model)
     spec = lambda info: TensorSpec(**info.to_dict())  # noqa: E731
     manifest = Manifest(
-        model=ModelInfo(file=model.name, sha256="", kind="autoencoder", quantization=card.quantization,
-                        input=spec(tflite.input), outputs=[spec(o) for o in tflite.outputs]),
+        model=ModelInfo(
+            file=model.name,
+            sha256="",
+            kind="autoencoder",
+            quantization=card.quantization,
+            input=spec(tflite.input),
+            outputs=[spec(o) for o in tflite.outputs],
+        ),
         preprocessing=card.preprocessing,
         score=ScoreConfig(kind="max_blur"),
         threshold=Threshold(value=THRESHOLD, method="hand-set for tests"),
@@ -118,13 +124,20 @@ def no_capture_threads_left() -> bool:
 def test_defective_frames_of_a_video_raise_alerts_with_box_and_snapshots(bundle_dir, tmp_path):
     video = write_square_video(tmp_path / "belt.avi", 30, {8: (10, 12), 20: (40, 36)})
     sink, logs = ListSink(), []
-    pipeline = Pipeline(load_bundle(bundle_dir), [sink], SnapshotWriter(tmp_path / "snaps"), num_threads=1, log=logs.append)
+    pipeline = Pipeline(
+        load_bundle(bundle_dir), [sink], SnapshotWriter(tmp_path / "snaps"), num_threads=1, log=logs.append
+    )
     summary = pipeline.run(open_source(video=str(video)))
     assert summary.frames == 30 and summary.inspected == 30 and summary.dropped == 0
     assert summary.stopped_by == "end of input"
     assert [a.frame_index for a in sink.alerts] == [8, 20]
     first = sink.alerts[0]
-    assert first.source == "belt.avi" and first.label == "anomaly" and first.threshold == THRESHOLD and first.score > THRESHOLD
+    assert (
+        first.source == "belt.avi"
+        and first.label == "anomaly"
+        and first.threshold == THRESHOLD
+        and first.score > THRESHOLD
+    )
     x, y, w, h = first.box
     assert x <= 14 and y <= 16 and x + w >= 22 and y + h >= 24  # around the square at (10, 12)
     assert Path(first.snapshot).is_file() and Path(first.annotated).is_file()
@@ -193,7 +206,9 @@ def test_bundle_geometry_applies_and_its_mask_is_found_in_the_bundle(int8_model,
     video = write_square_video(tmp_path / "v.avi", 4, {1: (20, 4), 2: (20, 40)})
     sink, logs = ListSink(), []
     monkeypatch.chdir(tmp_path.parent)  # the mask path is relative to the bundle, not the working directory
-    summary = Pipeline(load_bundle(bundle_dir), [sink], num_threads=1, log=logs.append).run(open_source(video=str(video)))
+    summary = Pipeline(load_bundle(bundle_dir), [sink], num_threads=1, log=logs.append).run(
+        open_source(video=str(video))
+    )
     assert [a.frame_index for a in sink.alerts] == [2]  # the square in the ignored half does not count
     assert summary.scores[1] < THRESHOLD and logs == []
 
@@ -206,7 +221,11 @@ def test_a_sink_that_raises_is_logged_and_the_others_still_get_every_alert(bundl
     summary = pipeline.run(open_source(video=str(video)))
     assert [a.frame_index for a in sink.alerts] == [2, 7]
     assert summary.sink_errors == 2 and metrics.alerts == 2
-    assert len(logs) == 2 and logs[0].startswith("sink broken failed on alert") and "ConnectionError: broker gone" in logs[0]
+    assert (
+        len(logs) == 2
+        and logs[0].startswith("sink broken failed on alert")
+        and "ConnectionError: broker gone" in logs[0]
+    )
 
 
 def test_the_gpio_reject_line_fires_before_snapshots_and_the_other_sinks(bundle_dir, tmp_path):
@@ -230,8 +249,13 @@ def test_the_gpio_reject_line_fires_before_snapshots_and_the_other_sinks(bundle_
 
     video = write_square_video(tmp_path / "v.avi", 12, {2: (5, 5), 7: (30, 30)})
     # configured last, pulsed first
-    pipeline = Pipeline(load_bundle(bundle_dir), [Witness(), gpio], WatchedSnapshots(tmp_path / "snaps"),
-                        num_threads=1, log=lambda m: None)
+    pipeline = Pipeline(
+        load_bundle(bundle_dir),
+        [Witness(), gpio],
+        WatchedSnapshots(tmp_path / "snaps"),
+        num_threads=1,
+        log=lambda m: None,
+    )
     summary = pipeline.run(open_source(video=str(video)))
     gpio.close()
     assert summary.alerts == 2 and gpio.pulses == 2
@@ -264,7 +288,8 @@ def test_a_camera_that_dies_mid_stream_is_reopened_and_inspection_goes_on(bundle
     logs: list[str] = []
     source = open_source(
         config=SourceConfig(camera=0, mode="every", watchdog=WatchdogConfig(backoff_initial=0.01, stall_seconds=1)),
-        opener=opener, log=logs.append,
+        opener=opener,
+        log=logs.append,
     )
     sink = ListSink()
     summary = Pipeline(load_bundle(bundle_dir), [sink], num_threads=1, log=logs.append).run(source, max_frames=20)
@@ -289,9 +314,13 @@ def test_stop_ends_a_run_on_a_looping_video_and_the_capture_thread(bundle_dir, t
 def test_max_frames_and_duration(bundle_dir, tmp_path):
     video = write_square_video(tmp_path / "v.avi", 10, {})
     bundle = load_bundle(bundle_dir)
-    summary = Pipeline(bundle, [], num_threads=1).run(open_source(config=SourceConfig(video=str(video), loop=True)), max_frames=25)
+    summary = Pipeline(bundle, [], num_threads=1).run(
+        open_source(config=SourceConfig(video=str(video), loop=True)), max_frames=25
+    )
     assert summary.frames == 25 and summary.stopped_by == "max-frames"
-    summary = Pipeline(bundle, [], num_threads=1).run(open_source(config=SourceConfig(video=str(video), loop=True)), duration=0.3)
+    summary = Pipeline(bundle, [], num_threads=1).run(
+        open_source(config=SourceConfig(video=str(video), loop=True)), duration=0.3
+    )
     assert summary.stopped_by == "duration" and summary.frames > 0
 
 
@@ -370,13 +399,30 @@ def test_part_trigger_one_alert_per_bad_part(bundle_dir, pick):
 
 
 def edge_cli(*args, timeout=120, **kw):
-    return subprocess.run([sys.executable, "-m", "edge", *args], capture_output=True, text=True, timeout=timeout, cwd=REPO, **kw)
+    return subprocess.run(
+        [sys.executable, "-m", "edge", *args], capture_output=True, text=True, timeout=timeout, cwd=REPO, **kw
+    )
 
 
 def test_cli_run_with_tiling_roi_and_metrics(bundle_dir, tmp_path):
     video = write_square_video(tmp_path / "wide.avi", 8, {5: (120, 50)}, size=(160, 96), side=10)
-    result = edge_cli("run", "--bundle", str(bundle_dir), "--video", str(video), "--out", str(tmp_path / "out"),
-                      "--tile", "model", "--roi", "0,0,160,96", "--metrics-every", "0", "--threads", "1")
+    result = edge_cli(
+        "run",
+        "--bundle",
+        str(bundle_dir),
+        "--video",
+        str(video),
+        "--out",
+        str(tmp_path / "out"),
+        "--tile",
+        "model",
+        "--roi",
+        "0,0,160,96",
+        "--metrics-every",
+        "0",
+        "--threads",
+        "1",
+    )
     assert result.returncode == 0, result.stderr
     alerts = [json.loads(line) for line in result.stdout.splitlines()]
     assert [a["frame_index"] for a in alerts] == [5]
@@ -403,7 +449,9 @@ def test_cli_bad_options_are_one_line_and_exit_2(bundle_dir, tmp_path, args, mes
         port = str(busy.getsockname()[1])
         args = [a.replace("{busy}", port) for a in args]
         message = message.replace("{busy}", port)
-        result = edge_cli("run", "--bundle", str(bundle_dir), "--video", str(video), "--out", str(tmp_path / "out"), *args)
+        result = edge_cli(
+            "run", "--bundle", str(bundle_dir), "--video", str(video), "--out", str(tmp_path / "out"), *args
+        )
     assert result.returncode == 2, result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and message in errors[0], result.stderr
@@ -413,9 +461,27 @@ def test_cli_bad_options_are_one_line_and_exit_2(bundle_dir, tmp_path, args, mes
 def test_sigterm_stops_a_running_inspection_cleanly(bundle_dir, tmp_path):
     video = write_square_video(tmp_path / "v.avi", 10, {4: (10, 10)})
     proc = subprocess.Popen(
-        [sys.executable, "-m", "edge", "run", "--bundle", str(bundle_dir), "--video", str(video), "--loop",
-         "--out", str(tmp_path / "out"), "--threads", "1", "--metrics-every", "0"],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "edge",
+            "run",
+            "--bundle",
+            str(bundle_dir),
+            "--video",
+            str(video),
+            "--loop",
+            "--out",
+            str(tmp_path / "out"),
+            "--threads",
+            "1",
+            "--metrics-every",
+            "0",
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         first_alert = proc.stdout.readline()  # an alert line means frames are flowing

@@ -21,8 +21,7 @@ DEFECTS = ["blowhole", "break", "crack", "fray", "uneven"]
 
 
 def run(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(SCRIPT), *map(str, args)], capture_output=True, text=True,
-                          timeout=60)
+    return subprocess.run([sys.executable, str(SCRIPT), *map(str, args)], capture_output=True, text=True, timeout=60)
 
 
 def _write_pair(folder: Path, stem: str, rng: np.random.Generator, defective: bool) -> None:

@@ -65,10 +65,14 @@ def test_fit_gaussians_distance_is_mahalanobis():
 def padim_run(synthetic_mvtec, tmp_path_factory):
     from train.padim import PadimConfig, export_padim, train_padim
 
-    run = train_padim(synthetic_mvtec, tmp_path_factory.mktemp("padim") / "run",
-                      # stage 4 (stride 16) is upsampled onto the stride-8 map; 120 channels -> 16 components
-                      PadimConfig(size=64, grid_stride=8, stages=(3, 4), neighbourhood=3, dims=16), threads=2,
-                      log=_quiet)
+    run = train_padim(
+        synthetic_mvtec,
+        tmp_path_factory.mktemp("padim") / "run",
+        # stage 4 (stride 16) is upsampled onto the stride-8 map; 120 channels -> 16 components
+        PadimConfig(size=64, grid_stride=8, stages=(3, 4), neighbourhood=3, dims=16),
+        threads=2,
+        log=_quiet,
+    )
     models = {q: export_padim(run, q, representative=40, synthetic=12, log=_quiet) for q in ("float32", "int8")}
     return run, models
 
@@ -122,18 +126,34 @@ def test_calibrated_bundle_runs_through_make_detector_and_eval(padim_run, synthe
     from calibration.evaluate import evaluate
 
     _, models = padim_run
-    bundle = calibrate(models["int8"], synthetic_mvtec, None, "quantile:0.99", tmp_path / "bundle",
-                       threads=1, progress=False, log=_quiet)
+    bundle = calibrate(
+        models["int8"],
+        synthetic_mvtec,
+        None,
+        "quantile:0.99",
+        tmp_path / "bundle",
+        threads=1,
+        progress=False,
+        log=_quiet,
+    )
     loaded = load_bundle(bundle.path)
     assert loaded.manifest.model.kind == "anomaly_map"
     assert isinstance(make_detector(loaded), AnomalyMapDetector)
     from edge.errors import EdgeError
 
     with pytest.raises(EdgeError, match="--error ssim applies to autoencoders"):
-        calibrate(models["int8"], synthetic_mvtec, None, "quantile:0.99", tmp_path / "b2", error="ssim",
-                  threads=1, progress=False, log=_quiet)
-    results, report = evaluate([bundle.path], synthetic_mvtec, tmp_path / "eval", threads=1, progress=False,
-                               log=_quiet)
+        calibrate(
+            models["int8"],
+            synthetic_mvtec,
+            None,
+            "quantile:0.99",
+            tmp_path / "b2",
+            error="ssim",
+            threads=1,
+            progress=False,
+            log=_quiet,
+        )
+    results, report = evaluate([bundle.path], synthetic_mvtec, tmp_path / "eval", threads=1, progress=False, log=_quiet)
     assert results[0].image_auroc > 0.9 and results[0].pixel_auroc > 0.8
     assert "anomaly_map" in report.read_text()
 
@@ -164,36 +184,82 @@ def test_cli_default_model_is_the_feature_model_and_exports_int8(synthetic_mvtec
 
     repo = Path(__file__).resolve().parents[1]
     run = tmp_path / "run"
-    proc = subprocess.run([sys.executable, "-m", "edge", "train", "autoencoder", "--data", str(synthetic_mvtec),
-                           "--out", str(run), "--size", "64", "--stages", "2,3", "--stride", "16", "--dims", "8",
-                           "--threads", "2"],
-                          capture_output=True, text=True, cwd=repo, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "edge",
+            "train",
+            "autoencoder",
+            "--data",
+            str(synthetic_mvtec),
+            "--out",
+            str(run),
+            "--size",
+            "64",
+            "--stages",
+            "2,3",
+            "--stride",
+            "16",
+            "--dims",
+            "8",
+            "--threads",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=repo,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     assert (run / "padim.npz").is_file() and (run / "run.json").is_file()
     assert json.loads((run / "run.json").read_text())["config"]["dims"] == 8
-    proc = subprocess.run([sys.executable, "-m", "edge", "export", str(run), "--quantize", "int8"],
-                          capture_output=True, text=True, cwd=repo, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "edge", "export", str(run), "--quantize", "int8"],
+        capture_output=True,
+        text=True,
+        cwd=repo,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     model = Path(proc.stdout.strip().splitlines()[-1])  # export prints the .tflite path last
     assert model.is_file() and model.with_suffix(".json").is_file()
     assert TFLiteModel(model).outputs[0].shape[1:] == (4, 4, 1)  # 64 px / stride 16
 
 
-@pytest.mark.parametrize("command,bad,needle", [
-    ("features", ["--stages", "3,x"], "--stages"),
-    ("autoencoder", ["--stages", "3,9"], "stage 9"),
-    ("autoencoder", ["--stride", "5"], "map stride 5"),
-    ("autoencoder", ["--size", "72"], "--size 72"),
-])
+@pytest.mark.parametrize(
+    "command,bad,needle",
+    [
+        ("features", ["--stages", "3,x"], "--stages"),
+        ("autoencoder", ["--stages", "3,9"], "stage 9"),
+        ("autoencoder", ["--stride", "5"], "map stride 5"),
+        ("autoencoder", ["--size", "72"], "--size 72"),
+    ],
+)
 def test_cli_train_features_bad_options_are_one_line(synthetic_mvtec, tmp_path, command, bad, needle):
     import subprocess
     import sys
     from pathlib import Path
 
     repo = Path(__file__).resolve().parents[1]
-    proc = subprocess.run([sys.executable, "-m", "edge", "train", command, "--data", str(synthetic_mvtec),
-                           "--out", str(tmp_path / "r"), *bad],
-                          capture_output=True, text=True, cwd=repo, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "edge",
+            "train",
+            command,
+            "--data",
+            str(synthetic_mvtec),
+            "--out",
+            str(tmp_path / "r"),
+            *bad,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=repo,
+        timeout=120,
+    )
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 2 and len(lines) == 1 and needle in lines[0], proc.stderr
     assert not (tmp_path / "r" / "padim.npz").exists()
@@ -245,8 +311,13 @@ def test_train_lists_defective_training_images_for_review(synthetic_mvtec, tmp_p
     for p in defective:
         shutil.copy(p, folder / f"planted_{p.name}")
     logs = []
-    run = train_padim(folder, tmp_path / "run", PadimConfig(size=64, grid_stride=8, stages=(3, 4), dims=16),
-                      threads=2, log=logs.append)
+    run = train_padim(
+        folder,
+        tmp_path / "run",
+        PadimConfig(size=64, grid_stride=8, stages=(3, 4), dims=16),
+        threads=2,
+        log=logs.append,
+    )
     suspects = json.loads((run / "run.json").read_text())["suspects"]
     assert [Path(s["file"]).name.startswith("planted_") for s in suspects[:3]] == [True, True, True]
     assert suspects == sorted(suspects, key=lambda s: -s["z"])
@@ -270,4 +341,4 @@ def test_int8_gaussians_are_fitted_on_the_quantized_features(padim_run):
     frames, _ = frames_from_files(info["train_files"], Preprocessing.model_validate(info["preprocessing"]))
     for quant in ("float32", "int8"):
         d = TFLiteModel(models[quant]).predict(frames)[0]
-        assert (d ** 2).mean() == pytest.approx(cfg.dims, rel=0.25), quant
+        assert (d**2).mean() == pytest.approx(cfg.dims, rel=0.25), quant

@@ -26,8 +26,15 @@ ANOMALOUS_TITLE = "Anomalous images scoring lowest"
 
 @pytest.fixture(scope="module")
 def bundle(int8_model, synthetic_mvtec, tmp_path_factory):
-    return calibrate(int8_model, synthetic_mvtec, None, "f1", tmp_path_factory.mktemp("b") / "bundle",
-                     progress=False, log=lambda m: None)
+    return calibrate(
+        int8_model,
+        synthetic_mvtec,
+        None,
+        "f1",
+        tmp_path_factory.mktemp("b") / "bundle",
+        progress=False,
+        log=lambda m: None,
+    )
 
 
 def section(page: str, title: str) -> str:
@@ -44,8 +51,10 @@ def rows(html_part: str) -> list[str]:
 def thumbnails(html_part: str) -> list[tuple[str, np.ndarray]]:
     """(alt text, decoded image) of every embedded JPEG."""
     found = re.findall(r'<img class="thumb" alt="([^"]*)" src="data:image/jpeg;base64,([A-Za-z0-9+/=]+)"', html_part)
-    return [(alt, cv2.imdecode(np.frombuffer(base64.b64decode(data), np.uint8), cv2.IMREAD_UNCHANGED))
-            for alt, data in found]
+    return [
+        (alt, cv2.imdecode(np.frombuffer(base64.b64decode(data), np.uint8), cv2.IMREAD_UNCHANGED))
+        for alt, data in found
+    ]
 
 
 def csv_scores(bundle_path: Path, label: str) -> list[tuple[str, float]]:
@@ -53,7 +62,9 @@ def csv_scores(bundle_path: Path, label: str) -> list[tuple[str, float]]:
         return [(Path(r["file"]).name, float(r["score"])) for r in csv.DictReader(f) if r["label"] == label]
 
 
-@pytest.mark.parametrize("label, title, highest", [("normal", NORMAL_TITLE, True), ("anomalous", ANOMALOUS_TITLE, False)])
+@pytest.mark.parametrize(
+    "label, title, highest", [("normal", NORMAL_TITLE, True), ("anomalous", ANOMALOUS_TITLE, False)]
+)
 def test_worst_images_are_embedded_with_their_anomaly_maps(bundle, label, title, highest):
     page = (bundle.path / "report" / "index.html").read_text()
     part = section(page, title)
@@ -87,9 +98,18 @@ def test_large_images_are_shrunk_and_the_page_stays_small(bundle, tmp_path):
         paths.append(path)
     scores = np.linspace(0.0, 1.0, 30)
     manifest = load_bundle(bundle.path).manifest
-    data = ReportData(manifest=manifest, normal_paths=paths, normal_scores=scores, anomalous_paths=[],
-                      anomalous_scores=np.zeros(0), anomalous_groups=[], score_label="score", sources={},
-                      skipped={}, notes=[])
+    data = ReportData(
+        manifest=manifest,
+        normal_paths=paths,
+        normal_scores=scores,
+        anomalous_paths=[],
+        anomalous_scores=np.zeros(0),
+        anomalous_groups=[],
+        score_label="score",
+        sources={},
+        skipped={},
+        notes=[],
+    )
     page = write_report(data, tmp_path / "report").read_text()
     images = thumbnails(section(page, NORMAL_TITLE))
     assert [alt for alt, _ in images] == [f"tile_{i:02d}.jpg" for i in range(29, 29 - WORST_SHOWN, -1)]

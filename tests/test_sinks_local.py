@@ -12,13 +12,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from sinks_helpers import fresh_problem_log, make_alert, wait_until  # noqa: F401 (autouse fixture)
 
 from edge.alert import Alert
 from edge.sinks.base import SinkGroup
 from edge.sinks.jsonl import JsonlSink
 from edge.sinks.snapshots import SnapshotStore
 from edge.sinks.sqlite_store import SqliteSink
-from sinks_helpers import fresh_problem_log, make_alert, wait_until  # noqa: F401 (autouse fixture)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -74,7 +74,7 @@ def test_disk_full_in_a_real_run_of_the_local_sinks_is_survived(tmp_path):
     script = textwrap.dedent(f"""
         import resource, signal, sys
         import numpy as np
-        sys.path.insert(0, {str(ROOT / 'tests')!r})
+        sys.path.insert(0, {str(ROOT / "tests")!r})
         from sinks_helpers import make_alert
         from edge.sinks.base import SinkGroup
         from edge.sinks.jsonl import JsonlSink

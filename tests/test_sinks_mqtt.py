@@ -12,12 +12,18 @@ import threading
 from pathlib import Path
 
 import pytest
+from sinks_helpers import (  # noqa: F401 (fresh_problem_log: autouse fixture)
+    Mosquitto,
+    Subscriber,
+    free_port,
+    fresh_problem_log,
+    make_alert,
+    require_mosquitto,
+    wait_until,
+)
 
 from edge.errors import EdgeError
 from edge.sinks.mqtt import MqttSink
-from sinks_helpers import (  # noqa: F401 (fresh_problem_log: autouse fixture)
-    Mosquitto, Subscriber, free_port, fresh_problem_log, make_alert, require_mosquitto, wait_until,
-)
 
 ROOT = Path(__file__).resolve().parent.parent
 FAST = dict(backoff_s=0.05, backoff_max_s=1.0, close_timeout_s=3.0, connect_timeout_s=5.0)
@@ -94,11 +100,13 @@ def test_last_will_offline_is_published_when_the_process_dies(broker, tmp_path):
     script = textwrap.dedent(f"""
         import sys, time
         from edge.sinks.mqtt import MqttSink
-        sink = MqttSink("127.0.0.1", {str(tmp_path / 'state')!r}, port={broker.port}, prefix="cell")
+        sink = MqttSink("127.0.0.1", {str(tmp_path / "state")!r}, port={broker.port}, prefix="cell")
         print("connected" if sink.transport.connected.is_set() else "not connected", flush=True)
         time.sleep(60)
     """)
-    proc = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
     try:
         assert proc.stdout.readline().strip() == "connected"
         assert wait_until(lambda: b"online" in sub.payloads("cell/status"), 10)
@@ -171,5 +179,7 @@ def test_mqtt_password_comes_from_the_environment(tmp_path, monkeypatch):
 
     config = SinksConfig.model_validate({"mqtt": {"host": "127.0.0.1", "password_env": "EDGE_TEST_NO_SUCH_VAR"}})
     monkeypatch.delenv("EDGE_TEST_NO_SUCH_VAR", raising=False)
-    with pytest.raises(EdgeError, match="sinks.mqtt.password_env: environment variable EDGE_TEST_NO_SUCH_VAR is not set"):
+    with pytest.raises(
+        EdgeError, match="sinks.mqtt.password_env: environment variable EDGE_TEST_NO_SUCH_VAR is not set"
+    ):
         build_sinks(config, tmp_path / "out", tmp_path / "state")

@@ -14,9 +14,14 @@ import threading
 from pathlib import Path
 
 import pytest
-
 from sinks_helpers import (  # noqa: F401 (fresh_problem_log: autouse fixture)
-    Mosquitto, Receiver, Subscriber, free_port, fresh_problem_log, require_mosquitto, wait_until,
+    Mosquitto,
+    Receiver,
+    Subscriber,
+    free_port,
+    fresh_problem_log,
+    require_mosquitto,
+    wait_until,
 )
 from synthetic import write_video
 
@@ -50,8 +55,14 @@ def write_config(path: Path, bundle: Path, source: str, sinks: str, extra: str =
 def run_edge(*args: str, env: dict | None = None, cwd: Path = ROOT) -> subprocess.CompletedProcess:
     import os
 
-    return subprocess.run([sys.executable, "-m", "edge", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=120, env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "edge", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def stdout_alerts(text: str) -> list[dict]:
@@ -63,18 +74,25 @@ def test_every_sink_gets_every_alert(run_bundle, frames, tmp_path):
     receiver = Receiver()
     sub = Subscriber(broker.port, "line/alerts", client_id="t-run", clean=True)
     try:
-        config = write_config(tmp_path / "edge.yaml", run_bundle, f"images: {frames}", f"""\
+        config = write_config(
+            tmp_path / "edge.yaml",
+            run_bundle,
+            f"images: {frames}",
+            f"""\
   jsonl: {{max_mb: 0.002, keep: 20}}
   snapshots: {{max_count: 3}}
   webhook: {{url: "{receiver.url}", backoff_s: 0.05}}
   mqtt: {{host: 127.0.0.1, port: {broker.port}, prefix: line, backoff_s: 0.05}}
-""")
+""",
+        )
         proc = run_edge("run", "--config", str(config))
         assert proc.returncode == 0, proc.stderr
         alerts = stdout_alerts(proc.stdout)
         ids = [a["id"] for a in alerts]
         assert len(ids) >= 5, "the defective half of the frames should raise alerts"
-        assert "alerts to: stdout; jsonl" in proc.stderr and "webhook" in proc.stderr and "mqtt 127.0.0.1" in proc.stderr
+        assert (
+            "alerts to: stdout; jsonl" in proc.stderr and "webhook" in proc.stderr and "mqtt 127.0.0.1" in proc.stderr
+        )
         out = tmp_path / "out"  # relative to the config file
         # Network sinks: the run flushed them at stop; every alert delivered, in order.
         assert receiver.ids() == ids
@@ -105,11 +123,16 @@ def test_every_sink_gets_every_alert(run_bundle, frames, tmp_path):
 def test_broker_down_during_a_run_then_the_next_start_delivers_the_backlog(run_bundle, frames, tmp_path):
     binary = require_mosquitto()
     port = free_port()  # nothing listens during the first run
-    config = write_config(tmp_path / "edge.yaml", run_bundle, f"images: {frames}", f"""\
+    config = write_config(
+        tmp_path / "edge.yaml",
+        run_bundle,
+        f"images: {frames}",
+        f"""\
   stdout: true
   snapshots: false
   mqtt: {{host: 127.0.0.1, port: {port}, prefix: late, close_timeout_s: 0.5}}
-""")
+""",
+    )
     first = run_edge("run", "--config", str(config))
     assert first.returncode == 0, first.stderr  # the run was not held up by the broker
     assert "warning: MQTT broker 127.0.0.1:" in first.stderr and "unreachable at start" in first.stderr
@@ -133,14 +156,24 @@ def test_broker_down_during_a_run_then_the_next_start_delivers_the_backlog(run_b
 def test_sigterm_stops_cleanly_and_flushes_the_queue(run_bundle, tmp_path):
     receiver = Receiver(fail_first=3)  # a few refusals first, so alerts are queued when we stop
     video = write_video(tmp_path / "line.avi", 40, defective_frames=set(range(0, 40, 2)))
-    config = write_config(tmp_path / "edge.yaml", run_bundle, f"video: {video}\n  loop: true", f"""\
+    config = write_config(
+        tmp_path / "edge.yaml",
+        run_bundle,
+        f"video: {video}\n  loop: true",
+        f"""\
   snapshots: false
   webhook: {{url: "{receiver.url}", backoff_s: 0.05, backoff_max_s: 0.1, close_timeout_s: 10}}
-""")
+""",
+    )
     err_path = tmp_path / "stderr.txt"
     with open(err_path, "w") as err_file:
-        proc = subprocess.Popen([sys.executable, "-m", "edge", "run", "--config", str(config)], cwd=ROOT,
-                                stdout=subprocess.PIPE, stderr=err_file, text=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "edge", "run", "--config", str(config)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=err_file,
+            text=True,
+        )
         watchdog = threading.Timer(90, proc.kill)  # bounds the blocking reads below
         watchdog.start()
         try:
@@ -166,8 +199,12 @@ def test_sigterm_stops_cleanly_and_flushes_the_queue(run_bundle, tmp_path):
 
 def test_required_broker_down_is_one_line_and_exit_2(run_bundle, frames, tmp_path):
     # the source opens first (a bad source leaves no outputs behind), so this one must exist
-    config = write_config(tmp_path / "edge.yaml", run_bundle, f"images: {frames}",
-                          f"  mqtt: {{host: 127.0.0.1, port: {free_port()}, required: true, connect_timeout_s: 3}}\n")
+    config = write_config(
+        tmp_path / "edge.yaml",
+        run_bundle,
+        f"images: {frames}",
+        f"  mqtt: {{host: 127.0.0.1, port: {free_port()}, required: true, connect_timeout_s: 3}}\n",
+    )
     proc = run_edge("run", "--config", str(config))
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
@@ -176,8 +213,12 @@ def test_required_broker_down_is_one_line_and_exit_2(run_bundle, frames, tmp_pat
 
 
 def test_missing_secret_is_one_line_and_exit_2(run_bundle, frames, tmp_path):
-    config = write_config(tmp_path / "edge.yaml", run_bundle, f"images: {frames}",
-                          "  webhook:\n    url: http://127.0.0.1:9/\n    headers_env: {Authorization: EDGE_TEST_UNSET_TOKEN}\n")
+    config = write_config(
+        tmp_path / "edge.yaml",
+        run_bundle,
+        f"images: {frames}",
+        "  webhook:\n    url: http://127.0.0.1:9/\n    headers_env: {Authorization: EDGE_TEST_UNSET_TOKEN}\n",
+    )
     proc = run_edge("run", "--config", str(config), env={"EDGE_TEST_UNSET_TOKEN": ""} and {})
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [

@@ -6,10 +6,10 @@ import sqlite3
 import threading
 
 import pytest
+from sinks_helpers import Receiver, free_port, fresh_problem_log, make_alert, wait_until  # noqa: F401 (autouse fixture)
 
 from edge.sinks.outbox import Outbox
 from edge.sinks.webhook import WebhookSink
-from sinks_helpers import Receiver, free_port, fresh_problem_log, make_alert, wait_until  # noqa: F401 (autouse fixture)
 
 FAST = dict(backoff_s=0.02, backoff_max_s=0.2, close_timeout_s=2.0, timeout_s=2.0)
 
@@ -20,10 +20,19 @@ def test_alerts_arrive_as_json_posts_with_id_headers_and_env_secret(tmp_path, mo
     from edge.config import SinksConfig
     from edge.sinks.factory import build_sinks
 
-    config = SinksConfig.model_validate({
-        "stdout": False, "jsonl": False, "sqlite": False, "snapshots": False,
-        "webhook": {"url": receiver.url, "headers": {"X-Line": "press-3"}, "headers_env": {"Authorization": "HOOK_TOKEN"}},
-    })
+    config = SinksConfig.model_validate(
+        {
+            "stdout": False,
+            "jsonl": False,
+            "sqlite": False,
+            "snapshots": False,
+            "webhook": {
+                "url": receiver.url,
+                "headers": {"X-Line": "press-3"},
+                "headers_env": {"Authorization": "HOOK_TOKEN"},
+            },
+        }
+    )
     built = build_sinks(config, tmp_path / "out", tmp_path / "state")
     try:
         alerts = [make_alert(i) for i in range(3)]
@@ -157,8 +166,14 @@ def test_close_is_bounded_when_the_receiver_hangs(tmp_path):
     hang.bind(("127.0.0.1", 0))
     hang.listen(16)
     try:
-        sink = WebhookSink(f"http://127.0.0.1:{hang.getsockname()[1]}/", tmp_path,
-                           backoff_s=0.05, backoff_max_s=0.1, close_timeout_s=0.3, timeout_s=0.5)
+        sink = WebhookSink(
+            f"http://127.0.0.1:{hang.getsockname()[1]}/",
+            tmp_path,
+            backoff_s=0.05,
+            backoff_max_s=0.1,
+            close_timeout_s=0.3,
+            timeout_s=0.5,
+        )
         sink.emit(make_alert(0))
         closer = threading.Thread(target=sink.close)
         closer.start()

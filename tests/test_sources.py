@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
+from synthetic import write_images, write_video
 
 from edge.capture import Capture, LatestMailbox, WatchdogConfig
 from edge.errors import EdgeError
 from edge.sources import SourceConfig, open_source, source_from_options
-from synthetic import write_images, write_video
 
 FAST = WatchdogConfig(stall_seconds=0.3, backoff_initial=0.01, backoff_max=0.05)
 
@@ -266,7 +265,9 @@ def test_backoff_doubles_up_to_its_cap():
     camera, source = fake_source(["fail"] + ["refuse"] * 4, watchdog=wd, logs=logs)
     collect(source, limit=3)
     source.close()
-    waits = [float(line.rsplit(" in ", 1)[1].split()[0]) for line in logs if "next try" in line or "reopening in" in line]
+    waits = [
+        float(line.rsplit(" in ", 1)[1].split()[0]) for line in logs if "next try" in line or "reopening in" in line
+    ]
     assert waits == [0.01, 0.02, 0.04, 0.04, 0.04]  # first wait, then one per refused open
 
 

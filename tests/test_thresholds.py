@@ -17,8 +17,9 @@ ONE_TO_TEN = np.arange(1, 11, dtype=float)
 
 
 def threshold(method: str, normal, anomalous=None) -> float:
-    return compute_threshold(parse_method(method), np.asarray(normal, float),
-                             None if anomalous is None else np.asarray(anomalous, float))
+    return compute_threshold(
+        parse_method(method), np.asarray(normal, float), None if anomalous is None else np.asarray(anomalous, float)
+    )
 
 
 @pytest.mark.parametrize(
@@ -85,7 +86,9 @@ def test_meanstd_is_mean_plus_k_population_std():
     assert threshold("meanstd:1.5", normal) == 8.0
 
 
-@pytest.mark.parametrize("rate, expected", [(0.0, 10.0), (0.05, 10.0), (0.1, 9.0), (0.25, 8.0), (0.5, 5.0), (0.95, 1.0)])
+@pytest.mark.parametrize(
+    "rate, expected", [(0.0, 10.0), (0.05, 10.0), (0.1, 9.0), (0.25, 8.0), (0.5, 5.0), (0.95, 1.0)]
+)
 def test_fpr_is_the_normal_score_that_keeps_the_rate(rate, expected):
     assert threshold(f"fpr:{rate}", ONE_TO_TEN) == expected
 

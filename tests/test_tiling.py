@@ -141,7 +141,9 @@ def test_mask_pixels_do_not_count(tmp_path):
         scored = FrameScorer(BrightnessDetector(ScoreConfig(kind=kind)), tiler).score(frame)
         assert scored.map[:24, :24].max() == 0.0
         assert scored.score == 0.0, kind
-        unmasked = FrameScorer(BrightnessDetector(ScoreConfig(kind=kind)), Tiler(pre, GeometryConfig(tiling=TilingConfig(overlap=0.0)))).score(frame)
+        unmasked = FrameScorer(
+            BrightnessDetector(ScoreConfig(kind=kind)), Tiler(pre, GeometryConfig(tiling=TilingConfig(overlap=0.0)))
+        ).score(frame)
         assert unmasked.score > 0.0, kind
 
 

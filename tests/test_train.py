@@ -10,12 +10,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from synthetic import good_image, write_images
 
 from edge.errors import EdgeError
 from edge.imaging import list_images
 from edge.preprocess import Preprocessing, Preprocessor, to_unit_float
 from edge.scoring import ScoreConfig, error_maps, frame_scores
-from synthetic import good_image, write_images
 
 pytest.importorskip("tensorflow")
 
@@ -37,8 +37,18 @@ def assert_one_line_error(result: subprocess.CompletedProcess, *needles: str) ->
 
 
 def tiny(**overrides):
-    options = dict(size=16, filters=(4, 8), latent=8, epochs=2, batch_size=8, patience=0, seed=0,
-                   threads=2, progress=False, log=lambda _m: None)
+    options = dict(
+        size=16,
+        filters=(4, 8),
+        latent=8,
+        epochs=2,
+        batch_size=8,
+        patience=0,
+        seed=0,
+        threads=2,
+        progress=False,
+        log=lambda _m: None,
+    )
     options.update(overrides)
     return options
 
@@ -104,7 +114,9 @@ def test_trained_model_flags_defects(trained_run, synthetic_mvtec):
     prep = Preprocessor(Preprocessing(width=32, height=32))
     scores = {}
     for label in ("good", "defect"):
-        frames = prep.prepare_batch([cv2.imread(str(p), cv2.IMREAD_UNCHANGED) for p in list_images(synthetic_mvtec / "test" / label)])
+        frames = prep.prepare_batch(
+            [cv2.imread(str(p), cv2.IMREAD_UNCHANGED) for p in list_images(synthetic_mvtec / "test" / label)]
+        )
         rec = model.predict(to_unit_float(frames), verbose=0)
         scores[label] = frame_scores(error_maps(frames, rec), ScoreConfig())
     assert scores["defect"].mean() > scores["good"].mean()
@@ -122,7 +134,10 @@ def test_same_seed_same_model_other_seed_other_model(tmp_path, synthetic_mvtec):
     histories = [json.loads((r / "history.json").read_text()) for r in runs]
     assert all(np.array_equal(x, y) for x, y in zip(weights[0], weights[1]))
     assert histories[0] == histories[1]
-    assert json.loads((runs[0] / "run.json").read_text())["val_files"] == json.loads((runs[1] / "run.json").read_text())["val_files"]
+    assert (
+        json.loads((runs[0] / "run.json").read_text())["val_files"]
+        == json.loads((runs[1] / "run.json").read_text())["val_files"]
+    )
     assert not all(np.array_equal(x, y) for x, y in zip(weights[0], weights[2]))
 
 
@@ -189,8 +204,26 @@ def test_architecture_matches_input_and_refuses_sizes_it_cannot_mirror():
 
 def test_cli_trains_and_says_where_things_went(tmp_path, synthetic_mvtec):
     out = tmp_path / "run"
-    result = edge_cli("train", "autoencoder", "--arch", "conv", "--data", str(synthetic_mvtec), "--out", str(out),
-                      "--size", "16", "--filters", "4,8", "--latent", "8", "--epochs", "1", "--threads", "2")
+    result = edge_cli(
+        "train",
+        "autoencoder",
+        "--arch",
+        "conv",
+        "--data",
+        str(synthetic_mvtec),
+        "--out",
+        str(out),
+        "--size",
+        "16",
+        "--filters",
+        "4,8",
+        "--latent",
+        "8",
+        "--epochs",
+        "1",
+        "--threads",
+        "2",
+    )
     assert result.returncode == 0, result.stderr
     assert (out / "model.keras").is_file() and (out / "run.json").is_file()
     assert "epoch 1/1: loss" in result.stderr  # progress, one line per epoch when not on a terminal
@@ -224,7 +257,18 @@ def test_cli_bad_input_is_one_line_and_exit_2(tmp_path, case):
             "size": (["--size", "18"], ("not divisible by 4",)),
             "color": (["--color", "blue"], ("--color",)),
         }[case]
-    result = edge_cli("train", "autoencoder", "--arch", "conv", "--data", str(folder), "--out", str(tmp_path / "run"),
-                      "--epochs", "1", *extra)
+    result = edge_cli(
+        "train",
+        "autoencoder",
+        "--arch",
+        "conv",
+        "--data",
+        str(folder),
+        "--out",
+        str(tmp_path / "run"),
+        "--epochs",
+        "1",
+        *extra,
+    )
     assert_one_line_error(result, *needles)
     assert not (tmp_path / "run" / "model.keras").exists()

@@ -33,12 +33,12 @@ import numpy as np
 
 from edge import __version__
 from edge.errors import EdgeError
-from edge.messages import Log, to_stderr as _stderr
+from edge.messages import Log
+from edge.messages import to_stderr as _stderr
 from edge.preprocess import Color, to_unit_float
 from edge.scoring import ScoreConfig, error_maps
 from train.data import load_training_images, split_indices
 from train.runinfo import HISTORY_FILE, MODEL_FILE, RUN_FILE
-
 
 # Keras' default BatchNorm momentum (0.99) suits data sets of many thousand images; with a few
 # hundred good parts (a dozen steps per epoch) the moving statistics used at inference would
@@ -76,8 +76,13 @@ def check_architecture(height: int, width: int, filters: Sequence[int], latent: 
         raise EdgeError(f"--latent {latent} must be a positive number, e.g. 64")
 
 
-def build_autoencoder(input_shape: tuple[int, int, int], filters: Sequence[int] = (32, 64), latent: int = 64,
-                      arch: str = "conv", units: Sequence[int] = (256, 64)):
+def build_autoencoder(
+    input_shape: tuple[int, int, int],
+    filters: Sequence[int] = (32, 64),
+    latent: int = 64,
+    arch: str = "conv",
+    units: Sequence[int] = (256, 64),
+):
     """The autoencoder as one Keras model: float [0, 1] (H, W, C) in, same out.
 
     conv: H and W must be divisible by 2**len(filters) so the decoder lands on the input size.
@@ -252,7 +257,10 @@ def train_autoencoder(
     show = images.frames[val_idx if len(val_idx) else train_idx][:8]
     reconstructions = model.predict(to_unit_float(show), verbose=0, batch_size=batch_size)
     plot_reconstructions(
-        show, reconstructions, error_maps(show, reconstructions), out / "reconstructions.png",
+        show,
+        reconstructions,
+        error_maps(show, reconstructions),
+        out / "reconstructions.png",
         title="validation images" if len(val_idx) else "training images (none held back)",
     )
 

@@ -43,8 +43,13 @@ def _fold_bn(w: dict, prefix: str) -> tuple[np.ndarray, np.ndarray]:
     return scale.astype(np.float32), shift.astype(np.float32)
 
 
-def build_backbone(input_shape: tuple[int, int, int], stages: tuple[int, ...] = (2, 3, 4), last_stage: int | None = None,
-                   weights: dict | None = None, name: str = "efficientnet_lite0"):
+def build_backbone(
+    input_shape: tuple[int, int, int],
+    stages: tuple[int, ...] = (2, 3, 4),
+    last_stage: int | None = None,
+    weights: dict | None = None,
+    name: str = "efficientnet_lite0",
+):
     """Keras model: [0, 1] image (H, W, 1 or 3) → one feature map per requested stage.
 
     Batch norm is folded into the convolutions (inference only; the backbone stays frozen).
@@ -87,8 +92,15 @@ def build_backbone(input_shape: tuple[int, int, int], stages: tuple[int, ...] = 
             inp = x
             if expand != 1:
                 x = conv(x, w[p + "_expand_conv.weight"], p, p + "_bn0", lname=f"b{block}_expand")
-            x = conv(x, w[p + "_depthwise_conv.weight"], p, p + "_bn1", stride=stride if r == 0 else 1,
-                     depthwise=True, lname=f"b{block}_dw")
+            x = conv(
+                x,
+                w[p + "_depthwise_conv.weight"],
+                p,
+                p + "_bn1",
+                stride=stride if r == 0 else 1,
+                depthwise=True,
+                lname=f"b{block}_dw",
+            )
             x = conv(x, w[p + "_project_conv.weight"], p, p + "_bn2", relu=False, lname=f"b{block}_project")
             if r > 0:
                 x = layers.Add(name=f"b{block}_add")([x, inp])

@@ -41,12 +41,24 @@ def plot_history(history: dict[str, list[float]], path: Path) -> Path:
 
 def cam_overlay_rgb(frame_u8: np.ndarray, cam: np.ndarray, scale: float) -> np.ndarray:
     """RGB or grey model frame + CAM -> RGB overlay (edge.annotate draws in BGR, as the device does)."""
-    bgr = cv2.cvtColor(frame_u8, cv2.COLOR_GRAY2BGR) if frame_u8.shape[-1] == 1 else cv2.cvtColor(frame_u8, cv2.COLOR_RGB2BGR)
+    bgr = (
+        cv2.cvtColor(frame_u8, cv2.COLOR_GRAY2BGR)
+        if frame_u8.shape[-1] == 1
+        else cv2.cvtColor(frame_u8, cv2.COLOR_RGB2BGR)
+    )
     return cv2.cvtColor(heatmap_overlay(bgr, cam, scale), cv2.COLOR_BGR2RGB)
 
 
-def plot_cam_grid(frames_u8: np.ndarray, cams: np.ndarray, labels: np.ndarray, probs: np.ndarray,
-                  class_names: list[str], positive_index: int, path: Path, cols: int = 6) -> Path:
+def plot_cam_grid(
+    frames_u8: np.ndarray,
+    cams: np.ndarray,
+    labels: np.ndarray,
+    probs: np.ndarray,
+    class_names: list[str],
+    positive_index: int,
+    path: Path,
+    cols: int = 6,
+) -> Path:
     """Image + CAM overlay pairs, titled with the true class and the positive-class probability.
 
     One colour scale for the whole grid (99th percentile of all maps), so a clean surface looks
@@ -62,7 +74,9 @@ def plot_cam_grid(frames_u8: np.ndarray, cams: np.ndarray, labels: np.ndarray, p
     grey = frames_u8.shape[-1] == 1
     for i in range(n):
         r, c = 2 * (i // cols), i % cols
-        axes[r, c].imshow(frames_u8[i, ..., 0] if grey else frames_u8[i], cmap="gray" if grey else None, vmin=0, vmax=255)
+        axes[r, c].imshow(
+            frames_u8[i, ..., 0] if grey else frames_u8[i], cmap="gray" if grey else None, vmin=0, vmax=255
+        )
         ok = probs[i].argmax() == labels[i]
         axes[r, c].set_title(f"{class_names[labels[i]]}", fontsize=8, color="black" if ok else "red")
         axes[r + 1, c].imshow(cam_overlay_rgb(frames_u8[i], cams[i], scale))

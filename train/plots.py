@@ -38,7 +38,9 @@ def plot_history(history: dict[str, list[float]], path: Path) -> Path:
     return path
 
 
-def plot_reconstructions(frames_u8: np.ndarray, reconstructions: np.ndarray, maps: np.ndarray, path: Path, title: str = "") -> Path:
+def plot_reconstructions(
+    frames_u8: np.ndarray, reconstructions: np.ndarray, maps: np.ndarray, path: Path, title: str = ""
+) -> Path:
     """Three rows: input, reconstruction, squared-error map (shared colour scale), one column per image."""
     plt = _pyplot()
     n = len(frames_u8)

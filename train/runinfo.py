@@ -19,7 +19,9 @@ def read_run(run_dir: str | Path) -> dict:
         raise EdgeError(f"run folder not found: {run_dir} (make one with `edge train autoencoder --out {run_dir}`)")
     model = run_dir / MODEL_FILE
     if not model.is_file():
-        raise EdgeError(f"{run_dir} has no {MODEL_FILE}: not a training run folder (train with `edge train autoencoder`)")
+        raise EdgeError(
+            f"{run_dir} has no {MODEL_FILE}: not a training run folder (train with `edge train autoencoder`)"
+        )
     path = run_dir / RUN_FILE
     if not path.is_file():
         raise EdgeError(f"{run_dir} has no {RUN_FILE} beside {MODEL_FILE}; re-run `edge train` to write it")

@@ -67,8 +67,8 @@ def import_tensorflow(threads: Optional[int] = None):
     global _tf
     if _tf is None:
         with native_output_captured():
-            import tensorflow as tf  # noqa: F401
             import keras  # noqa: F401
+            import tensorflow as tf  # noqa: F401
         _tf = tf
     if threads:
         # Only possible before TF runs its first op; later calls keep the first setting.

@@ -121,12 +121,24 @@ def evaluate(bundle_path: Path, files: list[str], labels: np.ndarray) -> dict:
     probs = np.concatenate(probs)
     pos = det.head.positive_index
     truth = (labels == pos).astype(int)
-    out = {"count": int(len(labels)), "threshold": bundle.threshold, "auroc": float(roc_auc_score(truth, probs[:, pos]))}
+    out = {
+        "count": int(len(labels)),
+        "threshold": bundle.threshold,
+        "auroc": float(roc_auc_score(truth, probs[:, pos])),
+    }
     for name, flagged in (("argmax", probs.argmax(1) == pos), ("calibrated", probs[:, pos] > bundle.threshold)):
         p, r, f1, _ = precision_recall_fscore_support(truth, flagged.astype(int), average="binary", zero_division=0)
         tn, fp, fn, tp = confusion_matrix(truth, flagged.astype(int), labels=[0, 1]).ravel()
-        out[name] = {"accuracy": float(np.mean(flagged.astype(int) == truth)), "precision": float(p), "recall": float(r),
-                     "f1": float(f1), "tp": int(tp), "fp": int(fp), "tn": int(tn), "fn": int(fn)}
+        out[name] = {
+            "accuracy": float(np.mean(flagged.astype(int) == truth)),
+            "precision": float(p),
+            "recall": float(r),
+            "f1": float(f1),
+            "tp": int(tp),
+            "fp": int(fp),
+            "tn": int(tn),
+            "fn": int(fn),
+        }
     out["wrong"] = [files[i] for i in np.flatnonzero((probs.argmax(1) == pos).astype(int) != truth)]
     return out
 
@@ -202,7 +214,9 @@ def _small_examples(src: Path, dest: Path) -> None:
     if grid is None:
         return
     top = grid[: 2 * 227]
-    cv2.imwrite(str(dest), cv2.resize(top, (top.shape[1] * 160 // 227, top.shape[0] * 160 // 227), interpolation=cv2.INTER_AREA))
+    cv2.imwrite(
+        str(dest), cv2.resize(top, (top.shape[1] * 160 // 227, top.shape[0] * 160 // 227), interpolation=cv2.INTER_AREA)
+    )
 
 
 def _example_grid(examples, path: Path) -> None:
@@ -213,7 +227,9 @@ def _example_grid(examples, path: Path) -> None:
         vis = heatmap_overlay(image, cam)
         contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
         cv2.drawContours(vis, contours, -1, (0, 255, 0), 1)
-        cv2.drawMarker(vis, (int(round(x)), int(round(y))), (255, 255, 255) if hit else (0, 0, 255), cv2.MARKER_CROSS, 18, 2)
+        cv2.drawMarker(
+            vis, (int(round(x)), int(round(y))), (255, 255, 255) if hit else (0, 0, 255), cv2.MARKER_CROSS, 18, 2
+        )
         cv2.putText(vis, f"p={p:.2f}", (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
         tiles.append(cv2.resize(vis, (227, 227)))
     while len(tiles) % 6:
@@ -257,7 +273,10 @@ def timing(ae_model: Path, cls_bundle: Path, files: list[str], rounds: int = 5) 
                     fn(f)
                     ts.append(time.perf_counter() - t)
                 medians[name].append(1000 * float(np.median(ts)))
-        res = {k: {"median_ms": float(np.median(v)), "min_ms": float(np.min(v)), "max_ms": float(np.max(v))} for k, v in medians.items()}
+        res = {
+            k: {"median_ms": float(np.median(v)), "min_ms": float(np.min(v)), "max_ms": float(np.max(v))}
+            for k, v in medians.items()
+        }
         res["ratio"] = res["classifier+cam"]["median_ms"] / res["autoencoder"]["median_ms"]
         # Worst case for the claim: the slowest classifier round against the fastest autoencoder round.
         res["ratio_worst"] = res["classifier+cam"]["max_ms"] / res["autoencoder"]["min_ms"]
@@ -279,8 +298,10 @@ def machine() -> str:
         pass
     import ai_edge_litert
 
-    return (f"{cpu}, {os.cpu_count()} cores (shared with other jobs while measured); Python {platform.python_version()}, "
-            f"ai-edge-litert {getattr(ai_edge_litert, '__version__', '?')}")
+    return (
+        f"{cpu}, {os.cpu_count()} cores (shared with other jobs while measured); Python {platform.python_version()}, "
+        f"ai-edge-litert {getattr(ai_edge_litert, '__version__', '?')}"
+    )
 
 
 def main() -> None:
@@ -298,8 +319,23 @@ def main() -> None:
     log = work / "commands.log"
     run_dir, ae_dir = work / "run", work / "ae"
 
-    train_cmd = ["train", "classifier", "--data", args.data, "--out", run_dir, "--val-split", "0.1", "--test-split", "0.2",
-                 "--seed", "0", "--threads", "2", *shlex.split(args.train_args)]
+    train_cmd = [
+        "train",
+        "classifier",
+        "--data",
+        args.data,
+        "--out",
+        run_dir,
+        "--val-split",
+        "0.1",
+        "--test-split",
+        "0.2",
+        "--seed",
+        "0",
+        "--threads",
+        "2",
+        *shlex.split(args.train_args),
+    ]
     if not (args.reuse and (run_dir / "model.keras").is_file()):
         t = time.perf_counter()
         sh(train_cmd, log)
@@ -318,30 +354,87 @@ def main() -> None:
             sh(["export", run_dir, "--quantize", quant], log)
         out = work / f"bundle_{quant}"
         if not (args.reuse and (out / "bundle.json").is_file()):
-            sh(["calibrate", model, "--normal", val / neg, "--anomalous", val / run["positive_class"],
-                "--method", "f1", "--out", out, "--no-progress"], log)
+            sh(
+                [
+                    "calibrate",
+                    model,
+                    "--normal",
+                    val / neg,
+                    "--anomalous",
+                    val / run["positive_class"],
+                    "--method",
+                    "f1",
+                    "--out",
+                    out,
+                    "--no-progress",
+                ],
+                log,
+            )
         bundles[quant] = out
 
     # The autoencoder the classifier is compared with: train/autoencoder.py's defaults, 3 epochs.
     ae_model = ae_dir / "export" / "model_int8.tflite"
     if not (args.reuse and ae_model.is_file()):
-        sh(["train", "autoencoder", "--arch", "conv", "--data", args.data / neg, "--out", ae_dir, "--epochs", "3",
-            "--threads", "2"], log)
+        sh(
+            [
+                "train",
+                "autoencoder",
+                "--arch",
+                "conv",
+                "--data",
+                args.data / neg,
+                "--out",
+                ae_dir,
+                "--epochs",
+                "3",
+                "--threads",
+                "2",
+            ],
+            log,
+        )
         sh(["export", ae_dir, "--quantize", "int8", "--no-parity"], log)
 
     # Two stages on the held-back images: the autoencoder (F1 threshold on validation) flags, the classifier names.
     ae_bundle = work / "bundle_ae"
     if not (args.reuse and (ae_bundle / "bundle.json").is_file()):
-        sh(["calibrate", ae_model, "--normal", val / neg, "--anomalous", val / run["positive_class"],
-            "--method", "f1", "--out", ae_bundle, "--no-progress"], log)
+        sh(
+            [
+                "calibrate",
+                ae_model,
+                "--normal",
+                val / neg,
+                "--anomalous",
+                val / run["positive_class"],
+                "--method",
+                "f1",
+                "--out",
+                ae_bundle,
+                "--no-progress",
+            ],
+            log,
+        )
     test_all = link_flat(run, "test", work / "split" / "test_all")
     two_out = work / "two_stage"
     if two_out.exists():
         import shutil
 
         shutil.rmtree(two_out)
-    sh(["run", "--bundle", ae_bundle, "--classifier", bundles["int8"], "--images", test_all, "--out", two_out,
-        "--metrics-every", "0"], log)
+    sh(
+        [
+            "run",
+            "--bundle",
+            ae_bundle,
+            "--classifier",
+            bundles["int8"],
+            "--images",
+            test_all,
+            "--out",
+            two_out,
+            "--metrics-every",
+            "0",
+        ],
+        log,
+    )
     two_stage = two_stage_table(two_out / "events.jsonl", test_all, run["class_names"])
     ae_manifest = json.loads((ae_bundle / "bundle.json").read_text())
 
@@ -351,11 +444,21 @@ def main() -> None:
     speed = timing(ae_model, bundles["int8"], test_files[:200])
     metrics = json.loads((run_dir / "metrics.json").read_text())
     _small_examples(work / "cam_examples_int8.png", Path(args.results).parent / "cam_examples.png")
-    results = {"accuracy": acc, "localisation": loc, "timing": speed, "train_seconds": train_seconds,
-               "two_stage": two_stage, "ae_threshold": ae_manifest["threshold"], "ae_metrics": ae_manifest.get("metrics"),
-               "epochs_run": run.get("epochs_run"), "config": run.get("config"), "machine": machine(),
-               "preprocessing": run.get("preprocessing"),
-               "keras_test_accuracy": metrics.get("test", {}).get("accuracy"), "commands": COMMANDS}
+    results = {
+        "accuracy": acc,
+        "localisation": loc,
+        "timing": speed,
+        "train_seconds": train_seconds,
+        "two_stage": two_stage,
+        "ae_threshold": ae_manifest["threshold"],
+        "ae_metrics": ae_manifest.get("metrics"),
+        "epochs_run": run.get("epochs_run"),
+        "config": run.get("config"),
+        "machine": machine(),
+        "preprocessing": run.get("preprocessing"),
+        "keras_test_accuracy": metrics.get("test", {}).get("accuracy"),
+        "commands": COMMANDS,
+    }
     (work / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     write_markdown(results, args.results, work)
     print(f"results: {args.results} (raw: {work / 'results.json'}; CAM examples: {work}/cam_examples_*.png)")
@@ -369,7 +472,7 @@ def write_markdown(r: dict, path: Path, work: Path) -> None:
         "# Crack classifier on concrete-crack: accuracy, CAM localisation, time per frame",
         "",
         "Data: concrete-crack, 978 crack / 971 no_crack 227x227 RGB images (Özgenel & Gönenç Sorguç, "
-        "\"Performance comparison of pretrained CNNs on crack detection in buildings\", ISARC 2018; "
+        '"Performance comparison of pretrained CNNs on crack detection in buildings", ISARC 2018; '
         "Mendeley Data 5y9wdsg2zt v2, CC BY 4.0). Fixed stratified split, seed 0: 70 % training, "
         f"10 % validation (early stopping, threshold calibration), 20 % held back for the figures below ({f['count']} images).",
         "",
@@ -387,9 +490,11 @@ def write_markdown(r: dict, path: Path, work: Path) -> None:
     ]
     for name, m in (("float32", f), ("int8", i)):
         c = m["calibrated"]
-        lines.append(f"| {name} | {100 * m['argmax']['accuracy']:.2f} % | {100 * c['accuracy']:.2f} % | {m['threshold']:.3f} | "
-                     f"{c['precision']:.4f} | {c['recall']:.4f} | {m['auroc']:.5f} | "
-                     f"{m['argmax']['fp'] + m['argmax']['fn']} ({m['argmax']['fn']} missed cracks, {m['argmax']['fp']} false alarms) |")
+        lines.append(
+            f"| {name} | {100 * m['argmax']['accuracy']:.2f} % | {100 * c['accuracy']:.2f} % | {m['threshold']:.3f} | "
+            f"{c['precision']:.4f} | {c['recall']:.4f} | {m['auroc']:.5f} | "
+            f"{m['argmax']['fp'] + m['argmax']['fn']} ({m['argmax']['fn']} missed cracks, {m['argmax']['fp']} false alarms) |"
+        )
     gap = 100 * (f["argmax"]["accuracy"] - i["argmax"]["accuracy"])
     lines += [
         "",
@@ -411,9 +516,11 @@ def write_markdown(r: dict, path: Path, work: Path) -> None:
     ]
     for name in ("float32", "int8"):
         m = loc[name]
-        lines.append(f"| {name} | {m['found_cracks_with_proxy']} | {100 * m['cam_peak_on_crack']:.1f} % | "
-                     f"{100 * m['cam_peak_within_half_cell']:.1f} % | {100 * m['image_centre_on_crack']:.1f} % | "
-                     f"{100 * m['random_point_on_crack']:.1f} % | {m['proxy_empty']} |")
+        lines.append(
+            f"| {name} | {m['found_cracks_with_proxy']} | {100 * m['cam_peak_on_crack']:.1f} % | "
+            f"{100 * m['cam_peak_within_half_cell']:.1f} % | {100 * m['image_centre_on_crack']:.1f} % | "
+            f"{100 * m['random_point_on_crack']:.1f} % | {m['proxy_empty']} |"
+        )
     lines += [
         "",
         "![CAM examples](cam_examples.png)",
@@ -427,7 +534,9 @@ def write_markdown(r: dict, path: Path, work: Path) -> None:
         f"epochs on no_crack images, threshold {r['ae_threshold']['value']:.4g} by {r['ae_threshold']['method']} on the "
         "validation split) decides whether to alert; each alert is classified by the int8 classifier bundle.",
         "",
-        "| true class | no alert | " + " | ".join(sorted({k for row in r["two_stage"].values() for k in row} - {"no alert"})) + " |",
+        "| true class | no alert | "
+        + " | ".join(sorted({k for row in r["two_stage"].values() for k in row} - {"no alert"}))
+        + " |",
         "|---|---|" + "---|" * len(sorted({k for row in r["two_stage"].values() for k in row} - {"no alert"})),
     ]
     labels = sorted({k for row in r["two_stage"].values() for k in row} - {"no alert"})
@@ -446,10 +555,14 @@ def write_markdown(r: dict, path: Path, work: Path) -> None:
         "|---|---|---|---|---|---|",
     ]
     for k, v in t.items():
+
         def cell(name):
             return f"{v[name]['median_ms']:.3f} ms ({v[name]['min_ms']:.3f}-{v[name]['max_ms']:.3f})"
-        lines.append(f"| {k} | {cell('autoencoder')} | {cell('classifier+cam')} | {cell('classifier invoke only')} | "
-                     f"{100 * v['ratio']:.0f} % | {100 * v['ratio_worst']:.0f} % |")
+
+        lines.append(
+            f"| {k} | {cell('autoencoder')} | {cell('classifier+cam')} | {cell('classifier invoke only')} | "
+            f"{100 * v['ratio']:.0f} % | {100 * v['ratio_worst']:.0f} % |"
+        )
     lines += [
         "",
         "The machine's two cores were shared with other jobs: the 2-thread rows and the autoencoder's spread show it; "

@@ -103,19 +103,25 @@ def main() -> None:
     flat = tr.reshape(-1, c)
     chol = np.linalg.cholesky(np.linalg.inv(np.cov(flat[::3].T) + 0.01 * np.eye(c)))
     z = (te - flat.mean(0)) @ chol
-    rows.append(("position-blind Gaussian, stages 2-4", c, evaluate(np.sqrt((z ** 2).sum(-1)))))
+    rows.append(("position-blind Gaussian, stages 2-4", c, evaluate(np.sqrt((z**2).sum(-1)))))
     mu, sd = tr.mean(0), tr.std(0) + 1e-3
     rows.append(("per-cell diagonal Gaussian, stages 2-4", c, evaluate(np.sqrt((((te - mu) / sd) ** 2).sum(-1)))))
     for stages in ((2, 3, 4), (3, 4, 5)):
         tr, te = unit(pick(tr_all, stages), pick(te_all, stages))
-        rows.append((f"per-cell full Gaussian (PaDiM), stages {stages[0]}-{stages[-1]}", tr.shape[-1],
-                     evaluate(fit_gaussians(tr, 0.01).distances(te))))
+        rows.append(
+            (
+                f"per-cell full Gaussian (PaDiM), stages {stages[0]}-{stages[-1]}",
+                tr.shape[-1],
+                evaluate(fit_gaussians(tr, 0.01).distances(te)),
+            )
+        )
     tr, te = unit(pick(tr_all, (3, 4, 5)), pick(te_all, (3, 4, 5)))
     flat = tr.reshape(-1, tr.shape[-1])
     _, vecs = np.linalg.eigh(np.cov(flat[::3].T))
     proj = vecs[:, ::-1][:, :128]
-    rows.append(("PaDiM, stages 3-5, PCA to 128 dims", 128,
-                 evaluate(fit_gaussians(tr @ proj, 0.01).distances(te @ proj))))
+    rows.append(
+        ("PaDiM, stages 3-5, PCA to 128 dims", 128, evaluate(fit_gaussians(tr @ proj, 0.01).distances(te @ proj)))
+    )
 
     rows += feature_autoencoders(*unit(pick(tr_all, (3, 4, 5)), pick(te_all, (3, 4, 5))), evaluate)
 
@@ -141,23 +147,41 @@ def main() -> None:
     rows.append(("32x32: same, 128 PCA dims (the --stride 8 option)", 128, evaluate(default)))
     median = np.median(default.reshape(len(default), -1), 1)[:, None, None]
     rows.append(("32x32: default minus each map's own median", 128, evaluate(default - median)))
-    rows.append(("32x32: nearest of 30 000 training cells, position-blind (PatchCore-style)", 232,
-                 evaluate(nearest_neighbour(tr8, te8, 30000))))
+    rows.append(
+        (
+            "32x32: nearest of 30 000 training cells, position-blind (PatchCore-style)",
+            232,
+            evaluate(nearest_neighbour(tr8, te8, 30000)),
+        )
+    )
     diagnosis = background_diagnosis(upsample(default), sizes, masks, groups)
 
     defects = sorted(set(test.groups) - {"good"})
-    lines = ["# Feature-model candidates on magnetic tiles (float, numpy)", "",
-             "Command: `.venv/bin/python benchmarks/quality/explore_features.py` "
-             f"({time.perf_counter() - t0:.0f} s after feature extraction). EfficientNet-Lite0 features, "
-             "256 px grey, 16x16 or 32x32 cells, fitted on all 560 train/good images; score = max of the map "
-             "smoothed (sigma 4). Pixel AUROC on images reduced to a 256 px long side.", "",
-             "| model | dims | image AUROC | pixel AUROC | " + " | ".join(defects) + " |",
-             "|---|---|---|---|" + "---|" * len(defects)]
+    lines = [
+        "# Feature-model candidates on magnetic tiles (float, numpy)",
+        "",
+        "Command: `.venv/bin/python benchmarks/quality/explore_features.py` "
+        f"({time.perf_counter() - t0:.0f} s after feature extraction). EfficientNet-Lite0 features, "
+        "256 px grey, 16x16 or 32x32 cells, fitted on all 560 train/good images; score = max of the map "
+        "smoothed (sigma 4). Pixel AUROC on images reduced to a 256 px long side.",
+        "",
+        "| model | dims | image AUROC | pixel AUROC | " + " | ".join(defects) + " |",
+        "|---|---|---|---|" + "---|" * len(defects),
+    ]
     for name, dims, r in rows:
-        lines.append(f"| {name} | {dims} | {r['image']:.3f} | {r['pixel']:.3f} | "
-                     + " | ".join(f"{r[d]:.2f}" for d in defects) + " |")
-    lines += ["", "Per-defect columns: image AUROC of test/good vs that defect.", "", *diagnosis,
-              "Data: magnetic-tile (Huang, Qiu, Yuan, The Visual Computer 2020).", ""]
+        lines.append(
+            f"| {name} | {dims} | {r['image']:.3f} | {r['pixel']:.3f} | "
+            + " | ".join(f"{r[d]:.2f}" for d in defects)
+            + " |"
+        )
+    lines += [
+        "",
+        "Per-defect columns: image AUROC of test/good vs that defect.",
+        "",
+        *diagnosis,
+        "Data: magnetic-tile (Huang, Qiu, Yuan, The Visual Computer 2020).",
+        "",
+    ]
     out = REPO / "benchmarks" / "results" / "quality_variants.md"
     out.write_text("\n".join(lines))
     print("\n".join(lines))
@@ -169,12 +193,12 @@ def nearest_neighbour(tr: np.ndarray, te: np.ndarray, bank_size: int, seed: int 
     scale = tr.reshape(-1, c).std(0) + 1e-6
     bank = (tr / scale).reshape(-1, c)
     bank = bank[np.random.default_rng(seed).choice(len(bank), min(bank_size, len(bank)), replace=False)]
-    bank_sq = (bank ** 2).sum(1)
+    bank_sq = (bank**2).sum(1)
     queries = (te / scale).reshape(-1, c)
     out = np.empty(len(queries), np.float32)
     for i in range(0, len(queries), 4096):
         q = queries[i : i + 4096]
-        d2 = (q ** 2).sum(1)[:, None] - 2 * q @ bank.T + bank_sq[None]
+        d2 = (q**2).sum(1)[:, None] - 2 * q @ bank.T + bank_sq[None]
         out[i : i + 4096] = np.sqrt(np.maximum(d2.min(1), 0))
     return out.reshape(te.shape[:-1])
 
@@ -195,17 +219,29 @@ def background_diagnosis(maps: list, sizes: list, masks: list, groups: np.ndarra
 
     good = sample(np.concatenate([f.ravel() for f, g in zip(full, groups) if g == "good"]))
     background = sample(np.concatenate([f[~m] for f, m, g in zip(full, masks, groups) if g != "good"]))
-    lines = ["Where the pooled pixel AUROC goes (the 32x32, 128-dim model): each defect's pixels ranked against the",
-             "pixels of the good test images, and against the defect-free pixels of the defective images.", "",
-             "| defect pixels | share of all defect pixels | vs good images' pixels | vs defective images' background |",
-             "|---|---|---|---|"]
+    lines = [
+        "Where the pooled pixel AUROC goes (the 32x32, 128-dim model): each defect's pixels ranked against the",
+        "pixels of the good test images, and against the defect-free pixels of the defective images.",
+        "",
+        "| defect pixels | share of all defect pixels | vs good images' pixels | vs defective images' background |",
+        "|---|---|---|---|",
+    ]
     total = sum(int(m.sum()) for m in masks)
     for d in sorted(set(groups) - {"good"}):
         pos = np.concatenate([f[m] for f, m, g in zip(full, masks, groups) if g == d])
-        lines.append(f"| {d} | {len(pos) / total:.0%} | {auc(sample(pos), good):.3f} | {auc(sample(pos), background):.3f} |")
-    medians = {g: float(np.median([np.median(m) for m, gg in zip(maps, groups) if gg == g])) for g in sorted(set(groups))}
-    lines += ["", "Median of each image's median map value, per test folder: "
-              + ", ".join(f"{g} {v:.1f}" for g, v in medians.items()) + ".", ""]
+        lines.append(
+            f"| {d} | {len(pos) / total:.0%} | {auc(sample(pos), good):.3f} | {auc(sample(pos), background):.3f} |"
+        )
+    medians = {
+        g: float(np.median([np.median(m) for m, gg in zip(maps, groups) if gg == g])) for g in sorted(set(groups))
+    }
+    lines += [
+        "",
+        "Median of each image's median map value, per test folder: "
+        + ", ".join(f"{g} {v:.1f}" for g, v in medians.items())
+        + ".",
+        "",
+    ]
     return lines
 
 
@@ -243,8 +279,10 @@ def feature_autoencoders(tr: np.ndarray, te: np.ndarray, evaluate) -> list:
         return keras.Model(i, layers.Conv2D(c, 1)(x))
 
     rows = []
-    for name, make, prepare in (("feature autoencoder, 1x1 convs (DFR-style, position-blind)", blind, lambda x: x),
-                                ("feature autoencoder, conv 16->4->16 + cell coordinates", spatial, with_coordinates)):
+    for name, make, prepare in (
+        ("feature autoencoder, 1x1 convs (DFR-style, position-blind)", blind, lambda x: x),
+        ("feature autoencoder, conv 16->4->16 + cell coordinates", spatial, with_coordinates),
+    ):
         keras.utils.set_random_seed(0)
         model = make()
         model.compile(keras.optimizers.Adam(1e-3), "mse")

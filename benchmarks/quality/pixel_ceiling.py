@@ -73,55 +73,91 @@ def main() -> None:
         mask = np.zeros(size, bool) if m is None else read_mask(m, size)
         masks.append(mask)
         # the share of each 8x8-pixel cell that is defect, on the square model input
-        cells.append(cv2.resize(cv2.resize(mask.astype(np.float32), (256, 256)), (GRID, GRID),
-                                interpolation=cv2.INTER_AREA))
+        cells.append(
+            cv2.resize(cv2.resize(mask.astype(np.float32), (256, 256)), (GRID, GRID), interpolation=cv2.INTER_AREA)
+        )
     scorer = MapScorer(test.labels, groups, sizes, masks)
 
     rows = []
     tr16, te16 = pool2(tr[..., 24:]), pool2(te[..., 24:])  # stages 3-5 on 16x16 cells: the default
-    rows.append(("unsupervised: per-cell Gaussian, stages 3-5, 16x16 (the default model)",
-                 scorer(distances(fit(tr16), te16))))
+    rows.append(
+        ("unsupervised: per-cell Gaussian, stages 3-5, 16x16 (the default model)", scorer(distances(fit(tr16), te16)))
+    )
     z = whitened(fit(tr16), te16)
     median = np.median(z.reshape(len(z), -1, z.shape[-1]), 1)[:, None, None]
-    rows.append(("unsupervised: same, minus each image's median whitened residual",
-                 scorer(np.sqrt(((z - median) ** 2).sum(-1)))))
-    rows.append(("unsupervised: same, covariances shrunk 20 % towards the pooled one",
-                 scorer(distances(fit(tr16, shrink=0.2), te16))))
+    rows.append(
+        (
+            "unsupervised: same, minus each image's median whitened residual",
+            scorer(np.sqrt(((z - median) ** 2).sum(-1))),
+        )
+    )
+    rows.append(
+        (
+            "unsupervised: same, covariances shrunk 20 % towards the pooled one",
+            scorer(distances(fit(tr16, shrink=0.2), te16)),
+        )
+    )
     rows.append(("unsupervised: same, ridge 0.1 instead of 0.01", scorer(distances(fit(tr16, eps=0.1), te16))))
     if args.hed:
         trh, teh = hed_features(tr_u8, te_u8, args.work)
         from train.padim import fit_projection
 
         projection = fit_projection(trh, 128)
-        rows.append(("unsupervised: per-cell Gaussian on HED VGG16 blocks 3-5, 128 PCA dims, 16x16",
-                     scorer(distances(fit(projection(trh)), projection(teh)))))
+        rows.append(
+            (
+                "unsupervised: per-cell Gaussian on HED VGG16 blocks 3-5, 128 PCA dims, 16x16",
+                scorer(distances(fit(projection(trh)), projection(teh))),
+            )
+        )
 
     truth = (np.array(cells).reshape(-1) > 0.5).astype(int)
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.linear_model import LogisticRegression
 
-    rows.append(("SUPERVISED ceiling: linear probe on the test masks, stages 2-5, 32x32, 5-fold by image",
-                 scorer(supervised(te, truth, lambda: LogisticRegression(C=0.1, max_iter=300)))))
-    rows.append(("SUPERVISED ceiling: gradient boosting on the test masks, stages 2-5, 32x32, 5-fold by image",
-                 scorer(supervised(te, truth, lambda: HistGradientBoostingClassifier(max_iter=200)))))
+    rows.append(
+        (
+            "SUPERVISED ceiling: linear probe on the test masks, stages 2-5, 32x32, 5-fold by image",
+            scorer(supervised(te, truth, lambda: LogisticRegression(C=0.1, max_iter=300))),
+        )
+    )
+    rows.append(
+        (
+            "SUPERVISED ceiling: gradient boosting on the test masks, stages 2-5, 32x32, 5-fold by image",
+            scorer(supervised(te, truth, lambda: HistGradientBoostingClassifier(max_iter=200))),
+        )
+    )
 
-    lines = ["# Pixel AUROC on magnetic tiles: unsupervised variants against a supervised ceiling", "",
-             "Command: `.venv/bin/python benchmarks/quality/pixel_ceiling.py"
-             + (" --hed" if args.hed else "") + f"` ({time.perf_counter() - t0:.0f} s on 2 cores). "
-             "256 px grey; the unsupervised models are fitted on all 560 train/good images. Float, numpy. "
-             "Pixel AUROC on images reduced to a 256 px long side (~0.03 above `edge eval`'s full-size "
-             "figure). The supervised rows are trained on the test set's own masks (5-fold, whole images "
-             "held out): a bound on what these features can tell apart, not a detector.", "",
-             "| model | image AUROC | pixel AUROC | pixel AUROC without uneven | uneven, within image | "
-             + " | ".join(f"{d} pixel" for d in DEFECTS) + " |",
-             "|---|---|---|---|---|" + "---|" * len(DEFECTS)]
+    lines = [
+        "# Pixel AUROC on magnetic tiles: unsupervised variants against a supervised ceiling",
+        "",
+        "Command: `.venv/bin/python benchmarks/quality/pixel_ceiling.py"
+        + (" --hed" if args.hed else "")
+        + f"` ({time.perf_counter() - t0:.0f} s on 2 cores). "
+        "256 px grey; the unsupervised models are fitted on all 560 train/good images. Float, numpy. "
+        "Pixel AUROC on images reduced to a 256 px long side (~0.03 above `edge eval`'s full-size "
+        "figure). The supervised rows are trained on the test set's own masks (5-fold, whole images "
+        "held out): a bound on what these features can tell apart, not a detector.",
+        "",
+        "| model | image AUROC | pixel AUROC | pixel AUROC without uneven | uneven, within image | "
+        + " | ".join(f"{d} pixel" for d in DEFECTS)
+        + " |",
+        "|---|---|---|---|---|" + "---|" * len(DEFECTS),
+    ]
     for name, r in rows:
-        lines.append(f"| {name} | {r['image']:.3f} | {r['pixel']:.3f} | {r['rest']:.3f} | {r['within']:.3f} | "
-                     + " | ".join(f"{r[d]:.3f}" for d in DEFECTS) + " |")
-    lines += ["", "Per-type pixel columns: pixel AUROC over test/good plus that defect's images. "
-              "Image AUROC of the supervised rows is the max of their maps; it is not comparable "
-              "(a classifier of cells trained on the defects).", "",
-              "Data: magnetic-tile (Huang, Qiu, Yuan, The Visual Computer 2020).", ""]
+        lines.append(
+            f"| {name} | {r['image']:.3f} | {r['pixel']:.3f} | {r['rest']:.3f} | {r['within']:.3f} | "
+            + " | ".join(f"{r[d]:.3f}" for d in DEFECTS)
+            + " |"
+        )
+    lines += [
+        "",
+        "Per-type pixel columns: pixel AUROC over test/good plus that defect's images. "
+        "Image AUROC of the supervised rows is the max of their maps; it is not comparable "
+        "(a classifier of cells trained on the defects).",
+        "",
+        "Data: magnetic-tile (Huang, Qiu, Yuan, The Visual Computer 2020).",
+        "",
+    ]
     out = REPO / "benchmarks" / "results" / "quality_ceiling.md"
     out.write_text("\n".join(lines))
     print("\n".join(lines))
@@ -138,8 +174,10 @@ class MapScorer:
 
         up = [cv2.GaussianBlur(cv2.resize(m.astype(np.float32), (256, 256)), (0, 0), 4) for m in maps]
         full = [cv2.resize(m, (s[1], s[0])) for m, s in zip(up, self.sizes)]
-        row = {"image": image_auroc(self.labels, np.array([m.max() for m in up])),
-               "pixel": pixel_auroc(self.masks, full)}
+        row = {
+            "image": image_auroc(self.labels, np.array([m.max() for m in up])),
+            "pixel": pixel_auroc(self.masks, full),
+        }
         for d in DEFECTS:
             sel = [i for i, g in enumerate(self.groups) if g in (d, "good")]
             row[d] = pixel_auroc([self.masks[i] for i in sel], [full[i] for i in sel])
@@ -166,8 +204,13 @@ def efficientnet_features(data: Path, test, work: Path):
         # stages 3-5 pooled 2x2 from here equal the default's 16x16 cells up to the bilinear
         # upsampling of stages 4-5 (a probe, not the exported graph)
         ex = build_extractor(PadimConfig(stages=(2, 3, 4, 5), grid_stride=8, neighbourhood=1))
-        np.savez(cache, tr_u8=tr_u8, te_u8=te_u8, train=extract(ex, tr_u8).astype(np.float16),
-                 test=extract(ex, te_u8).astype(np.float16))
+        np.savez(
+            cache,
+            tr_u8=tr_u8,
+            te_u8=te_u8,
+            train=extract(ex, tr_u8).astype(np.float16),
+            test=extract(ex, te_u8).astype(np.float16),
+        )
     with np.load(cache) as z:
         return z["tr_u8"], z["te_u8"], z["train"].astype(np.float32), z["test"].astype(np.float32)
 
@@ -193,8 +236,16 @@ def hed_features(tr_u8: np.ndarray, te_u8: np.ndarray, work: Path):
                 c3 = hed.block3(hed.block2(hed.block1(x)))
                 c4 = hed.block4(c3)
                 c5 = hed.block5(c4)
-                out.append(np.concatenate([tf.nn.avg_pool2d(c3, 4, 4, "VALID").numpy(),
-                                           tf.nn.avg_pool2d(c4, 2, 2, "VALID").numpy(), c5.numpy()], -1))
+                out.append(
+                    np.concatenate(
+                        [
+                            tf.nn.avg_pool2d(c3, 4, 4, "VALID").numpy(),
+                            tf.nn.avg_pool2d(c4, 2, 2, "VALID").numpy(),
+                            c5.numpy(),
+                        ],
+                        -1,
+                    )
+                )
             return np.concatenate(out).astype(np.float16)
 
         np.savez(cache, train=run(tr_u8), test=run(te_u8))
@@ -228,8 +279,12 @@ def fit(features: np.ndarray, eps: float = 0.01, shrink: float = 0.0):
 
 
 def whitened(gauss, features: np.ndarray) -> np.ndarray:
-    return np.concatenate([np.einsum("nhwc,hwcd->nhwd", features[i : i + 50] / gauss.scale - gauss.mean, gauss.chol)
-                           for i in range(0, len(features), 50)])
+    return np.concatenate(
+        [
+            np.einsum("nhwc,hwcd->nhwd", features[i : i + 50] / gauss.scale - gauss.mean, gauss.chol)
+            for i in range(0, len(features), 50)
+        ]
+    )
 
 
 def distances(gauss, features: np.ndarray) -> np.ndarray:

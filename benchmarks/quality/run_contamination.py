@@ -63,10 +63,13 @@ def main() -> None:
         link(d, eval_root / "ground_truth" / d.name)
 
     bundles, suspects = [], {}
-    for name, folder, trim in [("clean", fit, 0.0), ("contaminated", dirty.parents[1], 0.0),
-                               (f"contaminated-trim{args.trim:g}", dirty.parents[1], args.trim),
-                               # what trimming costs where there is nothing to trim
-                               (f"clean-trim{args.trim:g}", fit, args.trim)]:
+    for name, folder, trim in [
+        ("clean", fit, 0.0),
+        ("contaminated", dirty.parents[1], 0.0),
+        (f"contaminated-trim{args.trim:g}", dirty.parents[1], args.trim),
+        # what trimming costs where there is nothing to trim
+        (f"clean-trim{args.trim:g}", fit, args.trim),
+    ]:
         run = args.work / f"padim-{name}-{args.fraction:g}"
         if not (run / "padim.npz").is_file():
             train_padim(folder, run, PadimConfig(trim=trim), log=log)
@@ -78,19 +81,30 @@ def main() -> None:
     out = REPO / "benchmarks" / "results" / "quality_contamination.md"
     run_eval(bundles, eval_root, out)
     # what `edge train` lists for review (run.json "suspects", OUT/suspects.png)
-    lines = ["", "## Training images listed for review", "",
-             f"`edge train` lists the training images whose cross-fitted peak distance is more than "
-             f"{SUSPECT_Z:g} robust standard deviations above the others' (run.json `suspects`, "
-             "OUT/suspects.png).", "",
-             "| fit | images | listed | planted defects among them |", "|---|---|---|---|"]
+    lines = [
+        "",
+        "## Training images listed for review",
+        "",
+        f"`edge train` lists the training images whose cross-fitted peak distance is more than "
+        f"{SUSPECT_Z:g} robust standard deviations above the others' (run.json `suspects`, "
+        "OUT/suspects.png).",
+        "",
+        "| fit | images | listed | planted defects among them |",
+        "|---|---|---|---|",
+    ]
     for name, n in [("clean", len(good)), ("contaminated", len(good) + len(planted))]:
         listed = suspects[name]
         hits = sum(Path(s["file"]).name.startswith("planted_") for s in listed)
-        lines.append(f"| {name} | {n} | {len(listed)} | "
-                     + (f"{hits} of {len(planted)}" if name != "clean" else "–") + " |")
+        lines.append(
+            f"| {name} | {n} | {len(listed)} | " + (f"{hits} of {len(planted)}" if name != "clean" else "–") + " |"
+        )
     top = suspects["contaminated"][: len(planted)]
-    lines += ["", f"Among the {len(top)} most suspect images of the contaminated fit, "
-              f"{sum(Path(s['file']).name.startswith('planted_') for s in top)} are planted defects.", ""]
+    lines += [
+        "",
+        f"Among the {len(top)} most suspect images of the contaminated fit, "
+        f"{sum(Path(s['file']).name.startswith('planted_') for s in top)} are planted defects.",
+        "",
+    ]
     out.write_text(out.read_text() + "\n".join(lines))
     log("\n".join(lines))
 

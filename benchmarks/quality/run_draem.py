@@ -62,8 +62,11 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--threads", type=int, default=1, help="TensorFlow threads for training (the machine is shared)")
     ap.add_argument("--note", default="", help="a paragraph added to the report (e.g. why this size)")
-    ap.add_argument("--name", default="", help="results file stem (default quality_draem, or quality_draem_sSIZE "
-                    "when --size is not 128)")
+    ap.add_argument(
+        "--name",
+        default="",
+        help="results file stem (default quality_draem, or quality_draem_sSIZE when --size is not 128)",
+    )
     args = ap.parse_args()
     work = args.work
     fit, held = prepare(args.data, work)
@@ -71,8 +74,26 @@ def main() -> None:
     run = work / tag
     commands: list[str] = []
 
-    train_args = ["train", "autoencoder", "--arch", "draem", "--data", fit, "--out", run, "--size", args.size,
-                  "--epochs", args.epochs, "--batch-size", args.batch_size, "--seed", 0, "--threads", args.threads]
+    train_args = [
+        "train",
+        "autoencoder",
+        "--arch",
+        "draem",
+        "--data",
+        fit,
+        "--out",
+        run,
+        "--size",
+        args.size,
+        "--epochs",
+        args.epochs,
+        "--batch-size",
+        args.batch_size,
+        "--seed",
+        0,
+        "--threads",
+        args.threads,
+    ]
     commands.append("edge " + shlex.join(map(str, train_args)))
     if not (run / "model.keras").is_file():
         t = time.perf_counter()
@@ -164,7 +185,7 @@ def main() -> None:
         "|---|---|---|---|",
         *per_defect,
         "",
-        "Data: magnetic-tile defects, Huang, Qiu, Yuan, \"Saliency of magnetic tile surface defects\", "
+        'Data: magnetic-tile defects, Huang, Qiu, Yuan, "Saliency of magnetic tile surface defects", '
         "The Visual Computer 2020 (github.com/abin24/Magnetic-tile-defect-datasets.).",
         "",
     ]

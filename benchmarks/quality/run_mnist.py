@@ -54,8 +54,15 @@ MODELS = {  # key: (label, arch, score); the k-means rows reuse the same run's e
 }
 
 
-def train_and_score(folder: Path, run: Path, epochs: int, score_sets: dict[str, np.ndarray], arch: str = "conv",
-                    score: str = "mse", k: int = 9) -> dict[str, np.ndarray]:
+def train_and_score(
+    folder: Path,
+    run: Path,
+    epochs: int,
+    score_sets: dict[str, np.ndarray],
+    arch: str = "conv",
+    score: str = "mse",
+    k: int = 9,
+) -> dict[str, np.ndarray]:
     """Train an AE on `folder` (or reuse `run`), export int8, score uint8 arrays with the device's code.
 
     score "mse": the reconstruction .tflite (AutoencoderDetector, whole-image MSE); "kmeans": K-means
@@ -72,8 +79,19 @@ def train_and_score(folder: Path, run: Path, epochs: int, score_sets: dict[str, 
     if not (run / "model.keras").is_file():
         t = time.perf_counter()
         shape = dict(filters=(32, 64)) if arch == "conv" else dict(units=(256, 64))
-        train_autoencoder(folder, run, size=28, arch=arch, latent=16, epochs=epochs, patience=0,
-                          threads=2, progress=False, log=lambda m: None, **shape)
+        train_autoencoder(
+            folder,
+            run,
+            size=28,
+            arch=arch,
+            latent=16,
+            epochs=epochs,
+            patience=0,
+            threads=2,
+            progress=False,
+            log=lambda m: None,
+            **shape,
+        )
         print(f"trained {run.name} in {time.perf_counter() - t:.0f} s", flush=True)
     model = run / "export" / "model_int8.tflite"
     if not model.is_file():  # before any k-means fit: a run with latent_kmeans exports the distance model
@@ -98,34 +116,42 @@ def notes(res_a: dict[str, tuple], res_b: dict[str, tuple], k: int) -> list[str]
     """What the tables say, with this run's numbers (only for the models that ran)."""
     out = ["## Reading", ""]
     if "dense" in res_b and "conv" in res_b:
-        out.append(f"- The tutorials' dense AE is the better MNIST model here: AUROC {res_b['dense'][0]:.3f} vs the conv "
-                   f"AE's {res_b['conv'][0]:.3f}; at the tutorial's normal accuracy it catches {res_b['dense'][1]:.3f} "
-                   f"of the zeros (tutorial: 0.962, conv AE: {res_b['conv'][1]:.3f}). The remaining gap to the "
-                   "tutorial is not explained by int8 (export parity: score correlation >= 0.99); its epochs, "
-                   "latent size and threshold differ from ours.")
+        out.append(
+            f"- The tutorials' dense AE is the better MNIST model here: AUROC {res_b['dense'][0]:.3f} vs the conv "
+            f"AE's {res_b['conv'][0]:.3f}; at the tutorial's normal accuracy it catches {res_b['dense'][1]:.3f} "
+            f"of the zeros (tutorial: 0.962, conv AE: {res_b['conv'][1]:.3f}). The remaining gap to the "
+            "tutorial is not explained by int8 (export parity: score correlation >= 0.99); its epochs, "
+            "latent size and threshold differ from ours."
+        )
     kms = [m for m in ("dense-km", "conv-km") if m in res_b]
     if kms:
         parts = ", ".join(f"{MODELS[m][0].split('(')[1].rstrip(')')}: AUROC {res_b[m][0]:.3f}" for m in kms)
-        out.append(f"- Latent k-means distance (K = {k}) ranks worse than the same model's reconstruction error "
-                   f"({parts}). Checked in float on A's dense run (500 ones vs 300 threes): float and int8 AUROC "
-                   "agree within 0.002, so the weakness is the score, not the quantization. It gives no location "
-                   "(the 1x1 map makes a flat heatmap).")
+        out.append(
+            f"- Latent k-means distance (K = {k}) ranks worse than the same model's reconstruction error "
+            f"({parts}). Checked in float on A's dense run (500 ones vs 300 threes): float and int8 AUROC "
+            "agree within 0.002, so the weakness is the score, not the quantization. It gives no location "
+            "(the 1x1 map makes a flat heatmap)."
+        )
     ties = [m for m in res_a if res_a[m][0] == 0 and res_a[m][1] > 0]
     if ties:
-        out.append("- A, k-means rows: nothing is flagged because the int8 output saturates. Its top level is "
-                   "the largest distance among the representative frames (200 of the training images, plus drawn "
-                   "blemishes and rotated frames), and that is below the 0.999 quantile of all the training "
-                   "distances. Those images, and any farther ones, all read the top level, so `score > threshold` "
-                   "flags none (the `>=` column counts them). The MSE models do not saturate. Not fixed: an "
-                   "explicit output range (e.g. twice the largest training distance) would need a fixed "
-                   "quantization range or representative frames at that distance. With this model, calibrate below "
-                   "the top level (`meanstd`, a lower quantile).")
-    out.append("- The int8 distance model quantizes the squared distance (steps of max²/255 over the "
-               "representative range, which includes drawn blemishes and rotated frames so that anomalies clip less)"
-               ": small distances come out coarse; the threshold region follows float closely. Its "
-               "ranges come from every training frame (up to 4000): with 200 of them, as for the other "
-               "exports, the top output level lay below the 0.999 quantile of the training distances, every "
-               "image above it read that level, and A's threshold flagged nothing.")
+        out.append(
+            "- A, k-means rows: nothing is flagged because the int8 output saturates. Its top level is "
+            "the largest distance among the representative frames (200 of the training images, plus drawn "
+            "blemishes and rotated frames), and that is below the 0.999 quantile of all the training "
+            "distances. Those images, and any farther ones, all read the top level, so `score > threshold` "
+            "flags none (the `>=` column counts them). The MSE models do not saturate. Not fixed: an "
+            "explicit output range (e.g. twice the largest training distance) would need a fixed "
+            "quantization range or representative frames at that distance. With this model, calibrate below "
+            "the top level (`meanstd`, a lower quantile)."
+        )
+    out.append(
+        "- The int8 distance model quantizes the squared distance (steps of max²/255 over the "
+        "representative range, which includes drawn blemishes and rotated frames so that anomalies clip less)"
+        ": small distances come out coarse; the threshold region follows float closely. Its "
+        "ranges come from every training frame (up to 4000): with 200 of them, as for the other "
+        "exports, the top output level lay below the 0.999 quantile of the training distances, every "
+        "image above it read that level, and A's threshold flagged nothing."
+    )
     return out + [""]
 
 
@@ -135,8 +161,9 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path("/tmp/edge-mnist"))
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--k", type=int, default=9, help="clusters for the latent k-means score")
-    ap.add_argument("--k-sweep", default="1,3,9,27",
-                    help="also tabulate the k-means score's AUROC for these K (empty: skip)")
+    ap.add_argument(
+        "--k-sweep", default="1,3,9,27", help="also tabulate the k-means score's AUROC for these K (empty: skip)"
+    )
     ap.add_argument("--models", default=",".join(MODELS), help=f"comma-separated subset of {','.join(MODELS)}")
     ap.add_argument("--results", type=Path, default=REPO / "benchmarks" / "results" / "quality_mnist.md")
     args = ap.parse_args()
@@ -151,15 +178,22 @@ def main() -> None:
     y = read_idx(args.mnist / "t10k-labels-idx1-ubyte.gz")
     rng = np.random.default_rng(0)
     sweep_arg = args.k_sweep or "''"
-    cmd = f"`.venv/bin/python benchmarks/quality/run_mnist.py --epochs {args.epochs} --k {args.k} --k-sweep {sweep_arg}`"
-    lines = ["# MNIST: the tutorials' anomaly experiments with edge-inspect's int8 models", "",
-             "Data: MNIST test split (10,000 digits; LeCun, Cortes, Burges). Models at 28x28, latent 16, "
-             f"{args.epochs} epochs, trained by train/autoencoder.py: conv (filters 32,64) and the tutorials' "
-             "dense AE (`--arch dense`, hidden 256,64). Every model is exported full int8 and scored through "
-             "edge's own code: the AEs by edge.detector (whole-image MSE, ScoreConfig \"mean\"); the latent "
-             f"k-means baseline (`--latent-kmeans {args.k}`) as ONE .tflite = encoder + distance to the nearest "
-             "of the centroids fitted on the training latents (model kind anomaly_map, a 1x1 map, score \"mean\").",
-             "", f"Command: {cmd}", ""]
+    cmd = (
+        f"`.venv/bin/python benchmarks/quality/run_mnist.py --epochs {args.epochs} --k {args.k} --k-sweep {sweep_arg}`"
+    )
+    lines = [
+        "# MNIST: the tutorials' anomaly experiments with edge-inspect's int8 models",
+        "",
+        "Data: MNIST test split (10,000 digits; LeCun, Cortes, Burges). Models at 28x28, latent 16, "
+        f"{args.epochs} epochs, trained by train/autoencoder.py: conv (filters 32,64) and the tutorials' "
+        "dense AE (`--arch dense`, hidden 256,64). Every model is exported full int8 and scored through "
+        'edge\'s own code: the AEs by edge.detector (whole-image MSE, ScoreConfig "mean"); the latent '
+        f"k-means baseline (`--latent-kmeans {args.k}`) as ONE .tflite = encoder + distance to the nearest "
+        'of the centroids fitted on the training latents (model kind anomaly_map, a 1x1 map, score "mean").',
+        "",
+        f"Command: {cmd}",
+        "",
+    ]
     runs = {"conv": "run-{}", "dense": "run-{}-dense"}
     res_a: dict[str, tuple] = {}
     res_b: dict[str, tuple] = {}
@@ -174,23 +208,34 @@ def main() -> None:
     folder_a = args.work / "a-train"
     if not folder_a.is_dir():
         write_folder(folder_a, train_a, tags)
-    lines += ["## A. Digit 1 normal, 1 % digit 3 planted among the training images", "",
-              f"{len(ones)} ones + {n_planted} threes; threshold = 0.999 quantile of the training scores (the "
-              "tutorial's rule).", "",
-              "| model (int8) | threshold | flagged (score > thr) | score >= thr (ties) | planted 3s found | "
-              "AUROC (3 vs 1, training set) |",
-              "|---|---|---|---|---|---|"]
+    lines += [
+        "## A. Digit 1 normal, 1 % digit 3 planted among the training images",
+        "",
+        f"{len(ones)} ones + {n_planted} threes; threshold = 0.999 quantile of the training scores (the "
+        "tutorial's rule).",
+        "",
+        "| model (int8) | threshold | flagged (score > thr) | score >= thr (ties) | planted 3s found | "
+        "AUROC (3 vs 1, training set) |",
+        "|---|---|---|---|---|---|",
+    ]
     for key in models:
         label, arch, score = MODELS[key]
-        s = train_and_score(folder_a, args.work / runs[arch].format("a"), args.epochs, {"train": train_a},
-                            arch, score, args.k)["train"]
+        s = train_and_score(
+            folder_a, args.work / runs[arch].format("a"), args.epochs, {"train": train_a}, arch, score, args.k
+        )["train"]
         thr = float(np.quantile(s, 0.999))
         flagged = s > thr
-        found = int(flagged[len(ones):].sum())
+        found = int(flagged[len(ones) :].sum())
         # int8 outputs take a few dozen levels: the quantile may sit on a level shared by several images
-        res_a[key] = (int(flagged.sum()), int((s >= thr).sum()), roc_auc_score(np.r_[np.zeros(len(ones)), np.ones(n_planted)], s))
-        lines.append(f"| {label} | {thr:.4g} | {int(flagged.sum())} | {int((s >= thr).sum())} | {found} / {n_planted} | "
-                     f"{roc_auc_score(np.r_[np.zeros(len(ones)), np.ones(n_planted)], s):.3f} |")
+        res_a[key] = (
+            int(flagged.sum()),
+            int((s >= thr).sum()),
+            roc_auc_score(np.r_[np.zeros(len(ones)), np.ones(n_planted)], s),
+        )
+        lines.append(
+            f"| {label} | {thr:.4g} | {int(flagged.sum())} | {int((s >= thr).sum())} | {found} / {n_planted} | "
+            f"{roc_auc_score(np.r_[np.zeros(len(ones)), np.ones(n_planted)], s):.3f} |"
+        )
         print(lines[-1], flush=True)
     lines.append("")
 
@@ -202,21 +247,34 @@ def main() -> None:
     folder_b = args.work / "b-train"
     if not folder_b.is_dir():
         write_folder(folder_b, x[tr], [str(int(v)) for v in y[tr]])
-    lines += ["## B. Digits 1-9 normal, digit 0 anomalous", "",
-              f"{len(tr)} training images (1-9), {len(held)} held-out normal, {int((y == 0).sum())} zeros. "
-              "Normal accuracy on the held-out 1-9, anomaly accuracy on the zeros.", "",
-              "| model | threshold | normal accuracy | anomaly accuracy | AUROC (held-out 1-9 vs 0) |",
-              "|---|---|---|---|---|",
-              "| tutorial (its own model and threshold) | — | 0.868 | 0.962 | — |"]
+    lines += [
+        "## B. Digits 1-9 normal, digit 0 anomalous",
+        "",
+        f"{len(tr)} training images (1-9), {len(held)} held-out normal, {int((y == 0).sum())} zeros. "
+        "Normal accuracy on the held-out 1-9, anomaly accuracy on the zeros.",
+        "",
+        "| model | threshold | normal accuracy | anomaly accuracy | AUROC (held-out 1-9 vs 0) |",
+        "|---|---|---|---|---|",
+        "| tutorial (its own model and threshold) | — | 0.868 | 0.962 | — |",
+    ]
     for key in models:
         label, arch, score = MODELS[key]
-        sc = train_and_score(folder_b, args.work / runs[arch].format("b"), args.epochs,
-                             {"train": x[tr], "held": x[held], "zero": x[y == 0]}, arch, score, args.k)
+        sc = train_and_score(
+            folder_b,
+            args.work / runs[arch].format("b"),
+            args.epochs,
+            {"train": x[tr], "held": x[held], "zero": x[y == 0]},
+            arch,
+            score,
+            args.k,
+        )
         thr = float(np.quantile(sc["train"], 0.99))
         auroc = roc_auc_score(np.r_[np.zeros(len(sc["held"])), np.ones(len(sc["zero"]))], np.r_[sc["held"], sc["zero"]])
         thr_t = float(np.quantile(sc["held"], 0.868))  # the tutorial's operating point on normal images
-        lines.append(f"| {label} | 0.99 quantile of training scores | {np.mean(sc['held'] <= thr):.3f} | "
-                     f"{np.mean(sc['zero'] > thr):.3f} | {auroc:.3f} |")
+        lines.append(
+            f"| {label} | 0.99 quantile of training scores | {np.mean(sc['held'] <= thr):.3f} | "
+            f"{np.mean(sc['zero'] > thr):.3f} | {auroc:.3f} |"
+        )
         res_b[key] = (auroc, float(np.mean(sc["zero"] > thr_t)))
         lines.append(f"| {label} | at the tutorial's normal accuracy | 0.868 | {np.mean(sc['zero'] > thr_t):.3f} | |")
         print("\n".join(lines[-2:]), flush=True)
@@ -224,18 +282,31 @@ def main() -> None:
     sweep = [int(v) for v in args.k_sweep.split(",") if v.strip()]
     kms = [m for m in ("dense-km", "conv-km") if m in models]
     if sweep and kms:
-        lines += ["## Latent k-means: number of clusters", "",
-                  "| K | encoder | A: AUROC (3 vs 1) | B: AUROC (0 vs held-out 1-9) | B: anomaly accuracy at normal 0.868 |",
-                  "|---|---|---|---|---|"]
+        lines += [
+            "## Latent k-means: number of clusters",
+            "",
+            "| K | encoder | A: AUROC (3 vs 1) | B: AUROC (0 vs held-out 1-9) | B: anomaly accuracy at normal 0.868 |",
+            "|---|---|---|---|---|",
+        ]
         for k in sweep:
             for key in kms:
                 arch = MODELS[key][1]
-                sa = train_and_score(folder_a, args.work / runs[arch].format("a"), args.epochs, {"train": train_a},
-                                     arch, "kmeans", k)["train"]
-                sb = train_and_score(folder_b, args.work / runs[arch].format("b"), args.epochs,
-                                     {"held": x[held], "zero": x[y == 0]}, arch, "kmeans", k)
+                sa = train_and_score(
+                    folder_a, args.work / runs[arch].format("a"), args.epochs, {"train": train_a}, arch, "kmeans", k
+                )["train"]
+                sb = train_and_score(
+                    folder_b,
+                    args.work / runs[arch].format("b"),
+                    args.epochs,
+                    {"held": x[held], "zero": x[y == 0]},
+                    arch,
+                    "kmeans",
+                    k,
+                )
                 auc_a = roc_auc_score(np.r_[np.zeros(len(ones)), np.ones(n_planted)], sa)
-                auc_b = roc_auc_score(np.r_[np.zeros(len(held)), np.ones(len(sb["zero"]))], np.r_[sb["held"], sb["zero"]])
+                auc_b = roc_auc_score(
+                    np.r_[np.zeros(len(held)), np.ones(len(sb["zero"]))], np.r_[sb["held"], sb["zero"]]
+                )
                 acc = float(np.mean(sb["zero"] > np.quantile(sb["held"], 0.868)))
                 lines.append(f"| {k} | {arch} AE's | {auc_a:.3f} | {auc_b:.3f} | {acc:.3f} |")
                 print(lines[-1], flush=True)

@@ -94,8 +94,11 @@ def main() -> None:
     ap.add_argument("--stride", type=int, default=16, help="feature model: pixels per map cell (8 or 16)")
     ap.add_argument("--dims", type=int, default=0, help="feature model: principal components kept (0: all)")
     ap.add_argument("--neighbourhood", type=int, default=1, help="feature model: cells averaged around each cell")
-    ap.add_argument("--no-int8-refit", action="store_true",
-                    help="feature model: keep the float-fitted Gaussians in int8 (to measure what the refit gains)")
+    ap.add_argument(
+        "--no-int8-refit",
+        action="store_true",
+        help="feature model: keep the float-fitted Gaussians in int8 (to measure what the refit gains)",
+    )
     args = ap.parse_args()
     work = args.work
     fit, held = prepare(args.data, work)
@@ -108,8 +111,12 @@ def main() -> None:
         run = work / tag
         if not (run / "padim.npz").is_file():
             t = time.perf_counter()
-            config = PadimConfig(stages=tuple(int(c) for c in args.stages), grid_stride=args.stride, dims=args.dims,
-                                 neighbourhood=args.neighbourhood)
+            config = PadimConfig(
+                stages=tuple(int(c) for c in args.stages),
+                grid_stride=args.stride,
+                dims=args.dims,
+                neighbourhood=args.neighbourhood,
+            )
             train_padim(fit, run, config, log=log)
             log(f"padim fit: {time.perf_counter() - t:.0f} s")
         for q in ("int8", "float32"):
@@ -128,8 +135,9 @@ def main() -> None:
         run = work / f"conv-ae-{args.ae_size}"
         if not (run / "model.keras").is_file():
             t = time.perf_counter()
-            train_autoencoder(fit, run, size=args.ae_size, epochs=args.ae_epochs, patience=0, threads=2,
-                              progress=False, log=log)
+            train_autoencoder(
+                fit, run, size=args.ae_size, epochs=args.ae_epochs, patience=0, threads=2, progress=False, log=log
+            )
             log(f"conv AE training: {time.perf_counter() - t:.0f} s")
         model = run / "export" / "model_int8.tflite"
         if not model.is_file():
@@ -141,8 +149,10 @@ def main() -> None:
 
     name = "quality_final.md" if args.only == "all" else f"quality_{args.only}.md"
     if args.only == "padim":
-        name = f"quality_padim_s{args.stages}_g{args.stride}_d{args.dims}_n{args.neighbourhood}" \
-               f"{'_norefit' if args.no_int8_refit else ''}.md"
+        name = (
+            f"quality_padim_s{args.stages}_g{args.stride}_d{args.dims}_n{args.neighbourhood}"
+            f"{'_norefit' if args.no_int8_refit else ''}.md"
+        )
     run_eval(bundles, args.data, args.results / name)
 
 

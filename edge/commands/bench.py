@@ -52,20 +52,32 @@ def print_report(result: dict, stderr: bool = False) -> None:
     thr = Table(title="pipeline throughput (steady state, with the alert sinks)", title_justify="left")
     for col in ("threads", "source", "frame", "fps", "x invoke", "cpu ms/frame", "alerts", "dropped"):
         thr.add_column(col, justify="left" if col == "source" else "right")
-    lat = Table(title="pipeline latency, ms p50/p99 (cycle: frame to frame; latency: capture to decision; p95 in --json)", title_justify="left")
+    lat = Table(
+        title="pipeline latency, ms p50/p99 (cycle: frame to frame; latency: capture to decision; p95 in --json)",
+        title_justify="left",
+    )
     for col in ("threads", "source", "preprocess", "model", "score", "decide", "alert", "cycle", "latency"):
         lat.add_column(col, justify="left" if col == "source" else "right")
     for run in result["runs"]:
         for p in run["pipelines"]:
             s = p["stages_ms"]
             thr.add_row(
-                str(run["threads"]), p["source"], p["frame_size"], f"{p['fps']:.1f}",
+                str(run["threads"]),
+                p["source"],
+                p["frame_size"],
+                f"{p['fps']:.1f}",
                 f"{p['vs_invoke']:.2f}" if p.get("vs_invoke") else "-",
-                f"{p['cpu_ms_per_frame']:.2f}" if p["cpu_ms_per_frame"] else "-", str(p["alerts"]), str(p["dropped"]),
+                f"{p['cpu_ms_per_frame']:.2f}" if p["cpu_ms_per_frame"] else "-",
+                str(p["alerts"]),
+                str(p["dropped"]),
             )
             lat.add_row(
-                str(run["threads"]), p["source"],
-                *(_ms(s[k], ("p50", "p99")) for k in ("preprocess", "model", "score", "decide", "alert", "cycle", "latency")),
+                str(run["threads"]),
+                p["source"],
+                *(
+                    _ms(s[k], ("p50", "p99"))
+                    for k in ("preprocess", "model", "score", "decide", "alert", "cycle", "latency")
+                ),
             )
     console.print(thr)
     console.print(lat)
@@ -82,29 +94,78 @@ def register(app: typer.Typer) -> None:
     @app.command("bench")
     def bench(
         bundle: Path = typer.Argument(..., help="Bundle folder (made by `edge calibrate`) whose model is measured."),
-        video: Optional[list[Path]] = typer.Option(None, "--video", help="Video file to run the pipeline on (looped to --frames); repeatable."),
-        size: Optional[list[str]] = typer.Option(None, "--size", help="Synthetic frames of WIDTHxHEIGHT, e.g. 640x480; repeatable (default: 640x480 when no --video)."),
-        rate: Optional[float] = typer.Option(None, "--rate", min=0.1, help="Deliver the synthetic frames at this many fps, as a camera does (latest-frame mode: frames the model cannot take are dropped and counted) (default: as fast as the pipeline takes them)."),
-        threads: Optional[str] = typer.Option(None, "--threads", help="Interpreter thread counts to compare, e.g. 1,2,4 (default: 1 and all cores)."),
+        video: Optional[list[Path]] = typer.Option(
+            None, "--video", help="Video file to run the pipeline on (looped to --frames); repeatable."
+        ),
+        size: Optional[list[str]] = typer.Option(
+            None,
+            "--size",
+            help="Synthetic frames of WIDTHxHEIGHT, e.g. 640x480; repeatable (default: 640x480 when no --video).",
+        ),
+        rate: Optional[float] = typer.Option(
+            None,
+            "--rate",
+            min=0.1,
+            help="Deliver the synthetic frames at this many fps, as a camera does (latest-frame mode: frames the model cannot take are dropped and counted) (default: as fast as the pipeline takes them).",
+        ),
+        threads: Optional[str] = typer.Option(
+            None, "--threads", help="Interpreter thread counts to compare, e.g. 1,2,4 (default: 1 and all cores)."
+        ),
         frames: int = typer.Option(300, "--frames", min=10, help="Frames per pipeline run."),
-        invokes: Optional[int] = typer.Option(None, "--invokes", min=10, help="Timed invokes for the interpreter-alone figure (default: --frames)."),
-        tiles: int = typer.Option(4, "--tiles", min=0, help="Compare this many tiles in one batched invoke with one invoke per tile; 0 or 1: skip."),
-        tile: Optional[str] = typer.Option(None, "--tile", help="Run the pipeline with tiling: 'model' (tiles of the model input size) or WxH frame pixels (default: the bundle's geometry)."),
-        repeat: int = typer.Option(1, "--repeat", min=1, help="Repeat every measurement (interleaved) and report the median: use 3 or more on a busy machine."),
-        json_path: Optional[Path] = typer.Option(None, "--json", help="Also write every number to this JSON file ('-' for stdout, tables then go to stderr)."),
-        out: Optional[Path] = typer.Option(None, "--out", help="Keep the alerts the pipeline runs raise (events, snapshots) here (default: a temporary folder, deleted)."),
-        profile: bool = typer.Option(False, "--profile", help="Also run the pipeline once under cProfile (first source, first thread count) and show where the time goes."),
+        invokes: Optional[int] = typer.Option(
+            None, "--invokes", min=10, help="Timed invokes for the interpreter-alone figure (default: --frames)."
+        ),
+        tiles: int = typer.Option(
+            4,
+            "--tiles",
+            min=0,
+            help="Compare this many tiles in one batched invoke with one invoke per tile; 0 or 1: skip.",
+        ),
+        tile: Optional[str] = typer.Option(
+            None,
+            "--tile",
+            help="Run the pipeline with tiling: 'model' (tiles of the model input size) or WxH frame pixels (default: the bundle's geometry).",
+        ),
+        repeat: int = typer.Option(
+            1,
+            "--repeat",
+            min=1,
+            help="Repeat every measurement (interleaved) and report the median: use 3 or more on a busy machine.",
+        ),
+        json_path: Optional[Path] = typer.Option(
+            None, "--json", help="Also write every number to this JSON file ('-' for stdout, tables then go to stderr)."
+        ),
+        out: Optional[Path] = typer.Option(
+            None,
+            "--out",
+            help="Keep the alerts the pipeline runs raise (events, snapshots) here (default: a temporary folder, deleted).",
+        ),
+        profile: bool = typer.Option(
+            False,
+            "--profile",
+            help="Also run the pipeline once under cProfile (first source, first thread count) and show where the time goes.",
+        ),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress lines."),
     ) -> None:
         """Measure a bundle on this machine: the interpreter alone (the ceiling), batched tiles, and the whole `edge run` pipeline with its alert sinks, for each thread count.
 
         Reports throughput, per-stage latency p50/p95/p99, CPU time per frame, peak memory of this process and the model size. Never loads TensorFlow. On a machine shared with other work, use --repeat 3 (or more) and quote the medians.
         """
-        from edge.bench import BenchConfig, SourceSpec, check_video, default_threads, parse_size, parse_threads, run_bench
+        from edge.bench import (
+            BenchConfig,
+            SourceSpec,
+            check_video,
+            default_threads,
+            parse_size,
+            parse_threads,
+            run_bench,
+        )
         from edge.bundle import load_bundle
 
         if rate is not None and video and not size:
-            raise EdgeError("--rate paces synthetic frames; add --size WxH (a video file is read as fast as it decodes)")
+            raise EdgeError(
+                "--rate paces synthetic frames; add --size WxH (a video file is read as fast as it decodes)"
+            )
         b = load_bundle(bundle)
         specs = [SourceSpec(video=check_video(v)) for v in (video or [])]
         sizes = list(size or ([] if specs else ["640x480"]))
@@ -116,7 +177,12 @@ def register(app: typer.Typer) -> None:
             geometry = geometry_with_options(tile=tile)
         config = BenchConfig(
             threads=parse_threads(threads) if threads else default_threads(),
-            sources=specs, frames=frames, invokes=invokes or frames, tiles=tiles, repeat=repeat, geometry=geometry,
+            sources=specs,
+            frames=frames,
+            invokes=invokes or frames,
+            tiles=tiles,
+            repeat=repeat,
+            geometry=geometry,
             profile=profile,
         )
         log = (lambda msg: None) if quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))

@@ -27,36 +27,80 @@ _METHOD_HELP = (
 def register(app: typer.Typer) -> None:
     @app.command("calibrate")
     def calibrate(
-        model: Path = typer.Argument(..., help="The .tflite from `edge export`; its card <model>.json must sit beside it."),
+        model: Path = typer.Argument(
+            ..., help="The .tflite from `edge export`; its card <model>.json must sit beside it."
+        ),
         normal: Path = typer.Option(
-            ..., "--normal", "-n",
+            ...,
+            "--normal",
+            "-n",
             help="Folder of good images NOT used in training, or an MVTec AD root (then test/good is the normal "
             "set and every other test/<defect> folder the anomalous set, unless --anomalous is given; "
             "train/good is never used: it trained the model).",
         ),
         anomalous: Optional[Path] = typer.Option(
-            None, "--anomalous", "-a",
+            None,
+            "--anomalous",
+            "-a",
             help="Folder of defective images (or an MVTec AD root: its test/<defect> folders). Enables AUROC, "
             "precision/recall/F1 and the ROC plot; required by --method f1.",
         ),
         method: str = typer.Option("quantile:0.999", "--method", "-m", help=_METHOD_HELP),
         out: Path = typer.Option(..., "--out", "-o", help="Bundle folder to write (an old bundle there is replaced)."),
         score: Optional[str] = typer.Option(
-            None, "--score",
+            None,
+            "--score",
             help="Score of a frame from its error map: mean (whole-image MSE), max_blur (max of the smoothed "
             "map: small defects) or topk_mean (mean of the worst pixels). Default: the model card's.",
         ),
-        blur_sigma: Optional[float] = typer.Option(None, "--blur-sigma", help="Gaussian sigma in model pixels for max_blur."),
-        topk: Optional[float] = typer.Option(None, "--topk", help="Fraction of pixels averaged by topk_mean, more than 0 and at most 1."),
-        error: Optional[str] = typer.Option(None, "--error", metavar="squared|ssim", help="Autoencoders: the error map "
-                                            "compares input and reconstruction by squared difference (the tutorials') or "
-                                            "by 1 - SSIM (structure: local mean, contrast, correlation). Default: squared."),
-        batch_size: int = typer.Option(32, "--batch-size", min=1, help="Images per interpreter call (without --tile/--mask/--roi; with them each image is one call holding its tiles)."),
-        roi: Optional[str] = typer.Option(None, "--roi", help="x,y,w,h region of each image to inspect, in image pixels; stored as the bundle's roi (as `edge run --roi`)."),
-        mask: Optional[Path] = typer.Option(None, "--mask", help="Mask image at image (or ROI) size: white is inspected, black is ignored in the score; copied into the bundle as mask.png (as `edge run --mask`)."),
-        tile: Optional[str] = typer.Option(None, "--tile", help="Cut each image into overlapping tiles instead of shrinking it: 'model' (tiles of the model input size, full resolution) or WxH in image pixels; stored in the bundle so `edge run` tiles the same way (as `edge run --tile`)."),
-        tile_overlap: Optional[float] = typer.Option(None, "--tile-overlap", min=0.0, max=0.89, help="With --tile: fraction of a tile shared with its neighbour (default: 0.25)."),
-        threads: Optional[int] = typer.Option(None, "--threads", min=1, help="Interpreter threads (default: the interpreter's own, one XNNPACK thread; a second helps only when a core is idle)."),
+        blur_sigma: Optional[float] = typer.Option(
+            None, "--blur-sigma", help="Gaussian sigma in model pixels for max_blur."
+        ),
+        topk: Optional[float] = typer.Option(
+            None, "--topk", help="Fraction of pixels averaged by topk_mean, more than 0 and at most 1."
+        ),
+        error: Optional[str] = typer.Option(
+            None,
+            "--error",
+            metavar="squared|ssim",
+            help="Autoencoders: the error map "
+            "compares input and reconstruction by squared difference (the tutorials') or "
+            "by 1 - SSIM (structure: local mean, contrast, correlation). Default: squared.",
+        ),
+        batch_size: int = typer.Option(
+            32,
+            "--batch-size",
+            min=1,
+            help="Images per interpreter call (without --tile/--mask/--roi; with them each image is one call holding its tiles).",
+        ),
+        roi: Optional[str] = typer.Option(
+            None,
+            "--roi",
+            help="x,y,w,h region of each image to inspect, in image pixels; stored as the bundle's roi (as `edge run --roi`).",
+        ),
+        mask: Optional[Path] = typer.Option(
+            None,
+            "--mask",
+            help="Mask image at image (or ROI) size: white is inspected, black is ignored in the score; copied into the bundle as mask.png (as `edge run --mask`).",
+        ),
+        tile: Optional[str] = typer.Option(
+            None,
+            "--tile",
+            help="Cut each image into overlapping tiles instead of shrinking it: 'model' (tiles of the model input size, full resolution) or WxH in image pixels; stored in the bundle so `edge run` tiles the same way (as `edge run --tile`).",
+        ),
+        tile_overlap: Optional[float] = typer.Option(
+            None,
+            "--tile-overlap",
+            min=0.0,
+            max=0.89,
+            help="With --tile: fraction of a tile shared with its neighbour (default: 0.25).",
+        ),
+        threads: Optional[int] = typer.Option(
+            None,
+            "--threads",
+            min=1,
+            help="Interpreter threads (default: the interpreter's own, one XNNPACK thread; a second helps only when a core is idle).",
+        ),
         no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar (for logs)."),
     ) -> None:
         """Calibrate a model's anomaly threshold on real images and write a deployable bundle.
@@ -85,16 +129,28 @@ def register(app: typer.Typer) -> None:
             raise EdgeError(f"unknown --error {error!r}; choose squared or ssim")
         for dep in ("sklearn", "matplotlib"):
             if importlib.util.find_spec(dep) is None:
-                raise EdgeError("`edge calibrate` runs on the desktop and needs scikit-learn and matplotlib: "
-                                "pip install 'edge-inspect[desktop]'")
+                raise EdgeError(
+                    "`edge calibrate` runs on the desktop and needs scikit-learn and matplotlib: "
+                    "pip install 'edge-inspect[desktop]'"
+                )
         geometry = None
         if any(v is not None for v in (roi, mask, tile, tile_overlap)):
             geometry = geometry_with_options(None, roi, str(mask) if mask is not None else None, tile, tile_overlap)
         from calibration import calibrate as run_calibration
 
         bundle = run_calibration(
-            model, normal, anomalous, method, out,
-            score=score, blur_sigma=blur_sigma, topk=topk, error=error, batch_size=batch_size, threads=threads,
-            progress=not no_progress, geometry=geometry,
+            model,
+            normal,
+            anomalous,
+            method,
+            out,
+            score=score,
+            blur_sigma=blur_sigma,
+            topk=topk,
+            error=error,
+            batch_size=batch_size,
+            threads=threads,
+            progress=not no_progress,
+            geometry=geometry,
         )
         typer.echo(str(bundle.path))

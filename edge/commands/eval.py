@@ -14,20 +14,48 @@ def register(app: typer.Typer) -> None:
     @app.command("eval")
     def eval_(
         bundle: Path = typer.Argument(..., help="Bundle folder made by `edge calibrate`."),
-        data: Path = typer.Option(..., "--data", "-d", help="Test data in MVTec AD layout: test/good, test/<defect>, "
-                                  "ground_truth/<defect>/<name>_mask.png (masks optional: pixel AUROC needs them)."),
-        compare: Optional[list[Path]] = typer.Option(None, "--compare", "-c", help="Another bundle to put side by side "
-                                                     "(e.g. the float export of the same model); repeat for more."),
-        out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for quality.md and the worst-miss PNGs, "
-                                           "or a .md file name (PNGs go beside it). Without it only the summary prints."),
+        data: Path = typer.Option(
+            ...,
+            "--data",
+            "-d",
+            help="Test data in MVTec AD layout: test/good, test/<defect>, "
+            "ground_truth/<defect>/<name>_mask.png (masks optional: pixel AUROC needs them).",
+        ),
+        compare: Optional[list[Path]] = typer.Option(
+            None,
+            "--compare",
+            "-c",
+            help="Another bundle to put side by side (e.g. the float export of the same model); repeat for more.",
+        ),
+        out: Optional[Path] = typer.Option(
+            None,
+            "--out",
+            "-o",
+            help="Folder for quality.md and the worst-miss PNGs, "
+            "or a .md file name (PNGs go beside it). Without it only the summary prints.",
+        ),
         batch_size: int = typer.Option(16, "--batch-size", min=1, help="Images per interpreter call."),
-        threads: Optional[int] = typer.Option(None, "--threads", min=1, help="Interpreter threads (default: the interpreter's own, one XNNPACK thread; a second helps only when a core is idle)."),
+        threads: Optional[int] = typer.Option(
+            None,
+            "--threads",
+            min=1,
+            help="Interpreter threads (default: the interpreter's own, one XNNPACK thread; a second helps only when a core is idle).",
+        ),
         worst: int = typer.Option(6, "--worst", min=0, help="Missed defects and false alarms shown in the PNG grid."),
-        pixel_max_side: int = typer.Option(1024, "--pixel-max-side", min=0, help="Pixel AUROC at each image's own size, "
-                                           "reduced when its long side is larger (0: never reduce)."),
-        exclude: Optional[list[str]] = typer.Option(None, "--exclude", "-x", help="Leave out a defect type "
-                                                     "(a test/ folder name, e.g. uneven); repeat for more. "
-                                                     "The report says what was left out."),
+        pixel_max_side: int = typer.Option(
+            1024,
+            "--pixel-max-side",
+            min=0,
+            help="Pixel AUROC at each image's own size, reduced when its long side is larger (0: never reduce).",
+        ),
+        exclude: Optional[list[str]] = typer.Option(
+            None,
+            "--exclude",
+            "-x",
+            help="Leave out a defect type "
+            "(a test/ folder name, e.g. uneven); repeat for more. "
+            "The report says what was left out.",
+        ),
     ) -> None:
         """Measure how well bundles find real defects: the exported .tflite run through edge's own code.
 
@@ -41,9 +69,19 @@ def register(app: typer.Typer) -> None:
         from calibration.evaluate import evaluate
 
         command = "edge " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-        evaluate([bundle, *(compare or [])], data, out, batch_size=batch_size, threads=threads, worst=worst,
-                 pixel_max_side=pixel_max_side, command=command, progress=sys.stderr.isatty(),
-                 log=lambda msg: typer.echo(msg), exclude=exclude or ())
+        evaluate(
+            [bundle, *(compare or [])],
+            data,
+            out,
+            batch_size=batch_size,
+            threads=threads,
+            worst=worst,
+            pixel_max_side=pixel_max_side,
+            command=command,
+            progress=sys.stderr.isatty(),
+            log=lambda msg: typer.echo(msg),
+            exclude=exclude or (),
+        )
 
 
 def require_sklearn() -> None:
@@ -54,4 +92,3 @@ def require_sklearn() -> None:
     missing = [m for m in ("sklearn", "matplotlib") if importlib.util.find_spec(m) is None]
     if missing:
         raise EdgeError(f"`edge eval` needs {', '.join(missing)}: pip install 'edge-inspect[desktop]'")
-

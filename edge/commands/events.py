@@ -23,19 +23,33 @@ def _local(iso: str) -> str:
 def register(app: typer.Typer) -> None:
     @app.command("events")
     def events(
-        db: Path = typer.Option(Path("edge-out/events.db"), "--db", help="Event store written by `edge run` (OUT/events.db)."),
-        since: Optional[str] = typer.Option(
-            None, "--since", help="Only events at or after this time: ISO 8601 (local time unless it has an offset) or an age such as 30m, 12h, 7d."
+        db: Path = typer.Option(
+            Path("edge-out/events.db"), "--db", help="Event store written by `edge run` (OUT/events.db)."
         ),
-        until: Optional[str] = typer.Option(None, "--until", help="Only events before this time (same forms as --since)."),
-        source: Optional[str] = typer.Option(None, "--source", help="Only this source, exactly as shown (camera:0, a video file name)."),
+        since: Optional[str] = typer.Option(
+            None,
+            "--since",
+            help="Only events at or after this time: ISO 8601 (local time unless it has an offset) or an age such as 30m, 12h, 7d.",
+        ),
+        until: Optional[str] = typer.Option(
+            None, "--until", help="Only events before this time (same forms as --since)."
+        ),
+        source: Optional[str] = typer.Option(
+            None, "--source", help="Only this source, exactly as shown (camera:0, a video file name)."
+        ),
         min_score: Optional[float] = typer.Option(
-            None, "--min-score", help="Only events scoring at least this much, on the bundle's own score scale: "
+            None,
+            "--min-score",
+            help="Only events scoring at least this much, on the bundle's own score scale: "
             "compare with the threshold column (the default feature model scores in the tens, e.g. 40).",
         ),
-        label: Optional[str] = typer.Option(None, "--label", help="Only this label (anomaly, or a classifier's class)."),
+        label: Optional[str] = typer.Option(
+            None, "--label", help="Only this label (anomaly, or a classifier's class)."
+        ),
         limit: int = typer.Option(50, "--limit", "-n", min=0, help="Show at most this many, newest first; 0: all."),
-        as_json: bool = typer.Option(False, "--json", help="One JSON object per line (the alert as sinks receive it) instead of a table."),
+        as_json: bool = typer.Option(
+            False, "--json", help="One JSON object per line (the alert as sinks receive it) instead of a table."
+        ),
     ) -> None:
         """List alerts from the event store, newest first, as a table or as JSON lines.
 
@@ -69,16 +83,29 @@ def register(app: typer.Typer) -> None:
             caption=f"{len(rows)} of {total} matching events, newest first ({db}); full records: --json",
             caption_justify="left",
         )
-        for name, justify, width in (("time (local)", "left", 19), ("source", "left", 8), ("frame", "right", 5),
-                                     ("score", "right", 7), ("threshold", "right", 7), ("label", "left", 7),
-                                     ("box x,y,w,h", "left", 11), ("id", "left", 8)):
+        for name, justify, width in (
+            ("time (local)", "left", 19),
+            ("source", "left", 8),
+            ("frame", "right", 5),
+            ("score", "right", 7),
+            ("threshold", "right", 7),
+            ("label", "left", 7),
+            ("box x,y,w,h", "left", 11),
+            ("id", "left", 8),
+        ):
             table.add_column(name, justify=justify, no_wrap=True, min_width=width)
         # The file name is enough to find it; the folder is the same for every row of one run.
         table.add_column("snapshot", overflow="fold")
         for r in rows:
             table.add_row(
-                _local(r["time"]), r["source"], str(r["frame_index"]), f"{r['score']:.4g}", f"{r['threshold']:.4g}",
-                r["label"], ",".join(map(str, r["box"])) if r["box"] else "", r["id"][:8],
+                _local(r["time"]),
+                r["source"],
+                str(r["frame_index"]),
+                f"{r['score']:.4g}",
+                f"{r['threshold']:.4g}",
+                r["label"],
+                ",".join(map(str, r["box"])) if r["box"] else "",
+                r["id"][:8],
                 Path(r["snapshot"]).name if r["snapshot"] else "",
             )
         # Piped into a file or less: don't squeeze the table to 80 columns.

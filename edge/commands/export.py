@@ -18,23 +18,37 @@ QUANTIZE_CHOICES = ("int8", "float16", "dynamic", "float32")
 def register(app: typer.Typer) -> None:
     @app.command("export")
     def export(
-        run_dir: Path = typer.Argument(..., help="Run folder written by `edge train`: padim.npz + run.json for the "
-                                     "default feature model, model.keras + run.json for --arch conv/dense/draem and "
-                                     "classifiers."),
+        run_dir: Path = typer.Argument(
+            ...,
+            help="Run folder written by `edge train`: padim.npz + run.json for the "
+            "default feature model, model.keras + run.json for --arch conv/dense/draem and "
+            "classifiers.",
+        ),
         quantize: str = typer.Option(
-            "int8", "--quantize", "-q",
+            "int8",
+            "--quantize",
+            "-q",
             help="int8: full integer, uint8 in and out (smallest; usually fastest on ARM CPUs); float16: "
             "half-size weights; dynamic: int8 weights, float maths; float32: no quantization.",
         ),
         representative: Optional[Path] = typer.Option(
-            None, "--representative", "-r",
+            None,
+            "--representative",
+            "-r",
             help="Folder of good images to set int8 ranges (default: the run's training images, up to 200). "
             "The feature model and --arch draem always use their training images plus synthetic defects.",
         ),
         out: Optional[Path] = typer.Option(
-            None, "--out", "-o", help="Output .tflite file or existing folder (default: RUN_DIR/export/model_<quant>.tflite).",
+            None,
+            "--out",
+            "-o",
+            help="Output .tflite file or existing folder (default: RUN_DIR/export/model_<quant>.tflite).",
         ),
-        parity: bool = typer.Option(True, "--parity/--no-parity", help="Autoencoder and classifier runs: compare the Keras model and the .tflite on held-back images."),
+        parity: bool = typer.Option(
+            True,
+            "--parity/--no-parity",
+            help="Autoencoder and classifier runs: compare the Keras model and the .tflite on held-back images.",
+        ),
     ) -> None:
         """Convert a trained model to TFLite and write its card (<model>.json) beside it.
 

@@ -50,7 +50,9 @@ def _pipeline(config: RunConfig, log) -> Pipeline:
     if config.bundle is None:
         raise EdgeError("no bundle: give --bundle DIR or `bundle:` in the config file")
     if config.source is None:
-        raise EdgeError("no source: give --camera N, --video FILE or --images DIR, or a `source:` section in the config file")
+        raise EdgeError(
+            "no source: give --camera N, --video FILE or --images DIR, or a `source:` section in the config file"
+        )
     bundle = load_bundle(config.bundle)
     second = None
     if config.classifier is not None:
@@ -58,9 +60,15 @@ def _pipeline(config: RunConfig, log) -> Pipeline:
 
         second = SecondStage(load_bundle(config.classifier), config.threads)
     return Pipeline(
-        bundle, [], None, config.decision, config.threads,
+        bundle,
+        [],
+        None,
+        config.decision,
+        config.threads,
         geometry=config.geometry if config.geometry.model_fields_set else None,
-        metrics=Metrics(config.metrics, log=log), log=log, classifier=second,
+        metrics=Metrics(config.metrics, log=log),
+        log=log,
+        classifier=second,
     )
 
 
@@ -73,8 +81,10 @@ def _describe(pipeline: Pipeline, source, built, port: Optional[int], config: Ru
         f"interpreter: {backend}"
     )
     if second is not None:
-        log(f"second stage: {second.bundle.path} labels alerts {second.label!r} when its probability > "
-            f"{second.threshold:.4g}, else {second.unknown_label!r}")
+        log(
+            f"second stage: {second.bundle.path} labels alerts {second.label!r} when its probability > "
+            f"{second.threshold:.4g}, else {second.unknown_label!r}"
+        )
     log("alerts to: " + ("; ".join(built.described) if built.described else "nowhere (all sinks off)"))
     if port is not None:
         log(f"prometheus metrics on http://{config.metrics.prometheus_host}:{port}/metrics")
@@ -150,39 +160,116 @@ def _flag_model(flag: str, make):
 def register(app: typer.Typer) -> None:
     @app.command("run")
     def run(
-        config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML run config (see deploy/edge.example.yaml); the options below override it."),
+        config: Optional[Path] = typer.Option(
+            None,
+            "--config",
+            "-c",
+            help="YAML run config (see deploy/edge.example.yaml); the options below override it.",
+        ),
         bundle: Optional[Path] = typer.Option(None, "--bundle", "-b", help="Bundle folder made by `edge calibrate`."),
         classifier: Optional[Path] = typer.Option(
-            None, "--classifier",
+            None,
+            "--classifier",
             help="Second stage: a classifier bundle (e.g. crack). Each alert of --bundle is classified (the tile "
             "around the anomaly when tiling) and labelled 'crack' with its class activation map, or 'unknown anomaly'.",
         ),
-        camera: Optional[str] = typer.Option(None, "--camera", help="Camera index (0) or device path (/dev/v4l/by-id/...)."),
+        camera: Optional[str] = typer.Option(
+            None, "--camera", help="Camera index (0) or device path (/dev/v4l/by-id/...)."
+        ),
         video: Optional[str] = typer.Option(None, "--video", help="Video file to inspect frame by frame."),
         images: Optional[str] = typer.Option(None, "--images", help="Folder of images to inspect in name order."),
-        out: Optional[Path] = typer.Option(None, "--out", "-o", help="Where events.jsonl, events.db and snapshots/ go (default: edge-out)."),
-        state: Optional[Path] = typer.Option(None, "--state", help="Where the network sinks keep undelivered alerts (default: OUT/state)."),
+        out: Optional[Path] = typer.Option(
+            None, "--out", "-o", help="Where events.jsonl, events.db and snapshots/ go (default: edge-out)."
+        ),
+        state: Optional[Path] = typer.Option(
+            None, "--state", help="Where the network sinks keep undelivered alerts (default: OUT/state)."
+        ),
         max_frames: Optional[int] = typer.Option(None, "--max-frames", min=1, help="Stop after this many frames."),
-        threads: Optional[int] = typer.Option(None, "--threads", min=1, help="Interpreter threads (default: the interpreter's own, one XNNPACK thread; a second helps only when a core is idle)."),
-        votes: Optional[int] = typer.Option(None, "--votes", min=1, help="Alert when this many of the last --window frames are over threshold (default: 1)."),
-        window: Optional[int] = typer.Option(None, "--window", min=1, help="Frames considered for --votes (default: 1)."),
-        cooldown: Optional[int] = typer.Option(None, "--cooldown", min=0, help="Frames to stay quiet after an alert (default: 0)."),
-        mqtt: Optional[str] = typer.Option(None, "--mqtt", help="Also publish alerts to this MQTT broker, HOST or HOST:PORT (topic edge-inspect/alerts)."),
+        threads: Optional[int] = typer.Option(
+            None,
+            "--threads",
+            min=1,
+            help="Interpreter threads (default: the interpreter's own, one XNNPACK thread; a second helps only when a core is idle).",
+        ),
+        votes: Optional[int] = typer.Option(
+            None,
+            "--votes",
+            min=1,
+            help="Alert when this many of the last --window frames are over threshold (default: 1).",
+        ),
+        window: Optional[int] = typer.Option(
+            None, "--window", min=1, help="Frames considered for --votes (default: 1)."
+        ),
+        cooldown: Optional[int] = typer.Option(
+            None, "--cooldown", min=0, help="Frames to stay quiet after an alert (default: 0)."
+        ),
+        mqtt: Optional[str] = typer.Option(
+            None,
+            "--mqtt",
+            help="Also publish alerts to this MQTT broker, HOST or HOST:PORT (topic edge-inspect/alerts).",
+        ),
         webhook: Optional[str] = typer.Option(None, "--webhook", help="Also POST each alert as JSON to this URL."),
-        url: Optional[str] = typer.Option(None, "--url", help="Network stream (rtsp://user:pass@host/stream, http://...); reopened by the watchdog when it stalls."),
-        gstreamer: Optional[str] = typer.Option(None, "--gstreamer", help="GStreamer pipeline ending in appsink (Jetson CSI camera); needs an OpenCV built with GStreamer."),
-        picamera2: Optional[int] = typer.Option(None, "--picamera2", min=0, help="Raspberry Pi camera number, via Picamera2."),
+        url: Optional[str] = typer.Option(
+            None,
+            "--url",
+            help="Network stream (rtsp://user:pass@host/stream, http://...); reopened by the watchdog when it stalls.",
+        ),
+        gstreamer: Optional[str] = typer.Option(
+            None,
+            "--gstreamer",
+            help="GStreamer pipeline ending in appsink (Jetson CSI camera); needs an OpenCV built with GStreamer.",
+        ),
+        picamera2: Optional[int] = typer.Option(
+            None, "--picamera2", min=0, help="Raspberry Pi camera number, via Picamera2."
+        ),
         loop: bool = typer.Option(False, "--loop", help="With --video: start again at the end (demos, soak tests)."),
-        mode: Optional[str] = typer.Option(None, "--mode", help="latest: inspect the newest frame, drop (and count) the rest, so a slow model never lags; every: inspect every frame. (default: every for --video/--images, latest for cameras and streams)"),
+        mode: Optional[str] = typer.Option(
+            None,
+            "--mode",
+            help="latest: inspect the newest frame, drop (and count) the rest, so a slow model never lags; every: inspect every frame. (default: every for --video/--images, latest for cameras and streams)",
+        ),
         duration: Optional[float] = typer.Option(None, "--duration", min=0.0, help="Stop after this many seconds."),
-        roi: Optional[str] = typer.Option(None, "--roi", help="x,y,w,h region of the frame to inspect, in frame pixels (replaces the bundle's)."),
-        mask: Optional[str] = typer.Option(None, "--mask", help="Mask image at frame (or ROI) size: white is inspected, black is ignored in the score and heatmap."),
-        tile: Optional[str] = typer.Option(None, "--tile", help="Cut the frame into overlapping tiles instead of shrinking it: 'model' (tiles of the model input size, full resolution) or WxH in frame pixels. All tiles go through the model in one batch; calibrate with the same tiling."),
-        tile_overlap: Optional[float] = typer.Option(None, "--tile-overlap", min=0.0, max=0.89, help="With --tile: fraction of a tile shared with its neighbour (default: 0.25)."),
-        part_trigger: bool = typer.Option(False, "--part-trigger", help="One alert per part: detect parts entering and leaving the ROI against the empty belt learned at start (start with the belt empty); alert on the part's worst frame. Tune in the config file (decision.part_trigger)."),
-        cooldown_seconds: Optional[float] = typer.Option(None, "--cooldown-seconds", min=0.0, help="Seconds to stay quiet after an alert (default: 0)."),
-        metrics_every: Optional[float] = typer.Option(None, "--metrics-every", min=0.0, help="Print a metrics line (fps, latency p50/p95/p99 per stage, dropped frames, reopens, alerts) to stderr every N seconds; 0: off (default: 60)."),
-        prometheus_port: Optional[int] = typer.Option(None, "--prometheus-port", min=0, max=65535, help="Serve Prometheus metrics at http://127.0.0.1:PORT/metrics (needs prometheus-client)."),
+        roi: Optional[str] = typer.Option(
+            None, "--roi", help="x,y,w,h region of the frame to inspect, in frame pixels (replaces the bundle's)."
+        ),
+        mask: Optional[str] = typer.Option(
+            None,
+            "--mask",
+            help="Mask image at frame (or ROI) size: white is inspected, black is ignored in the score and heatmap.",
+        ),
+        tile: Optional[str] = typer.Option(
+            None,
+            "--tile",
+            help="Cut the frame into overlapping tiles instead of shrinking it: 'model' (tiles of the model input size, full resolution) or WxH in frame pixels. All tiles go through the model in one batch; calibrate with the same tiling.",
+        ),
+        tile_overlap: Optional[float] = typer.Option(
+            None,
+            "--tile-overlap",
+            min=0.0,
+            max=0.89,
+            help="With --tile: fraction of a tile shared with its neighbour (default: 0.25).",
+        ),
+        part_trigger: bool = typer.Option(
+            False,
+            "--part-trigger",
+            help="One alert per part: detect parts entering and leaving the ROI against the empty belt learned at start (start with the belt empty); alert on the part's worst frame. Tune in the config file (decision.part_trigger).",
+        ),
+        cooldown_seconds: Optional[float] = typer.Option(
+            None, "--cooldown-seconds", min=0.0, help="Seconds to stay quiet after an alert (default: 0)."
+        ),
+        metrics_every: Optional[float] = typer.Option(
+            None,
+            "--metrics-every",
+            min=0.0,
+            help="Print a metrics line (fps, latency p50/p95/p99 per stage, dropped frames, reopens, alerts) to stderr every N seconds; 0: off (default: 60).",
+        ),
+        prometheus_port: Optional[int] = typer.Option(
+            None,
+            "--prometheus-port",
+            min=0,
+            max=65535,
+            help="Serve Prometheus metrics at http://127.0.0.1:PORT/metrics (needs prometheus-client).",
+        ),
     ) -> None:
         """Inspect a camera, a video or an image folder; one JSON line per alert on stdout.
 
@@ -201,8 +288,16 @@ def register(app: typer.Typer) -> None:
             cfg.state = state
         if threads is not None:
             cfg.threads = threads
-        source_flags = {"camera": camera, "video": video, "images": images, "url": url, "gstreamer": gstreamer,
-                        "picamera2": picamera2, "loop": loop or None, "mode": mode}
+        source_flags = {
+            "camera": camera,
+            "video": video,
+            "images": images,
+            "url": url,
+            "gstreamer": gstreamer,
+            "picamera2": picamera2,
+            "loop": loop or None,
+            "mode": mode,
+        }
         if cfg.source is not None or any(v is not None for v in source_flags.values()):
             cfg.source = source_from_options(cfg.source, **source_flags)
         if any(v is not None for v in (roi, mask, tile, tile_overlap)):
@@ -210,17 +305,28 @@ def register(app: typer.Typer) -> None:
         if metrics_every is not None or prometheus_port is not None:
             given = {"every_seconds": metrics_every, "prometheus_port": prometheus_port}
             cfg.metrics = cfg.metrics.model_copy(update={k: v for k, v in given.items() if v is not None})
-        decision_flags = {k: v for k, v in {"votes": votes, "window": window, "cooldown": cooldown,
-                                            "cooldown_seconds": cooldown_seconds}.items() if v is not None}
+        decision_flags = {
+            k: v
+            for k, v in {
+                "votes": votes,
+                "window": window,
+                "cooldown": cooldown,
+                "cooldown_seconds": cooldown_seconds,
+            }.items()
+            if v is not None
+        }
         if part_trigger and cfg.decision.part_trigger is None:
             decision_flags["part_trigger"] = {}
         if decision_flags:
             cfg.decision = _flag_model(
-                "decision options", lambda: DecisionConfig.model_validate({**cfg.decision.model_dump(), **decision_flags})
+                "decision options",
+                lambda: DecisionConfig.model_validate({**cfg.decision.model_dump(), **decision_flags}),
             )
         if mqtt is not None:
             cfg.sinks.mqtt = _flag_model("--mqtt", lambda: _mqtt_from_flag(mqtt, cfg.sinks.mqtt))
         if webhook is not None:
             current = cfg.sinks.webhook.model_dump() if cfg.sinks.webhook is not None else {}
-            cfg.sinks.webhook = _flag_model("--webhook", lambda: WebhookConfig.model_validate({**current, "url": webhook}))
+            cfg.sinks.webhook = _flag_model(
+                "--webhook", lambda: WebhookConfig.model_validate({**current, "url": webhook})
+            )
         run_config(cfg, max_frames=max_frames, duration=duration)

@@ -24,14 +24,28 @@ train_app = typer.Typer(
 # to that --arch only) and its alias `train features`: one definition, one help text.
 _FEATURE_OPTIONS = {
     "stages": ("3,4,5", "--stages", {}, "EfficientNet-Lite0 stages whose features are used (2-5)."),
-    "stride": (16, "--stride", {}, "pixels per anomaly-map cell (4, 8 or 16; 16 at 256 px = 16x16 cells). 8 with "
-               "--neighbourhood 3 --dims 128: sharper maps, fewer parts found at a low false-alarm rate "
-               "(benchmarks/results/quality.md)."),
-    "neighbourhood": (1, "--neighbourhood", {"min": 1}, "average each feature over this many cells around each "
-                      "cell (1: off)."),
+    "stride": (
+        16,
+        "--stride",
+        {},
+        "pixels per anomaly-map cell (4, 8 or 16; 16 at 256 px = 16x16 cells). 8 with "
+        "--neighbourhood 3 --dims 128: sharper maps, fewer parts found at a low false-alarm rate "
+        "(benchmarks/results/quality.md).",
+    ),
+    "neighbourhood": (
+        1,
+        "--neighbourhood",
+        {"min": 1},
+        "average each feature over this many cells around each cell (1: off).",
+    ),
     "dims": (0, "--dims", {"min": 0}, "principal components kept (0: all channels; fewer = a smaller, faster model)."),
-    "trim": (0.0, "--trim", {"min": 0.0, "max": 0.49}, "fraction of training images to leave out after a first fit, "
-             "the most anomalous ones: tolerates a few defective parts among the good (e.g. 0.05)."),
+    "trim": (
+        0.0,
+        "--trim",
+        {"min": 0.0, "max": 0.49},
+        "fraction of training images to leave out after a first fit, "
+        "the most anomalous ones: tolerates a few defective parts among the good (e.g. 0.05).",
+    ),
 }
 
 
@@ -40,8 +54,18 @@ def _feature_option(name: str, prefix: str = ""):
     return typer.Option(default, flag, help=prefix + (text if prefix else text[0].upper() + text[1:]), **limits)
 
 
-def _train_features(data: Path, out: Path, size: int, color: Optional[str], stages: str, stride: int,
-                    neighbourhood: int, dims: int, trim: float, threads: Optional[int]) -> None:
+def _train_features(
+    data: Path,
+    out: Path,
+    size: int,
+    color: Optional[str],
+    stages: str,
+    stride: int,
+    neighbourhood: int,
+    dims: int,
+    trim: float,
+    threads: Optional[int],
+) -> None:
     from edge.errors import EdgeError
 
     if color is not None and color not in ("grey", "rgb"):
@@ -55,8 +79,15 @@ def _train_features(data: Path, out: Path, size: int, color: Optional[str], stag
     require_tensorflow("train features")
     from train.padim import PadimConfig, train_padim
 
-    config = PadimConfig(size=size, color=color, stages=stage_list, grid_stride=stride,  # type: ignore[arg-type]
-                         neighbourhood=neighbourhood, dims=dims, trim=trim)
+    config = PadimConfig(
+        size=size,
+        color=color,
+        stages=stage_list,
+        grid_stride=stride,  # type: ignore[arg-type]
+        neighbourhood=neighbourhood,
+        dims=dims,
+        trim=trim,
+    )
     train_padim(data, out, config, threads=threads)
 
 
@@ -66,47 +97,88 @@ def register(app: typer.Typer) -> None:
     @train_app.command("autoencoder")
     def autoencoder(
         data: Path = typer.Option(
-            ..., "--data", "-d",
+            ...,
+            "--data",
+            "-d",
             help="Folder of images of GOOD parts, or an MVTec AD root (its train/good is used). "
             "Sizes may differ: every image is resized to --size the way the device does it.",
         ),
-        out: Path = typer.Option(..., "--out", "-o", help="Run folder to write (created if missing; an earlier run's files in it are replaced)."),
+        out: Path = typer.Option(
+            ...,
+            "--out",
+            "-o",
+            help="Run folder to write (created if missing; an earlier run's files in it are replaced).",
+        ),
         arch: str = typer.Option(
-            "features", "--arch", metavar="features|conv|dense|draem",
+            "features",
+            "--arch",
+            metavar="features|conv|dense|draem",
             help="features (default): pretrained EfficientNet-Lite0 features + a Gaussian per map cell, no training "
             "(--stages --stride --neighbourhood --dims --trim); the best on real defects (benchmarks/results/quality.md). "
             "conv: the tutorials' convolutional autoencoder (--filters --latent). dense: the tutorials' "
             "Flatten-Dense autoencoder (--units). draem: a reconstruction + segmentation network trained on "
             "synthetic defects drawn on the good images (train/draem.py). All export, calibrate and run alike.",
         ),
-        size: Optional[int] = typer.Option(None, "--size", min=8, help="Model input side in pixels (square). "
-                                           "Default: 256 for features (a multiple of 16), 128 for conv/dense, "
-                                           "draem's own default."),
+        size: Optional[int] = typer.Option(
+            None,
+            "--size",
+            min=8,
+            help="Model input side in pixels (square). "
+            "Default: 256 for features (a multiple of 16), 128 for conv/dense, "
+            "draem's own default.",
+        ),
         color: Optional[str] = typer.Option(
-            None, "--color", metavar="grey|rgb", help="grey or rgb. Default: what the images are; a folder mixing both needs this.",
+            None,
+            "--color",
+            metavar="grey|rgb",
+            help="grey or rgb. Default: what the images are; a folder mixing both needs this.",
         ),
         stages: str = _feature_option("stages", "features: "),
         stride: int = _feature_option("stride", "features: "),
         neighbourhood: int = _feature_option("neighbourhood", "features: "),
         dims: int = _feature_option("dims", "features: "),
         trim: float = _feature_option("trim", "features: "),
-        filters: str = typer.Option("32,64", "--filters", help="conv/draem: encoder filters per block; each block halves the image."),
+        filters: str = typer.Option(
+            "32,64", "--filters", help="conv/draem: encoder filters per block; each block halves the image."
+        ),
         latent: int = typer.Option(64, "--latent", min=1, help="conv/dense: size of the dense bottleneck vector."),
         units: str = typer.Option("256,64", "--units", help="dense: hidden layer widths, encoder side."),
-        latent_kmeans: int = typer.Option(0, "--latent-kmeans", min=0, metavar="K",
-                                          help="conv/dense: also fit K-means (K clusters) on the training images' latent "
-                                          "vectors; `edge export` then builds a model whose score is the distance to the "
-                                          "nearest centroid (the tutorials' baseline; no defect location)."),
-        epochs: int = typer.Option(50, "--epochs", min=1, help="conv/dense/draem: most epochs to train (early stopping may end sooner)."),
+        latent_kmeans: int = typer.Option(
+            0,
+            "--latent-kmeans",
+            min=0,
+            metavar="K",
+            help="conv/dense: also fit K-means (K clusters) on the training images' latent "
+            "vectors; `edge export` then builds a model whose score is the distance to the "
+            "nearest centroid (the tutorials' baseline; no defect location).",
+        ),
+        epochs: int = typer.Option(
+            50, "--epochs", min=1, help="conv/dense/draem: most epochs to train (early stopping may end sooner)."
+        ),
         batch_size: int = typer.Option(32, "--batch-size", min=1, help="conv/dense/draem: images per training step."),
-        val_split: float = typer.Option(0.1, "--val-split", min=0.0, max=0.9,
-                                        help="conv/dense/draem: fraction of images held back for validation and export parity."),
-        patience: int = typer.Option(10, "--patience", min=0,
-                                     help="conv/dense: stop after this many epochs without a better validation loss "
-                                     "(0: never); the best epoch's weights are kept."),
-        seed: int = typer.Option(0, "--seed", help="Random seed (Python, NumPy, Keras and the split): same seed, same model."),
-        learning_rate: float = typer.Option(1e-3, "--learning-rate", min=0.0, help="conv/dense/draem: Adam learning rate."),
-        threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for TensorFlow (default: all)."),
+        val_split: float = typer.Option(
+            0.1,
+            "--val-split",
+            min=0.0,
+            max=0.9,
+            help="conv/dense/draem: fraction of images held back for validation and export parity.",
+        ),
+        patience: int = typer.Option(
+            10,
+            "--patience",
+            min=0,
+            help="conv/dense: stop after this many epochs without a better validation loss "
+            "(0: never); the best epoch's weights are kept.",
+        ),
+        seed: int = typer.Option(
+            0, "--seed", help="Random seed (Python, NumPy, Keras and the split): same seed, same model."
+        ),
+        learning_rate: float = typer.Option(
+            1e-3, "--learning-rate", min=0.0, help="conv/dense/draem: Adam learning rate."
+        ),
+        threads: Optional[int] = typer.Option(
+            None, "--threads", min=1, help="CPU threads for TensorFlow (default: all)."
+        ),
     ) -> None:
         """Learn what GOOD parts look like (pretrained features by default; --arch conv, dense, draem).
 
@@ -130,8 +202,10 @@ def register(app: typer.Typer) -> None:
         if color is not None and color not in ("grey", "rgb"):
             raise EdgeError(f"--color {color!r} must be grey or rgb")
         if arch not in ("features", "conv", "dense", "draem"):
-            raise EdgeError(f"--arch {arch!r} must be features (the default), conv or dense (pixel autoencoders) "
-                            "or draem (synthetic-defect model)")
+            raise EdgeError(
+                f"--arch {arch!r} must be features (the default), conv or dense (pixel autoencoders) "
+                "or draem (synthetic-defect model)"
+            )
         if arch == "features":
             _train_features(data, out, size or 256, color, stages, stride, neighbourhood, dims, trim, threads)
             return
@@ -141,33 +215,61 @@ def register(app: typer.Typer) -> None:
             from train.draem import DraemConfig, train_draem
 
             draem_filters = parse_filters(filters) if filters != "32,64" else DraemConfig.filters
-            config = DraemConfig(size=size or DraemConfig.size, color=color, filters=draem_filters,  # type: ignore[arg-type]
-                                 epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
-                                 val_split=val_split)
+            config = DraemConfig(
+                size=size or DraemConfig.size,
+                color=color,
+                filters=draem_filters,  # type: ignore[arg-type]
+                epochs=epochs,
+                batch_size=batch_size,
+                learning_rate=learning_rate,
+                seed=seed,
+                val_split=val_split,
+            )
             train_draem(data, out, config, threads=threads)
             return
         from train.autoencoder import train_autoencoder
 
         train_autoencoder(
-            data, out, size=size or 128, color=color, filters=filters, latent=latent, arch=arch, units=units,  # type: ignore[arg-type]
-            latent_kmeans=latent_kmeans, epochs=epochs,
-            batch_size=batch_size, val_split=val_split, patience=patience, seed=seed,
-            learning_rate=learning_rate, threads=threads,
+            data,
+            out,
+            size=size or 128,
+            color=color,
+            filters=filters,
+            latent=latent,
+            arch=arch,
+            units=units,  # type: ignore[arg-type]
+            latent_kmeans=latent_kmeans,
+            epochs=epochs,
+            batch_size=batch_size,
+            val_split=val_split,
+            patience=patience,
+            seed=seed,
+            learning_rate=learning_rate,
+            threads=threads,
         )
 
     @train_app.command("features")
     def features(
-        data: Path = typer.Option(..., "--data", "-d", help="Folder of images of GOOD parts, or an MVTec AD root "
-                                  "(its train/good is used). Sizes may differ: each is resized like on the device."),
+        data: Path = typer.Option(
+            ...,
+            "--data",
+            "-d",
+            help="Folder of images of GOOD parts, or an MVTec AD root "
+            "(its train/good is used). Sizes may differ: each is resized like on the device.",
+        ),
         out: Path = typer.Option(..., "--out", "-o", help="Run folder to write (padim.npz, run.json)."),
         size: int = typer.Option(256, "--size", min=16, help="Model input side in pixels (square, a multiple of 16)."),
-        color: Optional[str] = typer.Option(None, "--color", metavar="grey|rgb", help="grey or rgb. Default: what the images are."),
+        color: Optional[str] = typer.Option(
+            None, "--color", metavar="grey|rgb", help="grey or rgb. Default: what the images are."
+        ),
         stages: str = _feature_option("stages"),
         stride: int = _feature_option("stride"),
         neighbourhood: int = _feature_option("neighbourhood"),
         dims: int = _feature_option("dims"),
         trim: float = _feature_option("trim"),
-        threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for TensorFlow (default: all)."),
+        threads: Optional[int] = typer.Option(
+            None, "--threads", min=1, help="CPU threads for TensorFlow (default: all)."
+        ),
     ) -> None:
         """The default model of `edge train autoencoder`, by its own name: pretrained features + a Gaussian per map cell.
 
@@ -185,40 +287,77 @@ def register(app: typer.Typer) -> None:
     @train_app.command("classifier")
     def classifier(
         data: Path = typer.Option(
-            ..., "--data", "-d",
+            ...,
+            "--data",
+            "-d",
             help="Folder with one sub-folder of images per class, e.g. crack/ and no_crack/. Sizes may differ: "
             "every image is resized to --size the way the device does it.",
         ),
-        out: Path = typer.Option(..., "--out", "-o", help="Run folder to write (created if missing; an earlier run's files in it are replaced)."),
-        size: int = typer.Option(128, "--size", min=16, help="Model input side in pixels (square); 128 keeps hairline cracks visible."),
+        out: Path = typer.Option(
+            ...,
+            "--out",
+            "-o",
+            help="Run folder to write (created if missing; an earlier run's files in it are replaced).",
+        ),
+        size: int = typer.Option(
+            128, "--size", min=16, help="Model input side in pixels (square); 128 keeps hairline cracks visible."
+        ),
         color: Optional[str] = typer.Option(
-            None, "--color", metavar="grey|rgb", help="grey or rgb. Default: what the images are (rgb with a pretrained backbone).",
+            None,
+            "--color",
+            metavar="grey|rgb",
+            help="grey or rgb. Default: what the images are (rgb with a pretrained backbone).",
         ),
         positive: str = typer.Option("crack", "--positive", help="The class folder that raises alerts (the defect)."),
         backbone: str = typer.Option(
-            "small", "--backbone",
+            "small",
+            "--backbone",
             help="small: a 4-block CNN trained from scratch (works offline, fast on a Pi); mobilenetv2 or vgg16: "
             "Keras applications, pretrained with --weights imagenet (a download) or a local file.",
         ),
         weights: str = typer.Option(
-            "none", "--weights",
+            "none",
+            "--weights",
             help="For mobilenetv2/vgg16: imagenet (downloaded by Keras: needs internet), none (from scratch), "
             "or the path of a no-top weights file. Pretrained backbones are frozen; only the head trains.",
         ),
-        filters: str = typer.Option("32,64,128,128", "--filters", help="Small CNN: filters per block; all but the last halve the image (128 px, 4 blocks: a 16x16 CAM)."),
+        filters: str = typer.Option(
+            "32,64,128,128",
+            "--filters",
+            help="Small CNN: filters per block; all but the last halve the image (128 px, 4 blocks: a 16x16 CAM).",
+        ),
         epochs: int = typer.Option(30, "--epochs", min=1, help="Most epochs to train (early stopping may end sooner)."),
         batch_size: int = typer.Option(32, "--batch-size", min=1, help="Images per training step."),
-        val_split: float = typer.Option(0.2, "--val-split", min=0.0, max=0.9,
-                                        help="Fraction held back for validation (early stopping, metrics, CAM grid)."),
-        test_split: float = typer.Option(0.0, "--test-split", min=0.0, max=0.9,
-                                         help="Fraction held back untouched for a final test (metrics.json 'test', export parity)."),
-        patience: int = typer.Option(8, "--patience", min=0,
-                                     help="Stop after this many epochs without a better validation loss; the best weights are kept."),
-        augment: bool = typer.Option(True, "--augment/--no-augment",
-                                     help="Random flips, small rotations, brightness and contrast while training."),
+        val_split: float = typer.Option(
+            0.2,
+            "--val-split",
+            min=0.0,
+            max=0.9,
+            help="Fraction held back for validation (early stopping, metrics, CAM grid).",
+        ),
+        test_split: float = typer.Option(
+            0.0,
+            "--test-split",
+            min=0.0,
+            max=0.9,
+            help="Fraction held back untouched for a final test (metrics.json 'test', export parity).",
+        ),
+        patience: int = typer.Option(
+            8,
+            "--patience",
+            min=0,
+            help="Stop after this many epochs without a better validation loss; the best weights are kept.",
+        ),
+        augment: bool = typer.Option(
+            True,
+            "--augment/--no-augment",
+            help="Random flips, small rotations, brightness and contrast while training.",
+        ),
         seed: int = typer.Option(0, "--seed", help="Random seed for the split and Keras."),
         learning_rate: float = typer.Option(2e-3, "--learning-rate", min=0.0, help="Adam learning rate."),
-        threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for TensorFlow (default: all)."),
+        threads: Optional[int] = typer.Option(
+            None, "--threads", min=1, help="CPU threads for TensorFlow (default: all)."
+        ),
     ) -> None:
         """Train a crack / no-crack CNN whose class activation map (CAM) shows where the crack is.
 
@@ -245,8 +384,20 @@ def register(app: typer.Typer) -> None:
         from train.classifier import ClassifierConfig, train_classifier
 
         config = ClassifierConfig(
-            size=size, color=color, backbone=backbone, weights=weights, filters=filter_list,  # type: ignore[arg-type]
-            epochs=epochs, batch_size=batch_size, val_split=val_split, test_split=test_split, patience=patience,
-            learning_rate=learning_rate, augment=augment, seed=seed, positive=positive, threads=threads,
+            size=size,
+            color=color,
+            backbone=backbone,
+            weights=weights,
+            filters=filter_list,  # type: ignore[arg-type]
+            epochs=epochs,
+            batch_size=batch_size,
+            val_split=val_split,
+            test_split=test_split,
+            patience=patience,
+            learning_rate=learning_rate,
+            augment=augment,
+            seed=seed,
+            positive=positive,
+            threads=threads,
         )
         train_classifier(data, out, config)

@@ -74,7 +74,10 @@ def build_sinks(config, out: Path, state: Path) -> BuiltSinks:
             s = config.snapshots
             snapshots = SnapshotStore(under_out(s.dir), max_count=s.max_count, max_mb=s.max_mb, annotated=s.annotated)
             limits = [f"{s.max_count} alerts" if s.max_count else "", f"{s.max_mb:g} MB" if s.max_mb else ""]
-            described.append(f"snapshots {snapshots.folder}" + (f" (keep {', '.join(x for x in limits if x)})" if any(limits) else ""))
+            described.append(
+                f"snapshots {snapshots.folder}"
+                + (f" (keep {', '.join(x for x in limits if x)})" if any(limits) else "")
+            )
         if config.gpio is not None:
             from edge.sinks.gpio import GpioSink
 
@@ -86,11 +89,19 @@ def build_sinks(config, out: Path, state: Path) -> BuiltSinks:
 
             w = config.webhook
             headers = dict(w.headers)
-            headers.update({name: _env(var, f"sinks.webhook.headers_env.{name}") for name, var in w.headers_env.items()})
+            headers.update(
+                {name: _env(var, f"sinks.webhook.headers_env.{name}") for name, var in w.headers_env.items()}
+            )
             sinks.append(
                 WebhookSink(
-                    w.url, state, timeout_s=w.timeout_s, headers=headers, max_entries=w.outbox_max,
-                    backoff_s=w.backoff_s, backoff_max_s=w.backoff_max_s, close_timeout_s=w.close_timeout_s,
+                    w.url,
+                    state,
+                    timeout_s=w.timeout_s,
+                    headers=headers,
+                    max_entries=w.outbox_max,
+                    backoff_s=w.backoff_s,
+                    backoff_max_s=w.backoff_max_s,
+                    close_timeout_s=w.close_timeout_s,
                 )
             )
             described.append(f"webhook {w.url}")
@@ -101,14 +112,25 @@ def build_sinks(config, out: Path, state: Path) -> BuiltSinks:
             password = _env(m.password_env, "sinks.mqtt.password_env") if m.password_env else None
             tls = m.tls
             sink = MqttSink(
-                m.host, state, port=m.effective_port, prefix=m.prefix, client_id=m.client_id,
-                username=m.username, password=password,
+                m.host,
+                state,
+                port=m.effective_port,
+                prefix=m.prefix,
+                client_id=m.client_id,
+                username=m.username,
+                password=password,
                 ca=_file(tls.ca, "sinks.mqtt.tls.ca") if tls else None,
                 cert=_file(tls.cert, "sinks.mqtt.tls.cert") if tls else None,
-                key=_file(tls.key, "sinks.mqtt.tls.key") if tls else None, tls=tls is not None,
-                keepalive_s=m.keepalive_s, publish_timeout_s=m.publish_timeout_s,
-                connect_timeout_s=m.connect_timeout_s, required=m.required, max_entries=m.outbox_max,
-                backoff_s=m.backoff_s, backoff_max_s=m.backoff_max_s, close_timeout_s=m.close_timeout_s,
+                key=_file(tls.key, "sinks.mqtt.tls.key") if tls else None,
+                tls=tls is not None,
+                keepalive_s=m.keepalive_s,
+                publish_timeout_s=m.publish_timeout_s,
+                connect_timeout_s=m.connect_timeout_s,
+                required=m.required,
+                max_entries=m.outbox_max,
+                backoff_s=m.backoff_s,
+                backoff_max_s=m.backoff_max_s,
+                close_timeout_s=m.close_timeout_s,
             )
             sinks.append(sink)
             described.append(f"mqtt {m.host}:{m.effective_port} topic {sink.transport.alerts_topic}")

@@ -10,7 +10,6 @@ GPIOZERO_PIN_FACTORY=mock.
 
 from __future__ import annotations
 
-
 from edge.alert import Alert
 from edge.errors import EdgeError
 from edge.sinks.base import one_line, problem
@@ -30,7 +29,9 @@ class GpioSink:
         self.pulse_s = max(pulse_ms, 1) / 1000.0
         self.pulses = 0
         try:
-            self._device = DigitalOutputDevice(pin, active_high=active_high, initial_value=False, pin_factory=pin_factory)
+            self._device = DigitalOutputDevice(
+                pin, active_high=active_high, initial_value=False, pin_factory=pin_factory
+            )
         except Exception as exc:  # noqa: BLE001 - gpiozero raises many kinds (BadPinFactory, PinInvalidPin, ...)
             raise EdgeError(
                 f"cannot drive GPIO pin {pin} (BCM): {one_line(exc)}; on a Pi install python3-lgpio and add the "
@@ -42,7 +43,9 @@ class GpioSink:
             self._device.blink(on_time=self.pulse_s, off_time=0, n=1, background=True)
             self.pulses += 1
         except Exception as exc:  # noqa: BLE001
-            problem(f"gpio: pulse on pin {self.pin} failed for alert {alert.id}: {one_line(exc)}", key=f"gpio:{self.pin}")
+            problem(
+                f"gpio: pulse on pin {self.pin} failed for alert {alert.id}: {one_line(exc)}", key=f"gpio:{self.pin}"
+            )
 
     def close(self) -> None:
         try:

@@ -74,7 +74,9 @@ class JsonlSink:
             clear_problem(f"write:{self.path}")
         except OSError as exc:  # disk full, card removed, permissions changed under us
             self.failed += 1
-            problem(f"cannot write alert {alert.id} to {self.path}: {one_line(exc)}; continuing", key=f"write:{self.path}")
+            problem(
+                f"cannot write alert {alert.id} to {self.path}: {one_line(exc)}; continuing", key=f"write:{self.path}"
+            )
             self._drop_file(start)
 
     def _drop_file(self, start: Optional[int]) -> None:

@@ -78,7 +78,9 @@ class MqttTransport:
             try:
                 client.tls_set(ca_certs=ca, certfile=cert, keyfile=key)
             except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
-                raise EdgeError(f"MQTT TLS files could not be loaded ({exc}); check sinks.mqtt.tls ca/cert/key are PEM files") from None
+                raise EdgeError(
+                    f"MQTT TLS files could not be loaded ({exc}); check sinks.mqtt.tls ca/cert/key are PEM files"
+                ) from None
         client.will_set(self.status_topic, "offline", qos=1, retain=True)
         client.reconnect_delay_set(min_delay=1, max_delay=max(int(reconnect_max_s), 1))
         # Bound paho's own in-memory queue; the outbox on disk is the real queue.
@@ -107,7 +109,10 @@ class MqttTransport:
         if reason_code.is_failure:
             self.last_error = f"broker refused the connection: {reason_code}"
             if not self.starting:
-                problem(f"mqtt: {self.where} {self.last_error}; check username/password_env and TLS settings", key="mqtt-conn")
+                problem(
+                    f"mqtt: {self.where} {self.last_error}; check username/password_env and TLS settings",
+                    key="mqtt-conn",
+                )
             self._outcome.set()
             return
         client.publish(self.status_topic, "online", qos=1, retain=True)
@@ -129,7 +134,7 @@ class MqttTransport:
         self.last_error = f"cannot reach {self.where}"
         self._outcome.set()
         if not self.starting:
-                problem(f"mqtt: cannot reach {self.where}; retrying, alerts queue meanwhile", key="mqtt-conn")
+            problem(f"mqtt: cannot reach {self.where}; retrying, alerts queue meanwhile", key="mqtt-conn")
 
     def send(self, entry: Entry) -> None:
         if not self.connected.is_set():
@@ -182,8 +187,19 @@ class MqttSink(QueuedSink):
         outbox_name: str = "outbox-mqtt.db",
     ):
         transport = MqttTransport(
-            host, port, prefix, client_id, username, password, ca, cert, key, keepalive_s, publish_timeout_s,
-            reconnect_max_s=int(backoff_max_s), tls=tls,
+            host,
+            port,
+            prefix,
+            client_id,
+            username,
+            password,
+            ca,
+            cert,
+            key,
+            keepalive_s,
+            publish_timeout_s,
+            reconnect_max_s=int(backoff_max_s),
+            tls=tls,
         )
         transport.start()
         connected = transport.wait_connected(connect_timeout_s)

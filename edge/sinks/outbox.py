@@ -208,7 +208,9 @@ class Outbox:
                 self._spill_memory()
             except sqlite3.Error as exc:
                 if self._memory:
-                    problem(f"{self.label}: {len(self._memory)} queued alerts could not be saved to {self.path} ({one_line(exc)}); they are lost")
+                    problem(
+                        f"{self.label}: {len(self._memory)} queued alerts could not be saved to {self.path} ({one_line(exc)}); they are lost"
+                    )
             try:
                 self._db.close()
             except sqlite3.Error:
@@ -259,7 +261,9 @@ class QueuedSink:
         self._closed = False
         left = len(self.outbox)
         if left:
-            problem(f"{self.name}: {left} undelivered alerts from before this start are in {outbox_path}; they go out first")
+            problem(
+                f"{self.name}: {left} undelivered alerts from before this start are in {outbox_path}; they go out first"
+            )
         self._thread = threading.Thread(target=self._run, name=f"edge-{self.name}-sender", daemon=True)
         self._thread.start()
 
@@ -295,7 +299,9 @@ class QueuedSink:
             try:
                 self.transport.send(entry)
             except Rejected as exc:
-                problem(f"{self.name}: alert {entry.alert_id} rejected for good ({one_line(exc)}); kept in the dead table of {self.outbox.path}")
+                problem(
+                    f"{self.name}: alert {entry.alert_id} rejected for good ({one_line(exc)}); kept in the dead table of {self.outbox.path}"
+                )
                 self._safe(self.outbox.bury, entry, str(exc))
                 continue
             except Exception as exc:  # noqa: BLE001 - any failure means: keep it, retry later
@@ -356,4 +362,6 @@ class QueuedSink:
         if not self._thread.is_alive():
             self.outbox.close()
         if left:
-            problem(f"{self.name}: {left} alerts not delivered yet; they stay in {self.outbox.path} and are sent at the next start")
+            problem(
+                f"{self.name}: {left} alerts not delivered yet; they stay in {self.outbox.path} and are sent at the next start"
+            )

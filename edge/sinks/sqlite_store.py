@@ -38,7 +38,20 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE INDEX IF NOT EXISTS events_ts ON events(ts);
 CREATE INDEX IF NOT EXISTS events_source_ts ON events(source, ts);
 """
-COLUMNS = ("id", "time", "ts", "source", "frame_index", "score", "threshold", "label", "box", "snapshot", "annotated", "extra")
+COLUMNS = (
+    "id",
+    "time",
+    "ts",
+    "source",
+    "frame_index",
+    "score",
+    "threshold",
+    "label",
+    "box",
+    "snapshot",
+    "annotated",
+    "extra",
+)
 
 
 def _epoch(iso: str) -> float:
@@ -70,18 +83,31 @@ class SqliteSink:
     def emit(self, alert: Alert) -> None:
         d = alert.to_dict()
         row = (
-            d["id"], d["time"], _epoch(d["time"]), d["source"], int(d["frame_index"]), d["score"], d["threshold"],
-            d["label"], json.dumps(d["box"]) if d["box"] is not None else None, d["snapshot"], d["annotated"],
+            d["id"],
+            d["time"],
+            _epoch(d["time"]),
+            d["source"],
+            int(d["frame_index"]),
+            d["score"],
+            d["threshold"],
+            d["label"],
+            json.dumps(d["box"]) if d["box"] is not None else None,
+            d["snapshot"],
+            d["annotated"],
             json.dumps(d["extra"]) if d["extra"] else None,
         )
         try:
             with self._lock, self._db:
-                self._db.execute(f"INSERT OR IGNORE INTO events ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})", row)
+                self._db.execute(
+                    f"INSERT OR IGNORE INTO events ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})", row
+                )
             self.written += 1
             clear_problem(f"write:{self.path}")
         except sqlite3.Error as exc:
             self.failed += 1
-            problem(f"cannot store alert {alert.id} in {self.path}: {one_line(exc)}; continuing", key=f"write:{self.path}")
+            problem(
+                f"cannot store alert {alert.id} in {self.path}: {one_line(exc)}; continuing", key=f"write:{self.path}"
+            )
 
     def close(self) -> None:
         with self._lock:
