@@ -55,7 +55,7 @@ def _ab_ratios(ab: Optional[dict], label: str) -> Optional[dict]:
         return None
     out = {}
     for where in ("loop", "capture"):
-        ratios = [p["fps"] / i["fps"] for i, p in zip(runs["invoke"], runs[where])]
+        ratios = [p["fps"] / i["fps"] for i, p in zip(runs["invoke"], runs[where], strict=True)]
         out[where] = ratios  # in the order measured
         out[f"{where}_median"] = sorted(ratios)[(len(ratios) - 1) // 2]
         fps = sorted(p["fps"] for p in runs[where])
@@ -92,16 +92,19 @@ def _targets_table(
     add("|---|---|---|")
     ratio, ratio_cpu = p640["vs_invoke"], p640.get("vs_invoke_cpu")
     add(
-        f"| end-to-end >= 0.9 x interpreter-only | wall clock **{ratio:.2f}** ({p640['fps']:.0f} fps vs {inv8['fps']:.0f} invokes/s; "
+        f"| end-to-end >= 0.9 x interpreter-only | wall clock **{ratio:.2f}** "
+        f"({p640['fps']:.0f} fps vs {inv8['fps']:.0f} invokes/s; "
         f"repeats {', '.join(f'{x:.2f}' for x in p640['vs_invoke_repeats'])}); CPU time **{ratio_cpu:.2f}** "
-        f"({inv8['cpu_ms']:.2f} ms per invoke vs {p640['main_thread_cpu_ms_per_frame']:.2f} ms per frame in the inference loop) "
+        f"({inv8['cpu_ms']:.2f} ms per invoke vs "
+        f"{p640['main_thread_cpu_ms_per_frame']:.2f} ms per frame in the inference loop) "
         f"| {_mark(ratio >= 0.9)} on wall clock; {'met' if ratio_cpu >= 0.9 else 'short'} on CPU time |"
     )
     r = _ab_ratios(ab, "synthetic 640x480")
     if r:
         add(
-            f"| (same target, A/B run: see *Preprocessing in the capture thread*) | paired repeats, wall clock: model input "
-            f"prepared in the capture thread **{r['capture_median']:.2f}** ({', '.join(f'{x:.2f}' for x in r['capture'])}), "
+            "| (same target, A/B run: see *Preprocessing in the capture thread*) | "
+            "paired repeats, wall clock: model input prepared in the capture thread "
+            f"**{r['capture_median']:.2f}** ({', '.join(f'{x:.2f}' for x in r['capture'])}), "
             f"on the inference loop {r['loop_median']:.2f} ({', '.join(f'{x:.2f}' for x in r['loop'])}) "
             f"| {_mark(r['capture_median'] >= 0.9)} |"
         )
@@ -110,29 +113,34 @@ def _targets_table(
         r_cpu = p640_32["main_thread_cpu_ms_per_frame"] / p640["main_thread_cpu_ms_per_frame"]
         r_inv = inv32["cpu_ms"] / inv8["cpu_ms"]
         add(
-            f"| int8 >= 2.5 x float32 throughput | end-to-end wall clock {p640['fps']:.0f} vs {p640_32['fps']:.0f} fps = **{r_e2e:.2f}x**; "
-            f"CPU per frame {p640_32['main_thread_cpu_ms_per_frame']:.2f} vs {p640['main_thread_cpu_ms_per_frame']:.2f} ms = **{r_cpu:.2f}x**; "
-            f"CPU per invoke {r_inv:.2f}x | {_mark(r_e2e >= 2.5)} on wall clock; {'met' if r_cpu >= 2.5 else 'short'} on CPU time |"
+            f"| int8 >= 2.5 x float32 throughput | end-to-end wall clock {p640['fps']:.0f} vs {p640_32['fps']:.0f} "
+            f"fps = **{r_e2e:.2f}x**; CPU per frame {p640_32['main_thread_cpu_ms_per_frame']:.2f} vs "
+            f"{p640['main_thread_cpu_ms_per_frame']:.2f} ms = **{r_cpu:.2f}x**; CPU per invoke {r_inv:.2f}x "
+            f"| {_mark(r_e2e >= 2.5)} on wall clock; {'met' if r_cpu >= 2.5 else 'short'} on CPU time |"
         )
     cyc = p640["stages_ms"]["cycle"]
     add(
         f"| >= 30 fps end-to-end | **{p640['fps']:.0f} fps** (frames as fast as the pipeline takes them; "
-        f"video {_pipe(int8, t, 'video')['fps']:.0f} fps, 1280x720 {_pipe(int8, t, 'synthetic 1280x720')['fps']:.0f} fps) | {_mark(p640['fps'] >= 30)} |"
+        f"video {_pipe(int8, t, 'video')['fps']:.0f} fps, "
+        f"1280x720 {_pipe(int8, t, 'synthetic 1280x720')['fps']:.0f} fps) | {_mark(p640['fps'] >= 30)} |"
     )
     if camp:
         lat = camp["stages_ms"]["latency"]
         add(
-            f"| p99 <= 50 ms | camera at 30 fps: capture-to-decision p99 **{lat['p99']:.1f} ms** (p50 {lat['p50']:.1f}), "
-            f"{camp['fps']:.1f} fps inspected, {camp['dropped']} frames dropped; unpaced frame-to-frame p99 {cyc['p99']:.1f} ms. "
+            f"| p99 <= 50 ms | camera at 30 fps: capture-to-decision p99 **{lat['p99']:.1f} ms** "
+            f"(p50 {lat['p50']:.1f}), {camp['fps']:.1f} fps inspected, "
+            f"{camp['dropped']} frames dropped; unpaced frame-to-frame p99 {cyc['p99']:.1f} ms. "
             "Frames that raise an alert take longer: see *Alerts* | " + _mark(lat["p99"] <= 50) + " |"
         )
     else:
         add(
-            f"| p99 <= 50 ms | unpaced frame-to-frame p99 {cyc['p99']:.1f} ms (no camera run for this export) | {_mark(cyc['p99'] <= 50)} |"
+            f"| p99 <= 50 ms | unpaced frame-to-frame p99 {cyc['p99']:.1f} ms "
+            f"(no camera run for this export) | {_mark(cyc['p99'] <= 50)} |"
         )
     k8 = pipe_rss.get(f"int8{suffix}", float("nan"))
     add(
-        f"| no TensorFlow in the edge process, < 250 MB RSS | TensorFlow loaded: {'yes' if tf_loaded else 'no'}; peak RSS while the "
+        "| no TensorFlow in the edge process, < 250 MB RSS | "
+        f"TensorFlow loaded: {'yes' if tf_loaded else 'no'}; peak RSS while the "
         f"int8 pipeline runs {k8:.0f} MB (float32: {pipe_rss.get(f'float32{suffix}', float('nan')):.0f} MB); "
         f"whole `edge bench` process, with its extra models for the tiles test, up to {rss:.0f} MB | "
         f"{_mark((not tf_loaded) and k8 < 250)} |"
@@ -140,8 +148,9 @@ def _targets_table(
     if keras:
         k = p640["fps"] / keras["predict_fps"]
         add(
-            f"| >= 10x faster than Keras predict per frame | {p640['fps']:.0f} vs {keras['predict_fps']:.1f} fps = **{k:.0f}x** "
-            f"(Keras `model(x)` per frame: {keras['call_fps']:.1f} fps, {p640['fps'] / keras['call_fps']:.1f}x) | {_mark(k >= 10)} |"
+            f"| >= 10x faster than Keras predict per frame | {p640['fps']:.0f} vs "
+            f"{keras['predict_fps']:.1f} fps = **{k:.0f}x** (Keras `model(x)` per frame: "
+            f"{keras['call_fps']:.1f} fps, {p640['fps'] / keras['call_fps']:.1f}x) | {_mark(k >= 10)} |"
         )
     add("")
 
@@ -203,7 +212,8 @@ def write_report(work: Path, results: Path, invocation: str, started: Optional[s
     )
     add("")
     add(
-        f"Data: {VIDEO_CREDIT}. Synthetic frames: `edge.bench.synthetic_frames` (textured surface, one in eight with a dark blob)."
+        f"Data: {VIDEO_CREDIT}. Synthetic frames: `edge.bench.synthetic_frames` "
+        "(textured surface, one in eight with a dark blob)."
     )
     add("")
 
@@ -289,7 +299,8 @@ def write_report(work: Path, results: Path, invocation: str, started: Optional[s
         for run in b["runs"]:
             i = run["invoke"]
             add(
-                f"| {q} | {run['threads']} | {i['fps']:.1f} | {_ms(i['ms'])} | {i['cpu_ms']:.2f} | {', '.join(f'{x:.1f}' for x in i['fps_repeats'])} |"
+                f"| {q} | {run['threads']} | {i['fps']:.1f} | {_ms(i['ms'])} | "
+                f"{i['cpu_ms']:.2f} | {', '.join(f'{x:.1f}' for x in i['fps_repeats'])} |"
             )
     add("")
     dyn, f32b = benches.get("dynamic"), benches.get("float32")
@@ -303,8 +314,9 @@ def write_report(work: Path, results: Path, invocation: str, started: Optional[s
             )
         else:
             add(
-                f"The dynamic-range export (int8 weights, float activations) now runs in XNNPACK too: {d_ms:.2f} ms per "
-                f"invoke against {f_ms:.2f} for float32 and {i_ms:.2f} for int8 (with the free batch it ran on TFLite's "
+                "The dynamic-range export (int8 weights, float activations) "
+                f"now runs in XNNPACK too: {d_ms:.2f} ms per invoke against {f_ms:.2f} for "
+                f"float32 and {i_ms:.2f} for int8 (with the free batch it ran on TFLite's "
                 "hybrid kernels at ~170 ms, 26x slower than float32). It needs no representative frames and keeps "
                 "float activations: the fallback when full int8 loses accuracy."
             )
@@ -324,7 +336,8 @@ def write_report(work: Path, results: Path, invocation: str, started: Optional[s
     )
     add("")
     add(
-        "| export | threads | source | fps | x invoke (wall) | x invoke (CPU) | CPU ms/frame: loop / process | peak RSS | repeats (fps) |"
+        "| export | threads | source | fps | x invoke (wall) | x invoke (CPU) "
+        "| CPU ms/frame: loop / process | peak RSS | repeats (fps) |"
     )
     add("|---|---:|---|---:|---:|---:|---:|---:|---|")
     for q in ("int8", "float16", "float32", "dynamic", "int8_free", "float32_free"):
@@ -334,10 +347,12 @@ def write_report(work: Path, results: Path, invocation: str, started: Optional[s
         for run in b["runs"]:
             for p in run["pipelines"]:
                 add(
-                    f"| {q} | {run['threads']} | {p['source']} ({p['frame_size']}) | {p['fps']:.1f} | {p['vs_invoke']:.2f} | "
+                    f"| {q} | {run['threads']} | {p['source']} ({p['frame_size']}) "
+                    f"| {p['fps']:.1f} | {p['vs_invoke']:.2f} | "
                     + (f"{p.get('vs_invoke_cpu', float('nan')):.2f} | " if run["threads"] == 1 else "– | ")
                     + f"{p['main_thread_cpu_ms_per_frame']:.2f} / {p['cpu_ms_per_frame']:.2f} | "
-                    f"{p.get('peak_rss_mb') or float('nan'):.0f} MB | {', '.join(f'{x:.1f}' for x in p['fps_repeats'])} |"
+                    f"{p.get('peak_rss_mb') or float('nan'):.0f} MB | "
+                    f"{', '.join(f'{x:.1f}' for x in p['fps_repeats'])} |"
                 )
     add("")
 
@@ -384,7 +399,8 @@ def write_report(work: Path, results: Path, invocation: str, started: Optional[s
         for run in cam["runs"]:
             p = run["pipelines"][0]
             add(
-                f"| {run['threads']} | {p['fps']:.1f} | {p['dropped']} | {_ms(p['stages_ms']['latency'])} | {_ms(p['stages_ms']['model'], ('p50', 'p99'))} |"
+                f"| {run['threads']} | {p['fps']:.1f} | {p['dropped']} | "
+                f"{_ms(p['stages_ms']['latency'])} | {_ms(p['stages_ms']['model'], ('p50', 'p99'))} |"
             )
         add("")
 
@@ -403,7 +419,8 @@ def write_report(work: Path, results: Path, invocation: str, started: Optional[s
         )
         add("")
         add(
-            "| source | prepared | fps (median) | x invoke, paired repeats | loop CPU ms/frame | process CPU ms/frame | preprocess ms p50 |"
+            "| source | prepared | fps (median) | x invoke, paired repeats "
+            "| loop CPU ms/frame | process CPU ms/frame | preprocess ms p50 |"
         )
         add("|---|---|---:|---|---:|---:|---:|")
         for label in ab:
@@ -415,7 +432,8 @@ def write_report(work: Path, results: Path, invocation: str, started: Optional[s
                     f"{r[f'{where}_process_cpu']:.2f} | {r[f'{where}_preprocess']:.2f} |"
                 )
             add(
-                f"| {label} | interpreter alone | {r['invoke_fps']:.0f} invokes/s | 1 | {r['invoke_cpu']:.2f} (per invoke) | – | – |"
+                f"| {label} | interpreter alone | {r['invoke_fps']:.0f} invokes/s "
+                f"| 1 | {r['invoke_cpu']:.2f} (per invoke) | – | – |"
             )
         add("")
 
@@ -435,7 +453,8 @@ def write_report(work: Path, results: Path, invocation: str, started: Optional[s
         )
         add("")
         add(
-            "| export | threads | free batch: invoke ms p50 (CPU ms) | fixed batch 1: invoke ms p50 (CPU ms) | speedup | end-to-end 640x480 fps, free -> fixed |"
+            "| export | threads | free batch: invoke ms p50 (CPU ms) "
+            "| fixed batch 1: invoke ms p50 (CPU ms) | speedup | end-to-end 640x480 fps, free -> fixed |"
         )
         add("|---|---:|---:|---:|---:|---:|")
         for q, free, fixed in (("int8", fr8, int8), ("float32", fr32, f32)):
@@ -449,7 +468,8 @@ def write_report(work: Path, results: Path, invocation: str, started: Optional[s
                     _pipe(fixed, run["threads"], "synthetic 640x480"),
                 )
                 add(
-                    f"| {q} | {run['threads']} | {ia['ms']['p50']:.2f} ({ia['cpu_ms']:.2f}) | {ib['ms']['p50']:.2f} ({ib['cpu_ms']:.2f}) | "
+                    f"| {q} | {run['threads']} | {ia['ms']['p50']:.2f} ({ia['cpu_ms']:.2f}) "
+                    f"| {ib['ms']['p50']:.2f} ({ib['cpu_ms']:.2f}) | "
                     f"**{ia['ms']['p50'] / ib['ms']['p50']:.1f}x** | {pa['fps']:.0f} -> {pb['fps']:.0f} |"
                 )
         add("")
@@ -477,12 +497,14 @@ def write_report(work: Path, results: Path, invocation: str, started: Optional[s
         add("| alerts | fps | alert ms p50 / p95 / p99 | cycle ms p50 / p95 / p99 | latency ms p50 / p95 / p99 |")
         add("|---:|---:|---:|---:|---:|")
         add(
-            f"| {p['alerts']} of {p['frames']} | {p['fps']:.1f} | {_ms(st['alert'])} | {_ms(st['cycle'])} | {_ms(st['latency'])} |"
+            f"| {p['alerts']} of {p['frames']} | {p['fps']:.1f} | "
+            f"{_ms(st['alert'])} | {_ms(st['cycle'])} | {_ms(st['latency'])} |"
         )
         add("")
         add(
             f"An alert costs {st['alert']['p50']:.0f} ms at the median and {st['alert']['p99']:.0f} ms at p99 on these "
-            f"{p['frame_size']} frames (it grows with the frame: two PNG encodes), against {st['model']['p50']:.1f} ms for "
+            f"{p['frame_size']} frames (it grows with the frame: "
+            f"two PNG encodes), against {st['model']['p50']:.1f} ms for "
             "the model; that is what lifts the cycle's p95/p99. In offline mode the frames behind it wait in the "
             "capture queue (the latency column); with a live camera (latest-frame mode) they are dropped instead, "
             "so an alert shows up as one late decision and a dropped frame or two, never a growing backlog."
@@ -502,11 +524,13 @@ def write_report(work: Path, results: Path, invocation: str, started: Optional[s
             tl = run.get("tiles")
             if tl and tl.get("speedup") is None:
                 add(
-                    f"| {q} | {run['threads']} | {tl['tiles']} | fixed batch 1 | {tl['one_by_one_ms_per_tile']:.2f} | – |"
+                    f"| {q} | {run['threads']} | {tl['tiles']} | "
+                    f"fixed batch 1 | {tl['one_by_one_ms_per_tile']:.2f} | – |"
                 )
             elif tl:
                 add(
-                    f"| {q} | {run['threads']} | {tl['tiles']} | {tl['batched_ms_per_tile']:.2f} | {tl['one_by_one_ms_per_tile']:.2f} | {tl['speedup']:.2f}x |"
+                    f"| {q} | {run['threads']} | {tl['tiles']} | {tl['batched_ms_per_tile']:.2f} "
+                    f"| {tl['one_by_one_ms_per_tile']:.2f} | {tl['speedup']:.2f}x |"
                 )
     for key, how in (("int8_tiled", "one by one (fixed batch 1)"),):
         tiled = benches.get(key)
@@ -515,10 +539,13 @@ def write_report(work: Path, results: Path, invocation: str, started: Optional[s
             p = run["pipelines"][0]
             add("")
             add(
-                f"Whole pipeline with tiling, {key.replace('_tiled', '')} (`edge bench --tile 256x256` on 1280x720 frames: 28 "
+                f"Whole pipeline with tiling, {key.replace('_tiled', '')} "
+                "(`edge bench --tile 256x256` on 1280x720 frames: 28 "
                 f"overlapping tiles per frame {how}, {run['threads']} thread): **{p['fps']:.1f} fps**, model "
-                f"{_ms(p['stages_ms']['model'], ('p50', 'p99'))} ms, preprocess {_ms(p['stages_ms']['preprocess'], ('p50', 'p99'))} ms, "
-                f"score (stitch) {_ms(p['stages_ms']['score'], ('p50', 'p99'))} ms, peak RSS {p.get('peak_rss_mb') or float('nan'):.0f} MB."
+                f"{_ms(p['stages_ms']['model'], ('p50', 'p99'))} ms, "
+                f"preprocess {_ms(p['stages_ms']['preprocess'], ('p50', 'p99'))} ms, "
+                f"score (stitch) {_ms(p['stages_ms']['score'], ('p50', 'p99'))} ms, "
+                f"peak RSS {p.get('peak_rss_mb') or float('nan'):.0f} MB."
             )
     add("")
 
@@ -531,7 +558,8 @@ def write_report(work: Path, results: Path, invocation: str, started: Optional[s
             f"TensorFlow with 2 intra-op threads: `model.predict(x)` **{keras['predict_fps']:.1f} fps** "
             f"(repeats {', '.join(str(x) for x in keras['predict_fps_repeats'])}), `model(x, training=False)` "
             f"{keras['call_fps']:.1f} fps. Peak RSS of that process {keras['peak_rss_mb']:.0f} MB "
-            f"(edge, int8 pipeline: {pipe_rss['int8']:.0f} MB). edge int8 end-to-end is **{p640['fps'] / keras['predict_fps']:.1f}x** `model.predict`."
+            f"(edge, int8 pipeline: {pipe_rss['int8']:.0f} MB). "
+            f"edge int8 end-to-end is **{p640['fps'] / keras['predict_fps']:.1f}x** `model.predict`."
         )
         add("")
 
@@ -635,7 +663,8 @@ def write_report(work: Path, results: Path, invocation: str, started: Optional[s
         add(
             "- Done (this change): the model input is prepared in the capture thread (*Preprocessing in the capture "
             f"thread*). The inference loop's CPU per 640x480 frame went from {r['loop_loop_cpu']:.2f} to "
-            f"{r['capture_loop_cpu']:.2f} ms against {r['invoke_cpu']:.2f} ms per invoke ({r['invoke_cpu'] / r['capture_loop_cpu']:.2f} "
+            f"{r['capture_loop_cpu']:.2f} ms against {r['invoke_cpu']:.2f} ms per invoke "
+            f"({r['invoke_cpu'] / r['capture_loop_cpu']:.2f} "
             f"on CPU time), and the paired wall-clock ratio from {r['loop_median']:.2f} to {r['capture_median']:.2f}"
             + (f" (1-minute load {r['load'][0]:.1f} when the A/B started)" if r.get("load") else "")
             + ". The move only pays when the capture thread has a core of its own: with another job holding the "

@@ -192,7 +192,7 @@ def make_bundles(models: dict[str, Path], sizes: list[tuple[int, int]], frames: 
         pre = Preprocessor(card.preprocessing)
         detector = AutoencoderDetector(TFLiteModel(path, num_threads=2), card.score)
 
-        def scores(frames: list[np.ndarray]) -> np.ndarray:
+        def scores(frames: list[np.ndarray], pre=pre, detector=detector) -> np.ndarray:
             batch = pre.prepare_batch(frames)
             return np.concatenate([detector.detect(batch[i : i + 16]).scores for i in range(0, len(batch), 16)])
 
@@ -256,9 +256,13 @@ PREPARE_AB = textwrap.dedent(
     from pathlib import Path
     from edge.bench import SourceSpec, bench_invoke, bench_pipeline
     from edge.bundle import load_bundle
-    bundle_path, video, frames, repeat, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), Path(sys.argv[5])
+    bundle_path, video = sys.argv[1], sys.argv[2]
+    frames, repeat, out = int(sys.argv[3]), int(sys.argv[4]), Path(sys.argv[5])
     bundle = load_bundle(bundle_path)
-    specs = {"synthetic 640x480": SourceSpec(size=(640, 480)), f"video {Path(video).name}": SourceSpec(video=Path(video))}
+    specs = {
+        "synthetic 640x480": SourceSpec(size=(640, 480)),
+        f"video {Path(video).name}": SourceSpec(video=Path(video)),
+    }
     result = {}
     for label, spec in specs.items():
         runs = result[label] = {"invoke": [], "loop": [], "capture": [], "load_before": list(os.getloadavg())}
@@ -287,7 +291,7 @@ def prepare_ab(bundle: str, frames: int, repeat: int) -> dict:
     data = json.loads(result.stdout.strip().splitlines()[-1])
     (WORK / "prepare_ab.json").write_text(json.dumps(data, indent=2) + "\n")
     for label, runs in data.items():
-        ratios = [c["fps"] / i["fps"] for i, c in zip(runs["invoke"], runs["capture"])]
+        ratios = [c["fps"] / i["fps"] for i, c in zip(runs["invoke"], runs["capture"], strict=True)]
         log(f"  {label}: capture/invoke {', '.join(f'{x:.2f}' for x in ratios)}")
     return data
 
@@ -428,8 +432,13 @@ def preprocess_compare(repeat: int = 3, calls: int = 300) -> dict:
     out = {}
     for w, h in ((640, 360), (640, 480), (1280, 720)):
         frame = synthetic_frames(w, h, count=1)[0]
-        old = lambda: cv2.cvtColor(cv2.resize(frame, (128, 128), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2GRAY)  # noqa: E731
-        new = lambda: pre.prepare(frame)  # noqa: E731
+
+        def old(frame=frame):
+            return cv2.cvtColor(cv2.resize(frame, (128, 128), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2GRAY)
+
+        def new(frame=frame):
+            return pre.prepare(frame)
+
         res = {}
         for name, fn in (("resize_then_grey_ms", old), ("grey_then_resize_ms", new)):
             runs = []

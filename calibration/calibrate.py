@@ -207,7 +207,7 @@ def calibrate(
         anomalous_scored = (
             score(images.anomalous, "anomalous images", bar.stage("anomalous")) if images.anomalous else ScoredImages()
         )
-    groups_by_path = dict(zip(images.anomalous, images.anomalous_groups))
+    groups_by_path = dict(zip(images.anomalous, images.anomalous_groups, strict=True))
     anomalous_groups = [groups_by_path[p] for p in anomalous_scored.paths]
     notes = list(images.notes)
     for what, scored in (("normal", normal_scored), ("anomalous", anomalous_scored)):

@@ -157,7 +157,7 @@ def pixel_auroc(masks: list[np.ndarray], maps: list[np.ndarray]) -> float:
     """ROC AUC over all pixels of all images: maps and masks of equal shapes, pairwise."""
     if not masks:
         return float("nan")
-    for m, a in zip(masks, maps):
+    for m, a in zip(masks, maps, strict=True):
         if m.shape != a.shape:
             raise ValueError(f"mask {m.shape} and map {a.shape} differ")
     truth = np.concatenate([m.ravel() for m in masks]).astype(np.uint8)
@@ -337,8 +337,8 @@ def evaluate_bundle(
     per_defect = {}
     for defect in sorted(set(groups) - {GOOD}):
         sel = np.array([g == defect for g in groups])
-        pm = [mk for mk, g in zip(pix_masks, pix_groups) if g in (GOOD, defect)]
-        pa = [mp for mp, g in zip(pix_maps, pix_groups) if g in (GOOD, defect)]
+        pm = [mk for mk, g in zip(pix_masks, pix_groups, strict=True) if g in (GOOD, defect)]
+        pa = [mp for mp, g in zip(pix_maps, pix_groups, strict=True) if g in (GOOD, defect)]
         per_defect[defect] = {
             "images": int(sel.sum()),
             "image_auroc": image_auroc(labels[good | sel], scores_arr[good | sel]),
@@ -546,7 +546,7 @@ def evaluate(
         for i, b in enumerate(loaded):
             names[i] = f"{b.path.parent.name}/{b.path.name}"
     results = []
-    for b, name in zip(loaded, names):
+    for b, name in zip(loaded, names, strict=True):
         if progress:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -559,7 +559,13 @@ def evaluate(
             ) as bar:
                 task = bar.add_task(f"eval {name}", total=len(eval_set.files))
                 r = evaluate_bundle(
-                    b, eval_set, batch_size, threads, pixel_max_side, worst, advance=lambda k: bar.advance(task, k)
+                    b,
+                    eval_set,
+                    batch_size,
+                    threads,
+                    pixel_max_side,
+                    worst,
+                    advance=lambda k, task=task: bar.advance(task, k),
                 )
         else:
             r = evaluate_bundle(b, eval_set, batch_size, threads, pixel_max_side, worst)
@@ -567,7 +573,8 @@ def evaluate(
         results.append(r)
         log(
             f"{name}: image AUROC {_f(r.image_auroc)}, pixel AUROC {_f(r.pixel_auroc)}, "
-            f"recall {_f(r.recall_at_5pct_fpr)} at 5 % FPR, F1 {_f(r.threshold_metrics['f1'])} at threshold {r.threshold:.4g}, {r.ms_per_image:.1f} ms/image"
+            f"recall {_f(r.recall_at_5pct_fpr)} at 5 % FPR, F1 {_f(r.threshold_metrics['f1'])} "
+            f"at threshold {r.threshold:.4g}, {r.ms_per_image:.1f} ms/image"
         )
     report = None
     if out is not None:

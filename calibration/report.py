@@ -117,9 +117,9 @@ def write_csv(data: ReportData, path: Path) -> Path:
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["file", "label", "group", "score", "over_threshold"])
-        for p, s in zip(data.normal_paths, data.normal_scores):
+        for p, s in zip(data.normal_paths, data.normal_scores, strict=True):
             writer.writerow([str(p), "normal", "good", repr(float(s)), int(flagged(s, t))])
-        for p, g, s in zip(data.anomalous_paths, data.anomalous_groups, data.anomalous_scores):
+        for p, g, s in zip(data.anomalous_paths, data.anomalous_groups, data.anomalous_scores, strict=True):
             writer.writerow([str(p), "anomalous", g, repr(float(s)), int(flagged(s, t))])
     return path
 

@@ -607,7 +607,8 @@ def run_bench(bundle: Bundle, config: BenchConfig, out_dir: Optional[Path] = Non
                     p = bench_pipeline(bundle, spec, t, config.frames, out / f"run-{r}-{t}-{i}", config.geometry, log)
                     raw[t]["pipelines"][i].append(p)
                     say(
-                        f"{tag}: pipeline {spec.label}: {p['fps']:.1f} fps, cycle p99 {p['stages_ms']['cycle'].get('p99', float('nan')):.2f} ms"
+                        f"{tag}: pipeline {spec.label}: {p['fps']:.1f} fps, "
+                        f"cycle p99 {p['stages_ms']['cycle'].get('p99', float('nan')):.2f} ms"
                     )
         if config.profile and config.sources:
             t = config.threads[0]
@@ -643,7 +644,7 @@ def _summarise(threads: int, raw: dict) -> dict:
         p = _pick_median(reps, lambda d: d["fps"])
         p = {**p, "fps_repeats": [d["fps"] for d in reps]}
         # Each repeat against the invoke figure taken just before it (same load), then the median.
-        ratios = [d["fps"] / i["fps"] for d, i in zip(reps, raw["invoke"]) if i["fps"]]
+        ratios = [d["fps"] / i["fps"] for d, i in zip(reps, raw["invoke"], strict=True) if i["fps"]]
         p["vs_invoke"] = round(median(ratios), 3) if ratios else None
         p["vs_invoke_repeats"] = [round(r, 3) for r in ratios]
         if p.get("main_thread_cpu_ms_per_frame"):

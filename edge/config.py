@@ -247,7 +247,8 @@ def _check_duplicates(node: yaml.Node, path: str, where: str) -> None:
             if k is not None:
                 if k in seen:
                     raise EdgeError(
-                        f"{where}:{_line(key)}: {path + '.' if path else ''}{k}: duplicate key (first on line {seen[k]}); keep one"
+                        f"{where}:{_line(key)}: {path + '.' if path else ''}{k}: "
+                        f"duplicate key (first on line {seen[k]}); keep one"
                     )
                 seen[k] = _line(key)
             _check_duplicates(value, f"{path + '.' if path else ''}{k}", where)

@@ -2,9 +2,10 @@
 
 The default model of `edge train autoencoder` (train/padim.py: EfficientNet-Lite0 features and a
 per-position Gaussian, all inside one int8 .tflite) ends in a coarse map of Mahalanobis distances,
-(N, 32, 32, 1) at 256 px; the DRAEM-style model (train/draem.py) ends in a defect-probability map. Here it is resized to the model's input size (bilinear, so `edge run` draws its
-heatmap and box from it like an autoencoder's error map) and scored with the bundle's ScoreConfig
-(max of the Gaussian-smoothed map by default), in numpy only.
+(N, 32, 32, 1) at 256 px; the DRAEM-style model (train/draem.py) ends in a defect-probability map.
+Here it is resized to the model's input size (bilinear, so `edge run` draws its heatmap and box
+from it like an autoencoder's error map) and scored with the bundle's ScoreConfig (max of the
+Gaussian-smoothed map by default), in numpy only.
 """
 
 from __future__ import annotations

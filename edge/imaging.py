@@ -98,7 +98,7 @@ def load_images(files: list[Path], what: str = "images") -> LoadedImages:
 def check_channels(images: list[np.ndarray], paths: list[Path]) -> int:
     """The common channel count; an error when a folder mixes grey and colour images."""
     counts = {}
-    for image, path in zip(images, paths):
+    for image, path in zip(images, paths, strict=True):
         counts.setdefault(channel_count(image), path)
     if len(counts) > 1:
         examples = ", ".join(f"{c} channel(s): {p.name}" for c, p in sorted(counts.items()))

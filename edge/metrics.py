@@ -214,7 +214,7 @@ class _Collector:
             summary.add_metric([stage], count_value=m._n[stage], sum_value=m._sum[stage])
             p = m.percentiles(stage, 0)
             if p is not None:
-                for q, v in zip(("0.5", "0.95", "0.99"), p):
+                for q, v in zip(("0.5", "0.95", "0.99"), p, strict=True):
                     quantiles.add_metric([stage, q], float(v))
         yield summary
         yield quantiles

@@ -199,7 +199,7 @@ class TFLiteModel:
         """Each output of the last invoke() as a new float32 array, dequantized."""
         return [
             self.dequantize(self._interpreter.get_tensor(d["index"]), info)
-            for d, info in zip(self._output_details, self.outputs)
+            for d, info in zip(self._output_details, self.outputs, strict=True)
         ]
 
     def predict(self, batch_u8: np.ndarray) -> list[np.ndarray]:

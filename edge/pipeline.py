@@ -135,7 +135,8 @@ def resolve_geometry(
     ):
         calibrated = stored.tiling if stored else None
         log(
-            f"warning: tiling {_describe_tiling(result)} differs from the calibrated {_describe_tiling_cfg(calibrated)}; "
+            f"warning: tiling {_describe_tiling(result)} differs "
+            f"from the calibrated {_describe_tiling_cfg(calibrated)}; "
             "scores will not match the threshold: calibrate with the same tiling"
         )
     return result, base
@@ -385,7 +386,8 @@ class Pipeline:
             except Exception as exc:
                 self.metrics.sink_errors += 1
                 self.log(
-                    f"sink {getattr(sink, 'name', type(sink).__name__)} failed on alert {alert.id[:8]}: {type(exc).__name__}: {exc}"
+                    f"sink {getattr(sink, 'name', type(sink).__name__)} failed "
+                    f"on alert {alert.id[:8]}: {type(exc).__name__}: {exc}"
                 )
 
     def _second_opinion(self, image, hw, box, extra: dict):

@@ -241,7 +241,7 @@ class Tiler:
             out[...] = maps[0]
         else:
             out.fill(0.0)
-            for m, (py, px) in zip(maps, layout.places):
+            for m, (py, px) in zip(maps, layout.places, strict=True):
                 out[py : py + mh, px : px + mw] += m
             out *= layout.inv_count
         if layout.mask is not None:

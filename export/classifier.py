@@ -73,7 +73,7 @@ def parity(
     keras_cams = cam_maps(np.asarray(keras_feats), head)
     lite_probs, lite_cams = tflite_predict(tflite_path, frames_u8, head)
     corr = []
-    for a, b in zip(keras_cams, lite_cams):
+    for a, b in zip(keras_cams, lite_cams, strict=True):
         if a.std() > 0 and b.std() > 0:
             corr.append(float(np.corrcoef(a.ravel(), b.ravel())[0, 1]))
     return ClassifierParity(
@@ -99,7 +99,7 @@ def held_back(run: dict, preprocessing: Preprocessing, limit: int = MAX_PARITY) 
         files = run.get(files_key) or []
         if not files:
             continue
-        label_of = dict(zip(map(str, files), run.get(labels_key) or []))
+        label_of = dict(zip(map(str, files), run.get(labels_key) or [], strict=False))
         frames, used = frames_from_files(files, preprocessing, limit)
         if len(used):
             return frames, np.array([label_of.get(str(p), -1) for p in used]), split

@@ -111,7 +111,8 @@ def main() -> None:
         f"({', '.join(f'{k}: {len(v)}' for k, v in sample.items())}), file names prefixed with their folder.\n\n"
         'Huang, Qiu, Yuan: "Saliency of magnetic tile surface defects", The Visual Computer 2020 '
         "(repository abin24/Magnetic-tile-defect-datasets.). The authors welcome use with citation.\n\n"
-        f"Rebuilt by `scripts/build_demo.py --model {args.model}`; the bundle was fitted on train/good and calibrated on the rest of "
+        f"Rebuilt by `scripts/build_demo.py --model {args.model}`; "
+        "the bundle was fitted on train/good and calibrated on the rest of "
         "the test split, never on these images.\n"
     )
     print(

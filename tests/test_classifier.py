@@ -226,7 +226,7 @@ def _fresh_cracks(n: int, seed: int = 123):
 
 def _distance_to_polyline(x: float, y: float, points: np.ndarray) -> float:
     best = np.inf
-    for (x0, y0), (x1, y1) in zip(points[:-1], points[1:]):
+    for (x0, y0), (x1, y1) in zip(points[:-1], points[1:], strict=True):
         d = np.array([x1 - x0, y1 - y0], float)
         t = np.clip(np.dot([x - x0, y - y0], d) / max(np.dot(d, d), 1e-9), 0, 1)
         best = min(best, float(np.hypot(x - (x0 + t * d[0]), y - (y0 + t * d[1]))))

@@ -180,8 +180,8 @@ def test_missing_config_file_is_one_line(tmp_path):
     proc = run_edge("run", "--config", str(tmp_path / "missing.yaml"))
     assert proc.returncode == 2
     assert (
-        proc.stderr.strip()
-        == f"error: config file not found: {tmp_path / 'missing.yaml'} (see deploy/edge.example.yaml for a starting point)"
+        proc.stderr.strip() == f"error: config file not found: {tmp_path / 'missing.yaml'} "
+        "(see deploy/edge.example.yaml for a starting point)"
     )
 
 

@@ -144,9 +144,17 @@ def test_float_and_int8_maps_agree(draem_bundle, synthetic_mvtec):
     f32 = export_draem(run, "float32", log=lambda m: None)
     pre = Preprocessor(Preprocessing(width=32, height=32, color="grey"))
     frames = pre.prepare_batch([read_image(p) for p in list_images(synthetic_mvtec / "test" / "defect")])
-    a = TFLiteModel(f32).predict(frames)[0].ravel()
-    b = TFLiteModel(int8).predict(frames)[0].ravel()
-    assert np.abs(a - b).max() < 0.1
+    a = TFLiteModel(f32).predict(frames)[0].ravel().astype(np.float64)
+    b = TFLiteModel(int8).predict(frames)[0].ravel().astype(np.float64)
+    diff = np.abs(a - b)
+    # Not the max over the 2,560 pixels: that tail value moves with the trained weights, which
+    # differ in float rounding from one CPU to another. Measured with the locked versions, seeds
+    # 0-5 of this very fixture (benchmarks/results/draem_int8_agreement.md): max |diff| 0.021-0.126
+    # (0.131 on the machine that filed issue 11), so `< 0.1` was a coin flip; the 99th percentile
+    # 0.013-0.064, mean 0.004-0.012, correlation 0.960-0.998. Same figures, to the digit, with
+    # ml-dtypes 0.6 and 0.7 and with oneDNN on and off: no package change moved the map.
+    assert np.quantile(diff, 0.99) < 0.1
+    assert diff.mean() < 0.03
     assert np.corrcoef(a, b)[0, 1] > 0.95
 
 

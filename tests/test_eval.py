@@ -99,7 +99,9 @@ def test_load_eval_set_reads_mvtec_layout(synthetic_mvtec):
     s = load_eval_set(synthetic_mvtec)
     assert s.groups.count("good") == 10 and s.groups.count("defect") == 10
     assert s.labels.sum() == 10
-    assert all(m is not None and m.name.endswith("_mask.png") for m, g in zip(s.masks, s.groups) if g == "defect")
+    assert all(
+        m is not None and m.name.endswith("_mask.png") for m, g in zip(s.masks, s.groups, strict=True) if g == "defect"
+    )
     mask = read_mask(s.masks[-1], (64, 64))
     assert mask.dtype == bool and mask.any()
 
@@ -202,7 +204,7 @@ def _expected(synthetic_mvtec):
 
     s = load_eval_set(synthetic_mvtec)
     maps, scores, truths = [], [], []
-    for f, g, m in zip(s.files, s.groups, s.masks):
+    for f, g, m in zip(s.files, s.groups, s.masks, strict=True):
         x = cv2.imread(str(f), cv2.IMREAD_GRAYSCALE).astype(np.float32) / 255.0
         e = (x - 0.5) ** 2
         maps.append(e.ravel())

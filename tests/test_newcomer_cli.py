@@ -128,34 +128,4 @@ def test_failed_run_is_one_line_and_creates_no_out(tmp_path, source, needle):
     assert not (tmp_path / "out").exists()
 
 
-# -- 6. edge export of the feature model reports progress ---------------------------------------
-
-
-def test_feature_model_export_counts_its_slow_passes_and_prints_the_path_last(synthetic_mvtec, tmp_path):
-    pytest.importorskip("tensorflow")
-    from train.padim import PadimConfig, train_padim
-
-    # a feature-model fit is no training (one pass of a pretrained backbone): 20 tiny images
-    data = tmp_path / "good"
-    data.mkdir()
-    for p in sorted((synthetic_mvtec / "train" / "good").glob("*.png"))[:20]:
-        (data / p.name).write_bytes(p.read_bytes())
-    run = train_padim(
-        data,
-        tmp_path / "run",
-        PadimConfig(size=64, grid_stride=16, stages=(2, 3), dims=8),
-        threads=2,
-        log=lambda _m: None,
-    )
-    proc = edge("export", str(run), "--quantize", "int8", timeout=300)
-    assert proc.returncode == 0, proc.stderr
-    model = Path(proc.stdout.strip().splitlines()[-1])
-    assert proc.stdout.splitlines() == [str(model)] and model.is_file()
-    # stderr is a pipe here: plain "what: done/total" lines, the last of each pass complete
-    for what, total in (
-        ("int8 ranges (backbone)", 80),
-        ("int8 refit (training images)", 20),
-        ("int8 ranges (whole model)", 80),
-    ):
-        assert f"{what}: 0/{total}" in proc.stderr and f"{what}: {total}/{total}" in proc.stderr, proc.stderr
-    assert "Traceback" not in proc.stderr and "Saved artifact" not in proc.stderr
+# -- 6. edge export's progress lines: asserted in test_quality_models.py's CLI test (one export, not two)

@@ -7,6 +7,7 @@ repo (train/weights), nothing is downloaded. Models are tiny (64 px input, 8 x 8
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -33,7 +34,7 @@ def test_backbone_matches_the_torch_reference():
         images = ref["images"]
         model = build_backbone(images.shape[1:], stages=(1, 2, 3, 4, 5))
         outputs = model(images, training=False)
-        for name, out in zip(("s1", "s2", "s3", "s4", "s5"), outputs):
+        for name, out in zip(("s1", "s2", "s3", "s4", "s5"), outputs, strict=True):
             want = ref[name]
             assert out.shape == want.shape
             assert np.abs(np.asarray(out) - want).max() < 1e-3 * np.abs(want).max()
@@ -224,7 +225,15 @@ def test_cli_default_model_is_the_feature_model_and_exports_int8(synthetic_mvtec
     assert proc.returncode == 0, proc.stderr
     model = Path(proc.stdout.strip().splitlines()[-1])  # export prints the .tflite path last
     assert model.is_file() and model.with_suffix(".json").is_file()
+    assert proc.stdout.splitlines() == [str(model)]  # stdout holds the path alone, for scripts
     assert TFLiteModel(model).outputs[0].shape[1:] == (4, 4, 1)  # 64 px / stride 16
+    # Progress over the slow int8 passes (issue 11: minutes of silence on real data). stderr is a
+    # pipe here, so plain "what: done/total" lines, each pass counted from 0 to its total.
+    for what in ("int8 ranges (backbone)", "int8 refit (training images)", "int8 ranges (whole model)"):
+        totals = re.findall(rf"{re.escape(what)}: 0/(\d+)", proc.stderr)
+        assert totals and f"{what}: {totals[0]}/{totals[0]}" in proc.stderr, proc.stderr
+    assert re.search(r"int8 refit \(training images\): 60/60", proc.stderr)  # every training image
+    assert "Traceback" not in proc.stderr and "Saved artifact" not in proc.stderr
 
 
 @pytest.mark.parametrize(

@@ -83,7 +83,7 @@ def test_worst_images_are_embedded_with_their_anomaly_maps(bundle, label, title,
     assert overlay.ndim == 3 and np.ptp(overlay.astype(int), axis=2).max() > 40
     # name, score, threshold and the device's verdict on each row
     t = bundle.threshold
-    for row, (name, score) in zip(rows(part), worst):
+    for row, (name, score) in zip(rows(part), worst, strict=True):
         assert name in row and f"<td>{score:.6g}</td>" in row and f"<td>{t:.6g}</td>" in row
         assert row.endswith(f"<td>{'yes' if flagged(score, t) else 'no'}</td>")
 

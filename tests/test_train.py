@@ -132,13 +132,13 @@ def test_same_seed_same_model_other_seed_other_model(tmp_path, synthetic_mvtec):
     runs = [train_run(data, tmp_path / name, seed) for name, seed in (("a", 7), ("b", 7), ("c", 8))]
     weights = [keras.models.load_model(r / "model.keras").get_weights() for r in runs]
     histories = [json.loads((r / "history.json").read_text()) for r in runs]
-    assert all(np.array_equal(x, y) for x, y in zip(weights[0], weights[1]))
+    assert all(np.array_equal(x, y) for x, y in zip(weights[0], weights[1], strict=True))
     assert histories[0] == histories[1]
     assert (
         json.loads((runs[0] / "run.json").read_text())["val_files"]
         == json.loads((runs[1] / "run.json").read_text())["val_files"]
     )
-    assert not all(np.array_equal(x, y) for x, y in zip(weights[0], weights[2]))
+    assert not all(np.array_equal(x, y) for x, y in zip(weights[0], weights[2], strict=True))
 
 
 def train_run(data: Path, out: Path, seed: int) -> Path:

@@ -84,7 +84,7 @@ def build_backbone(
 
     outputs = []
     block = 0
-    for stage, (repeats, kernel, stride, expand, _out) in enumerate(STAGES, start=1):
+    for stage, (repeats, _kernel, stride, expand, _out) in enumerate(STAGES, start=1):
         if stage > last_stage:
             break
         for r in range(repeats):

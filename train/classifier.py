@@ -402,12 +402,12 @@ def train_classifier(
     counts = np.bincount(images.labels, minlength=len(names))
     log(
         f"{len(images.paths)} images, classes: "
-        + ", ".join(f"{n} {c}" for n, c in zip(names, counts))
+        + ", ".join(f"{n} {c}" for n, c in zip(names, counts, strict=True))
         + f"; {cfg.size}x{cfg.size} {images.preprocessing.color}"
     )
     train_idx, val_idx, test_idx = stratified_split(images.labels, cfg.val_split, cfg.test_split, cfg.seed)
 
-    tf = import_tensorflow(cfg.threads)
+    import_tensorflow(cfg.threads)
     import keras
     from sklearn.utils.class_weight import compute_class_weight
 
@@ -432,7 +432,7 @@ def train_classifier(
     # 'balanced' weights: each class counts as much as the others whatever its image count.
     present = np.unique(y_train)
     weights = compute_class_weight("balanced", classes=present, y=y_train)
-    class_weight = {int(c): float(w) for c, w in zip(present, weights)}
+    class_weight = {int(c): float(w) for c, w in zip(present, weights, strict=True)}
     validation = (to_float(val_idx), images.labels[val_idx]) if len(val_idx) else None
     monitor = "val_loss" if validation else "loss"
     callbacks = [keras.callbacks.EarlyStopping(monitor=monitor, patience=cfg.patience, restore_best_weights=True)]

@@ -331,7 +331,7 @@ def train_draem(
         with tf.GradientTape() as tape:
             total, seg, _ = losses(x_aug, x_clean, target, True)
         variables = rec.trainable_variables + disc.trainable_variables
-        opt.apply_gradients(zip(tape.gradient(total, variables), variables))
+        opt.apply_gradients(zip(tape.gradient(total, variables), variables, strict=True))
         return total, seg
 
     @tf.function(reduce_retracing=True)

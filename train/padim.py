@@ -96,7 +96,7 @@ def build_extractor(config: PadimConfig, affine: Optional[tuple[np.ndarray, np.n
     outs = outs if isinstance(outs, list) else [outs]
     pooled = []
     start = 0
-    for stage, x in zip(config.stages, outs):
+    for stage, x in zip(config.stages, outs, strict=False):
         k = config.grid_stride // STRIDES[stage]
         x = layers.AveragePooling2D(k, name=f"pool_s{stage}")(x) if k > 1 else x
         if config.neighbourhood > 1:
@@ -459,7 +459,7 @@ def write_contact_sheet(path: Path, frames: np.ndarray, captions: list[str], cel
 
     rows = (len(frames) + columns - 1) // columns
     sheet = np.full((rows * (cell + 22), columns * cell, 3), 255, np.uint8)
-    for k, (frame, caption) in enumerate(zip(frames, captions)):
+    for k, (frame, caption) in enumerate(zip(frames, captions, strict=True)):
         image = cv2.resize(frame, (cell, cell))
         image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR) if image.ndim == 2 or image.shape[-1] == 1 else image[..., ::-1]
         y, x = (k // columns) * (cell + 22), (k % columns) * cell

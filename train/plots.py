@@ -58,7 +58,7 @@ def plot_reconstructions(
         for ax in axes[:, i]:
             ax.set_xticks([])
             ax.set_yticks([])
-    for ax, label in zip(axes[:, 0], ("input", "reconstruction", "error")):
+    for ax, label in zip(axes[:, 0], ("input", "reconstruction", "error"), strict=True):
         ax.set_ylabel(label)
     fig.colorbar(image, ax=axes[2, :].tolist(), shrink=0.8, label="squared error")
     if title:

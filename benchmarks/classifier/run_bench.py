@@ -65,7 +65,7 @@ def _rel(arg) -> str:
 def link_flat(run: dict, split: str, dest: Path) -> Path:
     """dest/<class>__<file> symlinks: one folder of a split's images, the true class in each name."""
     dest.mkdir(parents=True, exist_ok=True)
-    for f, label in zip(run[f"{split}_files"], run[f"{split}_labels"]):
+    for f, label in zip(run[f"{split}_files"], run[f"{split}_labels"], strict=True):
         target = dest / f"{run['class_names'][label]}__{Path(f).name}"
         if not target.exists():
             target.symlink_to(f)
@@ -93,7 +93,7 @@ def link_split(run: dict, split: str, dest: Path) -> Path:
     names = run["class_names"]
     for name in names:
         (dest / name).mkdir(parents=True, exist_ok=True)
-    for f, label in zip(run[f"{split}_files"], run[f"{split}_labels"]):
+    for f, label in zip(run[f"{split}_files"], run[f"{split}_labels"], strict=True):
         target = dest / names[label] / Path(f).name
         if not target.exists():
             target.symlink_to(f)
@@ -173,7 +173,7 @@ def localisation(bundle_path: Path, files: list[str], labels: np.ndarray, out_pn
     cell = det.head.stride or 1.0  # one CAM cell, in model pixels
     rows = {"cam": [], "centre": [], "chance": [], "empty": 0, "half": []}
     examples = []
-    crack_files = [f for f, label in zip(files, labels) if label == pos]
+    crack_files = [f for f, label in zip(files, labels, strict=True) if label == pos]
     for f in crack_files:
         image = read_image(f)
         d = det.detect(prep.prepare(image)[None])
@@ -259,9 +259,9 @@ def timing(ae_model: Path, cls_bundle: Path, files: list[str], rounds: int = 5) 
         cls = ClassifierDetector.from_bundle(bundle, num_threads=threads)
         cls_prep = Preprocessor(bundle.manifest.preprocessing)
         paths = {
-            "autoencoder": lambda f: ae.detect(ae_prep.prepare(f)[None]),
-            "classifier+cam": lambda f: cls.detect(cls_prep.prepare(f)[None]),
-            "classifier invoke only": lambda f, p=cls_prep: cls.model.predict(p.prepare(f)[None]),
+            "autoencoder": lambda f, d=ae, p=ae_prep: d.detect(p.prepare(f)[None]),
+            "classifier+cam": lambda f, d=cls, p=cls_prep: d.detect(p.prepare(f)[None]),
+            "classifier invoke only": lambda f, d=cls, p=cls_prep: d.model.predict(p.prepare(f)[None]),
         }
         medians: dict[str, list[float]] = {k: [] for k in paths}
         for _ in range(rounds):
@@ -474,9 +474,11 @@ def write_markdown(r: dict, path: Path, work: Path) -> None:
         "Data: concrete-crack, 978 crack / 971 no_crack 227x227 RGB images (Özgenel & Gönenç Sorguç, "
         '"Performance comparison of pretrained CNNs on crack detection in buildings", ISARC 2018; '
         "Mendeley Data 5y9wdsg2zt v2, CC BY 4.0). Fixed stratified split, seed 0: 70 % training, "
-        f"10 % validation (early stopping, threshold calibration), 20 % held back for the figures below ({f['count']} images).",
+        "10 % validation (early stopping, threshold calibration), "
+        f"20 % held back for the figures below ({f['count']} images).",
         "",
-        f"Model: `{cfg.get('backbone', 'small')}` CNN, {cfg.get('size')} px {(r.get('preprocessing') or {}).get('color')}, "
+        f"Model: `{cfg.get('backbone', 'small')}` CNN, "
+        f"{cfg.get('size')} px {(r.get('preprocessing') or {}).get('color')}, "
         f"filters {cfg.get('filters')}, GAP + dense softmax; {r['epochs_run']} epochs "
         f"({r['train_seconds']:.0f} s on the machine below). Every figure is measured on the exported .tflite through "
         "edge's own code (edge.detector.ClassifierDetector, edge.preprocess), as `edge run` computes it.",
@@ -485,7 +487,8 @@ def write_markdown(r: dict, path: Path, work: Path) -> None:
         "",
         "## Accuracy on the held-back 20 %",
         "",
-        "| model | accuracy (argmax) | accuracy (calibrated threshold) | threshold (F1 on validation) | precision | recall | AUROC | errors (argmax) |",
+        "| model | accuracy (argmax) | accuracy (calibrated threshold) | "
+        "threshold (F1 on validation) | precision | recall | AUROC | errors (argmax) |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for name, m in (("float32", f), ("int8", i)):
@@ -493,7 +496,8 @@ def write_markdown(r: dict, path: Path, work: Path) -> None:
         lines.append(
             f"| {name} | {100 * m['argmax']['accuracy']:.2f} % | {100 * c['accuracy']:.2f} % | {m['threshold']:.3f} | "
             f"{c['precision']:.4f} | {c['recall']:.4f} | {m['auroc']:.5f} | "
-            f"{m['argmax']['fp'] + m['argmax']['fn']} ({m['argmax']['fn']} missed cracks, {m['argmax']['fp']} false alarms) |"
+            f"{m['argmax']['fp'] + m['argmax']['fn']} "
+            f"({m['argmax']['fn']} missed cracks, {m['argmax']['fp']} false alarms) |"
         )
     gap = 100 * (f["argmax"]["accuracy"] - i["argmax"]["accuracy"])
     lines += [
@@ -511,7 +515,8 @@ def write_markdown(r: dict, path: Path, work: Path) -> None:
         "(the fraction of the image within tolerance of the proxy). Only cracks the model found (probability over "
         "the calibrated threshold) count; images where the proxy finds nothing are left out and counted.",
         "",
-        "| model | cracks scored | CAM peak on crack (1 cell) | within half a cell | image centre (chance) | random point (chance) | proxy empty |",
+        "| model | cracks scored | CAM peak on crack (1 cell) | within half a cell "
+        "| image centre (chance) | random point (chance) | proxy empty |",
         "|---|---|---|---|---|---|---|",
     ]
     for name in ("float32", "int8"):
@@ -531,7 +536,8 @@ def write_markdown(r: dict, path: Path, work: Path) -> None:
         "## Two stages on the held-back images",
         "",
         f"`edge run --bundle AE --classifier CLS` over the {f['count']} held-back images: the autoencoder (trained 3 "
-        f"epochs on no_crack images, threshold {r['ae_threshold']['value']:.4g} by {r['ae_threshold']['method']} on the "
+        f"epochs on no_crack images, threshold {r['ae_threshold']['value']:.4g} "
+        f"by {r['ae_threshold']['method']} on the "
         "validation split) decides whether to alert; each alert is classified by the int8 classifier bundle.",
         "",
         "| true class | no alert | "
@@ -551,12 +557,13 @@ def write_markdown(r: dict, path: Path, work: Path) -> None:
         "(feature map x dense weights, upsampled to model size). Median of per-frame medians over 5 interleaved "
         "rounds of 200 test frames (min-max of the rounds in brackets).",
         "",
-        "| threads | autoencoder | classifier + CAM | classifier invoke only | classifier+CAM / autoencoder (medians) | worst case (slowest classifier round / fastest autoencoder round) |",
+        "| threads | autoencoder | classifier + CAM | classifier invoke only | classifier+CAM / autoencoder "
+        "(medians) | worst case (slowest classifier round / fastest autoencoder round) |",
         "|---|---|---|---|---|---|",
     ]
     for k, v in t.items():
 
-        def cell(name):
+        def cell(name, v=v):
             return f"{v[name]['median_ms']:.3f} ms ({v[name]['min_ms']:.3f}-{v[name]['max_ms']:.3f})"
 
         lines.append(

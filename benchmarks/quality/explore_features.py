@@ -76,7 +76,7 @@ def main() -> None:
         h, w = read_image(f).shape[:2]
         k = min(1.0, 256 / max(h, w))
         sizes.append((max(1, round(h * k)), max(1, round(w * k))))
-    masks = [np.zeros(s, bool) if m is None else read_mask(m, s) for s, m in zip(sizes, test.masks)]
+    masks = [np.zeros(s, bool) if m is None else read_mask(m, s) for s, m in zip(sizes, test.masks, strict=True)]
     groups = np.array(test.groups)
 
     def upsample(maps: np.ndarray) -> list[np.ndarray]:
@@ -85,7 +85,7 @@ def main() -> None:
     def evaluate(maps: np.ndarray) -> dict:
         up = upsample(maps)
         scores = np.array([m.max() for m in up])
-        full = [cv2.resize(m, (s[1], s[0])) for m, s in zip(up, sizes)]
+        full = [cv2.resize(m, (s[1], s[0])) for m, s in zip(up, sizes, strict=True)]
         row = {"image": image_auroc(test.labels, scores), "pixel": pixel_auroc(masks, full)}
         for d in sorted(set(test.groups) - {"good"}):
             sel = (groups == "good") | (groups == d)
@@ -207,7 +207,7 @@ def background_diagnosis(maps: list, sizes: list, masks: list, groups: np.ndarra
     """Pixel AUROC of each defect's pixels against good images' pixels vs defective images' backgrounds."""
     from sklearn.metrics import roc_auc_score
 
-    full = [cv2.resize(m, (s[1], s[0])) for m, s in zip(maps, sizes)]
+    full = [cv2.resize(m, (s[1], s[0])) for m, s in zip(maps, sizes, strict=True)]
 
     def auc(pos, neg):
         return roc_auc_score(np.r_[np.ones(len(pos)), np.zeros(len(neg))], np.r_[pos, neg])
@@ -217,8 +217,8 @@ def background_diagnosis(maps: list, sizes: list, masks: list, groups: np.ndarra
     def sample(x, n=400_000):
         return x if len(x) <= n else rng.choice(x, n, replace=False)
 
-    good = sample(np.concatenate([f.ravel() for f, g in zip(full, groups) if g == "good"]))
-    background = sample(np.concatenate([f[~m] for f, m, g in zip(full, masks, groups) if g != "good"]))
+    good = sample(np.concatenate([f.ravel() for f, g in zip(full, groups, strict=True) if g == "good"]))
+    background = sample(np.concatenate([f[~m] for f, m, g in zip(full, masks, groups, strict=True) if g != "good"]))
     lines = [
         "Where the pooled pixel AUROC goes (the 32x32, 128-dim model): each defect's pixels ranked against the",
         "pixels of the good test images, and against the defect-free pixels of the defective images.",
@@ -228,12 +228,13 @@ def background_diagnosis(maps: list, sizes: list, masks: list, groups: np.ndarra
     ]
     total = sum(int(m.sum()) for m in masks)
     for d in sorted(set(groups) - {"good"}):
-        pos = np.concatenate([f[m] for f, m, g in zip(full, masks, groups) if g == d])
+        pos = np.concatenate([f[m] for f, m, g in zip(full, masks, groups, strict=True) if g == d])
         lines.append(
             f"| {d} | {len(pos) / total:.0%} | {auc(sample(pos), good):.3f} | {auc(sample(pos), background):.3f} |"
         )
     medians = {
-        g: float(np.median([np.median(m) for m, gg in zip(maps, groups) if gg == g])) for g in sorted(set(groups))
+        g: float(np.median([np.median(m) for m, gg in zip(maps, groups, strict=True) if gg == g]))
+        for g in sorted(set(groups))
     }
     lines += [
         "",

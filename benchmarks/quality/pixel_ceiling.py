@@ -65,7 +65,7 @@ def main() -> None:
     tr_u8, te_u8, tr, te = efficientnet_features(args.data, test, args.work)
     groups = np.array(test.groups)
     sizes, masks, cells = [], [], []
-    for f, m in zip(test.files, test.masks):
+    for f, m in zip(test.files, test.masks, strict=True):
         h, w = read_image(f).shape[:2]
         k = min(1.0, 256 / max(h, w))
         size = (max(1, round(h * k)), max(1, round(w * k)))
@@ -173,7 +173,7 @@ class MapScorer:
         from calibration.evaluate import image_auroc, pixel_auroc
 
         up = [cv2.GaussianBlur(cv2.resize(m.astype(np.float32), (256, 256)), (0, 0), 4) for m in maps]
-        full = [cv2.resize(m, (s[1], s[0])) for m, s in zip(up, self.sizes)]
+        full = [cv2.resize(m, (s[1], s[0])) for m, s in zip(up, self.sizes, strict=True)]
         row = {
             "image": image_auroc(self.labels, np.array([m.max() for m in up])),
             "pixel": pixel_auroc(self.masks, full),

@@ -120,7 +120,9 @@ def main() -> None:
     md = report.read_text()
 
     # int8 vs float32, from the table `edge eval` just wrote
-    head = [c.strip() for c in next(l for l in md.splitlines() if l.startswith("| bundle |")).strip("|").split("|")]
+    head = [
+        c.strip() for c in next(line for line in md.splitlines() if line.startswith("| bundle |")).strip("|").split("|")
+    ]
     i8, f32 = table_row(md, bundles["int8"].name), table_row(md, bundles["float32"].name)
     deltas = []
     for col in ("image AUROC", "pixel AUROC", "recall @ 5 % FPR", "F1 @ thr", "recall", "ms/image"):

@@ -42,7 +42,7 @@ def read_idx(path: Path) -> np.ndarray:
 
 def write_folder(folder: Path, images: np.ndarray, tags: list[str]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    for i, (im, tag) in enumerate(zip(images, tags)):
+    for i, (im, tag) in enumerate(zip(images, tags, strict=True)):
         cv2.imwrite(str(folder / f"{i:05d}_{tag}.png"), im)
 
 

@@ -46,7 +46,10 @@ def print_report(result: dict, stderr: bool = False) -> None:
         elif t.get("speedup") is None:
             tiles = f"{t['tiles']} tiles: fixed batch 1, one by one {t['one_by_one_ms_per_tile']:.2f}"
         else:
-            tiles = f"{t['tiles']} tiles: {t['batched_ms_per_tile']:.2f} vs {t['one_by_one_ms_per_tile']:.2f} ({t['speedup']:.2f}x)"
+            tiles = (
+                f"{t['tiles']} tiles: {t['batched_ms_per_tile']:.2f} vs {t['one_by_one_ms_per_tile']:.2f} "
+                f"({t['speedup']:.2f}x)"
+            )
         inv.add_row(str(run["threads"]), f"{i['fps']:.1f}", _ms(i["ms"]), f"{i['cpu_ms']:.2f}", tiles)
     console.print(inv)
     thr = Table(title="pipeline throughput (steady state, with the alert sinks)", title_justify="left")
@@ -106,7 +109,8 @@ def register(app: typer.Typer) -> None:
             None,
             "--rate",
             min=0.1,
-            help="Deliver the synthetic frames at this many fps, as a camera does (latest-frame mode: frames the model cannot take are dropped and counted) (default: as fast as the pipeline takes them).",
+            help="Deliver the synthetic frames at this many fps, as a camera does (latest-frame mode: "
+            "frames the model cannot take are dropped and counted) (default: as fast as the pipeline takes them).",
         ),
         threads: Optional[str] = typer.Option(
             None, "--threads", help="Interpreter thread counts to compare, e.g. 1,2,4 (default: 1 and all cores)."
@@ -124,7 +128,8 @@ def register(app: typer.Typer) -> None:
         tile: Optional[str] = typer.Option(
             None,
             "--tile",
-            help="Run the pipeline with tiling: 'model' (tiles of the model input size) or WxH frame pixels (default: the bundle's geometry).",
+            help="Run the pipeline with tiling: 'model' (tiles of the model input size) "
+            "or WxH frame pixels (default: the bundle's geometry).",
         ),
         repeat: int = typer.Option(
             1,
@@ -138,18 +143,22 @@ def register(app: typer.Typer) -> None:
         out: Optional[Path] = typer.Option(
             None,
             "--out",
-            help="Keep the alerts the pipeline runs raise (events, snapshots) here (default: a temporary folder, deleted).",
+            help="Keep the alerts the pipeline runs raise (events, "
+            "snapshots) here (default: a temporary folder, deleted).",
         ),
         profile: bool = typer.Option(
             False,
             "--profile",
-            help="Also run the pipeline once under cProfile (first source, first thread count) and show where the time goes.",
+            help="Also run the pipeline once under cProfile (first source, "
+            "first thread count) and show where the time goes.",
         ),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress lines."),
     ) -> None:
-        """Measure a bundle on this machine: the interpreter alone (the ceiling), batched tiles, and the whole `edge run` pipeline with its alert sinks, for each thread count.
+        """Measure a bundle on this machine: the interpreter alone (the ceiling), batched tiles, and the whole \
+`edge run` pipeline with its alert sinks, for each thread count.
 
-        Reports throughput, per-stage latency p50/p95/p99, CPU time per frame, peak memory of this process and the model size. Never loads TensorFlow. On a machine shared with other work, use --repeat 3 (or more) and quote the medians.
+        Reports throughput, per-stage latency p50/p95/p99, CPU time per frame, peak memory of this process and the \
+model size. Never loads TensorFlow. On a machine shared with other work, use --repeat 3 (or more) and quote the medians.
         """
         from edge.bench import (
             BenchConfig,

@@ -71,22 +71,27 @@ def register(app: typer.Typer) -> None:
             32,
             "--batch-size",
             min=1,
-            help="Images per interpreter call (without --tile/--mask/--roi; with them each image is one call holding its tiles).",
+            help="Images per interpreter call (without --tile/--mask/--roi; "
+            "with them each image is one call holding its tiles).",
         ),
         roi: Optional[str] = typer.Option(
             None,
             "--roi",
-            help="x,y,w,h region of each image to inspect, in image pixels; stored as the bundle's roi (as `edge run --roi`).",
+            help="x,y,w,h region of each image to inspect, in image pixels; "
+            "stored as the bundle's roi (as `edge run --roi`).",
         ),
         mask: Optional[Path] = typer.Option(
             None,
             "--mask",
-            help="Mask image at image (or ROI) size: white is inspected, black is ignored in the score; copied into the bundle as mask.png (as `edge run --mask`).",
+            help="Mask image at image (or ROI) size: white is inspected, "
+            "black is ignored in the score; copied into the bundle as mask.png (as `edge run --mask`).",
         ),
         tile: Optional[str] = typer.Option(
             None,
             "--tile",
-            help="Cut each image into overlapping tiles instead of shrinking it: 'model' (tiles of the model input size, full resolution) or WxH in image pixels; stored in the bundle so `edge run` tiles the same way (as `edge run --tile`).",
+            help="Cut each image into overlapping tiles instead of shrinking it: 'model' "
+            "(tiles of the model input size, full resolution) or WxH in image pixels; "
+            "stored in the bundle so `edge run` tiles the same way (as `edge run --tile`).",
         ),
         tile_overlap: Optional[float] = typer.Option(
             None,
@@ -99,7 +104,8 @@ def register(app: typer.Typer) -> None:
             None,
             "--threads",
             min=1,
-            help="Interpreter threads (default: the interpreter's own, one XNNPACK thread; a second helps only when a core is idle).",
+            help="Interpreter threads (default: the interpreter's own, "
+            "one XNNPACK thread; a second helps only when a core is idle).",
         ),
         no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar (for logs)."),
     ) -> None:
@@ -121,7 +127,8 @@ def register(app: typer.Typer) -> None:
 
         Example: edge calibrate run/export/model_int8.tflite --normal data/magnetic-tile --method f1 --out bundle
 
-        Tiled: edge calibrate model_int8.tflite --normal frames/good --anomalous frames/bad --tile model --mask belt.png --out bundle
+        Tiled: edge calibrate model_int8.tflite --normal frames/good --anomalous frames/bad --tile model \
+--mask belt.png --out bundle
         """
         if score is not None and score not in ("mean", "max_blur", "topk_mean"):
             raise EdgeError(f"unknown --score {score!r}; choose mean, max_blur or topk_mean")

@@ -39,7 +39,8 @@ def register(app: typer.Typer) -> None:
             None,
             "--threads",
             min=1,
-            help="Interpreter threads (default: the interpreter's own, one XNNPACK thread; a second helps only when a core is idle).",
+            help="Interpreter threads (default: the interpreter's own, "
+            "one XNNPACK thread; a second helps only when a core is idle).",
         ),
         worst: int = typer.Option(6, "--worst", min=0, help="Missed defects and false alarms shown in the PNG grid."),
         pixel_max_side: int = typer.Option(

@@ -29,7 +29,8 @@ def register(app: typer.Typer) -> None:
         since: Optional[str] = typer.Option(
             None,
             "--since",
-            help="Only events at or after this time: ISO 8601 (local time unless it has an offset) or an age such as 30m, 12h, 7d.",
+            help="Only events at or after this time: ISO 8601 "
+            "(local time unless it has an offset) or an age such as 30m, 12h, 7d.",
         ),
         until: Optional[str] = typer.Option(
             None, "--until", help="Only events before this time (same forms as --since)."

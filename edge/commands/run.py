@@ -189,7 +189,8 @@ def register(app: typer.Typer) -> None:
             None,
             "--threads",
             min=1,
-            help="Interpreter threads (default: the interpreter's own, one XNNPACK thread; a second helps only when a core is idle).",
+            help="Interpreter threads (default: the interpreter's own, "
+            "one XNNPACK thread; a second helps only when a core is idle).",
         ),
         votes: Optional[int] = typer.Option(
             None,
@@ -226,7 +227,8 @@ def register(app: typer.Typer) -> None:
         mode: Optional[str] = typer.Option(
             None,
             "--mode",
-            help="latest: inspect the newest frame, drop (and count) the rest, so a slow model never lags; every: inspect every frame. (default: every for --video/--images, latest for cameras and streams)",
+            help="latest: inspect the newest frame, drop (and count) the rest, so a slow model never lags; "
+            "every: inspect every frame. (default: every for --video/--images, latest for cameras and streams)",
         ),
         duration: Optional[float] = typer.Option(None, "--duration", min=0.0, help="Stop after this many seconds."),
         roi: Optional[str] = typer.Option(
@@ -240,7 +242,9 @@ def register(app: typer.Typer) -> None:
         tile: Optional[str] = typer.Option(
             None,
             "--tile",
-            help="Cut the frame into overlapping tiles instead of shrinking it: 'model' (tiles of the model input size, full resolution) or WxH in frame pixels. All tiles go through the model in one batch; calibrate with the same tiling.",
+            help="Cut the frame into overlapping tiles instead of shrinking it: 'model' "
+            "(tiles of the model input size, full resolution) or WxH in frame pixels. "
+            "All tiles go through the model in one batch; calibrate with the same tiling.",
         ),
         tile_overlap: Optional[float] = typer.Option(
             None,
@@ -252,7 +256,9 @@ def register(app: typer.Typer) -> None:
         part_trigger: bool = typer.Option(
             False,
             "--part-trigger",
-            help="One alert per part: detect parts entering and leaving the ROI against the empty belt learned at start (start with the belt empty); alert on the part's worst frame. Tune in the config file (decision.part_trigger).",
+            help="One alert per part: detect parts entering and leaving the ROI "
+            "against the empty belt learned at start (start with the belt empty); "
+            "alert on the part's worst frame. Tune in the config file (decision.part_trigger).",
         ),
         cooldown_seconds: Optional[float] = typer.Option(
             None, "--cooldown-seconds", min=0.0, help="Seconds to stay quiet after an alert (default: 0)."
@@ -261,7 +267,8 @@ def register(app: typer.Typer) -> None:
             None,
             "--metrics-every",
             min=0.0,
-            help="Print a metrics line (fps, latency p50/p95/p99 per stage, dropped frames, reopens, alerts) to stderr every N seconds; 0: off (default: 60).",
+            help="Print a metrics line (fps, latency p50/p95/p99 per stage, dropped frames, "
+            "reopens, alerts) to stderr every N seconds; 0: off (default: 60).",
         ),
         prometheus_port: Optional[int] = typer.Option(
             None,
@@ -273,9 +280,12 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Inspect a camera, a video or an image folder; one JSON line per alert on stdout.
 
-        By default each alert also goes to OUT/events.jsonl (rotated), the SQLite store OUT/events.db (query it with `edge events`) and OUT/snapshots/ (raw and annotated frame; the oldest are deleted past the retention limits).
+        By default each alert also goes to OUT/events.jsonl (rotated), the SQLite store OUT/events.db (query it with \
+`edge events`) and OUT/snapshots/ (raw and annotated frame; the oldest are deleted past the retention limits).
 
-        MQTT, webhook and GPIO outputs are set in the --config file (see docs/alerts.md); MQTT and webhook alerts are queued on disk and delivered at least once, across broker outages and restarts. A bad config is one line naming the file, line and key. Ctrl-C or SIGTERM stops cleanly.
+        MQTT, webhook and GPIO outputs are set in the --config file (see docs/alerts.md); MQTT and webhook alerts are \
+queued on disk and delivered at least once, across broker outages and restarts. A bad config is one line naming the \
+file, line and key. Ctrl-C or SIGTERM stops cleanly.
         """
         cfg = load_config(config) if config is not None else RunConfig()
         if bundle is not None:

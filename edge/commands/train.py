@@ -114,7 +114,8 @@ def register(app: typer.Typer) -> None:
             "--arch",
             metavar="features|conv|dense|draem",
             help="features (default): pretrained EfficientNet-Lite0 features + a Gaussian per map cell, no training "
-            "(--stages --stride --neighbourhood --dims --trim); the best on real defects (benchmarks/results/quality.md). "
+            "(--stages --stride --neighbourhood --dims --trim); "
+            "the best on real defects (benchmarks/results/quality.md). "
             "conv: the tutorials' convolutional autoencoder (--filters --latent). dense: the tutorials' "
             "Flatten-Dense autoencoder (--units). draem: a reconstruction + segmentation network trained on "
             "synthetic defects drawn on the good images (train/draem.py). All export, calibrate and run alike.",
@@ -271,7 +272,8 @@ def register(app: typer.Typer) -> None:
             None, "--threads", min=1, help="CPU threads for TensorFlow (default: all)."
         ),
     ) -> None:
-        """The default model of `edge train autoencoder`, by its own name: pretrained features + a Gaussian per map cell.
+        """The default model of `edge train autoencoder`, by its own name: \
+pretrained features + a Gaussian per map cell.
 
         EfficientNet-Lite0 ImageNet features (weights ship with edge-inspect) of the good images
         are brought onto a 16x16 grid (at 256 px) and a Gaussian is fitted per cell (PaDiM-style). `edge export`

@@ -3,9 +3,9 @@
 Each alert drives the pin active for `pulse_ms`, then inactive, in gpiozero's background thread,
 so the pulse never holds up inspection. It is `immediate`: the pipeline pulses it as soon as a
 frame is flagged, before the second-stage classifier, the snapshots and the other sinks, so the
-delay from frame to gate does not depend on PNG encoding or disk. An alert during a pulse restarts it. `active_high: false`
-is for relay boards that switch on a low level. For a dry run on a desktop set
-GPIOZERO_PIN_FACTORY=mock.
+delay from frame to gate does not depend on PNG encoding or disk. An alert during a pulse restarts
+it. `active_high: false` is for relay boards that switch on a low level. For a dry run on a desktop
+set GPIOZERO_PIN_FACTORY=mock.
 """
 
 from __future__ import annotations

@@ -209,7 +209,8 @@ class Outbox:
             except sqlite3.Error as exc:
                 if self._memory:
                     problem(
-                        f"{self.label}: {len(self._memory)} queued alerts could not be saved to {self.path} ({one_line(exc)}); they are lost"
+                        f"{self.label}: {len(self._memory)} queued alerts could not "
+                        f"be saved to {self.path} ({one_line(exc)}); they are lost"
                     )
             try:
                 self._db.close()
@@ -300,7 +301,8 @@ class QueuedSink:
                 self.transport.send(entry)
             except Rejected as exc:
                 problem(
-                    f"{self.name}: alert {entry.alert_id} rejected for good ({one_line(exc)}); kept in the dead table of {self.outbox.path}"
+                    f"{self.name}: alert {entry.alert_id} rejected for good "
+                    f"({one_line(exc)}); kept in the dead table of {self.outbox.path}"
                 )
                 self._safe(self.outbox.bury, entry, str(exc))
                 continue
@@ -363,5 +365,6 @@ class QueuedSink:
             self.outbox.close()
         if left:
             problem(
-                f"{self.name}: {left} alerts not delivered yet; they stay in {self.outbox.path} and are sent at the next start"
+                f"{self.name}: {left} alerts not delivered yet; "
+                f"they stay in {self.outbox.path} and are sent at the next start"
             )

@@ -184,7 +184,7 @@ def open_readonly(path: str | Path) -> sqlite3.Connection:
 
 
 def _row_to_dict(row: tuple) -> dict:
-    d = dict(zip(COLUMNS, row))
+    d = dict(zip(COLUMNS, row, strict=True))
     d.pop("ts")
     d["box"] = json.loads(d["box"]) if d["box"] else None
     d["extra"] = json.loads(d["extra"]) if d["extra"] else {}
