@@ -49,7 +49,7 @@ VIDEO = (
 WORK = ROOT / "out" / "perf"
 RESULTS = ROOT / "benchmarks" / "results"
 QUANTS = ("float32", "float16", "dynamic", "int8")
-EDGE = [sys.executable, "-m", "edge"]
+EDGE = [sys.executable, "-m", "edge_cli"]
 
 # Published Raspberry Pi 4 figures for the reference models (TFLite C++, 4 threads, 64-bit OS,
 # Pi 4 overclocked to 1950 MHz): Qengineering/TensorFlow_Lite_Classification_RPi_64-bits README,

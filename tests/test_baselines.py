@@ -154,7 +154,9 @@ def test_latent_kmeans_bundle_calibrates_and_runs_through_make_detector(kmeans_r
 
 
 def _edge(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "edge", *args], cwd=REPO, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "edge_cli", *args], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
 
 
 def test_cli_dense_latent_kmeans_train_then_export(synthetic_mvtec, tmp_path):

@@ -25,7 +25,7 @@ def edge_cli(*args: str, block_tf: bool = True, timeout: int = 240) -> subproces
     """`edge ARGS` in a fresh interpreter; after it, the child asserts TensorFlow was never imported."""
     code = (BLOCK_TF if block_tf else "import sys\n") + textwrap.dedent(
         f"""
-        from edge.cli import main
+        from edge_cli.app import main
         sys.argv = ["edge", *{list(args)!r}]
         try:
             main()

@@ -37,7 +37,7 @@ def _quiet(_message: str) -> None:
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "edge", "calibrate", *map(str, args), "--no-progress"],
+        [sys.executable, "-m", "edge_cli", "calibrate", *map(str, args), "--no-progress"],
         capture_output=True,
         text=True,
         cwd=REPO,
@@ -351,7 +351,7 @@ def test_cli_bad_inputs_are_one_line(int8_model, good_folder, tmp_path):
 
 def test_cli_help_explains_the_methods():
     proc = subprocess.run(
-        [sys.executable, "-m", "edge", "calibrate", "--help"],
+        [sys.executable, "-m", "edge_cli", "calibrate", "--help"],
         capture_output=True,
         text=True,
         cwd=REPO,

@@ -43,7 +43,7 @@ def _quiet(_message: str) -> None:
 
 def edge_cli(*args, timeout=300, env=None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "edge", *map(str, args)],
+        [sys.executable, "-m", "edge_cli", *map(str, args)],
         capture_output=True,
         text=True,
         cwd=REPO,
@@ -372,7 +372,7 @@ def test_no_help_text_holds_something_rich_would_take_for_markup():
     """Typer renders help with rich markup: "[default: x]" or "[bold]" in a help string vanishes."""
     import typer.main
 
-    from edge.cli import app
+    from edge_cli.app import app
 
     tag = re.compile(r"\[/?[a-zA-Z#@][^\[\]]*\]")
     found = []

@@ -28,7 +28,7 @@ def _quiet(_message: str) -> None:
 
 def _edge(*args: str, env: dict | None = None, timeout: int = 180) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "edge", *args],
+        [sys.executable, "-m", "edge_cli", *args],
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -142,7 +142,9 @@ def test_sink_files_go_under_out(tmp_path):
 
 
 def run_edge(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "edge", *args], cwd=cwd, capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "edge_cli", *args], cwd=cwd, capture_output=True, text=True, timeout=60
+    )
 
 
 BAD_CONFIGS = {

@@ -9,7 +9,7 @@ def test_demo_flags_defective_samples_and_few_good_ones(tmp_path):
     out = tmp_path / "demo-out"
     result = run_without_tensorflow(
         f"""
-from edge.cli import main
+from edge_cli.app import main
 sys.argv = ["edge", "demo", "--out", {str(out)!r}]
 main()
 """

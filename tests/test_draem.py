@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def _edge(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "edge", *map(str, args)], capture_output=True, text=True, cwd=REPO, timeout=timeout
+        [sys.executable, "-m", "edge_cli", *map(str, args)], capture_output=True, text=True, cwd=REPO, timeout=timeout
     )
 
 

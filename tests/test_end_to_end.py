@@ -31,7 +31,7 @@ def bundle(int8_model, synthetic_mvtec, tmp_path_factory):
 def edge_run(*args: str):
     """`edge run ...` in a fresh process that cannot import TensorFlow."""
     code = f"""
-from edge.cli import main
+from edge_cli.app import main
 sys.argv = ["edge", *{list(args)!r}]
 main()
 assert "tensorflow" not in sys.modules

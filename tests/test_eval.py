@@ -323,7 +323,7 @@ def test_cli_exclude_gives_the_figures_without_that_type(constant_bundle, synthe
     text = out.read_text()
     assert "test/flat left out (--exclude)" in text and "| flat |" not in text
     bad = subprocess.run(
-        [sys.executable, "-m", "edge", "eval", str(constant_bundle), "--data", str(root), "--exclude", "unevn"],
+        [sys.executable, "-m", "edge_cli", "eval", str(constant_bundle), "--data", str(root), "--exclude", "unevn"],
         capture_output=True,
         text=True,
         cwd=REPO,
@@ -342,7 +342,7 @@ def test_cli_exclude_gives_the_figures_without_that_type(constant_bundle, synthe
 def test_cli_bad_data_is_one_line(constant_bundle, tmp_path, args, words):
     args = [a.replace("{tmp}", str(tmp_path)) for a in args]
     proc = subprocess.run(
-        [sys.executable, "-m", "edge", "eval", str(constant_bundle), *args],
+        [sys.executable, "-m", "edge_cli", "eval", str(constant_bundle), *args],
         capture_output=True,
         text=True,
         cwd=REPO,
@@ -355,7 +355,7 @@ def test_cli_bad_data_is_one_line(constant_bundle, tmp_path, args, words):
 
 def test_cli_missing_bundle_is_one_line(synthetic_mvtec, tmp_path):
     proc = subprocess.run(
-        [sys.executable, "-m", "edge", "eval", str(tmp_path / "nobundle"), "--data", str(synthetic_mvtec)],
+        [sys.executable, "-m", "edge_cli", "eval", str(tmp_path / "nobundle"), "--data", str(synthetic_mvtec)],
         capture_output=True,
         text=True,
         cwd=REPO,

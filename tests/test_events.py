@@ -12,8 +12,8 @@ import pytest
 from sinks_helpers import make_alert
 from typer.testing import CliRunner
 
-from edge.cli import app
 from edge.sinks.sqlite_store import SqliteSink, parse_time
+from edge_cli.app import app
 
 ROOT = Path(__file__).resolve().parent.parent
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
@@ -91,7 +91,7 @@ def test_table_by_default(store):
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "edge", "events", *args], cwd=ROOT, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "edge_cli", "events", *args], cwd=ROOT, capture_output=True, text=True, timeout=60
     )
 
 

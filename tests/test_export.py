@@ -24,7 +24,9 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def edge_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "edge", *args], cwd=REPO, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "edge_cli", *args], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
 
 
 def frames(folder: Path, preprocessing: Preprocessing) -> np.ndarray:

@@ -23,7 +23,7 @@ DEMO_IMAGES = ROOT / "edge" / "demo" / "images"
 def edge(*args: str, cwd: Path = ROOT, timeout: float = 120) -> subprocess.CompletedProcess:
     env = {**os.environ, "COLUMNS": "150", "TERM": "dumb"}  # one wide, plain help page whatever the terminal
     return subprocess.run(
-        [sys.executable, "-m", "edge", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env
+        [sys.executable, "-m", "edge_cli", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env
     )
 
 

@@ -1,8 +1,13 @@
-"""The device never imports TensorFlow: every module of `edge/` must import with it made unimportable."""
+"""The device never imports TensorFlow: every module of `edge/` must import with it made unimportable.
 
+And `edge/` stands alone: none of its modules imports the desktop packages or the CLI.
+"""
+
+import ast
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 BLOCK_TF = textwrap.dedent(
     """
@@ -51,7 +56,7 @@ def test_every_edge_module_imports_without_tensorflow():
 def test_cli_help_lists_commands_without_tensorflow():
     result = run_without_tensorflow(
         """
-        from edge.cli import main
+        from edge_cli.app import main
         sys.argv = ["edge", "--help"]
         main()
         """
@@ -59,3 +64,21 @@ def test_cli_help_lists_commands_without_tensorflow():
     assert result.returncode == 0, result.stderr
     for command in ("run", "demo", "calibrate", "train", "export"):
         assert command in result.stdout
+
+
+def test_the_device_package_imports_no_desktop_package_nor_the_cli():
+    """Static: every import statement in edge/, at any depth (lazy imports in functions too)."""
+    outside = ("train", "export", "calibration", "edge_cli", "benchmarks", "scripts")
+    edge_dir = Path(__file__).resolve().parents[1] / "edge"
+    offenders = []
+    for path in sorted(edge_dir.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            else:
+                continue
+            offenders += [f"{path.name}:{node.lineno} {n}" for n in names if n.split(".")[0] in outside]
+    assert len(list(edge_dir.rglob("*.py"))) >= 10
+    assert not offenders, offenders

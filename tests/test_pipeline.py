@@ -400,7 +400,7 @@ def test_part_trigger_one_alert_per_bad_part(bundle_dir, pick):
 
 def edge_cli(*args, timeout=120, **kw):
     return subprocess.run(
-        [sys.executable, "-m", "edge", *args], capture_output=True, text=True, timeout=timeout, cwd=REPO, **kw
+        [sys.executable, "-m", "edge_cli", *args], capture_output=True, text=True, timeout=timeout, cwd=REPO, **kw
     )
 
 

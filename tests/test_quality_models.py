@@ -216,7 +216,7 @@ def test_cli_default_model_is_the_feature_model_and_exports_int8(synthetic_mvtec
     assert (run / "padim.npz").is_file() and (run / "run.json").is_file()
     assert json.loads((run / "run.json").read_text())["config"]["dims"] == 8
     proc = subprocess.run(
-        [sys.executable, "-m", "edge", "export", str(run), "--quantize", "int8"],
+        [sys.executable, "-m", "edge_cli", "export", str(run), "--quantize", "int8"],
         capture_output=True,
         text=True,
         cwd=repo,

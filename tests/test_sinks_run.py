@@ -56,7 +56,7 @@ def run_edge(*args: str, env: dict | None = None, cwd: Path = ROOT) -> subproces
     import os
 
     return subprocess.run(
-        [sys.executable, "-m", "edge", *args],
+        [sys.executable, "-m", "edge_cli", *args],
         cwd=cwd,
         capture_output=True,
         text=True,
@@ -168,7 +168,7 @@ def test_sigterm_stops_cleanly_and_flushes_the_queue(run_bundle, tmp_path):
     err_path = tmp_path / "stderr.txt"
     with open(err_path, "w") as err_file:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "edge", "run", "--config", str(config)],
+            [sys.executable, "-m", "edge_cli", "run", "--config", str(config)],
             cwd=ROOT,
             stdout=subprocess.PIPE,
             stderr=err_file,

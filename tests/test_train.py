@@ -23,7 +23,9 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def edge_cli(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "edge", *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "edge_cli", *args], cwd=cwd, capture_output=True, text=True, timeout=300
+    )
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess, *needles: str) -> None:

@@ -36,7 +36,7 @@ import cv2
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
-EDGE = [sys.executable, "-m", "edge"]
+EDGE = [sys.executable, "-m", "edge_cli"]
 COMMANDS: list[str] = []
 
 

@@ -31,7 +31,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
-EDGE = [sys.executable, "-m", "edge"]
+EDGE = [sys.executable, "-m", "edge_cli"]
 
 
 def log(msg: str) -> None:

@@ -35,7 +35,7 @@ PACKAGES = ("tensorflow-cpu", "keras", "numpy", "ml_dtypes", "opencv-python-head
 
 
 def edge(*args) -> str:
-    proc = subprocess.run([sys.executable, "-m", "edge", *map(str, args)], capture_output=True, text=True, cwd=REPO)
+    proc = subprocess.run([sys.executable, "-m", "edge_cli", *map(str, args)], capture_output=True, text=True, cwd=REPO)
     if proc.returncode:
         sys.exit(proc.stderr)
     return (proc.stdout.strip().splitlines() or [""])[-1]

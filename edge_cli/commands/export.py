@@ -10,7 +10,7 @@ from typing import Optional
 
 import typer
 
-from edge.commands._desktop import require_tensorflow
+from edge_cli.commands._desktop import require_tensorflow
 
 QUANTIZE_CHOICES = ("int8", "float16", "dynamic", "float32")
 

@@ -10,7 +10,7 @@ from typing import Optional
 
 import typer
 
-from edge.commands._desktop import require_tensorflow
+from edge_cli.commands._desktop import require_tensorflow
 
 train_app = typer.Typer(
     name="train",

@@ -56,7 +56,7 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from edge.commands import bench, calibrate, demo, eval, events, export, info, run, train
+    from edge_cli.commands import bench, calibrate, demo, eval, events, export, info, run, train
 
     for module in (train, export, calibrate, run, events, demo, eval, bench, info):
         module.register(app)

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import typer
 
-from edge.commands.run import inspect
+import edge
 from edge.imaging import list_images
+from edge_cli.commands.run import inspect
 
-DEMO_DIR = Path(__file__).resolve().parent.parent / "demo"
+DEMO_DIR = Path(edge.__file__).resolve().parent / "demo"  # package data of the device package
 
 
 def _new_alert_sources(events: Path, skip_lines: int) -> set[str]:
