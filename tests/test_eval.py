@@ -263,7 +263,7 @@ def test_cli_compares_bundles_side_by_side(constant_bundle, synthetic_mvtec, tmp
         [
             sys.executable,
             "-m",
-            "edge",
+            "edge_cli",
             "eval",
             str(constant_bundle),
             "--data",
@@ -301,7 +301,7 @@ def test_cli_exclude_gives_the_figures_without_that_type(constant_bundle, synthe
         [
             sys.executable,
             "-m",
-            "edge",
+            "edge_cli",
             "eval",
             str(constant_bundle),
             "--data",

@@ -464,7 +464,7 @@ def test_sigterm_stops_a_running_inspection_cleanly(bundle_dir, tmp_path):
         [
             sys.executable,
             "-m",
-            "edge",
+            "edge_cli",
             "run",
             "--bundle",
             str(bundle_dir),

@@ -189,7 +189,7 @@ def test_cli_default_model_is_the_feature_model_and_exports_int8(synthetic_mvtec
         [
             sys.executable,
             "-m",
-            "edge",
+            "edge_cli",
             "train",
             "autoencoder",
             "--data",
@@ -255,7 +255,7 @@ def test_cli_train_features_bad_options_are_one_line(synthetic_mvtec, tmp_path, 
         [
             sys.executable,
             "-m",
-            "edge",
+            "edge_cli",
             "train",
             command,
             "--data",
