@@ -289,11 +289,12 @@ def train_draem(
 
     config = config or DraemConfig()
     check_config(config)
+    t0 = time.perf_counter()
+    # the images first: a wrong folder is one line at once, not after TensorFlow's import
+    images = load_training_images(data, config.size, config.color)
     tf = import_tensorflow(threads)
     import keras
 
-    t0 = time.perf_counter()
-    images = load_training_images(data, config.size, config.color)
     if images.skipped:
         log(f"skipped {len(images.skipped)} unreadable file(s)")
     config.color = images.preprocessing.color

@@ -380,9 +380,10 @@ def train_padim(
 
     config = config or PadimConfig()
     _check(config)
-    import_tensorflow(threads)
     t0 = time.perf_counter()
+    # the images first: a wrong folder is one line at once, not after TensorFlow's import
     images = load_training_images(data, config.size, config.color)
+    import_tensorflow(threads)
     if images.skipped:
         log(f"skipped {len(images.skipped)} unreadable file(s)")
     config.color = images.preprocessing.color
