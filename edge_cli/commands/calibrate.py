@@ -14,6 +14,7 @@ import typer
 
 from edge.errors import EdgeError
 from edge.tiling import geometry_with_options
+from edge_cli import options
 
 _METHOD_HELP = (
     "How the threshold is set (the device alerts when score > threshold): "
@@ -100,13 +101,7 @@ def register(app: typer.Typer) -> None:
             max=0.89,
             help="With --tile: fraction of a tile shared with its neighbour (default: 0.25).",
         ),
-        threads: Optional[int] = typer.Option(
-            None,
-            "--threads",
-            min=1,
-            help="Interpreter threads (default: the interpreter's own, "
-            "one XNNPACK thread; a second helps only when a core is idle).",
-        ),
+        threads: Optional[int] = options.interpreter_threads(),
         no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar (for logs)."),
     ) -> None:
         """Calibrate a model's anomaly threshold on real images and write a deployable bundle.

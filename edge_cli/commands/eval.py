@@ -9,6 +9,8 @@ from typing import Optional
 
 import typer
 
+from edge_cli import options
+
 
 def register(app: typer.Typer) -> None:
     @app.command("eval")
@@ -35,13 +37,7 @@ def register(app: typer.Typer) -> None:
             "or a .md file name (PNGs go beside it). Without it only the summary prints.",
         ),
         batch_size: int = typer.Option(16, "--batch-size", min=1, help="Images per interpreter call."),
-        threads: Optional[int] = typer.Option(
-            None,
-            "--threads",
-            min=1,
-            help="Interpreter threads (default: the interpreter's own, "
-            "one XNNPACK thread; a second helps only when a core is idle).",
-        ),
+        threads: Optional[int] = options.interpreter_threads(),
         worst: int = typer.Option(6, "--worst", min=0, help="Missed defects and false alarms shown in the PNG grid."),
         pixel_max_side: int = typer.Option(
             1024,

@@ -24,6 +24,7 @@ from edge.pipeline import Pipeline, RunSummary
 from edge.sinks.factory import build_sinks
 from edge.sources import open_source, source_from_options
 from edge.tiling import geometry_with_options
+from edge_cli import options
 
 
 def inspect(
@@ -185,13 +186,7 @@ def register(app: typer.Typer) -> None:
             None, "--state", help="Where the network sinks keep undelivered alerts (default: OUT/state)."
         ),
         max_frames: Optional[int] = typer.Option(None, "--max-frames", min=1, help="Stop after this many frames."),
-        threads: Optional[int] = typer.Option(
-            None,
-            "--threads",
-            min=1,
-            help="Interpreter threads (default: the interpreter's own, "
-            "one XNNPACK thread; a second helps only when a core is idle).",
-        ),
+        threads: Optional[int] = options.interpreter_threads(),
         votes: Optional[int] = typer.Option(
             None,
             "--votes",

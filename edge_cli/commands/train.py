@@ -10,6 +10,7 @@ from typing import Optional
 
 import typer
 
+from edge_cli import options
 from edge_cli.commands._desktop import require_tensorflow
 
 train_app = typer.Typer(
@@ -177,9 +178,7 @@ def register(app: typer.Typer) -> None:
         learning_rate: float = typer.Option(
             1e-3, "--learning-rate", min=0.0, help="conv/dense/draem: Adam learning rate."
         ),
-        threads: Optional[int] = typer.Option(
-            None, "--threads", min=1, help="CPU threads for TensorFlow (default: all)."
-        ),
+        threads: Optional[int] = options.tensorflow_threads(),
     ) -> None:
         """Learn what GOOD parts look like (pretrained features by default; --arch conv, dense, draem).
 
@@ -268,9 +267,7 @@ def register(app: typer.Typer) -> None:
         neighbourhood: int = _feature_option("neighbourhood"),
         dims: int = _feature_option("dims"),
         trim: float = _feature_option("trim"),
-        threads: Optional[int] = typer.Option(
-            None, "--threads", min=1, help="CPU threads for TensorFlow (default: all)."
-        ),
+        threads: Optional[int] = options.tensorflow_threads(),
     ) -> None:
         """The default model of `edge train autoencoder`, by its own name: \
 pretrained features + a Gaussian per map cell.
@@ -357,9 +354,7 @@ pretrained features + a Gaussian per map cell.
         ),
         seed: int = typer.Option(0, "--seed", help="Random seed for the split and Keras."),
         learning_rate: float = typer.Option(2e-3, "--learning-rate", min=0.0, help="Adam learning rate."),
-        threads: Optional[int] = typer.Option(
-            None, "--threads", min=1, help="CPU threads for TensorFlow (default: all)."
-        ),
+        threads: Optional[int] = options.tensorflow_threads(),
     ) -> None:
         """Train a crack / no-crack CNN whose class activation map (CAM) shows where the crack is.
 
