@@ -10,11 +10,11 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_helpers import run_edge
 
 from edge.bundle import load_bundle
 from edge.detector import AutoencoderDetector, make_detector
@@ -154,9 +154,7 @@ def test_latent_kmeans_bundle_calibrates_and_runs_through_make_detector(kmeans_r
 
 
 def _edge(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "edge_cli", *args], cwd=REPO, capture_output=True, text=True, timeout=300
-    )
+    return run_edge(*args)
 
 
 def test_cli_dense_latent_kmeans_train_then_export(synthetic_mvtec, tmp_path):

@@ -17,6 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from cli_helpers import run_edge
 from synthetic import write_images
 
 from calibration import calibrate
@@ -36,13 +37,7 @@ def _quiet(_message: str) -> None:
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "edge_cli", "calibrate", *map(str, args), "--no-progress"],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=300,
-    )
+    return run_edge("calibrate", *args, "--no-progress")
 
 
 def read_csv(bundle_path: Path) -> list[dict]:

@@ -12,16 +12,15 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from cli_helpers import run_edge
 from synthetic import good_image, write_images
 
 from calibration import calibrate
@@ -41,15 +40,7 @@ def _quiet(_message: str) -> None:
     pass
 
 
-def edge_cli(*args, timeout=300, env=None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "edge_cli", *map(str, args)],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=timeout,
-        env=env,
-    )
+edge_cli = run_edge
 
 
 def frame(rng: np.random.Generator, defect: bool, fixture: bool = False) -> np.ndarray:
@@ -361,8 +352,7 @@ def test_bad_geometry_is_one_line_and_exit_2(int8_model, wide, tmp_path, args, m
 
 
 def test_run_help_shows_its_defaults():
-    env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}
-    proc = edge_cli("run", "--help", env=env, timeout=60)
+    proc = edge_cli("run", "--help", env={"COLUMNS": "200", "NO_COLOR": "1"}, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert "edge-out" in proc.stdout and "OUT/state" in proc.stdout
     assert "(default: 1)" in proc.stdout

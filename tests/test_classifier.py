@@ -5,14 +5,13 @@ calibrate a bundle, run it. Synthetic data (tests/synthetic.py: a dark thin line
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from cli_helpers import run_edge
 from synthetic import crack_image, make_crack_classes
 
 from edge.cam import CamHead, cam_maps, heatmaps, peak_location, split_outputs
@@ -27,13 +26,7 @@ def _quiet(_message: str) -> None:
 
 
 def _edge(*args: str, env: dict | None = None, timeout: int = 180) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "edge_cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, **(env or {})},
-    )
+    return run_edge(*args, timeout=timeout, env=env)
 
 
 def _one_error_line(result: subprocess.CompletedProcess) -> str:

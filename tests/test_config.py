@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from cli_helpers import run_edge
 
 from edge.config import RunConfig, SinksConfig, load_config
 from edge.errors import EdgeError
@@ -139,12 +138,6 @@ def test_sink_files_go_under_out(tmp_path):
 
 
 # --- through the command line: exit 2 and one line --------------------------------------------
-
-
-def run_edge(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "edge_cli", *args], cwd=cwd, capture_output=True, text=True, timeout=60
-    )
 
 
 BAD_CONFIGS = {

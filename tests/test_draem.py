@@ -7,11 +7,11 @@ input, a few epochs, one TensorFlow thread) on tests/synthetic.py data.
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_helpers import run_edge
 from synthetic import good_image
 
 pytest.importorskip("tensorflow")
@@ -20,9 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _edge(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "edge_cli", *map(str, args)], capture_output=True, text=True, cwd=REPO, timeout=timeout
-    )
+    return run_edge(*args, timeout=timeout)
 
 
 def _good_frames(n: int, size: int = 64, color: bool = False, seed: int = 0) -> np.ndarray:

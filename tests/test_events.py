@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from cli_helpers import run_edge
 from sinks_helpers import make_alert
 from typer.testing import CliRunner
 
@@ -90,9 +90,7 @@ def test_table_by_default(store):
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "edge_cli", "events", *args], cwd=ROOT, capture_output=True, text=True, timeout=60
-    )
+    return run_edge("events", *args, cwd=ROOT, timeout=60)
 
 
 def test_missing_store_and_bad_time_are_one_line_errors(tmp_path, store):

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_helpers import run_edge
 
 from edge.bundle import ModelCard, card_path, read_card
 from edge.detector import AutoencoderDetector
@@ -24,9 +24,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def edge_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "edge_cli", *args], cwd=REPO, capture_output=True, text=True, timeout=300
-    )
+    return run_edge(*args)
 
 
 def frames(folder: Path, preprocessing: Preprocessing) -> np.ndarray:

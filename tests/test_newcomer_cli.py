@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import os
+import json
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_helpers import run_edge
 from sinks_helpers import make_alert  # tests/ is on sys.path
 
 from edge.annotate import annotate, heatmap_overlay
@@ -21,10 +21,8 @@ DEMO_IMAGES = ROOT / "edge" / "demo" / "images"
 
 
 def edge(*args: str, cwd: Path = ROOT, timeout: float = 120) -> subprocess.CompletedProcess:
-    env = {**os.environ, "COLUMNS": "150", "TERM": "dumb"}  # one wide, plain help page whatever the terminal
-    return subprocess.run(
-        [sys.executable, "-m", "edge_cli", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env
-    )
+    # one wide, plain help page whatever the terminal
+    return run_edge(*args, cwd=cwd, timeout=timeout, env={"COLUMNS": "150", "TERM": "dumb"})
 
 
 def words(text: str) -> str:
@@ -101,7 +99,10 @@ def test_events_min_score_on_the_bundles_scale(tmp_path):
     sink.close()
     proc = edge("events", "--db", str(store), "--min-score", "40")
     assert proc.returncode == 0, proc.stderr
-    assert "2 of 2 matching events" in words(proc.stdout) and "45" in proc.stdout and "25" not in proc.stdout
+    assert "2 of 2 matching events" in words(proc.stdout)
+    # the scores as --json gives them (the table's id column is random hex: "25" could be in it)
+    shown = run_edge("events", "--db", store, "--min-score", "40", "--json").stdout.splitlines()
+    assert sorted(json.loads(line)["score"] for line in shown) == [45.0, 80.0]
     help_text = words(edge("events", "--help").stdout)
     assert "--min-score 40" in help_text and "--min-score 0.05" not in help_text
 

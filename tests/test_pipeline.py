@@ -20,6 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from cli_helpers import run_edge
 from synthetic import good_image
 
 from edge.alert import Alert
@@ -398,10 +399,8 @@ def test_part_trigger_one_alert_per_bad_part(bundle_dir, pick):
 # -- the command line ---------------------------------------------------------------------------------
 
 
-def edge_cli(*args, timeout=120, **kw):
-    return subprocess.run(
-        [sys.executable, "-m", "edge_cli", *args], capture_output=True, text=True, timeout=timeout, cwd=REPO, **kw
-    )
+def edge_cli(*args, timeout=120):
+    return run_edge(*args, timeout=timeout)
 
 
 def test_cli_run_with_tiling_roi_and_metrics(bundle_dir, tmp_path):

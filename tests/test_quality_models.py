@@ -11,6 +11,7 @@ import re
 
 import numpy as np
 import pytest
+from cli_helpers import run_edge
 
 pytest.importorskip("tensorflow")
 
@@ -179,49 +180,32 @@ def test_synthetic_defects_change_the_frames():
 
 def test_cli_default_model_is_the_feature_model_and_exports_int8(synthetic_mvtec, tmp_path):
     """`edge train autoencoder` (default --arch features) + `edge export`, the same export as every model."""
-    import subprocess
-    import sys
     from pathlib import Path
 
-    repo = Path(__file__).resolve().parents[1]
     run = tmp_path / "run"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "edge_cli",
-            "train",
-            "autoencoder",
-            "--data",
-            str(synthetic_mvtec),
-            "--out",
-            str(run),
-            "--size",
-            "64",
-            "--stages",
-            "2,3",
-            "--stride",
-            "16",
-            "--dims",
-            "8",
-            "--threads",
-            "2",
-        ],
-        capture_output=True,
-        text=True,
-        cwd=repo,
+    proc = run_edge(
+        "train",
+        "autoencoder",
+        "--data",
+        str(synthetic_mvtec),
+        "--out",
+        str(run),
+        "--size",
+        "64",
+        "--stages",
+        "2,3",
+        "--stride",
+        "16",
+        "--dims",
+        "8",
+        "--threads",
+        "2",
         timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
     assert (run / "padim.npz").is_file() and (run / "run.json").is_file()
     assert json.loads((run / "run.json").read_text())["config"]["dims"] == 8
-    proc = subprocess.run(
-        [sys.executable, "-m", "edge_cli", "export", str(run), "--quantize", "int8"],
-        capture_output=True,
-        text=True,
-        cwd=repo,
-        timeout=300,
-    )
+    proc = run_edge("export", str(run), "--quantize", "int8")
     assert proc.returncode == 0, proc.stderr
     model = Path(proc.stdout.strip().splitlines()[-1])  # export prints the .tflite path last
     assert model.is_file() and model.with_suffix(".json").is_file()
@@ -246,29 +230,8 @@ def test_cli_default_model_is_the_feature_model_and_exports_int8(synthetic_mvtec
     ],
 )
 def test_cli_train_features_bad_options_are_one_line(synthetic_mvtec, tmp_path, command, bad, needle):
-    import subprocess
-    import sys
-    from pathlib import Path
 
-    repo = Path(__file__).resolve().parents[1]
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "edge_cli",
-            "train",
-            command,
-            "--data",
-            str(synthetic_mvtec),
-            "--out",
-            str(tmp_path / "r"),
-            *bad,
-        ],
-        capture_output=True,
-        text=True,
-        cwd=repo,
-        timeout=120,
-    )
+    proc = run_edge("train", command, "--data", str(synthetic_mvtec), "--out", str(tmp_path / "r"), *bad, timeout=120)
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 2 and len(lines) == 1 and needle in lines[0], proc.stderr
     assert not (tmp_path / "r" / "padim.npz").exists()

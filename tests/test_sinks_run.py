@@ -14,6 +14,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from cli_helpers import run_edge
 from sinks_helpers import (  # noqa: F401 (fresh_problem_log: autouse fixture)
     Mosquitto,
     Receiver,
@@ -50,19 +51,6 @@ def frames(synthetic_mvtec, tmp_path_factory) -> Path:
 def write_config(path: Path, bundle: Path, source: str, sinks: str, extra: str = "") -> Path:
     path.write_text(f"bundle: {bundle}\nsource:\n  {source}\nout: out\n{extra}sinks:\n{sinks}")
     return path
-
-
-def run_edge(*args: str, env: dict | None = None, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    import os
-
-    return subprocess.run(
-        [sys.executable, "-m", "edge_cli", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, **(env or {})},
-    )
 
 
 def stdout_alerts(text: str) -> list[dict]:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from cli_helpers import run_edge
 from synthetic import good_image, write_images
 
 from edge.errors import EdgeError
@@ -23,9 +23,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def edge_cli(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "edge_cli", *args], cwd=cwd, capture_output=True, text=True, timeout=300
-    )
+    return run_edge(*args, cwd=cwd)
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess, *needles: str) -> None:
