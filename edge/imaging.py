@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -25,13 +24,6 @@ def list_images(folder: str | Path, recursive: bool = False) -> list[Path]:
     if not files:
         raise EdgeError(f"no images in {folder} (expected files ending in {', '.join(IMAGE_EXTENSIONS)})")
     return files
-
-
-def resolve_normal_folder(folder: str | Path) -> Path:
-    """A folder of good images: either the folder itself or, for MVTec AD layout, its train/good."""
-    folder = Path(folder)
-    mvtec = folder / "train" / "good"
-    return mvtec if mvtec.is_dir() else folder
 
 
 def _looks_truncated(data: bytes, suffix: str) -> bool:
@@ -64,46 +56,3 @@ def read_image(path: str | Path) -> np.ndarray | None:
     if image.ndim == 3 and image.shape[2] == 1:
         image = image[:, :, 0]
     return image
-
-
-def channel_count(image: np.ndarray) -> int:
-    return 1 if image.ndim == 2 else image.shape[2]
-
-
-@dataclass
-class LoadedImages:
-    paths: list[Path]
-    images: list[np.ndarray]
-    skipped: list[Path] = field(default_factory=list)
-
-
-def load_images(files: list[Path], what: str = "images") -> LoadedImages:
-    """Decode files, skipping unreadable ones; fatal only when nothing readable is left."""
-    loaded = LoadedImages([], [])
-    for path in files:
-        image = read_image(path)
-        if image is None:
-            loaded.skipped.append(path)
-        else:
-            loaded.paths.append(path)
-            loaded.images.append(image)
-    if not loaded.images:
-        raise EdgeError(
-            f"none of the {len(files)} {what} could be read (unreadable or truncated files); "
-            "check the files or point to another folder"
-        )
-    return loaded
-
-
-def check_channels(images: list[np.ndarray], paths: list[Path]) -> int:
-    """The common channel count; an error when a folder mixes grey and colour images."""
-    counts = {}
-    for image, path in zip(images, paths, strict=True):
-        counts.setdefault(channel_count(image), path)
-    if len(counts) > 1:
-        examples = ", ".join(f"{c} channel(s): {p.name}" for c, p in sorted(counts.items()))
-        raise EdgeError(
-            f"images have mixed channel counts ({examples}); "
-            "pass --color grey or --color rgb to convert them all to one"
-        )
-    return next(iter(counts))

@@ -16,13 +16,13 @@ import numpy as np
 
 from edge.bundle import ModelCard, write_card
 from edge.errors import EdgeError
-from edge.imaging import list_images, load_images
+from edge.imaging import list_images
 from edge.messages import Log
 from edge.messages import to_stderr as _stderr
 from edge.preprocess import Preprocessing, Preprocessor, to_unit_float
 from edge.scoring import ScoreConfig, error_maps, frame_scores
 from export.convert import QUANTIZE_CHOICES, convert_quietly, export_target
-from train.data import frames_from_files
+from train.data import frames_from_files, load_images
 from train.runinfo import MODEL_FILE, read_run
 
 MAX_REPRESENTATIVE = 200  # enough to set int8 ranges; more only slows the converter

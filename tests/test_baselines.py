@@ -19,10 +19,11 @@ from cli_helpers import run_edge
 from edge.bundle import load_bundle
 from edge.detector import AutoencoderDetector, make_detector
 from edge.features import AnomalyMapDetector
-from edge.imaging import list_images, load_images
+from edge.imaging import list_images
 from edge.model import TFLiteModel
 from edge.preprocess import Preprocessing, Preprocessor
 from edge.scoring import ScoreConfig
+from train.data import load_images
 
 pytest.importorskip("tensorflow")
 

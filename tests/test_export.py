@@ -14,9 +14,10 @@ from cli_helpers import run_edge
 from edge.bundle import ModelCard, card_path, read_card
 from edge.detector import AutoencoderDetector
 from edge.errors import EdgeError
-from edge.imaging import list_images, load_images
+from edge.imaging import list_images
 from edge.model import TFLiteModel
 from edge.preprocess import Preprocessing, Preprocessor
+from train.data import load_images
 
 pytest.importorskip("tensorflow")
 

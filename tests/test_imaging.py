@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from edge.errors import EdgeError
-from edge.imaging import check_channels, list_images, load_images, read_image, resolve_normal_folder
+from edge.imaging import list_images, read_image
+from train.data import check_channels, load_images, resolve_normal_folder
 
 
 def _write(path: Path, image: np.ndarray) -> Path:

@@ -22,8 +22,9 @@ import numpy as np
 from edge import __version__
 from edge.cam import CamHead, heatmaps
 from edge.errors import EdgeError
-from edge.imaging import IMAGE_EXTENSIONS, check_channels, list_images, load_images
+from edge.imaging import IMAGE_EXTENSIONS, list_images
 from edge.preprocess import Color, Preprocessing, Preprocessor
+from train.data import check_channels, load_images
 from train.tfenv import import_tensorflow, native_output_captured
 
 Backbone = Literal["small", "mobilenetv2", "vgg16"]

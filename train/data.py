@@ -1,4 +1,7 @@
-"""Training images → model-sized uint8 frames, through the device's own preprocessing.
+"""Folders of images → model-sized uint8 frames, through the device's own preprocessing.
+
+The folder reading only the desktop needs (several files at once, a whole folder's channel
+count, the MVTec layout) lives here; edge.imaging keeps what the device reads one file at a time.
 
 Every image goes through `edge.preprocess.Preprocessor.prepare`, the code `edge run` uses on the
 device, so the model trains on exactly what it will see. Images of mixed sizes are fine: each is
@@ -14,8 +17,63 @@ from typing import Optional
 import numpy as np
 
 from edge.errors import EdgeError
-from edge.imaging import check_channels, list_images, load_images, read_image, resolve_normal_folder
+from edge.imaging import list_images, read_image
 from edge.preprocess import Color, Preprocessing, Preprocessor
+
+# ---------------------------------------------------------------- reading folders of images
+
+
+def resolve_normal_folder(folder: str | Path) -> Path:
+    """A folder of good images: either the folder itself or, for MVTec AD layout, its train/good."""
+    folder = Path(folder)
+    mvtec = folder / "train" / "good"
+    return mvtec if mvtec.is_dir() else folder
+
+
+def channel_count(image: np.ndarray) -> int:
+    return 1 if image.ndim == 2 else image.shape[2]
+
+
+@dataclass
+class LoadedImages:
+    paths: list[Path]
+    images: list[np.ndarray]
+    skipped: list[Path] = field(default_factory=list)
+
+
+def load_images(files: list[Path], what: str = "images") -> LoadedImages:
+    """Decode files, skipping unreadable ones; fatal only when nothing readable is left."""
+    loaded = LoadedImages([], [])
+    for path in files:
+        image = read_image(path)
+        if image is None:
+            loaded.skipped.append(path)
+        else:
+            loaded.paths.append(path)
+            loaded.images.append(image)
+    if not loaded.images:
+        raise EdgeError(
+            f"none of the {len(files)} {what} could be read (unreadable or truncated files); "
+            "check the files or point to another folder"
+        )
+    return loaded
+
+
+def check_channels(images: list[np.ndarray], paths: list[Path]) -> int:
+    """The common channel count; an error when a folder mixes grey and colour images."""
+    counts = {}
+    for image, path in zip(images, paths, strict=True):
+        counts.setdefault(channel_count(image), path)
+    if len(counts) > 1:
+        examples = ", ".join(f"{c} channel(s): {p.name}" for c, p in sorted(counts.items()))
+        raise EdgeError(
+            f"images have mixed channel counts ({examples}); "
+            "pass --color grey or --color rgb to convert them all to one"
+        )
+    return next(iter(counts))
+
+
+# ---------------------------------------------------------------- training images
 
 
 @dataclass
