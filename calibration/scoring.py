@@ -7,8 +7,9 @@ Never Keras.
 
 Model kinds plug in through `KINDS`: each maps a ModelCard kind to a factory that turns
 (model, card, score config) into a "score a batch" function, uint8 (N, H, W, C) → (N,) float
-scores where higher means more anomalous, and to the device detector (edge.detector) that the
-frame-geometry path (`score_frames`: ROI, mask, tiles) drives through edge.tiling.FrameScorer.
+scores where higher means more anomalous, and to the device detector that the frame-geometry
+path (`score_frames`: ROI, mask, tiles) drives through edge.tiling.FrameScorer. The detectors
+come from the device's own table, edge.detector.DETECTOR_FACTORIES, never a copy of it.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from edge.bundle import ModelCard
-from edge.detector import AutoencoderDetector, ClassifierDetector
+from edge.detector import DETECTOR_FACTORIES, DetectorFactory
 from edge.errors import EdgeError
 from edge.imaging import read_image
 from edge.model import TFLiteModel
@@ -38,22 +39,17 @@ class KindSpec:
     make_scorer: Callable[[TFLiteModel, ModelCard, ScoreConfig], BatchScorer]
     score_label: str  # axis label in the report
     # The device's detector for this kind (what edge.pipeline builds from a bundle), for FrameScorer.
-    make_detector: Callable[[TFLiteModel, ModelCard, ScoreConfig], object]
+    make_detector: DetectorFactory
 
 
-def _autoencoder_scorer(model: TFLiteModel, card: ModelCard, score: ScoreConfig) -> BatchScorer:
-    detector = AutoencoderDetector(model, score)
-    return lambda batch: detector.detect(batch).scores
+def _detector_scorer(kind: str) -> Callable[[TFLiteModel, ModelCard, ScoreConfig], BatchScorer]:
+    """Scores of a batch as the device's detector of `kind` computes them."""
 
+    def make_scorer(model: TFLiteModel, card: ModelCard, score: ScoreConfig) -> BatchScorer:
+        detector = DETECTOR_FACTORIES[kind](model, card, score)
+        return lambda batch: detector.detect(batch).scores
 
-def _autoencoder_detector(model: TFLiteModel, card: ModelCard, score: ScoreConfig) -> AutoencoderDetector:
-    return AutoencoderDetector(model, score)
-
-
-def _classifier_detector(model: TFLiteModel, card: ModelCard, score: ScoreConfig) -> ClassifierDetector:
-    from edge.cam import CamHead
-
-    return ClassifierDetector(model, CamHead.from_extra(card.extra))
+    return make_scorer
 
 
 def _classifier_scorer(model: TFLiteModel, card: ModelCard, score: ScoreConfig) -> BatchScorer:
@@ -62,23 +58,14 @@ def _classifier_scorer(model: TFLiteModel, card: ModelCard, score: ScoreConfig) 
     return make_scorer(model, card, score)
 
 
-def _anomaly_map_detector(model: TFLiteModel, card: ModelCard, score: ScoreConfig):
-    from edge.features import AnomalyMapDetector  # the model outputs the map itself (train/padim.py)
-
-    return AnomalyMapDetector(model, score)
-
-
-def _anomaly_map_scorer(model: TFLiteModel, card: ModelCard, score: ScoreConfig) -> BatchScorer:
-    detector = _anomaly_map_detector(model, card, score)
-    return lambda batch: detector.detect(batch).scores
-
+_SCORERS: dict[str, tuple[Callable[[TFLiteModel, ModelCard, ScoreConfig], BatchScorer], str]] = {
+    "autoencoder": (_detector_scorer("autoencoder"), "anomaly score (reconstruction error)"),
+    "classifier": (_classifier_scorer, "positive-class probability (e.g. crack)"),
+    "anomaly_map": (_detector_scorer("anomaly_map"), "anomaly score (max of the feature-distance map)"),
+}
 
 KINDS: dict[str, KindSpec] = {
-    "autoencoder": KindSpec(_autoencoder_scorer, "anomaly score (reconstruction error)", _autoencoder_detector),
-    "classifier": KindSpec(_classifier_scorer, "positive-class probability (e.g. crack)", _classifier_detector),
-    "anomaly_map": KindSpec(
-        _anomaly_map_scorer, "anomaly score (max of the feature-distance map)", _anomaly_map_detector
-    ),
+    kind: KindSpec(make_scorer, label, DETECTOR_FACTORIES[kind]) for kind, (make_scorer, label) in _SCORERS.items()
 }
 
 

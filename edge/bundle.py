@@ -24,7 +24,7 @@ from edge.tiling import GeometryConfig
 SCHEMA_VERSION = 1
 MANIFEST = "bundle.json"
 Quantization = Literal["int8", "float16", "dynamic", "float32"]
-# anomaly_map: the model outputs the anomaly map itself (edge/features.py; pretrained-feature models)
+# anomaly_map: the model outputs the anomaly map itself (edge/anomaly_map.py; pretrained-feature models)
 ModelKind = Literal["autoencoder", "classifier", "anomaly_map"]
 
 
@@ -82,6 +82,16 @@ class Manifest(BaseModel):
     # sha256 of every other file of the bundle the device reads (the inspection mask), by relative path
     files: dict[str, str] = Field(default_factory=dict)
     extra: dict[str, Any] = Field(default_factory=dict, description="model-specific data (e.g. CAM weights)")
+
+    def card(self) -> "ModelCard":
+        """The model card this bundle's model was exported with (what edge.detector's factories read)."""
+        return ModelCard(
+            kind=self.model.kind,
+            quantization=self.model.quantization,
+            preprocessing=self.preprocessing,
+            score=self.score,
+            extra=self.extra,
+        )
 
 
 class Bundle:

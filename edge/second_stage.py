@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from edge.bundle import Bundle
-from edge.detector import ClassifierDetector
+from edge.detector import make_detector
 from edge.errors import EdgeError
 from edge.preprocess import Preprocessor
 from edge.scoring import peak_box
@@ -59,7 +59,7 @@ class SecondStage:
                 "bundle (edge train classifier -> edge export -> edge calibrate)"
             )
         self.bundle = bundle
-        self.detector = ClassifierDetector.from_bundle(bundle, num_threads)
+        self.detector = make_detector(bundle, num_threads)
         self.threshold = bundle.threshold
         self.label = self.detector.label
         self.unknown_label = unknown_label

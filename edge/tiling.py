@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from edge.detection import Detection, Detector
 from edge.errors import EdgeError
 from edge.preprocess import Preprocessing, Preprocessor, Roi, crop_roi, to_color
 from edge.scoring import ScoreConfig, frame_scores, peak_box, smooth
@@ -295,16 +296,15 @@ class Tiler:
 class FrameScorer:
     """One frame -> its score and map, through a detector and a Tiler (one batched invoke per frame).
 
-    Autoencoder detectors (they carry a ScoreConfig as `.score`) are scored on the stitched map,
-    so the bundle's score definition applies to the whole frame. Other detectors (the crack
-    classifier) score each tile themselves; the frame takes the highest tile score.
+    Map-scored detectors (they carry a ScoreConfig as `.score`) are scored on the stitched map,
+    so the bundle's score definition applies to the whole frame. Detectors whose `.score` is None
+    (the crack classifier) score each tile themselves; the frame takes the highest tile score.
     """
 
-    def __init__(self, detector, tiler: Tiler, score: Optional[ScoreConfig] = None):
+    def __init__(self, detector: Detector, tiler: Tiler, score: Optional[ScoreConfig] = None):
         self.detector = detector
         self.tiler = tiler
-        own = getattr(detector, "score", None)
-        self.score_config = score or (own if isinstance(own, ScoreConfig) else None)
+        self.score_config = score or detector.score
         # Untouched frames (no tiling, no mask) keep the detector's own score: same numbers as
         # scoring a batch of prepared frames directly.
         self._plain = tiler.tiling is None and not tiler.masked
@@ -315,7 +315,7 @@ class FrameScorer:
     def score(self, frame: np.ndarray) -> Scored:
         return self.combine(self.detector.detect(self.tiler.tiles(frame)), frame.shape[:2])
 
-    def combine(self, detection, frame_hw: tuple[int, int]) -> Scored:
+    def combine(self, detection: Detection, frame_hw: tuple[int, int]) -> Scored:
         """A detection of this frame's tiles -> the frame's score and stitched map."""
         hw = frame_hw
         heat = self.tiler.stitch(detection.maps, hw)

@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 from cli_helpers import run_edge
 
+from edge.anomaly_map import AnomalyMapDetector
 from edge.bundle import load_bundle
 from edge.detector import AutoencoderDetector, make_detector
-from edge.features import AnomalyMapDetector
 from edge.imaging import list_images
 from edge.model import TFLiteModel
 from edge.preprocess import Preprocessing, Preprocessor
@@ -109,7 +109,7 @@ def test_latent_kmeans_run_exports_one_distance_model_with_device_parity(kmeans_
     card = json.loads(model.with_suffix(".json").read_text())
     assert card["kind"] == "anomaly_map" and card["score"]["kind"] == "mean"
 
-    # device parity: the int8 .tflite's score (through edge.features) vs float numpy on Keras latents
+    # device parity: the int8 .tflite's score (through edge.anomaly_map) vs float numpy on Keras latents
     frames = np.concatenate([_frames(synthetic_mvtec / "test" / "good"), _frames(synthetic_mvtec / "test" / "defect")])
     lite = AnomalyMapDetector(TFLiteModel(model, num_threads=1), ScoreConfig(kind="mean"))
     device = lite.detect(frames).scores

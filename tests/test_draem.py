@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from cli_helpers import run_edge
+from cli_helpers import run_edge, run_edge_in_process
 from synthetic import good_image
 
 pytest.importorskip("tensorflow")
@@ -71,10 +71,11 @@ def test_perlin_noise_is_smooth_and_bounded():
 
 @pytest.fixture(scope="module")
 def draem_bundle(synthetic_mvtec, tmp_path_factory):
-    """`edge train autoencoder --arch draem` → `edge export --quantize int8` → `edge calibrate`, all via the CLI."""
+    """`edge train autoencoder --arch draem` → `edge export --quantize int8` → `edge calibrate`, all via the CLI
+    (train and export in this process: no second TensorFlow import)."""
     work = tmp_path_factory.mktemp("draem")
     run = work / "run"
-    proc = _edge(
+    proc = run_edge_in_process(
         "train",
         "autoencoder",
         "--arch",
@@ -93,7 +94,7 @@ def draem_bundle(synthetic_mvtec, tmp_path_factory):
         "1",
     )
     assert proc.returncode == 0, proc.stderr
-    proc = _edge("export", run, "--quantize", "int8")
+    proc = run_edge_in_process("export", run, "--quantize", "int8")
     assert proc.returncode == 0, proc.stderr
     model = Path(proc.stdout.strip().splitlines()[-1])  # export prints the .tflite path last
     proc = _edge("calibrate", model, "--normal", synthetic_mvtec, "--out", work / "bundle")
@@ -104,9 +105,9 @@ def draem_bundle(synthetic_mvtec, tmp_path_factory):
 def test_cli_train_export_calibrate_then_detect(draem_bundle, synthetic_mvtec):
     import json
 
+    from edge.anomaly_map import AnomalyMapDetector
     from edge.bundle import load_bundle
     from edge.detector import make_detector
-    from edge.features import AnomalyMapDetector
     from edge.imaging import list_images, read_image
     from edge.model import TFLiteModel
     from edge.preprocess import Preprocessor

@@ -15,9 +15,9 @@ from cli_helpers import run_edge
 
 pytest.importorskip("tensorflow")
 
+from edge.anomaly_map import AnomalyMapDetector, upsample_maps  # noqa: E402
 from edge.bundle import load_bundle  # noqa: E402
 from edge.detector import make_detector  # noqa: E402
-from edge.features import AnomalyMapDetector, upsample_maps  # noqa: E402
 from edge.imaging import list_images, read_image  # noqa: E402
 from edge.model import TFLiteModel  # noqa: E402
 from edge.preprocess import Preprocessing, Preprocessor  # noqa: E402

@@ -107,12 +107,12 @@ def evaluate(bundle_path: Path, files: list[str], labels: np.ndarray) -> dict:
     from sklearn.metrics import confusion_matrix, precision_recall_fscore_support, roc_auc_score
 
     from edge.bundle import load_bundle
-    from edge.detector import ClassifierDetector
+    from edge.detector import make_detector
     from edge.imaging import read_image
     from edge.preprocess import Preprocessor
 
     bundle = load_bundle(bundle_path)
-    det = ClassifierDetector.from_bundle(bundle, num_threads=2)
+    det = make_detector(bundle, num_threads=2)
     prep = Preprocessor(bundle.manifest.preprocessing)
     probs = []
     for i in range(0, len(files), 64):
@@ -162,12 +162,12 @@ def crack_proxy(bgr: np.ndarray, kernel: int = 21, min_extent: int = 25) -> np.n
 def localisation(bundle_path: Path, files: list[str], labels: np.ndarray, out_png: Path) -> dict:
     from edge.bundle import load_bundle
     from edge.cam import peak_location
-    from edge.detector import ClassifierDetector
+    from edge.detector import make_detector
     from edge.imaging import read_image
     from edge.preprocess import Preprocessor
 
     bundle = load_bundle(bundle_path)
-    det = ClassifierDetector.from_bundle(bundle, num_threads=2)
+    det = make_detector(bundle, num_threads=2)
     prep = Preprocessor(bundle.manifest.preprocessing)
     pos = det.head.positive_index
     cell = det.head.stride or 1.0  # one CAM cell, in model pixels
@@ -244,7 +244,7 @@ def _example_grid(examples, path: Path) -> None:
 def timing(ae_model: Path, cls_bundle: Path, files: list[str], rounds: int = 5) -> dict:
     """Median ms per frame, decoded frame -> score + map, interleaved rounds (the CPU is shared)."""
     from edge.bundle import load_bundle, read_card
-    from edge.detector import AutoencoderDetector, ClassifierDetector
+    from edge.detector import AutoencoderDetector, make_detector
     from edge.imaging import read_image
     from edge.model import TFLiteModel
     from edge.preprocess import Preprocessor
@@ -256,7 +256,7 @@ def timing(ae_model: Path, cls_bundle: Path, files: list[str], rounds: int = 5) 
     for threads in (1, 2):
         ae = AutoencoderDetector(TFLiteModel(ae_model, num_threads=threads), card.score)
         ae_prep = Preprocessor(card.preprocessing)
-        cls = ClassifierDetector.from_bundle(bundle, num_threads=threads)
+        cls = make_detector(bundle, num_threads=threads)
         cls_prep = Preprocessor(bundle.manifest.preprocessing)
         paths = {
             "autoencoder": lambda f, d=ae, p=ae_prep: d.detect(p.prepare(f)[None]),

@@ -11,7 +11,7 @@ B. digits 1-9 are normal (80 % train, 20 % held out), digit 0 is the anomaly; no
    anomaly accuracy at a threshold set on the training scores (0.99 quantile), AUROC, and the
    anomaly accuracy at the tutorial's normal accuracy (0.868) for a like-for-like comparison.
 Models (--models): conv AE and dense AE (whole-image MSE, via edge.detector), and the latent k-means
-distance on either encoder (train/latent_kmeans.py: one int8 .tflite, via edge.features). Runs in
+distance on either encoder (train/latent_kmeans.py: one int8 .tflite, via edge.anomaly_map). Runs in
 --work are reused (delete a run folder to retrain).
 Data: MNIST test split (LeCun, Cortes, Burges). Writes benchmarks/results/quality_mnist.md.
 """
@@ -68,8 +68,8 @@ def train_and_score(
     score "mse": the reconstruction .tflite (AutoencoderDetector, whole-image MSE); "kmeans": K-means
     on the training latents, exported as the one-output distance .tflite (AnomalyMapDetector, "mean").
     """
+    from edge.anomaly_map import AnomalyMapDetector
     from edge.detector import AutoencoderDetector
-    from edge.features import AnomalyMapDetector
     from edge.model import TFLiteModel
     from edge.scoring import ScoreConfig
     from export.run import export_run

@@ -25,8 +25,8 @@ sys.path[:0] = [str(REPO / "tests"), str(REPO)]
 
 from synthetic import make_mvtec  # noqa: E402  (tests/synthetic.py: the suite's data)
 
+from edge.anomaly_map import AnomalyMapDetector  # noqa: E402
 from edge.bundle import read_card  # noqa: E402
-from edge.features import AnomalyMapDetector  # noqa: E402
 from edge.imaging import list_images, read_image  # noqa: E402
 from edge.model import TFLiteModel  # noqa: E402
 from edge.preprocess import Preprocessing, Preprocessor  # noqa: E402

@@ -1,4 +1,4 @@
-"""Device-side scoring of "anomaly_map" models: the .tflite outputs the anomaly map itself.
+"""Device side of model kind "anomaly_map": the .tflite outputs the anomaly map itself.
 
 The default model of `edge train autoencoder` (train/padim.py: EfficientNet-Lite0 features and a
 per-position Gaussian, all inside one int8 .tflite) ends in a coarse map of Mahalanobis distances,
@@ -13,7 +13,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from edge.detector import Detection, MapScoringDetector  # detector imports this module lazily
+from edge.detection import Detection, MapScoringDetector
 from edge.errors import EdgeError
 from edge.scoring import frame_scores
 
