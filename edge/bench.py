@@ -420,14 +420,16 @@ def bench_pipeline(
     The model input is prepared in the capture thread, as in `edge run`; `prepare_in_capture=False`
     prepares it on the inference loop (the benchmark suite compares the two).
     """
-    from edge.config import SinksConfig
+    from edge.app import attach_sinks, build_pipeline
+    from edge.config import RunConfig, SinksConfig
     from edge.metrics import Metrics, MetricsConfig
-    from edge.pipeline import Pipeline
-    from edge.sinks.factory import build_sinks
 
     quiet: Log = log or (lambda msg: None)
     out_dir.mkdir(parents=True, exist_ok=True)
-    built = build_sinks(SinksConfig(stdout=False), out_dir, out_dir / "state")
+    # edge run's default sinks, minus stdout, under out_dir
+    config = RunConfig(bundle=bundle.path, out=out_dir, threads=threads, sinks=SinksConfig(stdout=False))
+    if geometry is not None:
+        config.geometry = geometry
     metrics = Metrics(MetricsConfig(every_seconds=0), log=quiet, window=frames + 16)
     total = frames + WARMUP_FRAMES
     stamps = np.zeros(total, np.float64)
@@ -448,18 +450,9 @@ def bench_pipeline(
 
     rss_window = reset_peak_rss()
 
+    pipeline = build_pipeline(config, quiet, bundle=bundle, metrics=metrics, prepare_in_capture=prepare_in_capture)
+    built = attach_sinks(config, pipeline)
     try:
-        pipeline = Pipeline(
-            bundle,
-            list(built.group),
-            built.snapshots,
-            None,
-            threads,
-            geometry=geometry,
-            metrics=metrics,
-            log=quiet,
-            prepare_in_capture=prepare_in_capture,
-        )
         warm = spec.first_frame()
         for _ in range(3):  # interpreter and buffers warm, as after the first seconds of a run
             pipeline.scorer.score(warm)

@@ -26,10 +26,12 @@ from edge.annotate import annotate
 from edge.bundle import Bundle
 from edge.capture import Frame
 from edge.decide import Decider, Decision, DecisionConfig, PartTrigger
+from edge.detection import Detector
 from edge.detector import make_detector
 from edge.messages import Log
 from edge.metrics import Metrics, MetricsConfig
 from edge.preprocess import Preprocessor
+from edge.second_stage import SecondStage, tile_around
 from edge.sinks.base import Sink
 from edge.sources import FrameSource
 from edge.tiling import FrameScorer, GeometryConfig, Scored, Tiler
@@ -177,13 +179,13 @@ class Pipeline:
         geometry: Optional[GeometryConfig] = None,
         metrics: Optional[Metrics] = None,
         log: Optional[Log] = None,
-        detector=None,
-        classifier=None,
+        detector: Optional[Detector] = None,
+        second_stage: Optional[SecondStage] = None,
         prepare_in_capture: bool = True,
     ):
         self.bundle = bundle
-        # Optional second stage (edge.second_stage.SecondStage): names what the first one flagged.
-        self.second_stage = classifier
+        # Optional: a classifier bundle that names what this one flagged (`--classifier`, edge.second_stage).
+        self.second_stage = second_stage
         self.log: Log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
         self.geometry, mask_base = resolve_geometry(bundle, geometry, self.log)
         self.tiler = Tiler(bundle.manifest.preprocessing, self.geometry, base=mask_base)
@@ -202,7 +204,7 @@ class Pipeline:
         self.attach(sinks, snapshots)
         self.metrics = metrics or Metrics(MetricsConfig(every_seconds=0), log=self.log)
         self.metrics.threshold = bundle.threshold
-        self.label = getattr(self.detector, "label", "anomaly")
+        self.label = self.detector.label
         self._stop = False
         self._stopped_by_signal = False
 
@@ -365,7 +367,7 @@ class Pipeline:
         self._emit(alert, self._immediate)
         drawn, caption = None, self.label
         if self.second_stage is not None:
-            alert.label, drawn, caption, alert.box = self._second_opinion(image, hw, box, extra)
+            alert.label, drawn, caption, alert.box = self._second_stage_verdict(image, hw, box, extra)
             box = alert.box
         if self.snapshots is not None:
             try:
@@ -390,14 +392,12 @@ class Pipeline:
                     f"on alert {alert.id[:8]}: {type(exc).__name__}: {exc}"
                 )
 
-    def _second_opinion(self, image, hw, box, extra: dict):
+    def _second_stage_verdict(self, image, hw, box, extra: dict):
         """Classify the flagged frame (or the tile around the anomaly): (label, map to draw, caption, box).
 
         A crack gets its class activation map drawn and its box; anything else is "unknown
         anomaly" with the reconstruction-error map. A failing classifier never costs the alert.
         """
-        from edge.second_stage import tile_around
-
         stage = self.second_stage
         try:
             region = None

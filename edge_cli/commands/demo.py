@@ -8,8 +8,9 @@ from pathlib import Path
 import typer
 
 import edge
+from edge.app import run_with_default_sinks
 from edge.imaging import list_images
-from edge_cli.commands.run import inspect
+from edge.sources import SourceConfig
 
 DEMO_DIR = Path(edge.__file__).resolve().parent / "demo"  # package data of the device package
 
@@ -38,7 +39,7 @@ def register(app: typer.Typer) -> None:
         images = DEMO_DIR / "images"
         events = out / "events.jsonl"
         before = len(events.read_text(encoding="utf-8").splitlines()) if events.is_file() else 0
-        summary = inspect(DEMO_DIR / "bundle", None, None, str(images), out)
+        summary = run_with_default_sinks(DEMO_DIR / "bundle", SourceConfig(images=str(images)), out)
 
         flagged = _new_alert_sources(events, before)
         names = [p.name for p in list_images(images)]

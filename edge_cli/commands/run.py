@@ -1,141 +1,24 @@
 """`edge run`: inspect frames from a camera, video or image folder with a bundle.
 
 Settings come from a YAML config (`--config`, see edge/config.py and deploy/edge.example.yaml);
-command-line options override the file.
+command-line options override the file. This module only turns the flags into a RunConfig;
+edge/app.py assembles and runs the device loop from it.
 """
 
 from __future__ import annotations
 
-import json
-import signal
-import sys
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from edge.bundle import load_bundle
+from edge.app import run_device
 from edge.config import MqttConfig, RunConfig, WebhookConfig, load_config
 from edge.decide import DecisionConfig
 from edge.errors import EdgeError
-from edge.metrics import Metrics
-from edge.model import interpreter_backend
-from edge.pipeline import Pipeline, RunSummary
-from edge.sinks.factory import build_sinks
-from edge.sources import open_source, source_from_options
+from edge.sources import source_from_options
 from edge.tiling import geometry_with_options
 from edge_cli import options
-
-
-def inspect(
-    bundle_path: Path,
-    camera: Optional[str],
-    video: Optional[str],
-    images: Optional[str],
-    out: Path,
-    max_frames: Optional[int] = None,
-    threads: Optional[int] = None,
-    decision: Optional[DecisionConfig] = None,
-    quiet: bool = False,
-) -> RunSummary:
-    """A run with the default sinks (stdout, events.jsonl, events.db, snapshots/) under `out`."""
-    config = RunConfig(bundle=bundle_path, out=out, threads=threads)
-    config.source = source_from_options(camera=camera, video=video, images=images)
-    if decision is not None:
-        config.decision = decision
-    return run_config(config, max_frames=max_frames, quiet=quiet)
-
-
-def _pipeline(config: RunConfig, log) -> Pipeline:
-    """The bundle, the optional second stage and the pipeline, with no outputs yet: every input checked."""
-    if config.bundle is None:
-        raise EdgeError("no bundle: give --bundle DIR or `bundle:` in the config file")
-    if config.source is None:
-        raise EdgeError(
-            "no source: give --camera N, --video FILE or --images DIR, or a `source:` section in the config file"
-        )
-    bundle = load_bundle(config.bundle)
-    second = None
-    if config.classifier is not None:
-        from edge.second_stage import SecondStage
-
-        second = SecondStage(load_bundle(config.classifier), config.threads)
-    return Pipeline(
-        bundle,
-        [],
-        None,
-        config.decision,
-        config.threads,
-        geometry=config.geometry if config.geometry.model_fields_set else None,
-        metrics=Metrics(config.metrics, log=log),
-        log=log,
-        classifier=second,
-    )
-
-
-def _describe(pipeline: Pipeline, source, built, port: Optional[int], config: RunConfig, log) -> None:
-    bundle, second, m = pipeline.bundle, pipeline.second_stage, pipeline.bundle.manifest
-    backend, _ = interpreter_backend()
-    log(
-        f"edge run: {source.name} with {bundle.path} ({m.model.kind}, {m.model.quantization}, "
-        f"score {m.score.describe()}, threshold {m.threshold.value:.6g} by {m.threshold.method}); "
-        f"interpreter: {backend}"
-    )
-    if second is not None:
-        log(
-            f"second stage: {second.bundle.path} labels alerts {second.label!r} when its probability > "
-            f"{second.threshold:.4g}, else {second.unknown_label!r}"
-        )
-    log("alerts to: " + ("; ".join(built.described) if built.described else "nowhere (all sinks off)"))
-    if port is not None:
-        log(f"prometheus metrics on http://{config.metrics.prometheus_host}:{port}/metrics")
-
-
-def run_config(
-    config: RunConfig, max_frames: Optional[int] = None, quiet: bool = False, duration: Optional[float] = None
-) -> RunSummary:
-    """Run the device loop as `config` says, until the source ends, a limit, or SIGINT/SIGTERM."""
-    log = (lambda *a: None) if quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
-    pipeline = _pipeline(config, log)
-    metrics = pipeline.metrics
-    # The source opens before any output is made: a wrong path or a missing camera leaves no OUT/
-    # behind. A required broker that is down is found next, and the source closed again.
-    source = open_source(config=config.source)
-    built = None
-    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        port = metrics.serve()
-        built = build_sinks(config.sinks, config.out, config.state_dir)
-        # The sinks are handed over one by one: the pipeline logs and counts a sink that raises.
-        pipeline.attach(list(built.group), built.snapshots)
-        _describe(pipeline, source, built, port, config, log)
-
-        def _stop(signum, _frame):
-            log("stopping (signal received) …")
-            pipeline.stop()
-
-        for sig in previous:
-            signal.signal(sig, _stop)
-        summary = pipeline.run(source, max_frames=max_frames, duration=duration)
-    finally:
-        try:
-            source.close()
-            metrics.close()
-        finally:
-            # Flushes files, and gives network sinks a bounded time to deliver what is queued.
-            if built is not None:
-                built.close()
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-    log(
-        f"done: {summary.frames} frames, {summary.alerts} alerts, {summary.skipped} unreadable skipped, "
-        f"{summary.fps:.1f} fps ({summary.stopped_by or 'finished'})"
-    )
-    log("summary " + json.dumps(summary.to_dict()))
-    if summary.stopped_by == "source lost":
-        # Non-zero exit, so a supervisor (systemd Restart=on-failure) starts us again.
-        raise EdgeError(f"{summary.error}; check the camera or stream (watchdog.max_reopens in the config)")
-    return summary
 
 
 def _mqtt_from_flag(value: str, current: Optional[MqttConfig]) -> MqttConfig:
@@ -334,4 +217,4 @@ file, line and key. Ctrl-C or SIGTERM stops cleanly.
             cfg.sinks.webhook = _flag_model(
                 "--webhook", lambda: WebhookConfig.model_validate({**current, "url": webhook})
             )
-        run_config(cfg, max_frames=max_frames, duration=duration)
+        run_device(cfg, max_frames=max_frames, duration=duration)
