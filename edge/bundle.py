@@ -13,11 +13,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
 from edge import __version__
 from edge.errors import EdgeError
 from edge.preprocess import Preprocessing
+from edge.schema import StrictModel, first_problem
 from edge.scoring import ScoreConfig
 from edge.tiling import GeometryConfig
 
@@ -28,8 +29,7 @@ Quantization = Literal["int8", "float16", "dynamic", "float32"]
 ModelKind = Literal["autoencoder", "classifier", "anomaly_map"]
 
 
-class TensorSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class TensorSpec(StrictModel):
     name: str = ""
     shape: list[int]
     dtype: str
@@ -37,8 +37,7 @@ class TensorSpec(BaseModel):
     zero_point: int = 0
 
 
-class ModelInfo(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ModelInfo(StrictModel):
     file: str
     sha256: str
     kind: ModelKind = "autoencoder"
@@ -47,14 +46,12 @@ class ModelInfo(BaseModel):
     outputs: list[TensorSpec]
 
 
-class Threshold(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class Threshold(StrictModel):
     value: float
     method: str
 
 
-class ScoreStats(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ScoreStats(StrictModel):
     count: int
     mean: float
     std: float
@@ -63,10 +60,9 @@ class ScoreStats(BaseModel):
     quantiles: dict[str, float] = Field(default_factory=dict)
 
 
-class Manifest(BaseModel):
+class Manifest(StrictModel):
     """bundle.json. Unknown keys are refused so a typo never silently changes behaviour."""
 
-    model_config = ConfigDict(extra="forbid")
     schema_version: int = SCHEMA_VERSION
     created: str = Field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
     edge_inspect_version: str = __version__
@@ -116,12 +112,6 @@ def sha256_file(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def _first_error(exc: ValidationError) -> str:
-    err = exc.errors()[0]
-    where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-    return f"{where}: {err['msg']}"
-
-
 def load_bundle(path: str | Path, verify: bool = True) -> Bundle:
     """Read and check a bundle folder (or its bundle.json)."""
     path = Path(path)
@@ -145,7 +135,7 @@ def load_bundle(path: str | Path, verify: bool = True) -> Bundle:
     try:
         manifest = Manifest.model_validate(raw)
     except ValidationError as exc:
-        raise EdgeError(f"{manifest_path} is invalid: {_first_error(exc)}") from None
+        raise EdgeError(f"{manifest_path} is invalid: {first_problem(exc, with_key=True)}") from None
     bundle = Bundle(path, manifest)
     if verify:
         if not bundle.model_path.is_file():
@@ -184,10 +174,9 @@ def write_bundle(out_dir: str | Path, manifest: Manifest, model_file: str | Path
     return Bundle(out_dir, manifest)
 
 
-class ModelCard(BaseModel):
+class ModelCard(StrictModel):
     """Sidecar `<model>.json` written by `edge export`: what calibration needs to know of a model."""
 
-    model_config = ConfigDict(extra="forbid")
     kind: ModelKind = "autoencoder"
     quantization: Quantization
     preprocessing: Preprocessing
@@ -216,4 +205,4 @@ def read_card(model_path: str | Path) -> ModelCard:
     try:
         return ModelCard.model_validate_json(path.read_text())
     except ValidationError as exc:
-        raise EdgeError(f"{path} is invalid: {_first_error(exc)}") from None
+        raise EdgeError(f"{path} is invalid: {first_problem(exc, with_key=True)}") from None

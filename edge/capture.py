@@ -26,17 +26,17 @@ from dataclasses import dataclass
 from typing import Any, Callable, Literal, Optional, Protocol
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from edge.errors import EdgeError
 from edge.messages import Log
 from edge.messages import to_stderr as _stderr
+from edge.schema import StrictModel
 
 
-class WatchdogConfig(BaseModel):
+class WatchdogConfig(StrictModel):
     """How a live source is kept alive: reopen when it stops delivering, with exponential backoff."""
 
-    model_config = ConfigDict(extra="forbid")
     # No frame for this long (read() blocked, stream stalled) -> abandon the capture and reopen it.
     stall_seconds: float = Field(5.0, gt=0, description="reopen a source whose read() has blocked this long")
     # Handed to OpenCV (CAP_PROP_OPEN_TIMEOUT_MSEC / CAP_PROP_READ_TIMEOUT_MSEC) so network streams

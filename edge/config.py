@@ -24,19 +24,16 @@ from pathlib import Path
 from typing import Any, Optional, Union, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from edge.decide import DecisionConfig
 from edge.errors import EdgeError
 from edge.metrics import MetricsConfig
+from edge.schema import StrictModel
 from edge.sources import SourceConfig
 from edge.tiling import GeometryConfig
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 def _check_env_name(name: Optional[str]) -> Optional[str]:
@@ -47,18 +44,18 @@ def _check_env_name(name: Optional[str]) -> Optional[str]:
     return name
 
 
-class JsonlConfig(_Strict):
+class JsonlConfig(StrictModel):
     path: str = Field("events.jsonl", description="relative to out")
     max_mb: float = Field(50.0, ge=0, description="rotate when the file would pass this size; 0: never rotate")
     keep: int = Field(5, ge=0, description="rotated files kept (events.jsonl.1 ... .N)")
     fsync: bool = Field(True, description="fsync after every alert (survives a power cut)")
 
 
-class SqliteConfig(_Strict):
+class SqliteConfig(StrictModel):
     path: str = Field("events.db", description="relative to out; query it with `edge events --db`")
 
 
-class SnapshotsConfig(_Strict):
+class SnapshotsConfig(StrictModel):
     dir: str = Field("snapshots", description="relative to out")
     max_count: Optional[int] = Field(
         10000, ge=1, description="keep the snapshots of at most this many alerts; null: no limit"
@@ -67,7 +64,7 @@ class SnapshotsConfig(_Strict):
     annotated: bool = Field(True, description="also save the frame with the error heatmap and box")
 
 
-class _Delivery(_Strict):
+class _Delivery(StrictModel):
     """Outbox and retry settings shared by the network sinks."""
 
     outbox_max: int = Field(
@@ -101,7 +98,7 @@ class WebhookConfig(_Delivery):
         return v
 
 
-class TlsConfig(_Strict):
+class TlsConfig(StrictModel):
     ca: Optional[str] = Field(None, description="CA certificate file that signed the broker's certificate")
     cert: Optional[str] = Field(None, description="client certificate (mutual TLS)")
     key: Optional[str] = Field(None, description="client private key (mutual TLS)")
@@ -148,7 +145,7 @@ class MqttConfig(_Delivery):
         return self.port or (8883 if self.tls is not None else 1883)
 
 
-class GpioConfig(_Strict):
+class GpioConfig(StrictModel):
     pin: int = Field(..., ge=0, le=53, description="BCM pin number (GPIO17 = 17), not the header pin")
     pulse_ms: int = Field(200, ge=1, le=60000, description="how long the output stays active per alert")
     active_high: bool = Field(True, description="false for relay boards that switch on a low level")
@@ -157,7 +154,7 @@ class GpioConfig(_Strict):
 _SWITCHABLE = {"jsonl": JsonlConfig, "sqlite": SqliteConfig, "snapshots": SnapshotsConfig}
 
 
-class SinksConfig(_Strict):
+class SinksConfig(StrictModel):
     stdout: bool = Field(True, description="one JSON line per alert on stdout")
     jsonl: Optional[JsonlConfig] = Field(default_factory=JsonlConfig, description="false: off")
     sqlite: Optional[SqliteConfig] = Field(default_factory=SqliteConfig, description="false: off")
@@ -178,7 +175,7 @@ class SinksConfig(_Strict):
         return v
 
 
-class RunConfig(_Strict):
+class RunConfig(StrictModel):
     bundle: Optional[Path] = Field(None, description="bundle folder made by `edge calibrate`")
     classifier: Optional[Path] = Field(
         None, description="optional classifier bundle: names what the first bundle flags (crack / unknown anomaly)"

@@ -14,7 +14,9 @@ from typing import Any, Callable, Literal, Optional
 
 import cv2
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from edge.schema import StrictModel
 
 
 def flagged(score, threshold: float):
@@ -26,14 +28,13 @@ def flagged(score, threshold: float):
     return np.greater(score, threshold)
 
 
-class PartTriggerConfig(BaseModel):
+class PartTriggerConfig(StrictModel):
     """Presence of a part in the ROI: mean absolute difference to a learned empty background.
 
     Differences are in grey levels (0-255) on a small grey copy of the ROI. Hysteresis (enter >
     leave, and `leave_frames` quiet frames) keeps a part from flickering in and out.
     """
 
-    model_config = ConfigDict(extra="forbid")
     enter: float = Field(12.0, gt=0, description="mean abs difference to the background at which a part is present")
     leave: float = Field(6.0, ge=0, description="below this the part is leaving (hysteresis: leave < enter)")
     leave_frames: int = Field(3, ge=1, description="frames below `leave` before the part counts as gone")
@@ -52,8 +53,7 @@ class PartTriggerConfig(BaseModel):
         return self
 
 
-class DecisionConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class DecisionConfig(StrictModel):
     # Alert when at least `votes` of the last `window` frames are over threshold.
     votes: int = Field(1, ge=1)
     window: int = Field(1, ge=1)

@@ -14,21 +14,21 @@ http://127.0.0.1:PORT/metrics (prometheus-client, part of the `edge` extra).
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 from typing import Callable, Optional
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from edge.errors import EdgeError
+from edge.messages import to_stderr
+from edge.schema import StrictModel
 
 STAGES = ("preprocess", "model", "score", "decide", "alert", "total")
 
 
-class MetricsConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class MetricsConfig(StrictModel):
     every_seconds: float = Field(60.0, ge=0, description="metrics line on stderr every N seconds; 0: off")
     prometheus_port: int | None = Field(None, ge=0, le=65535, description="serve /metrics on this port; None: off")
     # Loopback by default: exposing it on the plant network is a decision, not an accident.
@@ -53,7 +53,7 @@ class Metrics:
         clock: Callable[[], float] = time.monotonic,
     ):
         self.config = config or MetricsConfig()
-        self._log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+        self._log = log or to_stderr
         self._clock = clock
         self._window = window
         self._lat = {s: np.zeros(window, np.float64) for s in STAGES}

@@ -9,7 +9,6 @@ of the next frame overlaps the model of this one.
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 from collections import deque
@@ -28,7 +27,7 @@ from edge.capture import Frame
 from edge.decide import Decider, Decision, DecisionConfig, PartTrigger
 from edge.detection import Detector
 from edge.detector import make_detector
-from edge.messages import Log
+from edge.messages import Log, to_stderr
 from edge.metrics import Metrics, MetricsConfig
 from edge.preprocess import Preprocessor
 from edge.second_stage import SecondStage, tile_around
@@ -186,7 +185,7 @@ class Pipeline:
         self.bundle = bundle
         # Optional: a classifier bundle that names what this one flagged (`--classifier`, edge.second_stage).
         self.second_stage = second_stage
-        self.log: Log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+        self.log: Log = log or to_stderr
         self.geometry, mask_base = resolve_geometry(bundle, geometry, self.log)
         self.tiler = Tiler(bundle.manifest.preprocessing, self.geometry, base=mask_base)
         # The capture thread's own Tiler (its buffers and layout cache are not shared across

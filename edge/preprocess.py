@@ -11,9 +11,10 @@ from typing import Annotated, Literal, Optional
 
 import cv2
 import numpy as np
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, Field
 
 from edge.errors import EdgeError
+from edge.schema import StrictModel
 
 Color = Literal["grey", "rgb"]
 
@@ -28,10 +29,8 @@ def _check_roi(roi: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
 Roi = Annotated[tuple[int, int, int, int], AfterValidator(_check_roi)]
 
 
-class Preprocessing(BaseModel):
+class Preprocessing(StrictModel):
     """Stored in every bundle: how a frame becomes a model input."""
-
-    model_config = ConfigDict(extra="forbid")
 
     width: int = Field(gt=0)
     height: int = Field(gt=0)

@@ -10,12 +10,12 @@ from typing import Literal
 
 import cv2
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from edge.schema import StrictModel
 
 
-class ScoreConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ScoreConfig(StrictModel):
     # mean: the tutorials' whole-image MSE; max_blur: max of the Gaussian-smoothed error map
     # (small defects); topk_mean: mean of the worst `topk` fraction of pixels.
     kind: Literal["mean", "max_blur", "topk_mean"] = "mean"

@@ -25,11 +25,12 @@ from typing import Callable, Iterator, Literal, Optional, Protocol, Union
 
 import cv2
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from edge.capture import Backend, Capture, Frame, Log, WatchdogConfig
 from edge.errors import EdgeError
 from edge.imaging import list_images, read_image
+from edge.schema import StrictModel, one_line_errors
 
 __all__ = ["Frame", "FrameSource", "Source", "SourceConfig", "WatchdogConfig", "open_source", "source_from_options"]
 
@@ -37,10 +38,9 @@ SourceKind = Literal["camera", "video", "images", "url", "gstreamer", "picamera2
 _KINDS: tuple[str, ...] = ("camera", "video", "images", "url", "gstreamer", "picamera2")
 
 
-class SourceConfig(BaseModel):
+class SourceConfig(StrictModel):
     """Where frames come from: exactly one of camera, video, images, url, gstreamer, picamera2."""
 
-    model_config = ConfigDict(extra="forbid")
     camera: Optional[Union[int, str]] = Field(
         None,
         description="camera index (0) or device path, e.g. /dev/v4l/by-id/usb-...-video-index0 (stable across replugs)",
@@ -382,9 +382,5 @@ def source_from_options(base: Optional[SourceConfig] = None, **options) -> Sourc
         for k in _KINDS:
             data.pop(k, None)
     data.update(given)
-    try:
+    with one_line_errors("bad source options"):
         return SourceConfig.model_validate(data)
-    except ValueError as exc:
-        errors = getattr(exc, "errors", None)
-        msg = errors()[0]["msg"] if errors else str(exc)
-        raise EdgeError(f"bad source options: {msg.removeprefix('Value error, ')}") from None

@@ -15,18 +15,18 @@ from typing import Optional
 
 import cv2
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 from edge.detection import Detection, Detector
 from edge.errors import EdgeError
 from edge.preprocess import Preprocessing, Preprocessor, Roi, crop_roi, to_color
+from edge.schema import StrictModel, one_line_errors
 from edge.scoring import ScoreConfig, frame_scores, peak_box, smooth
 
 
-class TilingConfig(BaseModel):
+class TilingConfig(StrictModel):
     """Cut the (ROI of the) frame into overlapping tiles instead of resizing it to the model input."""
 
-    model_config = ConfigDict(extra="forbid")
     # Tile size in frame pixels; each tile is resized to the model input. None: the model input
     # size itself, i.e. tiles at the camera's native resolution (no down-scaling at all).
     tile: Optional[tuple[int, int]] = Field(
@@ -42,10 +42,9 @@ class TilingConfig(BaseModel):
         return tile
 
 
-class GeometryConfig(BaseModel):
+class GeometryConfig(StrictModel):
     """Which part of the frame is inspected, and how it is fed to the model."""
 
-    model_config = ConfigDict(extra="forbid")
     # x, y, w, h in frame pixels. When set it replaces the bundle's preprocessing.roi (the one it
     # was calibrated with): change it only when the camera moved, not to change what is inspected.
     roi: Optional[Roi] = Field(None, description="x,y,w,h in frame pixels; overrides the bundle's roi")
@@ -377,9 +376,5 @@ def geometry_with_options(
         if overlap is not None:
             tiling["overlap"] = overlap
         data["tiling"] = tiling
-    try:
+    with one_line_errors("bad geometry options"):
         return GeometryConfig.model_validate(data)
-    except ValueError as exc:
-        errors = getattr(exc, "errors", None)
-        msg = errors()[0]["msg"] if errors else str(exc)
-        raise EdgeError(f"bad geometry options: {msg.removeprefix('Value error, ')}") from None

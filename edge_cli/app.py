@@ -13,6 +13,7 @@ import typer
 from typer.core import TyperCommand, TyperGroup
 
 from edge.errors import EdgeError
+from edge.messages import to_stderr
 
 
 def _plain_params(params: list) -> list:
@@ -76,5 +77,5 @@ def main(argv: list[str] | None = None) -> None:
     try:
         app(args=argv)
     except EdgeError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        to_stderr(f"error: {exc}")
         sys.exit(exc.exit_code)

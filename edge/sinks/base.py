@@ -3,12 +3,12 @@ one-line, rate-limited problem log every sink uses."""
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 from typing import Iterable, Protocol
 
 from edge.alert import Alert
+from edge.messages import to_stderr
 
 
 class Sink(Protocol):
@@ -41,7 +41,7 @@ def problem(message: str, key: str | None = None, every_s: float | None = None) 
             if held:
                 message += f" ({held} similar messages suppressed)"
         try:
-            print(f"edge: {message}", file=sys.stderr, flush=True)
+            to_stderr(f"edge: {message}")
         except (OSError, ValueError):
             pass  # stderr gone (closed pipe): nothing sensible left to do
 

@@ -11,6 +11,7 @@ from typing import Optional
 import typer
 
 from edge.errors import EdgeError
+from edge.messages import to_stderr
 
 
 def _ms(stats: dict, keys=("p50", "p95", "p99")) -> str:
@@ -194,7 +195,7 @@ model size. Never loads TensorFlow. On a machine shared with other work, use --r
             geometry=geometry,
             profile=profile,
         )
-        log = (lambda msg: None) if quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
+        log = (lambda msg: None) if quiet else to_stderr
         result = run_bench(b, config, out_dir=out, log=log)
         result["command"] = "edge " + " ".join(shlex.quote(a) for a in sys.argv[1:])
         if json_path is not None and str(json_path) == "-":

@@ -10,6 +10,7 @@ import typer
 import edge
 from edge.app import run_with_default_sinks
 from edge.imaging import list_images
+from edge.messages import to_stderr
 from edge.sources import SourceConfig
 
 DEMO_DIR = Path(edge.__file__).resolve().parent / "demo"  # package data of the device package
@@ -45,15 +46,15 @@ def register(app: typer.Typer) -> None:
         names = [p.name for p in list_images(images)]
         good = [n for n in names if n.startswith("good_")]
         bad = [n for n in names if not n.startswith("good_")]
-        echo = lambda msg: typer.echo(msg, err=True)  # noqa: E731  stdout stays JSON lines only
-        echo("")
+        # the verdicts go to stderr: stdout stays JSON lines only
+        to_stderr("")
         for name in names:
             verdict = "ALERT" if name in flagged else "ok"
             truth = "good" if name in good else "defective"
-            echo(f"  {verdict:5}  {truth:9}  {name}")
-        echo(
+            to_stderr(f"  {verdict:5}  {truth:9}  {name}")
+        to_stderr(
             f"demo: {summary.frames} images, {summary.alerts} alerts: "
             f"{len(flagged & set(bad))} of {len(bad)} defective samples flagged, "
             f"{len(flagged & set(good))} of {len(good)} good ones."
         )
-        echo(f"events: {events}; snapshots (raw + error heatmap): {out / 'snapshots'}")
+        to_stderr(f"events: {events}; snapshots (raw + error heatmap): {out / 'snapshots'}")

@@ -16,6 +16,7 @@ from edge.app import run_device
 from edge.config import MqttConfig, RunConfig, WebhookConfig, load_config
 from edge.decide import DecisionConfig
 from edge.errors import EdgeError
+from edge.schema import one_line_errors
 from edge.sources import source_from_options
 from edge.tiling import geometry_with_options
 from edge_cli import options
@@ -33,12 +34,8 @@ def _mqtt_from_flag(value: str, current: Optional[MqttConfig]) -> MqttConfig:
 
 
 def _flag_model(flag: str, make):
-    try:
+    with one_line_errors(flag):
         return make()
-    except ValueError as exc:
-        errors = getattr(exc, "errors", None)
-        msg = errors()[0]["msg"] if errors else str(exc)
-        raise EdgeError(f"{flag}: {msg.removeprefix('Value error, ')}") from None
 
 
 def register(app: typer.Typer) -> None:
