@@ -17,7 +17,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Optional
 
-import cv2
 import numpy as np
 
 from edge.alert import Alert
@@ -29,7 +28,6 @@ from edge.detection import Detector
 from edge.detector import make_detector
 from edge.messages import Log, to_stderr
 from edge.metrics import Metrics, MetricsConfig
-from edge.preprocess import Preprocessor
 from edge.second_stage import SecondStage, tile_around
 from edge.sinks.base import Sink
 from edge.sources import FrameSource
@@ -80,23 +78,6 @@ class RunSummary:
         if self.error:
             d["error"] = self.error
         return d
-
-
-class SnapshotWriter:
-    """Raw frame and annotated frame for each alert, as PNG (no retention: see edge.sinks.snapshots)."""
-
-    def __init__(self, folder: str | Path):
-        self.folder = Path(folder)
-        self.folder.mkdir(parents=True, exist_ok=True)
-
-    def write(self, alert: Alert, frame: np.ndarray, annotated: np.ndarray) -> None:
-        stem = f"{alert.time[:19].replace(':', '').replace('-', '')}_{alert.frame_index:06d}_{alert.id[:8]}"
-        raw_path = self.folder / f"{stem}_raw.png"
-        ann_path = self.folder / f"{stem}_annotated.png"
-        if cv2.imwrite(str(raw_path), frame):
-            alert.snapshot = str(raw_path)
-        if cv2.imwrite(str(ann_path), annotated):
-            alert.annotated = str(ann_path)
 
 
 def resolve_geometry(
@@ -189,12 +170,12 @@ class Pipeline:
         self.geometry, mask_base = resolve_geometry(bundle, geometry, self.log)
         self.tiler = Tiler(bundle.manifest.preprocessing, self.geometry, base=mask_base)
         # The capture thread's own Tiler (its buffers and layout cache are not shared across
-        # threads): it prepares the model input of the next frame while this loop runs the model.
-        self._capture_tiler = Tiler(bundle.manifest.preprocessing, self.geometry, base=mask_base)
+        # threads), made when a source with a capture thread is run: it prepares the model input
+        # of the next frame while this loop runs the model.
+        self._capture_tiler: Optional[Tiler] = None
         self._capture_lock = threading.Lock()
         self._copy_tiles = self.tiler.tiling is not None  # tiles come in a reused buffer
         self.prepare_in_capture = prepare_in_capture  # False: all on the loop (benchmarks compare)
-        self.preprocessor = Preprocessor(self.tiler.preprocessing)
         self.detector = detector or make_detector(bundle, num_threads)
         self.scorer = FrameScorer(self.detector, self.tiler)
         self.decision = decision or DecisionConfig()
@@ -241,6 +222,8 @@ class Pipeline:
         capture = getattr(source, "capture", None)
         set_prepare = getattr(capture, "set_prepare", None) if self.prepare_in_capture else None
         if set_prepare is not None:
+            if self._capture_tiler is None:
+                self._capture_tiler = self.tiler.twin()
             set_prepare(self._prepare_in_capture, self)
         poll = getattr(source, "poll", None)
         iterator = None if poll is not None else source.frames()
@@ -292,7 +275,7 @@ class Pipeline:
     def _prepare_in_capture(self, image: np.ndarray) -> np.ndarray:
         """Model input for one frame, run by the capture thread (see Capture.set_prepare)."""
         with self._capture_lock:  # a reader abandoned by the watchdog could overlap its successor
-            batch = self._capture_tiler.tiles(image)
+            batch = self._capture_tiler.tiles(image)  # type: ignore[union-attr]  # made before set_prepare
             return batch.copy() if self._copy_tiles else batch
 
     def _process(self, frame: Frame, summary: RunSummary, on_frame) -> None:

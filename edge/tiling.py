@@ -145,6 +145,10 @@ class Tiler:
         self._maps: dict[tuple[int, int], np.ndarray] = {}
         self._interp = cv2.INTER_AREA if preprocessing.interpolation == "area" else cv2.INTER_LINEAR
 
+    def twin(self) -> "Tiler":
+        """A Tiler with the same settings and mask but buffers of its own (for another thread)."""
+        return Tiler(self.preprocessing, self.geometry, mask=self._mask_image)
+
     @property
     def roi(self) -> Optional[tuple[int, int, int, int]]:
         return self.preprocessing.roi
@@ -323,10 +327,6 @@ class FrameScorer:
         else:
             value = self.tiler.score(heat, self.score_config, hw)
         return Scored(value, heat)
-
-    def score_many(self, frames: list[np.ndarray]) -> list[float]:
-        """Scores of many frames (calibration). Maps are not kept."""
-        return [self.score(f).score for f in frames]
 
 
 def parse_roi(text: str) -> tuple[int, int, int, int]:

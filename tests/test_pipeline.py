@@ -29,8 +29,9 @@ from edge.capture import Frame
 from edge.decide import DecisionConfig, PartTriggerConfig
 from edge.detector import Detection
 from edge.metrics import Metrics, MetricsConfig
-from edge.pipeline import Pipeline, SnapshotWriter
+from edge.pipeline import Pipeline
 from edge.scoring import ScoreConfig
+from edge.sinks.snapshots import SnapshotStore as SnapshotWriter  # the snapshot folder edge run writes
 from edge.sources import SourceConfig, WatchdogConfig, open_source
 from edge.tiling import GeometryConfig, TilingConfig
 
