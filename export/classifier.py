@@ -24,7 +24,14 @@ from edge.messages import Log
 from edge.messages import to_stderr as _stderr
 from edge.preprocess import Preprocessing, to_unit_float
 from edge.scoring import ScoreConfig
+from export.convert import convert_keras, export_target
+from export.representative import int8_representative
+from train.classifier import cam_head, two_output_model
+from train.data import frames_from_files
+from train.runinfo import MODEL_FILE, load_keras_run_model, read_run
+from train.tfenv import native_output_captured
 
+CARD_KIND = "classifier"  # the device reads the positive-class probability and draws the CAM (edge.cam)
 MAX_PARITY = 200
 
 
@@ -89,8 +96,6 @@ def parity(
 
 def held_back(run: dict, preprocessing: Preprocessing, limit: int = MAX_PARITY) -> tuple[np.ndarray, np.ndarray, str]:
     """Frames and labels for parity: the run's test files, else validation, else training."""
-    from train.data import frames_from_files
-
     for split, files_key, labels_key in (
         ("test", "test_files", "test_labels"),
         ("validation", "val_files", "val_labels"),
@@ -106,7 +111,7 @@ def held_back(run: dict, preprocessing: Preprocessing, limit: int = MAX_PARITY) 
     return np.empty((0, *preprocessing.input_shape), np.uint8), np.empty(0, int), "none"
 
 
-def export_classifier_run(
+def export_classifier(
     run_dir: str | Path,
     quantize: str = "int8",
     *,
@@ -116,19 +121,9 @@ def export_classifier_run(
     log: Log = _stderr,
 ) -> Path:
     """Convert a classifier RUN_DIR/model.keras to a two-output .tflite plus card; return its path."""
-    from export.convert import convert_keras, export_target
-    from export.run import int8_representative, load_keras_run_model
-    from train.runinfo import MODEL_FILE, read_run
-
     run_dir = Path(run_dir)
-    run = read_run(run_dir)
-    if run["kind"] != "classifier":
-        raise EdgeError(f"{run_dir} holds a {run['kind']!r} run, not a classifier")
-    for key in ("class_names", "positive_class"):
-        if key not in run:
-            raise EdgeError(f"{run_dir / 'run.json'} lacks {key}; re-run `edge train classifier`")
+    run = read_classifier_run(run_dir)
     preprocessing = Preprocessing.model_validate(run["preprocessing"])
-
     # Both classes: the ranges must cover crack features too, not only clean surface.
     rep = (
         int8_representative(run_dir, run, preprocessing, representative, "a few dozen images of every class", log)
@@ -136,30 +131,19 @@ def export_classifier_run(
         else None
     )
     model = load_keras_run_model(run_dir, "edge train classifier")
-
-    from train.classifier import cam_head, two_output_model
-    from train.tfenv import native_output_captured
-
     cam_model = two_output_model(model)
     head = cam_head(model, list(run["class_names"]), run["positive_class"])
     log(f"converting {run_dir / MODEL_FILE} to TFLite ({quantize}) with two outputs: probabilities and feature map …")
     with native_output_captured():
         flatbuffer = convert_keras(cam_model, quantize, rep)  # type: ignore[arg-type]
-
     target = export_target(run_dir, quantize, out)
     target.write_bytes(flatbuffer)
 
     extra: dict = {"run": str(run_dir.resolve()), **head.to_extra()}
     if check_parity:
-        frames, labels, source = held_back(run, preprocessing)
-        if len(frames):
-            result = parity(cam_model, head, target, frames, labels, source)
-            log(result.describe())
-            extra["parity"] = result.to_dict()
-        else:
-            log("parity not checked: none of the run's images can be read any more")
+        extra.update(_held_back_parity(cam_model, head, target, run, preprocessing, log))
     card = ModelCard(
-        kind="classifier",
+        kind=CARD_KIND,
         quantization=quantize,  # type: ignore[arg-type]
         preprocessing=preprocessing,
         score=ScoreConfig(),  # unused by classifiers: the score is the positive-class probability
@@ -168,10 +152,31 @@ def export_classifier_run(
     )
     card_file = write_card(target, card)
     log(f"wrote {target} ({target.stat().st_size / 1024:.0f} KiB) and its card {card_file.name}")
-    names = list(run["class_names"])
-    others = ",".join(n for n in names if n != run["positive_class"])
+    others = ",".join(n for n in run["class_names"] if n != run["positive_class"])
     log(
         f"next: edge calibrate {target} --normal DATA/{others} --anomalous DATA/{run['positive_class']} "
         "--method f1 --out BUNDLE"
     )
     return target
+
+
+def read_classifier_run(run_dir: Path) -> dict:
+    """run.json of a classifier run, with the keys the export needs."""
+    run = read_run(run_dir)
+    if run["kind"] != "classifier":
+        raise EdgeError(f"{run_dir} holds a {run['kind']!r} run, not a classifier")
+    for key in ("class_names", "positive_class"):
+        if key not in run:
+            raise EdgeError(f"{run_dir / 'run.json'} lacks {key}; re-run `edge train classifier`")
+    return run
+
+
+def _held_back_parity(cam_model, head: CamHead, target: Path, run: dict, preprocessing: Preprocessing, log: Log):
+    """{"parity": …} on the run's held-back images, or {} when none can be read any more."""
+    frames, labels, source = held_back(run, preprocessing)
+    if not len(frames):
+        log("parity not checked: none of the run's images can be read any more")
+        return {}
+    result = parity(cam_model, head, target, frames, labels, source)
+    log(result.describe())
+    return {"parity": result.to_dict()}

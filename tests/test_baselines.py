@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from cli_helpers import run_edge
+from cli_helpers import run_edge, run_edge_in_process
 
 from edge.anomaly_map import AnomalyMapDetector
 from edge.bundle import load_bundle
@@ -99,8 +99,8 @@ def test_nearest_centroid_distance_is_larger_for_a_far_away_latent():
 
 
 def test_latent_kmeans_run_exports_one_distance_model_with_device_parity(kmeans_run, synthetic_mvtec):
-    from export.run import load_keras_run_model
     from train.latent_kmeans import latent_vectors, nearest_distance
+    from train.runinfo import load_keras_run_model
 
     run_dir, model = kmeans_run
     run = json.loads((run_dir / "run.json").read_text())
@@ -160,7 +160,7 @@ def _edge(*args: str) -> subprocess.CompletedProcess:
 
 def test_cli_dense_latent_kmeans_train_then_export(synthetic_mvtec, tmp_path):
     run = tmp_path / "run"
-    result = _edge(
+    result = run_edge_in_process(  # in this process: no second TensorFlow import
         "train",
         "autoencoder",
         "--data",
@@ -184,7 +184,7 @@ def test_cli_dense_latent_kmeans_train_then_export(synthetic_mvtec, tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert "latent k-means: 2 centroids" in result.stderr
-    result = _edge("export", str(run), "--quantize", "int8")
+    result = run_edge_in_process("export", str(run), "--quantize", "int8")
     assert result.returncode == 0, result.stderr
     card = json.loads((run / "export" / "latent_kmeans_int8.json").read_text())
     assert card["kind"] == "anomaly_map" and card["extra"]["k"] == 2

@@ -137,7 +137,7 @@ def test_float_and_int8_maps_agree(draem_bundle, synthetic_mvtec):
     from edge.imaging import list_images, read_image
     from edge.model import TFLiteModel
     from edge.preprocess import Preprocessing, Preprocessor
-    from train.draem import export_draem
+    from export.draem import export_draem
 
     run, int8, _ = draem_bundle
     f32 = export_draem(run, "float32", log=lambda m: None)
@@ -209,7 +209,7 @@ def test_export_refuses_int8_when_the_training_images_are_gone(draem_bundle, tmp
     import shutil
 
     from edge.errors import EdgeError
-    from train.draem import export_draem
+    from export.draem import export_draem
 
     run = tmp_path / "run"
     shutil.copytree(draem_bundle[0], run)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from cli_helpers import run_edge
+from cli_helpers import run_edge, run_edge_in_process
 
 from edge.bundle import ModelCard, card_path, read_card
 from edge.detector import AutoencoderDetector
@@ -64,7 +64,7 @@ def test_int8_model_on_the_device_code_separates_defects(int8_model, synthetic_m
 def test_int8_parity_with_keras_on_unseen_good_and_defective_images(trained_run, int8_model, synthetic_mvtec):
     import keras
 
-    from export.run import parity
+    from export.autoencoder import parity
 
     card = read_card(int8_model)
     model = keras.models.load_model(trained_run / "model.keras", compile=False)
@@ -116,7 +116,7 @@ def test_int8_without_training_images_needs_representative(trained_run, tmp_path
 
 def test_cli_prints_the_model_path_last_on_stdout(trained_run, tmp_path):
     out = tmp_path / "m.tflite"
-    result = edge_cli("export", str(trained_run), "--quantize", "float16", "--out", str(out))
+    result = run_edge_in_process("export", str(trained_run), "--quantize", "float16", "--out", str(out))
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [str(out)]  # nothing else on stdout: TF's chatter is kept off it
     assert "parity on 6 validation images" in result.stderr

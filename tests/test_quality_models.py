@@ -11,7 +11,7 @@ import re
 
 import numpy as np
 import pytest
-from cli_helpers import run_edge
+from cli_helpers import run_edge, run_edge_in_process
 
 pytest.importorskip("tensorflow")
 
@@ -65,7 +65,8 @@ def test_fit_gaussians_distance_is_mahalanobis():
 
 @pytest.fixture(scope="module")
 def padim_run(synthetic_mvtec, tmp_path_factory):
-    from train.padim import PadimConfig, export_padim, train_padim
+    from export.padim import export_padim
+    from train.padim import PadimConfig, train_padim
 
     run = train_padim(
         synthetic_mvtec,
@@ -169,7 +170,7 @@ def test_upsample_maps_refuses_a_non_map_output():
 
 
 def test_synthetic_defects_change_the_frames():
-    from train.padim import synthetic_defects
+    from export.representative import synthetic_defects
 
     frames = np.random.default_rng(0).integers(100, 150, (4, 64, 64, 1)).astype(np.uint8)
     out = synthetic_defects(frames, 6, seed=0)
@@ -183,7 +184,7 @@ def test_cli_default_model_is_the_feature_model_and_exports_int8(synthetic_mvtec
     from pathlib import Path
 
     run = tmp_path / "run"
-    proc = run_edge(
+    proc = run_edge_in_process(  # in this process: no second TensorFlow import
         "train",
         "autoencoder",
         "--data",
@@ -200,12 +201,11 @@ def test_cli_default_model_is_the_feature_model_and_exports_int8(synthetic_mvtec
         "8",
         "--threads",
         "2",
-        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
     assert (run / "padim.npz").is_file() and (run / "run.json").is_file()
     assert json.loads((run / "run.json").read_text())["config"]["dims"] == 8
-    proc = run_edge("export", str(run), "--quantize", "int8")
+    proc = run_edge_in_process("export", str(run), "--quantize", "int8")
     assert proc.returncode == 0, proc.stderr
     model = Path(proc.stdout.strip().splitlines()[-1])  # export prints the .tflite path last
     assert model.is_file() and model.with_suffix(".json").is_file()

@@ -266,6 +266,7 @@ def train_autoencoder(
 
     run = {
         "kind": "autoencoder",
+        "arch": arch,  # conv or dense: its row in export/kinds.py
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "edge_inspect_version": __version__,
         "tensorflow_version": tf.__version__,

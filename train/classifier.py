@@ -471,6 +471,7 @@ def train_classifier(
     arch["filters"] = list(cfg.filters)
     run = {
         "kind": "classifier",
+        "arch": "classifier",  # its row in export/kinds.py (every backbone exports alike)
         "edge_inspect_version": __version__,
         "data": str(Path(data).resolve()),
         "class_names": names,

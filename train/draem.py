@@ -12,7 +12,7 @@ trained end to end on them:
   resolution) is trained with a focal loss against the synthetic mask.
 
 The exported model is image [0, 1] (N, S, S, C) → (N, S/2, S/2, 1), the discriminator's probability,
-model kind "anomaly_map", so the device's AnomalyMapDetector (edge/features.py) scores it unchanged.
+model kind "anomaly_map", so the device's AnomalyMapDetector (edge/anomaly_map.py) scores it unchanged.
 Score: max of the map smoothed with a Gaussian of sigma 3 px at 128 px (DRAEM takes the max of a
 21 x 21 mean-filtered map at 256 px, whose standard deviation is about 6 px there).
 BatchNorm sits before ReLU everywhere (folds into the convolutions in int8).
@@ -475,72 +475,3 @@ def _sample_grid(rec, deploy, aug: np.ndarray, masks: np.ndarray, path: Path, n:
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)
-
-
-# --------------------------------------------------------------------------- export
-
-
-def export_draem(
-    run_dir: str | Path,
-    quantize: str = "int8",
-    out: Optional[str | Path] = None,
-    representative: int = 200,
-    synthetic: int = 100,
-    threads: Optional[int] = None,
-    log: Log = _stderr,
-) -> Path:
-    """RUN_DIR/model.keras → .tflite (+ card, kind anomaly_map).
-
-    int8: full integer, uint8 in/out; ranges from up to `representative` training frames PLUS
-    `synthetic` altered ones: calibrated on good frames alone, the map's range (and the layers
-    that respond to defects) would clip at what a good part produces.
-    """
-    from edge.bundle import ModelCard, write_card
-    from edge.scoring import ScoreConfig
-    from export.convert import convert_keras, export_target
-    from export.run import load_keras_run_model
-    from train.data import frames_from_files
-    from train.runinfo import MODEL_FILE, read_run
-    from train.tfenv import import_tensorflow, native_output_captured
-
-    run_dir = Path(run_dir)
-    run = read_run(run_dir)
-    if run.get("arch") != "draem":
-        raise EdgeError(f"{run_dir} is not a DRAEM run (run.json arch is {run.get('arch')!r})")
-    import_tensorflow(threads)
-    preprocessing = Preprocessing.model_validate(run["preprocessing"])
-    model = load_keras_run_model(run_dir, "edge train autoencoder --arch draem")
-    rep = None
-    if quantize == "int8":
-        frames, _ = frames_from_files(run.get("train_files", []), preprocessing, limit=representative)
-        if len(frames) == 0:
-            raise EdgeError(
-                f"--quantize int8 needs the training images listed in {run_dir / 'run.json'} to set "
-                "integer ranges; none can be read (moved or deleted?)"
-            )
-        rng = np.random.default_rng(0)
-        picks = frames[rng.integers(len(frames), size=synthetic)]
-        altered, _ = synthetic_anomalies(picks, rng, probability=1.0) if synthetic else (picks[:0], None)
-        rep = np.concatenate([frames, altered])
-        log(f"int8 ranges from {len(frames)} training frames + {len(altered)} with synthetic defects")
-    with native_output_captured():
-        blob = convert_keras(model, quantize, rep)
-    target = export_target(run_dir, quantize, out)
-    target.write_bytes(blob)
-    card = ModelCard(
-        kind="anomaly_map",
-        quantization=quantize,
-        preprocessing=preprocessing,  # type: ignore[arg-type]
-        score=ScoreConfig(**run["score"]),
-        source=str((run_dir / MODEL_FILE).resolve()),
-        extra={
-            "arch": "draem",
-            "map_shape": run.get("map_shape"),
-            "params": run.get("params"),
-            "run": str(run_dir.resolve()),
-        },
-    )
-    write_card(target, card)
-    log(f"wrote {target} ({target.stat().st_size / 1024:.0f} KiB, {quantize}) and its card")
-    log(f"next: edge calibrate {target} --normal DIR --out BUNDLE")
-    return target

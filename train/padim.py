@@ -12,7 +12,7 @@ of each cell,
 
 (the model outputs d, its square root), so its single output is the anomaly map (N, 16, 16, 1):
 the device only resizes and scores it
-(edge/features.py, model kind "anomaly_map"). It quantizes to full int8 like any other model.
+(edge/anomaly_map.py, model kind "anomaly_map"). It quantizes to full int8 like any other model.
 Why per position: on magnetic tiles a Gaussian shared by all positions (or a position-blind
 feature autoencoder) mistakes the tile's edges and lighting fall-off for defects; see
 benchmarks/results/quality.md.
@@ -31,7 +31,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from edge.errors import EdgeError
-from edge.preprocess import Color, Preprocessing
+from edge.preprocess import Color
 
 FEATURE_SCORE = {"kind": "max_blur", "blur_sigma": 4.0}
 
@@ -330,41 +330,6 @@ def extract(extractor, frames_u8: np.ndarray, batch_size: int = 16) -> np.ndarra
     return np.concatenate(out)
 
 
-def synthetic_defects(frames_u8: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
-    """Good frames with drawn blemishes (dark/bright blobs, scratches, pasted patches).
-
-    Used only to widen the int8 ranges: calibrated on good frames alone, the quantized output
-    would clip every defect to the largest normal distance and flatten the ranking of defects.
-    """
-    import cv2
-
-    rng = np.random.default_rng(seed)
-    out = []
-    h, w = frames_u8.shape[1:3]
-    for i in range(n):
-        f = frames_u8[rng.integers(len(frames_u8))].copy()
-        kind = i % 3
-        cx, cy = int(rng.integers(w // 8, 7 * w // 8)), int(rng.integers(h // 8, 7 * h // 8))
-        # moderate contrast: a blemish, not a black hole; extreme values would widen the int8 ranges
-        # of the backbone's activations and cost precision on normal texture
-        value = int(np.clip(f.mean() + rng.choice([-1, 1]) * rng.uniform(25, 70), 0, 255))
-        colour = (value,) * f.shape[2]
-        if kind == 0:
-            axes = (int(rng.integers(w // 40 + 1, w // 8)), int(rng.integers(h // 40 + 1, h // 8)))
-            cv2.ellipse(f, (cx, cy), axes, float(rng.uniform(0, 180)), 0, 360, colour, -1)
-        elif kind == 1:
-            dx, dy = int(rng.integers(-w // 3, w // 3)), int(rng.integers(-h // 3, h // 3))
-            cv2.line(f, (cx - dx, cy - dy), (cx + dx, cy + dy), colour, int(rng.integers(1, 4)))
-        else:
-            src = frames_u8[rng.integers(len(frames_u8))]
-            s = int(rng.integers(w // 10, w // 4))
-            sx, sy = int(rng.integers(0, w - s)), int(rng.integers(0, h - s))
-            x0, y0 = min(cx, w - s), min(cy, h - s)
-            f[y0 : y0 + s, x0 : x0 + s] = np.rot90(src[sy : sy + s, sx : sx + s], int(rng.integers(1, 4)))
-        out.append(f)
-    return np.stack(out)
-
-
 def train_padim(
     data: str | Path,
     out: str | Path,
@@ -485,115 +450,3 @@ def load_run(run_dir: str | Path) -> tuple[PadimConfig, Gaussians, Optional[Proj
         gauss = Gaussians(z["mean"], z["chol"], z["scale"])
         projection = Projection(z["proj_scale"], z["proj_centre"], z["proj_matrix"]) if "proj_matrix" in z else None
     return PadimConfig(**cfg), gauss, projection, run
-
-
-def refit_on_quantized_features(
-    config: PadimConfig,
-    gauss: Gaussians,
-    projection: Optional[Projection],
-    representative: np.ndarray,
-    files: list[str],
-    preprocessing: Preprocessing,
-    scratch: Path,
-    log: Callable[[str], None] = print,
-) -> Gaussians:
-    """Calibrate what you deploy, inside the model: Gaussians fitted on the int8 backbone's features.
-
-    int8 adds noise to every feature, and the Mahalanobis distance weighs most exactly the
-    low-variance directions where that noise is largest: Gaussians fitted on float features call
-    the noise a defect (magnetic tiles, pixel AUROC: float 0.789, int8 0.767). The backbone part
-    is quantized alone with the same representative frames, so it gets the same integer ranges as
-    in the full model; the training images' features are computed with it and the Gaussians refitted
-    (int8 0.784). benchmarks/results/quality.md has the figures.
-    """
-    from edge.model import TFLiteModel
-    from export.convert import convert_quietly
-    from train.data import frames_from_files
-
-    features_model, _ = build_feature_model(config, gauss, projection)
-    scratch.write_bytes(convert_quietly(features_model, "int8", representative, log, "int8 ranges (backbone)"))
-    try:
-        quantized = TFLiteModel(scratch)
-        frames, _ = frames_from_files(files, preprocessing)
-        if len(frames) < 2:
-            raise EdgeError("int8 refit needs the training images; fewer than 2 can still be read")
-        feats = _quantized_features(quantized, frames, log)
-    finally:
-        scratch.unlink(missing_ok=True)
-    log(f"int8: Gaussians refitted on the quantized backbone's features of {len(frames)} training images")
-    return fit_gaussians(feats, config.eps)
-
-
-def _quantized_features(quantized, frames: np.ndarray, log: Callable[[str], None]) -> np.ndarray:
-    """The int8 backbone's features of every frame, one invoke each (the model has a batch of one)."""
-    from edge.messages import Steps
-
-    feats = []
-    with Steps("int8 refit (training images)", len(frames), log) as steps:
-        for i in range(len(frames)):
-            feats.append(quantized.predict(frames[i : i + 1])[0])
-            steps.advance()
-    return np.concatenate(feats)
-
-
-def export_padim(
-    run_dir: str | Path,
-    quantize: str = "int8",
-    out: Optional[str | Path] = None,
-    representative: int = 200,
-    synthetic: int = 60,
-    threads: Optional[int] = 2,
-    log: Callable[[str], None] = print,
-    refit: bool = True,
-) -> Path:
-    """The whole model (backbone + per-cell Gaussians) → one .tflite and its card.
-
-    int8: full integer, uint8 in/out; ranges from up to `representative` training frames plus
-    `synthetic` frames with drawn defects (so defects are not clipped to the normal maximum), and
-    the Gaussians refitted on the quantized backbone's features (refit_on_quantized_features).
-    """
-    from edge.bundle import ModelCard, write_card
-    from edge.scoring import ScoreConfig
-    from export.convert import convert_quietly, export_target
-    from train.data import frames_from_files
-    from train.tfenv import import_tensorflow
-
-    config, gauss, projection, run = load_run(run_dir)
-    import_tensorflow(threads)
-    preprocessing = Preprocessing.model_validate(run["preprocessing"])
-    run_dir = Path(run_dir)
-    target = export_target(run_dir, quantize, out)
-    head = None
-    rep = None
-    if quantize == "int8":
-        files = run["train_files"]
-        frames, _ = frames_from_files(files, preprocessing, limit=representative)
-        if len(frames) == 0:
-            raise EdgeError("int8 needs the training images to set integer ranges; they are gone")
-        rep = np.concatenate([frames, synthetic_defects(frames, synthetic)]) if synthetic else frames
-        if refit:  # refit=False only to measure what the refit gains
-            trimmed = set(run.get("trimmed_files", []))
-            head = refit_on_quantized_features(
-                config,
-                gauss,
-                projection,
-                rep,
-                [f for f in files if f not in trimmed],
-                preprocessing,
-                target.with_name(".features_int8.tflite"),
-                log,
-            )
-    model = build_model(config, gauss, projection, head)
-    blob = convert_quietly(model, quantize, rep, log, "int8 ranges (whole model)")
-    target.write_bytes(blob)
-    card = ModelCard(
-        kind="anomaly_map",
-        quantization=quantize,
-        preprocessing=preprocessing,
-        score=ScoreConfig(**run["score"]),
-        source=str(run_dir / "padim.npz"),
-        extra={"arch": "padim", "grid": run["grid"], "feature_channels": run["feature_channels"]},
-    )
-    write_card(target, card)
-    log(f"exported {target} ({target.stat().st_size / 1e6:.1f} MB, {quantize})")
-    return target

@@ -39,7 +39,8 @@ def main() -> None:
     ap.add_argument("--fraction", type=float, default=0.05)
     ap.add_argument("--trim", type=float, default=0.08)
     args = ap.parse_args()
-    from train.padim import SUSPECT_Z, PadimConfig, export_padim, train_padim
+    from export.padim import export_padim
+    from train.padim import SUSPECT_Z, PadimConfig, train_padim
 
     fit, held = split_train(args.data, args.work)
     good = sorted((fit / "train" / "good").iterdir())

@@ -72,9 +72,10 @@ def train_and_score(
     from edge.detector import AutoencoderDetector
     from edge.model import TFLiteModel
     from edge.scoring import ScoreConfig
+    from export.latent_kmeans import export_latent_kmeans
     from export.run import export_run
     from train.autoencoder import train_autoencoder
-    from train.latent_kmeans import KMEANS_FILE, export_latent_kmeans, fit_latent_kmeans
+    from train.latent_kmeans import KMEANS_FILE, fit_latent_kmeans
 
     if not (run / "model.keras").is_file():
         t = time.perf_counter()

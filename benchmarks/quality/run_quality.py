@@ -105,7 +105,8 @@ def main() -> None:
     bundles: list[Path] = []
 
     if args.only in ("padim", "all"):
-        from train.padim import PadimConfig, export_padim, train_padim
+        from export.padim import export_padim
+        from train.padim import PadimConfig, train_padim
 
         tag = f"padim-s{args.stages}-g{args.stride}-d{args.dims}-n{args.neighbourhood}"
         run = work / tag

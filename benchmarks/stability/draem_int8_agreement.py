@@ -54,7 +54,7 @@ def agreement(a: np.ndarray, b: np.ndarray) -> dict:
 def main(seed: int) -> None:
     from sklearn.metrics import roc_auc_score
 
-    from train.draem import export_draem
+    from export.draem import export_draem
 
     work = Path(tempfile.mkdtemp())
     data = make_mvtec(work / "synthetic", n_train=60, n_test_good=10, n_test_bad=10, size=64)

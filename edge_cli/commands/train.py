@@ -1,6 +1,8 @@
 """`edge train …`: desktop training commands, one per model kind (`edge train autoencoder`).
 
-TensorFlow is imported inside the command functions only, so the device never loads it.
+TensorFlow is imported inside the command functions only, so the device never loads it. Each
+command reads its options and hands them to the kind's trainer from the model-kind table
+(export/kinds.py), which imports the training code.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from typing import Optional
 
 import typer
 
+from edge.errors import EdgeError
 from edge_cli import options
 from edge_cli.commands._desktop import require_tensorflow
 
@@ -20,6 +23,26 @@ train_app = typer.Typer(
     no_args_is_help=True,
 )
 
+AUTOENCODER_ARCHS = ("features", "conv", "dense", "draem")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(train_app, name="train")
+
+
+def _trainer(arch: str):
+    """The trainer of a model kind, from the one table of kinds (imported here: it loads the desktop code)."""
+    from export.kinds import model_kind
+
+    return model_kind(arch).trainer
+
+
+def _check_color(color: Optional[str]) -> None:
+    if color is not None and color not in ("grey", "rgb"):
+        raise EdgeError(f"--color {color!r} must be grey or rgb")
+
+
+# ---------------------------------------------------------------- the feature model's options
 
 # The feature model's options, shared by `train autoencoder` (prefixed "features: ", as they apply
 # to that --arch only) and its alias `train features`: one definition, one help text.
@@ -67,10 +90,7 @@ def _train_features(
     trim: float,
     threads: Optional[int],
 ) -> None:
-    from edge.errors import EdgeError
-
-    if color is not None and color not in ("grey", "rgb"):
-        raise EdgeError(f"--color {color!r} must be grey or rgb")
+    _check_color(color)
     try:
         stage_list = tuple(int(s) for s in stages.split(","))
     except ValueError:
@@ -78,7 +98,7 @@ def _train_features(
     if size % 16:
         raise EdgeError(f"--size {size} must be a multiple of 16 for the feature model (e.g. 256)")
     require_tensorflow("train features")
-    from train.padim import PadimConfig, train_padim
+    from train.padim import PadimConfig
 
     config = PadimConfig(
         size=size,
@@ -89,312 +109,361 @@ def _train_features(
         dims=dims,
         trim=trim,
     )
-    train_padim(data, out, config, threads=threads)
+    _trainer("padim")(data, out, config, threads=threads)
 
 
-def register(app: typer.Typer) -> None:
-    app.add_typer(train_app, name="train")
+# ---------------------------------------------------------------- edge train autoencoder
 
-    @train_app.command("autoencoder")
-    def autoencoder(
-        data: Path = typer.Option(
-            ...,
-            "--data",
-            "-d",
-            help="Folder of images of GOOD parts, or an MVTec AD root (its train/good is used). "
-            "Sizes may differ: every image is resized to --size the way the device does it.",
-        ),
-        out: Path = typer.Option(
-            ...,
-            "--out",
-            "-o",
-            help="Run folder to write (created if missing; an earlier run's files in it are replaced).",
-        ),
-        arch: str = typer.Option(
-            "features",
-            "--arch",
-            metavar="features|conv|dense|draem",
-            help="features (default): pretrained EfficientNet-Lite0 features + a Gaussian per map cell, no training "
-            "(--stages --stride --neighbourhood --dims --trim); "
-            "the best on real defects (benchmarks/results/quality.md). "
-            "conv: the tutorials' convolutional autoencoder (--filters --latent). dense: the tutorials' "
-            "Flatten-Dense autoencoder (--units). draem: a reconstruction + segmentation network trained on "
-            "synthetic defects drawn on the good images (train/draem.py). All export, calibrate and run alike.",
-        ),
-        size: Optional[int] = typer.Option(
-            None,
-            "--size",
-            min=8,
-            help="Model input side in pixels (square). "
-            "Default: 256 for features (a multiple of 16), 128 for conv/dense, "
-            "draem's own default.",
-        ),
-        color: Optional[str] = typer.Option(
-            None,
-            "--color",
-            metavar="grey|rgb",
-            help="grey or rgb. Default: what the images are; a folder mixing both needs this.",
-        ),
-        stages: str = _feature_option("stages", "features: "),
-        stride: int = _feature_option("stride", "features: "),
-        neighbourhood: int = _feature_option("neighbourhood", "features: "),
-        dims: int = _feature_option("dims", "features: "),
-        trim: float = _feature_option("trim", "features: "),
-        filters: str = typer.Option(
-            "32,64", "--filters", help="conv/draem: encoder filters per block; each block halves the image."
-        ),
-        latent: int = typer.Option(64, "--latent", min=1, help="conv/dense: size of the dense bottleneck vector."),
-        units: str = typer.Option("256,64", "--units", help="dense: hidden layer widths, encoder side."),
-        latent_kmeans: int = typer.Option(
-            0,
-            "--latent-kmeans",
-            min=0,
-            metavar="K",
-            help="conv/dense: also fit K-means (K clusters) on the training images' latent "
-            "vectors; `edge export` then builds a model whose score is the distance to the "
-            "nearest centroid (the tutorials' baseline; no defect location).",
-        ),
-        epochs: int = typer.Option(
-            50, "--epochs", min=1, help="conv/dense/draem: most epochs to train (early stopping may end sooner)."
-        ),
-        batch_size: int = typer.Option(32, "--batch-size", min=1, help="conv/dense/draem: images per training step."),
-        val_split: float = typer.Option(
-            0.1,
-            "--val-split",
-            min=0.0,
-            max=0.9,
-            help="conv/dense/draem: fraction of images held back for validation and export parity.",
-        ),
-        patience: int = typer.Option(
-            10,
-            "--patience",
-            min=0,
-            help="conv/dense: stop after this many epochs without a better validation loss "
-            "(0: never); the best epoch's weights are kept.",
-        ),
-        seed: int = typer.Option(
-            0, "--seed", help="Random seed (Python, NumPy, Keras and the split): same seed, same model."
-        ),
-        learning_rate: float = typer.Option(
-            1e-3, "--learning-rate", min=0.0, help="conv/dense/draem: Adam learning rate."
-        ),
-        threads: Optional[int] = options.tensorflow_threads(),
-    ) -> None:
-        """Learn what GOOD parts look like (pretrained features by default; --arch conv, dense, draem).
+_GOOD_DATA = typer.Option(
+    ...,
+    "--data",
+    "-d",
+    help="Folder of images of GOOD parts, or an MVTec AD root (its train/good is used). "
+    "Sizes may differ: every image is resized to --size the way the device does it.",
+)
+_RUN_OUT = typer.Option(
+    ...,
+    "--out",
+    "-o",
+    help="Run folder to write (created if missing; an earlier run's files in it are replaced).",
+)
+_ARCH = typer.Option(
+    "features",
+    "--arch",
+    metavar="features|conv|dense|draem",
+    help="features (default): pretrained EfficientNet-Lite0 features + a Gaussian per map cell, no training "
+    "(--stages --stride --neighbourhood --dims --trim); "
+    "the best on real defects (benchmarks/results/quality.md). "
+    "conv: the tutorials' convolutional autoencoder (--filters --latent). dense: the tutorials' "
+    "Flatten-Dense autoencoder (--units). draem: a reconstruction + segmentation network trained on "
+    "synthetic defects drawn on the good images (train/draem.py). All export, calibrate and run alike.",
+)
+_AUTOENCODER_SIZE = typer.Option(
+    None,
+    "--size",
+    min=8,
+    help="Model input side in pixels (square). "
+    "Default: 256 for features (a multiple of 16), 128 for conv/dense, "
+    "draem's own default.",
+)
+_IMAGE_COLOR = typer.Option(
+    None,
+    "--color",
+    metavar="grey|rgb",
+    help="grey or rgb. Default: what the images are; a folder mixing both needs this.",
+)
+_FILTERS = typer.Option(
+    "32,64", "--filters", help="conv/draem: encoder filters per block; each block halves the image."
+)
+_LATENT = typer.Option(64, "--latent", min=1, help="conv/dense: size of the dense bottleneck vector.")
+_UNITS = typer.Option("256,64", "--units", help="dense: hidden layer widths, encoder side.")
+_LATENT_KMEANS = typer.Option(
+    0,
+    "--latent-kmeans",
+    min=0,
+    metavar="K",
+    help="conv/dense: also fit K-means (K clusters) on the training images' latent "
+    "vectors; `edge export` then builds a model whose score is the distance to the "
+    "nearest centroid (the tutorials' baseline; no defect location).",
+)
+_EPOCHS = typer.Option(
+    50, "--epochs", min=1, help="conv/dense/draem: most epochs to train (early stopping may end sooner)."
+)
+_BATCH_SIZE = typer.Option(32, "--batch-size", min=1, help="conv/dense/draem: images per training step.")
+_VAL_SPLIT = typer.Option(
+    0.1,
+    "--val-split",
+    min=0.0,
+    max=0.9,
+    help="conv/dense/draem: fraction of images held back for validation and export parity.",
+)
+_PATIENCE = typer.Option(
+    10,
+    "--patience",
+    min=0,
+    help="conv/dense: stop after this many epochs without a better validation loss "
+    "(0: never); the best epoch's weights are kept.",
+)
+_SEED = typer.Option(0, "--seed", help="Random seed (Python, NumPy, Keras and the split): same seed, same model.")
+_LEARNING_RATE = typer.Option(1e-3, "--learning-rate", min=0.0, help="conv/dense/draem: Adam learning rate.")
 
-        The default (--arch features) needs no training: EfficientNet-Lite0 ImageNet features
-        (weights ship with edge-inspect) of the good images, a Gaussian fitted per anomaly-map
-        cell. `edge export` turns it into ONE .tflite (full int8 too) whose output is the anomaly
-        map. On magnetic tiles it reaches image AUROC ~0.96 where the tutorials' autoencoder
-        scores ~0.57 (benchmarks/results/quality.md). Writes OUT/padim.npz + OUT/run.json.
 
-        --arch conv: strided Conv2D + BatchNorm + LeakyReLU encoder, dense latent vector,
-        Conv2DTranspose decoder; MSE loss, Adam, early stopping. Writes OUT/model.keras,
-        OUT/run.json, OUT/history.json + history.png, OUT/reconstructions.png. --arch dense and
-        --latent-kmeans K are the tutorials' other baselines; --arch draem trains on synthetic
-        defects. Images pass through the device's own preprocessing; unreadable or truncated
-        files are skipped and counted.
+@train_app.command("autoencoder")
+def autoencoder(
+    data: Path = _GOOD_DATA,
+    out: Path = _RUN_OUT,
+    arch: str = _ARCH,
+    size: Optional[int] = _AUTOENCODER_SIZE,
+    color: Optional[str] = _IMAGE_COLOR,
+    stages: str = _feature_option("stages", "features: "),
+    stride: int = _feature_option("stride", "features: "),
+    neighbourhood: int = _feature_option("neighbourhood", "features: "),
+    dims: int = _feature_option("dims", "features: "),
+    trim: float = _feature_option("trim", "features: "),
+    filters: str = _FILTERS,
+    latent: int = _LATENT,
+    units: str = _UNITS,
+    latent_kmeans: int = _LATENT_KMEANS,
+    epochs: int = _EPOCHS,
+    batch_size: int = _BATCH_SIZE,
+    val_split: float = _VAL_SPLIT,
+    patience: int = _PATIENCE,
+    seed: int = _SEED,
+    learning_rate: float = _LEARNING_RATE,
+    threads: Optional[int] = options.tensorflow_threads(),
+) -> None:
+    """Learn what GOOD parts look like (pretrained features by default; --arch conv, dense, draem).
 
-        Example: edge train autoencoder --data datasets/magnetic-tile --out runs/tiles
-        """
-        from edge.errors import EdgeError
+    The default (--arch features) needs no training: EfficientNet-Lite0 ImageNet features
+    (weights ship with edge-inspect) of the good images, a Gaussian fitted per anomaly-map
+    cell. `edge export` turns it into ONE .tflite (full int8 too) whose output is the anomaly
+    map. On magnetic tiles it reaches image AUROC ~0.96 where the tutorials' autoencoder
+    scores ~0.57 (benchmarks/results/quality.md). Writes OUT/padim.npz + OUT/run.json.
 
-        if color is not None and color not in ("grey", "rgb"):
-            raise EdgeError(f"--color {color!r} must be grey or rgb")
-        if arch not in ("features", "conv", "dense", "draem"):
-            raise EdgeError(
-                f"--arch {arch!r} must be features (the default), conv or dense (pixel autoencoders) "
-                "or draem (synthetic-defect model)"
-            )
-        if arch == "features":
-            _train_features(data, out, size or 256, color, stages, stride, neighbourhood, dims, trim, threads)
-            return
-        require_tensorflow("train autoencoder")
-        if arch == "draem":  # synthetic-defect model: its own trainer (train/draem.py)
-            from train.autoencoder import parse_filters
-            from train.draem import DraemConfig, train_draem
+    --arch conv: strided Conv2D + BatchNorm + LeakyReLU encoder, dense latent vector,
+    Conv2DTranspose decoder; MSE loss, Adam, early stopping. Writes OUT/model.keras,
+    OUT/run.json, OUT/history.json + history.png, OUT/reconstructions.png. --arch dense and
+    --latent-kmeans K are the tutorials' other baselines; --arch draem trains on synthetic
+    defects. Images pass through the device's own preprocessing; unreadable or truncated
+    files are skipped and counted.
 
-            draem_filters = parse_filters(filters) if filters != "32,64" else DraemConfig.filters
-            config = DraemConfig(
-                size=size or DraemConfig.size,
-                color=color,
-                filters=draem_filters,  # type: ignore[arg-type]
-                epochs=epochs,
-                batch_size=batch_size,
-                learning_rate=learning_rate,
-                seed=seed,
-                val_split=val_split,
-            )
-            train_draem(data, out, config, threads=threads)
-            return
-        from train.autoencoder import train_autoencoder
+    Example: edge train autoencoder --data datasets/magnetic-tile --out runs/tiles
+    """
+    _check_color(color)
+    _check_autoencoder_arch(arch)
+    if arch == "features":
+        _train_features(data, out, size or 256, color, stages, stride, neighbourhood, dims, trim, threads)
+        return
+    require_tensorflow("train autoencoder")
+    if arch == "draem":
+        _train_draem(data, out, size, color, filters, epochs, batch_size, learning_rate, seed, val_split, threads)
+        return
+    _trainer(arch)(
+        data,
+        out,
+        size=size or 128,
+        color=color,
+        filters=filters,
+        latent=latent,
+        arch=arch,
+        units=units,  # type: ignore[arg-type]
+        latent_kmeans=latent_kmeans,
+        epochs=epochs,
+        batch_size=batch_size,
+        val_split=val_split,
+        patience=patience,
+        seed=seed,
+        learning_rate=learning_rate,
+        threads=threads,
+    )
 
-        train_autoencoder(
-            data,
-            out,
-            size=size or 128,
-            color=color,
-            filters=filters,
-            latent=latent,
-            arch=arch,
-            units=units,  # type: ignore[arg-type]
-            latent_kmeans=latent_kmeans,
-            epochs=epochs,
-            batch_size=batch_size,
-            val_split=val_split,
-            patience=patience,
-            seed=seed,
-            learning_rate=learning_rate,
-            threads=threads,
+
+def _check_autoencoder_arch(arch: str) -> None:
+    if arch not in AUTOENCODER_ARCHS:
+        raise EdgeError(
+            f"--arch {arch!r} must be features (the default), conv or dense (pixel autoencoders) "
+            "or draem (synthetic-defect model)"
         )
 
-    @train_app.command("features")
-    def features(
-        data: Path = typer.Option(
-            ...,
-            "--data",
-            "-d",
-            help="Folder of images of GOOD parts, or an MVTec AD root "
-            "(its train/good is used). Sizes may differ: each is resized like on the device.",
-        ),
-        out: Path = typer.Option(..., "--out", "-o", help="Run folder to write (padim.npz, run.json)."),
-        size: int = typer.Option(256, "--size", min=16, help="Model input side in pixels (square, a multiple of 16)."),
-        color: Optional[str] = typer.Option(
-            None, "--color", metavar="grey|rgb", help="grey or rgb. Default: what the images are."
-        ),
-        stages: str = _feature_option("stages"),
-        stride: int = _feature_option("stride"),
-        neighbourhood: int = _feature_option("neighbourhood"),
-        dims: int = _feature_option("dims"),
-        trim: float = _feature_option("trim"),
-        threads: Optional[int] = options.tensorflow_threads(),
-    ) -> None:
-        """The default model of `edge train autoencoder`, by its own name: \
+
+def _train_draem(
+    data: Path,
+    out: Path,
+    size: Optional[int],
+    color: Optional[str],
+    filters: str,
+    epochs: int,
+    batch_size: int,
+    learning_rate: float,
+    seed: int,
+    val_split: float,
+    threads: Optional[int],
+) -> None:
+    """The synthetic-defect model: its own trainer (train/draem.py) and defaults."""
+    from train.autoencoder import parse_filters
+    from train.draem import DraemConfig
+
+    draem_filters = parse_filters(filters) if filters != "32,64" else DraemConfig.filters
+    config = DraemConfig(
+        size=size or DraemConfig.size,
+        color=color,  # type: ignore[arg-type]
+        filters=draem_filters,
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        seed=seed,
+        val_split=val_split,
+    )
+    _trainer("draem")(data, out, config, threads=threads)
+
+
+# ---------------------------------------------------------------- edge train features
+
+
+@train_app.command("features")
+def features(
+    data: Path = typer.Option(
+        ...,
+        "--data",
+        "-d",
+        help="Folder of images of GOOD parts, or an MVTec AD root "
+        "(its train/good is used). Sizes may differ: each is resized like on the device.",
+    ),
+    out: Path = typer.Option(..., "--out", "-o", help="Run folder to write (padim.npz, run.json)."),
+    size: int = typer.Option(256, "--size", min=16, help="Model input side in pixels (square, a multiple of 16)."),
+    color: Optional[str] = typer.Option(
+        None, "--color", metavar="grey|rgb", help="grey or rgb. Default: what the images are."
+    ),
+    stages: str = _feature_option("stages"),
+    stride: int = _feature_option("stride"),
+    neighbourhood: int = _feature_option("neighbourhood"),
+    dims: int = _feature_option("dims"),
+    trim: float = _feature_option("trim"),
+    threads: Optional[int] = options.tensorflow_threads(),
+) -> None:
+    """The default model of `edge train autoencoder`, by its own name: \
 pretrained features + a Gaussian per map cell.
 
-        EfficientNet-Lite0 ImageNet features (weights ship with edge-inspect) of the good images
-        are brought onto a 16x16 grid (at 256 px) and a Gaussian is fitted per cell (PaDiM-style). `edge export`
-        turns backbone + Gaussians into ONE .tflite (full int8 too) whose output is the anomaly
-        map (model kind anomaly_map); calibrate and run it like an autoencoder. On magnetic tiles
-        it lifts image AUROC from ~0.57 (autoencoder, whole-image MSE) to ~0.96
-        (benchmarks/results/quality.md).
+    EfficientNet-Lite0 ImageNet features (weights ship with edge-inspect) of the good images
+    are brought onto a 16x16 grid (at 256 px) and a Gaussian is fitted per cell (PaDiM-style). `edge export`
+    turns backbone + Gaussians into ONE .tflite (full int8 too) whose output is the anomaly
+    map (model kind anomaly_map); calibrate and run it like an autoencoder. On magnetic tiles
+    it lifts image AUROC from ~0.57 (autoencoder, whole-image MSE) to ~0.96
+    (benchmarks/results/quality.md).
 
-        Example: edge train features --data datasets/magnetic-tile --out runs/features
-        """
-        _train_features(data, out, size, color, stages, stride, neighbourhood, dims, trim, threads)
+    Example: edge train features --data datasets/magnetic-tile --out runs/features
+    """
+    _train_features(data, out, size, color, stages, stride, neighbourhood, dims, trim, threads)
 
-    @train_app.command("classifier")
-    def classifier(
-        data: Path = typer.Option(
-            ...,
-            "--data",
-            "-d",
-            help="Folder with one sub-folder of images per class, e.g. crack/ and no_crack/. Sizes may differ: "
-            "every image is resized to --size the way the device does it.",
-        ),
-        out: Path = typer.Option(
-            ...,
-            "--out",
-            "-o",
-            help="Run folder to write (created if missing; an earlier run's files in it are replaced).",
-        ),
-        size: int = typer.Option(
-            128, "--size", min=16, help="Model input side in pixels (square); 128 keeps hairline cracks visible."
-        ),
-        color: Optional[str] = typer.Option(
-            None,
-            "--color",
-            metavar="grey|rgb",
-            help="grey or rgb. Default: what the images are (rgb with a pretrained backbone).",
-        ),
-        positive: str = typer.Option("crack", "--positive", help="The class folder that raises alerts (the defect)."),
-        backbone: str = typer.Option(
-            "small",
-            "--backbone",
-            help="small: a 4-block CNN trained from scratch (works offline, fast on a Pi); mobilenetv2 or vgg16: "
-            "Keras applications, pretrained with --weights imagenet (a download) or a local file.",
-        ),
-        weights: str = typer.Option(
-            "none",
-            "--weights",
-            help="For mobilenetv2/vgg16: imagenet (downloaded by Keras: needs internet), none (from scratch), "
-            "or the path of a no-top weights file. Pretrained backbones are frozen; only the head trains.",
-        ),
-        filters: str = typer.Option(
-            "32,64,128,128",
-            "--filters",
-            help="Small CNN: filters per block; all but the last halve the image (128 px, 4 blocks: a 16x16 CAM).",
-        ),
-        epochs: int = typer.Option(30, "--epochs", min=1, help="Most epochs to train (early stopping may end sooner)."),
-        batch_size: int = typer.Option(32, "--batch-size", min=1, help="Images per training step."),
-        val_split: float = typer.Option(
-            0.2,
-            "--val-split",
-            min=0.0,
-            max=0.9,
-            help="Fraction held back for validation (early stopping, metrics, CAM grid).",
-        ),
-        test_split: float = typer.Option(
-            0.0,
-            "--test-split",
-            min=0.0,
-            max=0.9,
-            help="Fraction held back untouched for a final test (metrics.json 'test', export parity).",
-        ),
-        patience: int = typer.Option(
-            8,
-            "--patience",
-            min=0,
-            help="Stop after this many epochs without a better validation loss; the best weights are kept.",
-        ),
-        augment: bool = typer.Option(
-            True,
-            "--augment/--no-augment",
-            help="Random flips, small rotations, brightness and contrast while training.",
-        ),
-        seed: int = typer.Option(0, "--seed", help="Random seed for the split and Keras."),
-        learning_rate: float = typer.Option(2e-3, "--learning-rate", min=0.0, help="Adam learning rate."),
-        threads: Optional[int] = options.tensorflow_threads(),
-    ) -> None:
-        """Train a crack / no-crack CNN whose class activation map (CAM) shows where the crack is.
 
-        The network ends last conv -> global average pooling -> dense softmax with no hidden dense
-        layer, so the CAM is exact and the device draws it from the feature map and the dense
-        weights (no second model). Classes are weighted against imbalance.
+# ---------------------------------------------------------------- edge train classifier
 
-        Writes OUT/model.keras, OUT/run.json (classes, positive class, preprocessing, file lists),
-        OUT/metrics.json (accuracy, per-class precision/recall, confusion matrix per split),
-        OUT/history.json + history.png and OUT/cam_grid.png (CAM overlays on validation images).
-        Then: edge export OUT --quantize int8.
-        """
-        from edge.errors import EdgeError
+_CLASS_DATA = typer.Option(
+    ...,
+    "--data",
+    "-d",
+    help="Folder with one sub-folder of images per class, e.g. crack/ and no_crack/. Sizes may differ: "
+    "every image is resized to --size the way the device does it.",
+)
+_CLASSIFIER_SIZE = typer.Option(
+    128, "--size", min=16, help="Model input side in pixels (square); 128 keeps hairline cracks visible."
+)
+_CLASSIFIER_COLOR = typer.Option(
+    None,
+    "--color",
+    metavar="grey|rgb",
+    help="grey or rgb. Default: what the images are (rgb with a pretrained backbone).",
+)
+_POSITIVE = typer.Option("crack", "--positive", help="The class folder that raises alerts (the defect).")
+_BACKBONE = typer.Option(
+    "small",
+    "--backbone",
+    help="small: a 4-block CNN trained from scratch (works offline, fast on a Pi); mobilenetv2 or vgg16: "
+    "Keras applications, pretrained with --weights imagenet (a download) or a local file.",
+)
+_WEIGHTS = typer.Option(
+    "none",
+    "--weights",
+    help="For mobilenetv2/vgg16: imagenet (downloaded by Keras: needs internet), none (from scratch), "
+    "or the path of a no-top weights file. Pretrained backbones are frozen; only the head trains.",
+)
+_CLASSIFIER_FILTERS = typer.Option(
+    "32,64,128,128",
+    "--filters",
+    help="Small CNN: filters per block; all but the last halve the image (128 px, 4 blocks: a 16x16 CAM).",
+)
+_CLASSIFIER_EPOCHS = typer.Option(30, "--epochs", min=1, help="Most epochs to train (early stopping may end sooner).")
+_CLASSIFIER_BATCH_SIZE = typer.Option(32, "--batch-size", min=1, help="Images per training step.")
+_CLASSIFIER_VAL_SPLIT = typer.Option(
+    0.2,
+    "--val-split",
+    min=0.0,
+    max=0.9,
+    help="Fraction held back for validation (early stopping, metrics, CAM grid).",
+)
+_TEST_SPLIT = typer.Option(
+    0.0,
+    "--test-split",
+    min=0.0,
+    max=0.9,
+    help="Fraction held back untouched for a final test (metrics.json 'test', export parity).",
+)
+_CLASSIFIER_PATIENCE = typer.Option(
+    8,
+    "--patience",
+    min=0,
+    help="Stop after this many epochs without a better validation loss; the best weights are kept.",
+)
+_AUGMENT = typer.Option(
+    True,
+    "--augment/--no-augment",
+    help="Random flips, small rotations, brightness and contrast while training.",
+)
+_CLASSIFIER_SEED = typer.Option(0, "--seed", help="Random seed for the split and Keras.")
+_CLASSIFIER_LEARNING_RATE = typer.Option(2e-3, "--learning-rate", min=0.0, help="Adam learning rate.")
 
-        if color is not None and color not in ("grey", "rgb"):
-            raise EdgeError(f"--color {color!r} must be grey or rgb")
-        try:
-            filter_list = tuple(int(f) for f in filters.split(",") if f.strip())
-        except ValueError:
-            raise EdgeError(f"--filters {filters!r} must be comma-separated integers, e.g. 32,64,128,128") from None
-        if not filter_list or min(filter_list) < 1:
-            raise EdgeError(f"--filters {filters!r} must be positive integers, e.g. 32,64,128,128")
-        require_tensorflow("train classifier")
-        from train.classifier import ClassifierConfig, train_classifier
 
-        config = ClassifierConfig(
-            size=size,
-            color=color,
-            backbone=backbone,
-            weights=weights,
-            filters=filter_list,  # type: ignore[arg-type]
-            epochs=epochs,
-            batch_size=batch_size,
-            val_split=val_split,
-            test_split=test_split,
-            patience=patience,
-            learning_rate=learning_rate,
-            augment=augment,
-            seed=seed,
-            positive=positive,
-            threads=threads,
-        )
-        train_classifier(data, out, config)
+@train_app.command("classifier")
+def classifier(
+    data: Path = _CLASS_DATA,
+    out: Path = _RUN_OUT,
+    size: int = _CLASSIFIER_SIZE,
+    color: Optional[str] = _CLASSIFIER_COLOR,
+    positive: str = _POSITIVE,
+    backbone: str = _BACKBONE,
+    weights: str = _WEIGHTS,
+    filters: str = _CLASSIFIER_FILTERS,
+    epochs: int = _CLASSIFIER_EPOCHS,
+    batch_size: int = _CLASSIFIER_BATCH_SIZE,
+    val_split: float = _CLASSIFIER_VAL_SPLIT,
+    test_split: float = _TEST_SPLIT,
+    patience: int = _CLASSIFIER_PATIENCE,
+    augment: bool = _AUGMENT,
+    seed: int = _CLASSIFIER_SEED,
+    learning_rate: float = _CLASSIFIER_LEARNING_RATE,
+    threads: Optional[int] = options.tensorflow_threads(),
+) -> None:
+    """Train a crack / no-crack CNN whose class activation map (CAM) shows where the crack is.
+
+    The network ends last conv -> global average pooling -> dense softmax with no hidden dense
+    layer, so the CAM is exact and the device draws it from the feature map and the dense
+    weights (no second model). Classes are weighted against imbalance.
+
+    Writes OUT/model.keras, OUT/run.json (classes, positive class, preprocessing, file lists),
+    OUT/metrics.json (accuracy, per-class precision/recall, confusion matrix per split),
+    OUT/history.json + history.png and OUT/cam_grid.png (CAM overlays on validation images).
+    Then: edge export OUT --quantize int8.
+    """
+    _check_color(color)
+    filter_list = _classifier_filters(filters)
+    require_tensorflow("train classifier")
+    from train.classifier import ClassifierConfig
+
+    config = ClassifierConfig(
+        size=size,
+        color=color,  # type: ignore[arg-type]
+        backbone=backbone,  # type: ignore[arg-type]
+        weights=weights,
+        filters=filter_list,
+        epochs=epochs,
+        batch_size=batch_size,
+        val_split=val_split,
+        test_split=test_split,
+        patience=patience,
+        learning_rate=learning_rate,
+        augment=augment,
+        seed=seed,
+        positive=positive,
+        threads=threads,
+    )
+    _trainer("classifier")(data, out, config)
+
+
+def _classifier_filters(filters: str) -> tuple[int, ...]:
+    try:
+        filter_list = tuple(int(f) for f in filters.split(",") if f.strip())
+    except ValueError:
+        raise EdgeError(f"--filters {filters!r} must be comma-separated integers, e.g. 32,64,128,128") from None
+    if not filter_list or min(filter_list) < 1:
+        raise EdgeError(f"--filters {filters!r} must be positive integers, e.g. 32,64,128,128")
+    return filter_list
