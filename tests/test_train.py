@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from cli_helpers import run_edge
+from cli_helpers import run_edge, run_edge_in_process
 from synthetic import good_image, write_images
 
 from edge.errors import EdgeError
@@ -204,7 +204,7 @@ def test_architecture_matches_input_and_refuses_sizes_it_cannot_mirror():
 
 def test_cli_trains_and_says_where_things_went(tmp_path, synthetic_mvtec):
     out = tmp_path / "run"
-    result = edge_cli(
+    result = run_edge_in_process(  # in this process, fds captured: TensorFlow's C++ notices would show
         "train",
         "autoencoder",
         "--arch",

@@ -37,17 +37,25 @@ def native_output_captured() -> Iterator[None]:
         os.dup2(sink.fileno(), 1)
         os.dup2(sink.fileno(), 2)
         failed = False
+        # Python-level prints too (Keras' export prints its signature): where sys.stdout is not fd 1
+        # (a notebook, the CLI called in-process) they would otherwise pass the capture by.
+        python_text = open(sink.fileno(), "w", closefd=False, encoding="utf-8", errors="replace")
         try:
-            with warnings.catch_warnings():
+            with (
+                warnings.catch_warnings(),
+                contextlib.redirect_stdout(python_text),
+                contextlib.redirect_stderr(python_text),
+            ):
                 warnings.simplefilter("ignore")
                 yield
         except BaseException:
             failed = True
             raise
         finally:
-            for stream in (sys.stdout, sys.stderr):
+            for stream in (python_text, sys.stdout, sys.stderr):
                 with contextlib.suppress(Exception):
                     stream.flush()
+            python_text.close()
             os.dup2(saved[0], 1)
             os.dup2(saved[1], 2)
             for fd in saved:
