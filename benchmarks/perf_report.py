@@ -7,11 +7,8 @@ import time
 from pathlib import Path
 from typing import Optional
 
-PI4_SOURCE = (
-    "Qengineering, TensorFlow_Lite_Classification_RPi_64-bits (GitHub README): MobileNet V1 quant 38.5 FPS, "
-    "V2 quant 45.5 FPS, TFLite C++, 4 threads, Raspberry Pi 4 at 1950 MHz, 64-bit OS"
-)
-PI5_SOURCE = "Raspberry Pi 5 launch announcement (Raspberry Pi Ltd, 2023): 2-3x the CPU performance of Raspberry Pi 4"
+from benchmarks.pi_reference import PI4_PUBLISHED_MS, PI4_SOURCE, PI5_SOURCE, PI5_VS_PI4
+
 VIDEO_CREDIT = (
     "conveyor-video/bottle-detection.mp4: intel-iot-devkit/sample-videos, CC BY 4.0 (640x360, 30 fps, 1189 frames)"
 )
@@ -594,8 +591,6 @@ def write_report(work: Path, results: Path, invocation: str, started: Optional[s
         add("")
         add("| reference (int8, 224x224) | here, 1 thread, ms p50 | Pi 4 published (4 threads), ms | Pi 4 / here |")
         add("|---|---:|---:|---:|")
-        from benchmarks.run_perf import PI4_PUBLISHED_MS, PI5_VS_PI4
-
         ratios = []
         for name, pub in PI4_PUBLISHED_MS.items():
             here = reference[name]["1"]["ms"]["p50"]

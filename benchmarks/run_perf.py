@@ -51,12 +51,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 QUANTS = ("float32", "float16", "dynamic", "int8")
 EDGE = [sys.executable, "-m", "edge_cli"]
 
-# Published Raspberry Pi 4 figures for the reference models (TFLite C++, 4 threads, 64-bit OS,
-# Pi 4 overclocked to 1950 MHz): Qengineering/TensorFlow_Lite_Classification_RPi_64-bits README,
-# "Mobile_V1 Lite 38.5 FPS, Mobile_V2 Lite 45.5 FPS" (mobilenet_v{1,2}_1.0_224_quant.tflite).
-PI4_PUBLISHED_MS = {"mobilenet_v1": 1000 / 38.5, "mobilenet_v2": 1000 / 45.5}
-# Raspberry Pi 5 launch announcement (Raspberry Pi Ltd, Sept 2023): "2-3x" the CPU performance of a Pi 4.
-PI5_VS_PI4 = (2.0, 3.0)
+from benchmarks.pi_reference import PI4_PUBLISHED_MS  # noqa: E402  (ROOT is on sys.path now)
 
 
 def log(msg: str) -> None:
@@ -178,7 +173,8 @@ def video_sample(n: int = 120, last: int | None = None) -> list[np.ndarray]:
 
 def make_bundles(models: dict[str, Path], sizes: list[tuple[int, int]], frames: int = 300) -> dict[str, dict]:
     """A bundle per export; the threshold from edge's own scores of the exported model."""
-    from edge.bench import quick_bundle, synthetic_frames
+    from benchmarks.helpers import quick_bundle
+    from edge.bench import synthetic_frames
     from edge.bundle import read_card
     from edge.detector import AutoencoderDetector
     from edge.model import TFLiteModel

@@ -42,7 +42,7 @@ def edge_cli(*args: str, block_tf: bool = True, timeout: int = 240) -> subproces
 
 @pytest.fixture(scope="module")
 def bench_bundle(int8_model, tmp_path_factory) -> Path:
-    from edge.bench import quick_bundle
+    from benchmarks.helpers import quick_bundle
 
     return quick_bundle(int8_model, tmp_path_factory.mktemp("bench") / "bundle", threshold=0.02).path
 

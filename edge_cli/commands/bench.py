@@ -14,6 +14,39 @@ from edge.errors import EdgeError
 from edge.messages import to_stderr
 
 
+def parse_size(text: str) -> tuple[int, int]:
+    """'640x480' -> (640, 480)."""
+    w, sep, h = text.lower().partition("x")
+    if not sep or not w.isdigit() or not h.isdigit() or int(w) <= 0 or int(h) <= 0:
+        raise EdgeError(f"--size {text!r}: give WIDTHxHEIGHT in pixels, e.g. 640x480")
+    return int(w), int(h)
+
+
+def parse_threads(text: str) -> list[int]:
+    """'1,2,4' -> [1, 2, 4] (order kept, duplicates dropped)."""
+    out: list[int] = []
+    for part in text.replace(" ", "").split(","):
+        if not part.isdigit() or int(part) < 1:
+            raise EdgeError(f"--threads {text!r}: give whole numbers >= 1 separated by commas, e.g. 1,2,4")
+        if int(part) not in out:
+            out.append(int(part))
+    return out
+
+
+def default_threads() -> list[int]:
+    """1 and all available cores (1 alone on a single core)."""
+    from edge.bench.machine import available_cores
+
+    cores = available_cores()
+    return [1] if cores == 1 else [1, cores]
+
+
+def check_video(path: Path) -> Path:
+    if not path.is_file():
+        raise EdgeError(f"video not found: {path}")
+    return path
+
+
 def _ms(stats: dict, keys=("p50", "p95", "p99")) -> str:
     if not stats or stats.get("n") == 0:
         return "-"
@@ -161,15 +194,7 @@ def register(app: typer.Typer) -> None:
         Reports throughput, per-stage latency p50/p95/p99, CPU time per frame, peak memory of this process and the \
 model size. Never loads TensorFlow. On a machine shared with other work, use --repeat 3 (or more) and quote the medians.
         """
-        from edge.bench import (
-            BenchConfig,
-            SourceSpec,
-            check_video,
-            default_threads,
-            parse_size,
-            parse_threads,
-            run_bench,
-        )
+        from edge.bench import BenchConfig, SourceSpec, run_bench
         from edge.bundle import load_bundle
 
         if rate is not None and video and not size:
