@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Callable, Optional
+from typing import Callable, Optional, Protocol
 
 import numpy as np
 from pydantic import Field
@@ -26,6 +26,14 @@ from edge.messages import to_stderr
 from edge.schema import StrictModel
 
 STAGES = ("preprocess", "model", "score", "decide", "alert", "total")
+
+
+class SourceCounts(Protocol):
+    """The counts of a source the metrics report (edge.sources.FrameSource has them)."""
+
+    dropped: int
+    reopens: int
+    skipped: int
 
 
 class MetricsConfig(StrictModel):
@@ -65,7 +73,7 @@ class Metrics:
         self.sink_errors = 0
         self.last_score = float("nan")
         self.threshold = float("nan")
-        self.source: object = None  # anything with dropped / reopens / skipped
+        self.source: Optional[SourceCounts] = None  # the source being run (edge.sources.FrameSource)
         self.started = clock()
         self._last_line = self.started
         self._frames_at_line = 0
@@ -84,20 +92,17 @@ class Metrics:
         self.last_score = score
 
     # -- counts from the source -----------------------------------------------------------------
-    def _source_count(self, name: str) -> int:
-        return int(getattr(self.source, name, 0) or 0)
-
     @property
     def dropped(self) -> int:
-        return self._source_count("dropped")
+        return int(self.source.dropped or 0) if self.source is not None else 0
 
     @property
     def reopens(self) -> int:
-        return self._source_count("reopens")
+        return int(self.source.reopens or 0) if self.source is not None else 0
 
     @property
     def skipped(self) -> int:
-        return self._source_count("skipped")
+        return int(self.source.skipped or 0) if self.source is not None else 0
 
     # -- reading ----------------------------------------------------------------------------------
     def percentiles(self, stage: str, since: int = 0, qs=(50, 95, 99)) -> Optional[np.ndarray]:

@@ -30,7 +30,7 @@ from edge.messages import Log, to_stderr
 from edge.metrics import Metrics, MetricsConfig
 from edge.second_stage import SecondStage, tile_around
 from edge.sinks.base import Sink
-from edge.sources import FrameSource
+from edge.sources import FrameSource, as_frame_source
 from edge.tiling import FrameScorer, GeometryConfig, Scored, Tiler
 
 SCORES_KEPT = 100_000  # recent scores kept in the summary; bounded for runs that last months
@@ -170,8 +170,8 @@ class Pipeline:
         self.geometry, mask_base = resolve_geometry(bundle, geometry, self.log)
         self.tiler = Tiler(bundle.manifest.preprocessing, self.geometry, base=mask_base)
         # The capture thread's own Tiler (its buffers and layout cache are not shared across
-        # threads), made when a source with a capture thread is run: it prepares the model input
-        # of the next frame while this loop runs the model.
+        # threads), made on the capture thread's first frame: it prepares the model input of the
+        # next frame while this loop runs the model.
         self._capture_tiler: Optional[Tiler] = None
         self._capture_lock = threading.Lock()
         self._copy_tiles = self.tiler.tiling is not None  # tiles come in a reused buffer
@@ -216,66 +216,61 @@ class Pipeline:
         caller closes them, so the alerts queued in them are flushed once, at the end.
         """
         summary = RunSummary(stage_seconds={"preprocess": 0.0, "model": 0.0, "score": 0.0, "decide": 0.0, "alert": 0.0})
+        source = as_frame_source(source)
         self.metrics.source = source
         # Preprocessing moves to the capture thread where the source has one (edge.sources.Source);
         # frames that come without it (other sources, a frame it could not prepare) are prepared here.
-        capture = getattr(source, "capture", None)
-        set_prepare = getattr(capture, "set_prepare", None) if self.prepare_in_capture else None
-        if set_prepare is not None:
-            if self._capture_tiler is None:
-                self._capture_tiler = self.tiler.twin()
-            set_prepare(self._prepare_in_capture, self)
-        poll = getattr(source, "poll", None)
-        iterator = None if poll is not None else source.frames()
+        prepares = self.prepare_in_capture and source.set_prepare(self._prepare_in_capture, self)
         start = time.perf_counter()
         try:
-            while True:
-                if self._stop:
-                    summary.stopped_by = "signal" if self._stopped_by_signal else "stop"
-                    break
-                if max_frames is not None and summary.frames >= max_frames:
-                    summary.stopped_by = "max-frames"
-                    break
-                if duration is not None and time.perf_counter() - start >= duration:
-                    summary.stopped_by = "duration"
-                    break
-                if poll is not None:
-                    frame = poll(0.2)
-                    if frame is None:
-                        if source.ended:  # type: ignore[attr-defined]
-                            summary.error = getattr(source, "error", None)
-                            summary.stopped_by = "source lost" if summary.error else "end of input"
-                            break
-                        self.metrics.tick()
-                        continue
-                else:
-                    frame = next(iterator, None)  # type: ignore[arg-type]
-                    if frame is None:
-                        summary.stopped_by = "end of input"
+            while not self._stopped(summary, start, max_frames, duration):
+                frame = source.poll(0.2)
+                if frame is None:
+                    if source.ended:
+                        summary.error = source.error
+                        summary.stopped_by = "source lost" if summary.error else "end of input"
                         break
+                    self.metrics.tick()
+                    continue
                 self._process(frame, summary, on_frame)
                 self.metrics.tick()
             last = self.decider.finish()
             if last is not None:
                 self._alert(last, summary)
         finally:
-            if set_prepare is not None:
-                set_prepare(None)
-            if iterator is not None:
-                iterator.close()  # type: ignore[attr-defined]
+            if prepares:
+                source.set_prepare(None)
             source.close()
             summary.seconds = time.perf_counter() - start
-            summary.skipped = int(getattr(source, "skipped", 0) or 0)
-            summary.dropped = int(getattr(source, "dropped", 0) or 0)
-            summary.reopens = int(getattr(source, "reopens", 0) or 0)
-            summary.parts = self.decider.parts
-            summary.sink_errors = self.metrics.sink_errors
+            self._close_books(summary, source)
         return summary
+
+    def _stopped(self, summary: RunSummary, start: float, max_frames: Optional[int], duration: Optional[float]) -> bool:
+        """Whether a stop was asked for or a limit reached; the reason goes in summary.stopped_by."""
+        if self._stop:
+            summary.stopped_by = "signal" if self._stopped_by_signal else "stop"
+        elif max_frames is not None and summary.frames >= max_frames:
+            summary.stopped_by = "max-frames"
+        elif duration is not None and time.perf_counter() - start >= duration:
+            summary.stopped_by = "duration"
+        else:
+            return False
+        return True
+
+    def _close_books(self, summary: RunSummary, source: FrameSource) -> None:
+        """The counts the source, the decider and the metrics kept, into the summary."""
+        summary.skipped = int(source.skipped or 0)
+        summary.dropped = int(source.dropped or 0)
+        summary.reopens = int(source.reopens or 0)
+        summary.parts = self.decider.parts
+        summary.sink_errors = self.metrics.sink_errors
 
     def _prepare_in_capture(self, image: np.ndarray) -> np.ndarray:
         """Model input for one frame, run by the capture thread (see Capture.set_prepare)."""
         with self._capture_lock:  # a reader abandoned by the watchdog could overlap its successor
-            batch = self._capture_tiler.tiles(image)  # type: ignore[union-attr]  # made before set_prepare
+            if self._capture_tiler is None:
+                self._capture_tiler = self.tiler.twin()
+            batch = self._capture_tiler.tiles(image)
             return batch.copy() if self._copy_tiles else batch
 
     def _process(self, frame: Frame, summary: RunSummary, on_frame) -> None:

@@ -21,7 +21,7 @@ Kinds:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Iterator, Literal, Optional, Protocol, Union
+from typing import Any, Callable, Iterator, Literal, Optional, Protocol, Union
 
 import cv2
 import numpy as np
@@ -32,7 +32,17 @@ from edge.errors import EdgeError
 from edge.imaging import list_images, read_image
 from edge.schema import StrictModel, one_line_errors
 
-__all__ = ["Frame", "FrameSource", "Source", "SourceConfig", "WatchdogConfig", "open_source", "source_from_options"]
+__all__ = [
+    "Frame",
+    "FrameSource",
+    "FrameSourceBase",
+    "Source",
+    "as_frame_source",
+    "SourceConfig",
+    "WatchdogConfig",
+    "open_source",
+    "source_from_options",
+]
 
 SourceKind = Literal["camera", "video", "images", "url", "gstreamer", "picamera2"]
 _KINDS: tuple[str, ...] = ("camera", "video", "images", "url", "gstreamer", "picamera2")
@@ -105,15 +115,96 @@ class SourceConfig(StrictModel):
         return "latest" if self.live else "every"
 
 
-class FrameSource(Protocol):
-    """What the pipeline reads: frames in order, plus the books it reports."""
+Prepare = Callable[[np.ndarray], Any]  # frame -> model input, run by a capture thread
 
-    name: str
-    skipped: int
+
+class FrameSource(Protocol):
+    """Everything the pipeline reads from a source: frames, the counts it reports, an optional capture thread.
+
+    Derive from FrameSourceBase to get the defaults (a plain iterator of frames: nothing dropped,
+    no reopens, no capture thread) and write only `frames()`; `Source` below is the full one.
+    """
+
+    name: str  # what log lines call the source
+
+    @property
+    def skipped(self) -> int: ...  # unreadable images
+
+    @property
+    def dropped(self) -> int: ...  # frames the model never saw (latest-frame mode)
+
+    @property
+    def reopens(self) -> int: ...  # times the watchdog reopened a stalled camera or stream
+
+    @property
+    def ended(self) -> bool: ...  # no frame will come any more
+
+    @property
+    def error(self) -> Optional[str]: ...  # why it ended, when it was lost (not the end of the input)
+
+    def poll(self, timeout: float = 0.2) -> Optional[Frame]: ...  # the next frame, or None (then see ended)
 
     def frames(self) -> Iterator[Frame]: ...
 
+    def set_prepare(self, prepare: Optional[Prepare], key: Any = None) -> bool: ...
+
     def close(self) -> None: ...
+
+
+class FrameSourceBase:
+    """FrameSource defaults for a source that is a plain iterator of frames: only `frames()` to write."""
+
+    name: str = "frames"
+    skipped: int = 0
+    dropped: int = 0
+    reopens: int = 0
+    ended: bool = False
+    error: Optional[str] = None
+    _reader: Optional[Iterator[Frame]] = None
+
+    def frames(self) -> Iterator[Frame]:
+        raise NotImplementedError
+
+    def poll(self, timeout: float = 0.2) -> Optional[Frame]:
+        """The next frame of frames() (blocking: no timeout); None and `ended` at the end."""
+        if self._reader is None:
+            self._reader = self.frames()
+        frame = next(self._reader, None)
+        if frame is None:
+            self.ended = True
+        return frame
+
+    def set_prepare(self, prepare: Optional[Prepare], key: Any = None) -> bool:
+        """No capture thread to prepare frames in: False, the pipeline prepares each frame itself."""
+        return False
+
+    def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()  # type: ignore[attr-defined]  # a generator
+
+
+class _FramesOnly(FrameSourceBase):
+    """A source that has only name, skipped, frames() and close() (what FrameSource once was), with the defaults."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.name = inner.name
+
+    @property
+    def skipped(self) -> int:  # type: ignore[override]
+        return int(self.inner.skipped or 0)
+
+    def frames(self) -> Iterator[Frame]:
+        return self.inner.frames()
+
+    def close(self) -> None:
+        super().close()
+        self.inner.close()
+
+
+def as_frame_source(source) -> FrameSource:
+    """`source` itself when it derives from FrameSourceBase, else wrapped so the defaults fill in the rest."""
+    return source if isinstance(source, FrameSourceBase) else _FramesOnly(source)
 
 
 # -- backends --------------------------------------------------------------------------------
@@ -254,7 +345,7 @@ def source_name(config: SourceConfig) -> str:
 # -- the source the pipeline reads ------------------------------------------------------------
 
 
-class Source:
+class Source(FrameSourceBase):
     """An opened source: frames from a capture thread, with drop/reopen/skip counts.
 
     `poll(timeout)` returns the next frame or None (then look at `ended`); `frames()` iterates
@@ -314,8 +405,13 @@ class Source:
         return self.capture.error
 
     @property
-    def ended(self) -> bool:
+    def ended(self) -> bool:  # type: ignore[override]
         return self.capture.ended
+
+    def set_prepare(self, prepare: Optional[Prepare], key: Any = None) -> bool:
+        """Prepare the model input in the capture thread (edge.capture.Capture.set_prepare); None: stop."""
+        self.capture.set_prepare(prepare, key)
+        return True
 
     def start(self) -> "Source":
         self.capture.start()
