@@ -22,25 +22,17 @@ import cv2
 import numpy as np
 
 from calibration import data as cal_data
+from calibration.manifest import manifest_from_card
 from calibration.metrics import detection_metrics, false_alarm_rate, score_stats
 from calibration.report import ReportData, describe_geometry, write_report
-from calibration.scoring import ScoredImages, kind_spec, score_files, score_frames
+from calibration.scoring import BatchScorer, ScoredImages, kind_spec, score_files, score_frames
 from calibration.thresholds import Method, check_anomalous, compute_threshold, parse_method, resolution_note
-from edge.bundle import (
-    MANIFEST,
-    Bundle,
-    Manifest,
-    ModelInfo,
-    TensorSpec,
-    Threshold,
-    load_bundle,
-    read_card,
-    write_bundle,
-)
+from edge.bundle import MANIFEST, Bundle, Manifest, ModelCard, Threshold, load_bundle, read_card, write_bundle
 from edge.errors import EdgeError
 from edge.messages import to_stderr as _stderr
-from edge.model import TensorInfo, TFLiteModel
+from edge.model import TFLiteModel
 from edge.preprocess import Preprocessing, Preprocessor
+from edge.schema import first_problem
 from edge.scoring import ScoreConfig
 from edge.tiling import FrameScorer, GeometryConfig, Tiler, load_mask
 
@@ -48,10 +40,6 @@ REPORT_DIR = "report"
 MASK_FILE = "mask.png"  # the inspection mask inside the bundle (PNG: lossless, read back bit for bit)
 FEW_NORMAL = 20
 MANY_FLAGGED = 0.25  # fraction of normal images over the threshold worth a warning
-
-
-def _spec(info: TensorInfo) -> TensorSpec:
-    return TensorSpec(**info.to_dict())
 
 
 @dataclass
@@ -150,28 +138,13 @@ def calibrate(
                 FrameScorer; None: the faster batched path (the same numbers without geometry).
     Returns the written Bundle (already re-read and hash-checked with edge.bundle.load_bundle).
     """
-    model_path = Path(model_path)
-    out = Path(out)
+    model_path, out = Path(model_path), Path(out)
     method = parse_method(method) if isinstance(method, str) else method
     card = read_card(model_path)
     spec = kind_spec(card.kind)
-    overrides = {
-        k: v
-        for k, v in (("kind", score), ("blur_sigma", blur_sigma), ("topk", topk), ("error", error))
-        if v is not None
-    }
-    if error is not None and card.kind != "autoencoder":
-        raise EdgeError(
-            f"--error {error} applies to autoencoders (a reconstruction to compare); this model is {card.kind}"
-        )
-    try:
-        score_config = ScoreConfig(**{**card.score.model_dump(), **overrides})
-    except ValueError as exc:
-        raise EdgeError(f"bad score option: {exc.errors()[0]['msg']}") from None  # type: ignore[attr-defined]
-
+    score_config = _score_config(card, score=score, blur_sigma=blur_sigma, topk=topk, error=error)
     images = cal_data.resolve(normal, anomalous)
-    # Fail before minutes of scoring, not after.
-    check_anomalous(method, len(images.anomalous))
+    check_anomalous(method, len(images.anomalous))  # fail before minutes of scoring, not after
     _check_out(out)
     preprocessing, stored_geometry, mask = _geometry(card.preprocessing, geometry)
     for note in images.notes:
@@ -184,52 +157,117 @@ def calibrate(
     tiler = Tiler(preprocessing, stored_geometry, mask=mask)
     frame_scorer = FrameScorer(spec.make_detector(model, card, score_config), tiler)
     if geometry is None:
-        preprocessor = Preprocessor(preprocessing)
-        batch_scorer = spec.make_scorer(model, card, score_config)
-
-        def score(files, what, advance):
-            return score_files(files, preprocessor, batch_scorer, batch_size, what, advance)
+        scorer = _batch_scorer(Preprocessor(preprocessing), spec.make_scorer(model, card, score_config), batch_size)
     else:
-
-        def score(files, what, advance):
-            return score_frames(files, frame_scorer, what, advance)
-
+        scorer = _frame_by_frame_scorer(frame_scorer)
     log(
         f"calibrating {model_path.name} ({card.kind}, {card.quantization}, interpreter {model.backend}) on "
-        f"{len(images.normal)} normal"
-        + (f" + {len(images.anomalous)} anomalous" if images.anomalous else "")
-        + f" images, score {score_config.describe()}, method {method}"
+        f"{_image_counts(images)} images, score {score_config.describe()}, method {method}"
     )
     if geometry is not None:
         log(f"geometry: {describe_geometry(preprocessing, stored_geometry)}")
-    with _Progress(len(images.normal) + len(images.anomalous), progress) as bar:
-        normal_scored = score(images.normal, "normal images", bar.stage("normal"))
-        anomalous_scored = (
-            score(images.anomalous, "anomalous images", bar.stage("anomalous")) if images.anomalous else ScoredImages()
+    scored = _score_images(images, scorer, progress)
+    threshold, metrics, notes = _threshold(method, scored)
+    for n in notes:
+        log(f"note: {n}")
+
+    manifest = manifest_from_card(
+        card,
+        model,
+        model_path.name,
+        Threshold(value=threshold, method=str(method)),
+        preprocessing=preprocessing,
+        score=score_config,
+        normal_scores=score_stats(scored.normal.scores),
+        anomalous_scores=score_stats(scored.anomalous.scores) if scored.anomalous.paths else None,
+        metrics=metrics,
+        geometry=stored_geometry,
+    )
+    bundle = _write_bundle(out, manifest, model_path, mask)
+    report = _write_report(bundle, images, scored, spec.score_label, [*images.notes, *notes], frame_scorer, tiler)
+    _summary(bundle, scored.normal.scores, report, log)
+    return load_bundle(bundle.path)
+
+
+def _image_counts(images: cal_data.CalibrationSet) -> str:
+    return f"{len(images.normal)} normal" + (f" + {len(images.anomalous)} anomalous" if images.anomalous else "")
+
+
+def _score_config(
+    card: ModelCard,
+    *,
+    score: Optional[str],
+    blur_sigma: Optional[float],
+    topk: Optional[float],
+    error: Optional[str],
+) -> ScoreConfig:
+    """The card's score with the options given on the command line in its place."""
+    overrides = {
+        k: v
+        for k, v in (("kind", score), ("blur_sigma", blur_sigma), ("topk", topk), ("error", error))
+        if v is not None
+    }
+    if error is not None and card.kind != "autoencoder":
+        raise EdgeError(
+            f"--error {error} applies to autoencoders (a reconstruction to compare); this model is {card.kind}"
         )
+    try:
+        return ScoreConfig(**{**card.score.model_dump(), **overrides})
+    except ValueError as exc:
+        raise EdgeError(f"bad score option: {first_problem(exc)}") from None
+
+
+# (files, what they are, progress hook) → their scores
+ImageScorer = Callable[[list[Path], str, Optional[Callable[[int], None]]], ScoredImages]
+
+
+def _batch_scorer(preprocessor: Preprocessor, batch_scorer: BatchScorer, batch_size: int) -> ImageScorer:
+    """Without a geometry: whole images resized to the model input, scored in batches (the faster path)."""
+    return lambda files, what, advance: score_files(files, preprocessor, batch_scorer, batch_size, what, advance)
+
+
+def _frame_by_frame_scorer(frame_scorer: FrameScorer) -> ImageScorer:
+    """With a geometry: each image scored as `edge run` scores a frame (ROI, tiles, mask)."""
+    return lambda files, what, advance: score_frames(files, frame_scorer, what, advance)
+
+
+@dataclass
+class _Scored:
+    """The scores of both image sets, with the defect type (folder name) of each scored anomalous image."""
+
+    normal: ScoredImages
+    anomalous: ScoredImages
+    anomalous_groups: list[str]
+
+
+def _score_images(images: cal_data.CalibrationSet, scorer: ImageScorer, progress: bool) -> _Scored:
+    with _Progress(len(images.normal) + len(images.anomalous), progress) as bar:
+        normal = scorer(images.normal, "normal images", bar.stage("normal"))
+        anomalous = scorer(images.anomalous, "anomalous images", bar.stage("anomalous")) if images.anomalous else None
+    anomalous = anomalous or ScoredImages()
     groups_by_path = dict(zip(images.anomalous, images.anomalous_groups, strict=True))
-    anomalous_groups = [groups_by_path[p] for p in anomalous_scored.paths]
-    notes = list(images.notes)
-    for what, scored in (("normal", normal_scored), ("anomalous", anomalous_scored)):
-        if scored.skipped:
+    return _Scored(normal, anomalous, [groups_by_path[p] for p in anomalous.paths])
+
+
+def _threshold(method: Method, scored: _Scored) -> tuple[float, Optional[dict], list[str]]:
+    """(threshold, metrics when anomalous images were scored, notes for the report)."""
+    normal, anomalous = scored.normal.scores, scored.anomalous.scores if scored.anomalous.paths else None
+    notes = []
+    for what, images in (("normal", scored.normal), ("anomalous", scored.anomalous)):
+        if images.skipped:
             notes.append(
-                f"skipped {len(scored.skipped)} unreadable or truncated {what} file(s), e.g. {scored.skipped[0]}"
+                f"skipped {len(images.skipped)} unreadable or truncated {what} file(s), e.g. {images.skipped[0]}"
             )
-    n_normal = len(normal_scored.scores)
-    if n_normal < FEW_NORMAL:
-        notes.append(f"only {n_normal} normal images: the threshold is rough; calibrate on a few hundred if you can")
-    note = resolution_note(method, n_normal)
+    if len(normal) < FEW_NORMAL:
+        notes.append(f"only {len(normal)} normal images: the threshold is rough; calibrate on a few hundred if you can")
+    note = resolution_note(method, len(normal))
     if note:
         notes.append(note)
-    threshold = compute_threshold(
-        method, normal_scored.scores, anomalous_scored.scores if anomalous_scored.paths else None
-    )
-    metrics = (
-        detection_metrics(normal_scored.scores, anomalous_scored.scores, threshold, anomalous_groups)
-        if anomalous_scored.paths
-        else None
-    )
-    flagged = false_alarm_rate(normal_scored.scores, threshold)
+    threshold = compute_threshold(method, normal, anomalous)
+    metrics = None
+    if anomalous is not None:
+        metrics = detection_metrics(normal, anomalous, threshold, scored.anomalous_groups)
+    flagged = false_alarm_rate(normal, threshold)
     if flagged > MANY_FLAGGED:
         note = f"{flagged:.0%} of the normal images score above the threshold: expect about that many false alarms"
         if metrics is not None and metrics["image_auroc"] < 0.7:
@@ -238,53 +276,47 @@ def calibrate(
                 "try another --score or a better model"
             )
         notes.append(note)
-    for n in notes[len(images.notes) :]:
-        log(f"note: {n}")
-    manifest = Manifest(
-        model=ModelInfo(
-            file=model_path.name,
-            sha256="",  # write_bundle fills it from the copied file
-            kind=card.kind,
-            quantization=card.quantization,
-            input=_spec(model.input),
-            outputs=[_spec(o) for o in model.outputs],
-        ),
-        preprocessing=preprocessing,
-        score=score_config,
-        threshold=Threshold(value=threshold, method=str(method)),
-        normal_scores=score_stats(normal_scored.scores),
-        anomalous_scores=score_stats(anomalous_scored.scores) if anomalous_scored.paths else None,
-        metrics=metrics,
-        geometry=stored_geometry,
-        extra=dict(card.extra),
-    )
+    return threshold, metrics, notes
+
+
+def _write_bundle(out: Path, manifest: Manifest, model_path: Path, mask: Optional[np.ndarray]) -> Bundle:
+    """Replace an old bundle in `out` with this one: the model, bundle.json and the mask it names."""
     _clear_old_bundle(out, model_path)
     if mask is not None:
         out.mkdir(parents=True, exist_ok=True)
         if not cv2.imwrite(str(out / MASK_FILE), mask):
             raise EdgeError(f"could not write {out / MASK_FILE}; check the folder is writable and the disk not full")
-    bundle = write_bundle(out, manifest, model_path)
+    return write_bundle(out, manifest, model_path)
+
+
+def _write_report(
+    bundle: Bundle,
+    images: cal_data.CalibrationSet,
+    scored: _Scored,
+    score_label: str,
+    notes: list[str],
+    frame_scorer: FrameScorer,
+    tiler: Tiler,
+) -> Path:
     sources = {"normal images": str(images.normal_source)}
     if images.anomalous_sources:
         sources["anomalous images"] = ", ".join(str(s) for s in images.anomalous_sources)
-    report = write_report(
+    return write_report(
         ReportData(
-            manifest=manifest,
-            normal_paths=normal_scored.paths,
-            normal_scores=normal_scored.scores,
-            anomalous_paths=anomalous_scored.paths,
-            anomalous_scores=anomalous_scored.scores,
-            anomalous_groups=anomalous_groups,
-            score_label=spec.score_label,
+            manifest=bundle.manifest,
+            normal_paths=scored.normal.paths,
+            normal_scores=scored.normal.scores,
+            anomalous_paths=scored.anomalous.paths,
+            anomalous_scores=scored.anomalous.scores,
+            anomalous_groups=scored.anomalous_groups,
+            score_label=score_label,
             sources=sources,
-            skipped={"normal": len(normal_scored.skipped), "anomalous": len(anomalous_scored.skipped)},
+            skipped={"normal": len(scored.normal.skipped), "anomalous": len(scored.anomalous.skipped)},
             notes=notes,
             frame_map=_frame_map(frame_scorer, tiler),
         ),
         bundle.path / REPORT_DIR,
     )
-    _summary(bundle, normal_scored.scores, report, log)
-    return load_bundle(bundle.path)
 
 
 def _frame_map(scorer: FrameScorer, tiler: Tiler) -> Callable[[np.ndarray], np.ndarray]:
