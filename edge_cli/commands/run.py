@@ -38,6 +38,31 @@ def _flag_model(flag: str, make):
         return make()
 
 
+def _set_given(cfg: RunConfig, **values) -> None:
+    """Command-line values that were given replace the config file's."""
+    for key, value in values.items():
+        if value is not None:
+            setattr(cfg, key, value)
+
+
+def _apply_decision_flags(cfg: RunConfig, flags: dict, part_trigger: bool) -> None:
+    given = {k: v for k, v in flags.items() if v is not None}
+    if part_trigger and cfg.decision.part_trigger is None:
+        given["part_trigger"] = {}
+    if given:
+        cfg.decision = _flag_model(
+            "decision options", lambda: DecisionConfig.model_validate({**cfg.decision.model_dump(), **given})
+        )
+
+
+def _apply_network_flags(cfg: RunConfig, mqtt: Optional[str], webhook: Optional[str]) -> None:
+    if mqtt is not None:
+        cfg.sinks.mqtt = _flag_model("--mqtt", lambda: _mqtt_from_flag(mqtt, cfg.sinks.mqtt))
+    if webhook is not None:
+        current = cfg.sinks.webhook.model_dump() if cfg.sinks.webhook is not None else {}
+        cfg.sinks.webhook = _flag_model("--webhook", lambda: WebhookConfig.model_validate({**current, "url": webhook}))
+
+
 def register(app: typer.Typer) -> None:
     @app.command("run")
     def run(
@@ -163,16 +188,7 @@ queued on disk and delivered at least once, across broker outages and restarts. 
 file, line and key. Ctrl-C or SIGTERM stops cleanly.
         """
         cfg = load_config(config) if config is not None else RunConfig()
-        if bundle is not None:
-            cfg.bundle = bundle
-        if classifier is not None:
-            cfg.classifier = classifier
-        if out is not None:
-            cfg.out = out
-        if state is not None:
-            cfg.state = state
-        if threads is not None:
-            cfg.threads = threads
+        _set_given(cfg, bundle=bundle, classifier=classifier, out=out, state=state, threads=threads)
         source_flags = {
             "camera": camera,
             "video": video,
@@ -190,28 +206,7 @@ file, line and key. Ctrl-C or SIGTERM stops cleanly.
         if metrics_every is not None or prometheus_port is not None:
             given = {"every_seconds": metrics_every, "prometheus_port": prometheus_port}
             cfg.metrics = cfg.metrics.model_copy(update={k: v for k, v in given.items() if v is not None})
-        decision_flags = {
-            k: v
-            for k, v in {
-                "votes": votes,
-                "window": window,
-                "cooldown": cooldown,
-                "cooldown_seconds": cooldown_seconds,
-            }.items()
-            if v is not None
-        }
-        if part_trigger and cfg.decision.part_trigger is None:
-            decision_flags["part_trigger"] = {}
-        if decision_flags:
-            cfg.decision = _flag_model(
-                "decision options",
-                lambda: DecisionConfig.model_validate({**cfg.decision.model_dump(), **decision_flags}),
-            )
-        if mqtt is not None:
-            cfg.sinks.mqtt = _flag_model("--mqtt", lambda: _mqtt_from_flag(mqtt, cfg.sinks.mqtt))
-        if webhook is not None:
-            current = cfg.sinks.webhook.model_dump() if cfg.sinks.webhook is not None else {}
-            cfg.sinks.webhook = _flag_model(
-                "--webhook", lambda: WebhookConfig.model_validate({**current, "url": webhook})
-            )
+        decision_flags = {"votes": votes, "window": window, "cooldown": cooldown, "cooldown_seconds": cooldown_seconds}
+        _apply_decision_flags(cfg, decision_flags, part_trigger)
+        _apply_network_flags(cfg, mqtt, webhook)
         run_device(cfg, max_frames=max_frames, duration=duration)
