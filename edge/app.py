@@ -6,7 +6,7 @@
               ──► Pipeline.run until the source ends, a limit, or SIGINT/SIGTERM
 
 `edge run` (edge_cli/commands/run.py) turns its flags into a RunConfig and calls `run_device`;
-`edge demo` calls `run_with_default_sinks`; `edge bench` (edge.bench_pipeline) builds the same
+`edge demo` calls `run_with_default_sinks`; `edge bench` (edge/bench/pipeline.py) builds the same
 pipeline and sinks with `build_pipeline` and `attach_sinks` and feeds them its own sources. The
 CLI modules only parse arguments and print.
 """
