@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edge.bundle import Bundle, Manifest, ModelInfo, TensorSpec, Threshold, read_card, write_bundle
+from calibration.manifest import manifest_from_card
+from edge.bundle import Bundle, Threshold, read_card, write_bundle
 from edge.model import TFLiteModel
 
 
@@ -23,22 +24,5 @@ def quick_bundle(model_path: str | Path, out_dir: str | Path, threshold: float, 
     model_path = Path(model_path)
     card = read_card(model_path)
     model = TFLiteModel(model_path, num_threads=1)
-
-    def spec(t) -> TensorSpec:
-        return TensorSpec(name=t.name, shape=list(t.shape), dtype=t.dtype, scale=t.scale, zero_point=t.zero_point)
-
-    manifest = Manifest(
-        model=ModelInfo(
-            file=model_path.name,
-            sha256="",
-            kind=card.kind,
-            quantization=card.quantization,
-            input=spec(model.input),
-            outputs=[spec(o) for o in model.outputs],
-        ),
-        preprocessing=card.preprocessing,
-        score=card.score,
-        threshold=Threshold(value=float(threshold), method=method),
-        extra=card.extra,
-    )
+    manifest = manifest_from_card(card, model, model_path.name, Threshold(value=float(threshold), method=method))
     return write_bundle(out_dir, manifest, model_path)
