@@ -25,7 +25,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Callable, Iterator, Optional, Sequence
 
 import cv2
 import numpy as np
@@ -258,59 +258,49 @@ def _eval_size(hw: tuple[int, int], max_side: int) -> tuple[int, int]:
 ProgressHook = Callable[[int], None]
 
 
-def evaluate_bundle(
-    bundle: str | Path | Bundle,
-    data: EvalSet,
-    batch_size: int = 16,
-    threads: Optional[int] = None,
-    pixel_max_side: int = 1024,
-    worst: int = 6,
-    advance: Optional[ProgressHook] = None,
-) -> EvalResult:
-    """Score every test image with the bundle's .tflite through edge.detector; all metrics."""
-    b = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
-    m = b.manifest
-    detector = make_detector(b, threads)
-    pre = Preprocessor(m.preprocessing)
-    roi = m.preprocessing.roi
+@dataclass
+class _Collected:
+    """What evaluate_bundle gathers image by image, in the order the images were read."""
 
-    paths, groups, scores, skipped = [], [], [], []
-    pix_masks, pix_maps, pix_groups = [], [], []
-    views_needed = worst > 0
-    kept_maps: list[np.ndarray] = []  # small copies for the worst-miss grid
-    model_seconds = 0.0
+    paths: list[Path] = field(default_factory=list)
+    groups: list[str] = field(default_factory=list)
+    scores: list[float] = field(default_factory=list)
+    skipped: list[Path] = field(default_factory=list)
+    # pixel AUROC: the images with a mask (every good one: all zeros), their maps at image size
+    pixel_masks: list[np.ndarray] = field(default_factory=list)
+    pixel_maps: list[np.ndarray] = field(default_factory=list)
+    pixel_groups: list[str] = field(default_factory=list)
+    small_maps: list[np.ndarray] = field(default_factory=list)  # small copies for the worst-miss grid
+    model_seconds: float = 0.0
 
-    def flush(batch_images, batch_idx):
-        nonlocal model_seconds
-        frames = pre.prepare_batch(batch_images)
-        t0 = time.perf_counter()
-        det = detector.detect(frames)
-        model_seconds += time.perf_counter() - t0
-        for j, i in enumerate(batch_idx):
-            image = batch_images[j]
-            paths.append(data.files[i])
-            groups.append(data.groups[i])
-            scores.append(float(det.scores[j]))
-            hw = _eval_size(image.shape[:2], pixel_max_side)
-            scale_roi = None
-            if roi is not None:
-                sy, sx = hw[0] / image.shape[0], hw[1] / image.shape[1]
-                scale_roi = (int(roi[0] * sx), int(roi[1] * sy), max(1, int(roi[2] * sx)), max(1, int(roi[3] * sy)))
-            full = map_to_image(det.maps[j], hw, scale_roi)
-            mask = None
-            if data.groups[i] == GOOD:
-                mask = np.zeros(hw, bool)
-            elif data.masks[i] is not None:
-                mask = read_mask(data.masks[i], hw)
-            if mask is not None:
-                pix_masks.append(mask)
-                pix_maps.append(full)
-                pix_groups.append(data.groups[i])
-            if views_needed:
-                kept_maps.append(cv2.resize(det.maps[j].astype(np.float32), (128, 128)))
-        if advance:
-            advance(len(batch_idx))
+    def add(self, data: EvalSet, i: int, image: np.ndarray, score: float, anomaly_map: np.ndarray, roi, max_side: int):
+        self.paths.append(data.files[i])
+        self.groups.append(data.groups[i])
+        self.scores.append(float(score))
+        hw = _eval_size(image.shape[:2], max_side)
+        mask = None
+        if data.groups[i] == GOOD:
+            mask = np.zeros(hw, bool)
+        elif data.masks[i] is not None:
+            mask = read_mask(data.masks[i], hw)
+        if mask is not None:
+            self.pixel_masks.append(mask)
+            self.pixel_maps.append(map_to_image(anomaly_map, hw, _scaled_roi(roi, image.shape[:2], hw)))
+            self.pixel_groups.append(data.groups[i])
 
+
+def _scaled_roi(roi, image_hw: tuple[int, int], hw: tuple[int, int]):
+    """The ROI in the coordinates of the image reduced to `hw` (None stays None)."""
+    if roi is None:
+        return None
+    sy, sx = hw[0] / image_hw[0], hw[1] / image_hw[1]
+    return (int(roi[0] * sx), int(roi[1] * sy), max(1, int(roi[2] * sx)), max(1, int(roi[3] * sy)))
+
+
+def _readable_batches(
+    data: EvalSet, roi, batch_size: int, skipped: list[Path], advance: Optional[ProgressHook]
+) -> Iterator[tuple[list[np.ndarray], list[int]]]:
+    """(images, their indices in data.files) in batches; unreadable files go to `skipped`."""
     batch, idx = [], []
     for i, path in enumerate(data.files):
         image = read_image(path)
@@ -324,29 +314,74 @@ def evaluate_bundle(
         batch.append(image)
         idx.append(i)
         if len(batch) == batch_size:
-            flush(batch, idx)
+            yield batch, idx
             batch, idx = [], []
     if batch:
-        flush(batch, idx)
-    if not paths:
-        raise EdgeError(f"none of the {len(data.files)} test images in {data.root} could be read")
+        yield batch, idx
 
-    scores_arr = np.array(scores)
-    labels = np.array([g != GOOD for g in groups], int)
+
+def evaluate_bundle(
+    bundle: str | Path | Bundle,
+    data: EvalSet,
+    batch_size: int = 16,
+    threads: Optional[int] = None,
+    pixel_max_side: int = 1024,
+    worst: int = 6,
+    advance: Optional[ProgressHook] = None,
+) -> EvalResult:
+    """Score every test image with the bundle's .tflite through edge.detector; all metrics."""
+    b = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
+    detector = make_detector(b, threads)
+    pre = Preprocessor(b.manifest.preprocessing)
+    roi = b.manifest.preprocessing.roi
+    got = _Collected()
+    for images, idx in _readable_batches(data, roi, batch_size, got.skipped, advance):
+        frames = pre.prepare_batch(images)
+        t0 = time.perf_counter()
+        det = detector.detect(frames)
+        got.model_seconds += time.perf_counter() - t0
+        for j, i in enumerate(idx):
+            got.add(data, i, images[j], det.scores[j], det.maps[j], roi, pixel_max_side)
+            if worst > 0:
+                got.small_maps.append(cv2.resize(det.maps[j].astype(np.float32), (128, 128)))
+        if advance:
+            advance(len(idx))
+    if not got.paths:
+        raise EdgeError(f"none of the {len(data.files)} test images in {data.root} could be read")
+    result = _result(b, data, got)
+    if worst > 0:
+        result._views = {"maps": got.small_maps}
+    return result
+
+
+def _per_defect(got: _Collected, labels: np.ndarray, scores: np.ndarray, threshold: float) -> dict:
+    """Per defect type: its images against every good one (image AUROC, pixel AUROC), and its recall."""
     good = labels == 0
     per_defect = {}
-    for defect in sorted(set(groups) - {GOOD}):
-        sel = np.array([g == defect for g in groups])
-        pm = [mk for mk, g in zip(pix_masks, pix_groups, strict=True) if g in (GOOD, defect)]
-        pa = [mp for mp, g in zip(pix_maps, pix_groups, strict=True) if g in (GOOD, defect)]
+    for defect in sorted(set(got.groups) - {GOOD}):
+        sel = np.array([g == defect for g in got.groups])
+        pairs = [
+            (mk, mp)
+            for mk, mp, g in zip(got.pixel_masks, got.pixel_maps, got.pixel_groups, strict=True)
+            if g in (GOOD, defect)
+        ]
         per_defect[defect] = {
             "images": int(sel.sum()),
-            "image_auroc": image_auroc(labels[good | sel], scores_arr[good | sel]),
-            "pixel_auroc": pixel_auroc(pm, pa) if any(g == defect for g in pix_groups) else float("nan"),
-            "recall": float(np.mean(flagged(scores_arr[sel], b.threshold))),
+            "image_auroc": image_auroc(labels[good | sel], scores[good | sel]),
+            "pixel_auroc": pixel_auroc([p[0] for p in pairs], [p[1] for p in pairs])
+            if any(g == defect for g in got.pixel_groups)
+            else float("nan"),
+            "recall": float(np.mean(flagged(scores[sel], threshold))),
         }
-    has_defect_masks = any(g != GOOD for g in pix_groups)
-    result = EvalResult(
+    return per_defect
+
+
+def _result(b: Bundle, data: EvalSet, got: _Collected) -> EvalResult:
+    m = b.manifest
+    scores = np.array(got.scores)
+    labels = np.array([g != GOOD for g in got.groups], int)
+    has_defect_masks = any(g != GOOD for g in got.pixel_groups)
+    return EvalResult(
         bundle=b.path,
         name=b.path.name,
         kind=m.model.kind,
@@ -354,21 +389,18 @@ def evaluate_bundle(
         score=m.score.describe(),
         threshold=b.threshold,
         model_bytes=b.model_path.stat().st_size,
-        ms_per_image=1000.0 * model_seconds / len(paths),
-        files=paths,
-        groups=groups,
-        scores=scores_arr,
-        image_auroc=image_auroc(labels, scores_arr),
-        pixel_auroc=pixel_auroc(pix_masks, pix_maps) if has_defect_masks else float("nan"),
-        threshold_metrics=at_threshold(labels, scores_arr, b.threshold),
-        per_defect=per_defect,
-        skipped=skipped,
+        ms_per_image=1000.0 * got.model_seconds / len(got.paths),
+        files=got.paths,
+        groups=got.groups,
+        scores=scores,
+        image_auroc=image_auroc(labels, scores),
+        pixel_auroc=pixel_auroc(got.pixel_masks, got.pixel_maps) if has_defect_masks else float("nan"),
+        threshold_metrics=at_threshold(labels, scores, b.threshold),
+        per_defect=_per_defect(got, labels, scores, b.threshold),
+        skipped=got.skipped,
         notes=list(data.notes),
-        recall_at_5pct_fpr=recall_at_fpr(labels, scores_arr, 0.05),
+        recall_at_5pct_fpr=recall_at_fpr(labels, scores, 0.05),
     )
-    if views_needed:
-        result._views = {"maps": kept_maps}
-    return result
 
 
 # ---------------------------------------------------------------- outputs
@@ -540,35 +572,9 @@ def evaluate(
     """Evaluate one or more bundles on one MVTec AD folder; optionally write markdown + PNGs."""
     eval_set = load_eval_set(data, exclude)
     loaded = [load_bundle(b) for b in bundles]  # check every bundle before the long part
-    names = [b.path.name for b in loaded]
-    if len(set(names)) < len(names):
-        # two bundles in different folders with one name: keep names distinct in the table
-        for i, b in enumerate(loaded):
-            names[i] = f"{b.path.parent.name}/{b.path.name}"
     results = []
-    for b, name in zip(loaded, names, strict=True):
-        if progress:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-            with Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeRemainingColumn(),
-                transient=True,
-            ) as bar:
-                task = bar.add_task(f"eval {name}", total=len(eval_set.files))
-                r = evaluate_bundle(
-                    b,
-                    eval_set,
-                    batch_size,
-                    threads,
-                    pixel_max_side,
-                    worst,
-                    advance=lambda k, task=task: bar.advance(task, k),
-                )
-        else:
-            r = evaluate_bundle(b, eval_set, batch_size, threads, pixel_max_side, worst)
+    for b, name in zip(loaded, _distinct_names(loaded), strict=True):
+        r = _evaluate_one(b, name, eval_set, progress, batch_size, threads, pixel_max_side, worst)
         r.name = name
         results.append(r)
         log(
@@ -576,19 +582,53 @@ def evaluate(
             f"recall {_f(r.recall_at_5pct_fpr)} at 5 % FPR, F1 {_f(r.threshold_metrics['f1'])} "
             f"at threshold {r.threshold:.4g}, {r.ms_per_image:.1f} ms/image"
         )
-    report = None
-    if out is not None:
-        out = Path(out)
-        if out.suffix.lower() == ".md":
-            report, folder = out, out.parent
-        else:
-            report, folder = out / "quality.md", out
-        folder.mkdir(parents=True, exist_ok=True)
-        stem = report.stem
-        if worst > 0:
-            for r in results:
-                safe = r.name.replace("/", "_")
-                write_worst_grid(r, folder / f"{stem}_worst_{safe}.png", worst)
-        report.write_text(markdown(results, eval_set, command))
+    report = _write_outputs(results, eval_set, Path(out), worst, command) if out is not None else None
+    if report is not None:
         log(f"report: {report}")
     return results, report
+
+
+def _distinct_names(loaded: list[Bundle]) -> list[str]:
+    """Bundle folder names; parent/name for all when two bundles in different folders share one."""
+    names = [b.path.name for b in loaded]
+    if len(set(names)) < len(names):
+        names = [f"{b.path.parent.name}/{b.path.name}" for b in loaded]
+    return names
+
+
+def _evaluate_one(
+    b: Bundle,
+    name: str,
+    eval_set: EvalSet,
+    progress: bool,
+    batch_size: int,
+    threads: Optional[int],
+    pixel_max_side: int,
+    worst: int,
+) -> EvalResult:
+    """evaluate_bundle, under a transient progress bar when `progress`."""
+    if not progress:
+        return evaluate_bundle(b, eval_set, batch_size, threads, pixel_max_side, worst)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), transient=True
+    ) as bar:
+        task = bar.add_task(f"eval {name}", total=len(eval_set.files))
+        advance = lambda k: bar.advance(task, k)  # noqa: E731
+        return evaluate_bundle(b, eval_set, batch_size, threads, pixel_max_side, worst, advance=advance)
+
+
+def _write_outputs(results: list[EvalResult], eval_set: EvalSet, out: Path, worst: int, command: str) -> Path:
+    """OUT/quality.md (or OUT itself when it names a .md file) and a worst-miss PNG per bundle beside it."""
+    if out.suffix.lower() == ".md":
+        report, folder = out, out.parent
+    else:
+        report, folder = out / "quality.md", out
+    folder.mkdir(parents=True, exist_ok=True)
+    if worst > 0:
+        for r in results:
+            safe = r.name.replace("/", "_")
+            write_worst_grid(r, folder / f"{report.stem}_worst_{safe}.png", worst)
+    report.write_text(markdown(results, eval_set, command))
+    return report

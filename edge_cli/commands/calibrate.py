@@ -25,134 +25,154 @@ _METHOD_HELP = (
 )
 
 
+_MODEL = typer.Argument(..., help="The .tflite from `edge export`; its card <model>.json must sit beside it.")
+_NORMAL = typer.Option(
+    ...,
+    "--normal",
+    "-n",
+    help="Folder of good images NOT used in training, or an MVTec AD root (then test/good is the normal "
+    "set and every other test/<defect> folder the anomalous set, unless --anomalous is given; "
+    "train/good is never used: it trained the model).",
+)
+_ANOMALOUS = typer.Option(
+    None,
+    "--anomalous",
+    "-a",
+    help="Folder of defective images (or an MVTec AD root: its test/<defect> folders). Enables AUROC, "
+    "precision/recall/F1 and the ROC plot; required by --method f1.",
+)
+_METHOD = typer.Option("quantile:0.999", "--method", "-m", help=_METHOD_HELP)
+_OUT = typer.Option(..., "--out", "-o", help="Bundle folder to write (an old bundle there is replaced).")
+_SCORE = typer.Option(
+    None,
+    "--score",
+    help="Score of a frame from its error map: mean (whole-image MSE), max_blur (max of the smoothed "
+    "map: small defects) or topk_mean (mean of the worst pixels). Default: the model card's.",
+)
+_BLUR_SIGMA = typer.Option(None, "--blur-sigma", help="Gaussian sigma in model pixels for max_blur.")
+_TOPK = typer.Option(None, "--topk", help="Fraction of pixels averaged by topk_mean, more than 0 and at most 1.")
+_ERROR = typer.Option(
+    None,
+    "--error",
+    metavar="squared|ssim",
+    help="Autoencoders: the error map "
+    "compares input and reconstruction by squared difference (the tutorials') or "
+    "by 1 - SSIM (structure: local mean, contrast, correlation). Default: squared.",
+)
+_BATCH_SIZE = typer.Option(
+    32,
+    "--batch-size",
+    min=1,
+    help="Images per interpreter call (without --tile/--mask/--roi; "
+    "with them each image is one call holding its tiles).",
+)
+_ROI = typer.Option(
+    None,
+    "--roi",
+    help="x,y,w,h region of each image to inspect, in image pixels; stored as the bundle's roi (as `edge run --roi`).",
+)
+_MASK = typer.Option(
+    None,
+    "--mask",
+    help="Mask image at image (or ROI) size: white is inspected, "
+    "black is ignored in the score; copied into the bundle as mask.png (as `edge run --mask`).",
+)
+_TILE = typer.Option(
+    None,
+    "--tile",
+    help="Cut each image into overlapping tiles instead of shrinking it: 'model' "
+    "(tiles of the model input size, full resolution) or WxH in image pixels; "
+    "stored in the bundle so `edge run` tiles the same way (as `edge run --tile`).",
+)
+_TILE_OVERLAP = typer.Option(
+    None,
+    "--tile-overlap",
+    min=0.0,
+    max=0.89,
+    help="With --tile: fraction of a tile shared with its neighbour (default: 0.25).",
+)
+_NO_PROGRESS = typer.Option(False, "--no-progress", help="No progress bar (for logs).")
+
+
 def register(app: typer.Typer) -> None:
-    @app.command("calibrate")
-    def calibrate(
-        model: Path = typer.Argument(
-            ..., help="The .tflite from `edge export`; its card <model>.json must sit beside it."
-        ),
-        normal: Path = typer.Option(
-            ...,
-            "--normal",
-            "-n",
-            help="Folder of good images NOT used in training, or an MVTec AD root (then test/good is the normal "
-            "set and every other test/<defect> folder the anomalous set, unless --anomalous is given; "
-            "train/good is never used: it trained the model).",
-        ),
-        anomalous: Optional[Path] = typer.Option(
-            None,
-            "--anomalous",
-            "-a",
-            help="Folder of defective images (or an MVTec AD root: its test/<defect> folders). Enables AUROC, "
-            "precision/recall/F1 and the ROC plot; required by --method f1.",
-        ),
-        method: str = typer.Option("quantile:0.999", "--method", "-m", help=_METHOD_HELP),
-        out: Path = typer.Option(..., "--out", "-o", help="Bundle folder to write (an old bundle there is replaced)."),
-        score: Optional[str] = typer.Option(
-            None,
-            "--score",
-            help="Score of a frame from its error map: mean (whole-image MSE), max_blur (max of the smoothed "
-            "map: small defects) or topk_mean (mean of the worst pixels). Default: the model card's.",
-        ),
-        blur_sigma: Optional[float] = typer.Option(
-            None, "--blur-sigma", help="Gaussian sigma in model pixels for max_blur."
-        ),
-        topk: Optional[float] = typer.Option(
-            None, "--topk", help="Fraction of pixels averaged by topk_mean, more than 0 and at most 1."
-        ),
-        error: Optional[str] = typer.Option(
-            None,
-            "--error",
-            metavar="squared|ssim",
-            help="Autoencoders: the error map "
-            "compares input and reconstruction by squared difference (the tutorials') or "
-            "by 1 - SSIM (structure: local mean, contrast, correlation). Default: squared.",
-        ),
-        batch_size: int = typer.Option(
-            32,
-            "--batch-size",
-            min=1,
-            help="Images per interpreter call (without --tile/--mask/--roi; "
-            "with them each image is one call holding its tiles).",
-        ),
-        roi: Optional[str] = typer.Option(
-            None,
-            "--roi",
-            help="x,y,w,h region of each image to inspect, in image pixels; "
-            "stored as the bundle's roi (as `edge run --roi`).",
-        ),
-        mask: Optional[Path] = typer.Option(
-            None,
-            "--mask",
-            help="Mask image at image (or ROI) size: white is inspected, "
-            "black is ignored in the score; copied into the bundle as mask.png (as `edge run --mask`).",
-        ),
-        tile: Optional[str] = typer.Option(
-            None,
-            "--tile",
-            help="Cut each image into overlapping tiles instead of shrinking it: 'model' "
-            "(tiles of the model input size, full resolution) or WxH in image pixels; "
-            "stored in the bundle so `edge run` tiles the same way (as `edge run --tile`).",
-        ),
-        tile_overlap: Optional[float] = typer.Option(
-            None,
-            "--tile-overlap",
-            min=0.0,
-            max=0.89,
-            help="With --tile: fraction of a tile shared with its neighbour (default: 0.25).",
-        ),
-        threads: Optional[int] = options.interpreter_threads(),
-        no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar (for logs)."),
-    ) -> None:
-        """Calibrate a model's anomaly threshold on real images and write a deployable bundle.
+    app.command("calibrate")(calibrate)
 
-        Every image is scored with the exported .tflite through the device's own code (the same
-        preprocessing, interpreter and score as `edge run`), so int8 effects are calibrated in.
-        Unreadable or truncated images are skipped and counted; images of any size are resized.
 
-        Frame geometry (--roi, --mask, --tile, --tile-overlap; same meaning as in `edge run`):
-        calibrate on images the size of the camera frames, with the geometry the device will use.
-        Each image is then scored by the device's own frame scorer (tiles batched, error maps
-        stitched, mask applied) and the bundle records the geometry, so `edge run` with the bundle
-        alone inspects the same way and its scores match the calibration scores.
+def calibrate(
+    model: Path = _MODEL,
+    normal: Path = _NORMAL,
+    anomalous: Optional[Path] = _ANOMALOUS,
+    method: str = _METHOD,
+    out: Path = _OUT,
+    score: Optional[str] = _SCORE,
+    blur_sigma: Optional[float] = _BLUR_SIGMA,
+    topk: Optional[float] = _TOPK,
+    error: Optional[str] = _ERROR,
+    batch_size: int = _BATCH_SIZE,
+    roi: Optional[str] = _ROI,
+    mask: Optional[Path] = _MASK,
+    tile: Optional[str] = _TILE,
+    tile_overlap: Optional[float] = _TILE_OVERLAP,
+    threads: Optional[int] = options.interpreter_threads(),
+    no_progress: bool = _NO_PROGRESS,
+) -> None:
+    """Calibrate a model's anomaly threshold on real images and write a deployable bundle.
 
-        The bundle holds the model, bundle.json (hash, preprocessing, score, threshold, score
-        statistics, metrics when anomalous images were given) and report/ (scores.png, roc.png,
-        scores.csv, index.html). A summary goes to stderr; the bundle path is the last line on stdout.
+    Every image is scored with the exported .tflite through the device's own code (the same
+    preprocessing, interpreter and score as `edge run`), so int8 effects are calibrated in.
+    Unreadable or truncated images are skipped and counted; images of any size are resized.
 
-        Example: edge calibrate run/export/model_int8.tflite --normal data/magnetic-tile --method f1 --out bundle
+    Frame geometry (--roi, --mask, --tile, --tile-overlap; same meaning as in `edge run`):
+    calibrate on images the size of the camera frames, with the geometry the device will use.
+    Each image is then scored by the device's own frame scorer (tiles batched, error maps
+    stitched, mask applied) and the bundle records the geometry, so `edge run` with the bundle
+    alone inspects the same way and its scores match the calibration scores.
 
-        Tiled: edge calibrate model_int8.tflite --normal frames/good --anomalous frames/bad --tile model \
+    The bundle holds the model, bundle.json (hash, preprocessing, score, threshold, score
+    statistics, metrics when anomalous images were given) and report/ (scores.png, roc.png,
+    scores.csv, index.html). A summary goes to stderr; the bundle path is the last line on stdout.
+
+    Example: edge calibrate run/export/model_int8.tflite --normal data/magnetic-tile --method f1 --out bundle
+
+    Tiled: edge calibrate model_int8.tflite --normal frames/good --anomalous frames/bad --tile model \
 --mask belt.png --out bundle
-        """
-        if score is not None and score not in ("mean", "max_blur", "topk_mean"):
-            raise EdgeError(f"unknown --score {score!r}; choose mean, max_blur or topk_mean")
-        if error is not None and error not in ("squared", "ssim"):
-            raise EdgeError(f"unknown --error {error!r}; choose squared or ssim")
-        for dep in ("sklearn", "matplotlib"):
-            if importlib.util.find_spec(dep) is None:
-                raise EdgeError(
-                    "`edge calibrate` runs on the desktop and needs scikit-learn and matplotlib: "
-                    "pip install 'edge-inspect[desktop]'"
-                )
-        geometry = None
-        if any(v is not None for v in (roi, mask, tile, tile_overlap)):
-            geometry = geometry_with_options(None, roi, str(mask) if mask is not None else None, tile, tile_overlap)
-        from calibration import calibrate as run_calibration
+    """
+    _check_choices(score, error)
+    _require_desktop_packages()
+    geometry = None
+    if any(v is not None for v in (roi, mask, tile, tile_overlap)):
+        geometry = geometry_with_options(None, roi, str(mask) if mask is not None else None, tile, tile_overlap)
+    from calibration import calibrate as run_calibration
 
-        bundle = run_calibration(
-            model,
-            normal,
-            anomalous,
-            method,
-            out,
-            score=score,
-            blur_sigma=blur_sigma,
-            topk=topk,
-            error=error,
-            batch_size=batch_size,
-            threads=threads,
-            progress=not no_progress,
-            geometry=geometry,
-        )
-        typer.echo(str(bundle.path))
+    bundle = run_calibration(
+        model,
+        normal,
+        anomalous,
+        method,
+        out,
+        score=score,
+        blur_sigma=blur_sigma,
+        topk=topk,
+        error=error,
+        batch_size=batch_size,
+        threads=threads,
+        progress=not no_progress,
+        geometry=geometry,
+    )
+    typer.echo(str(bundle.path))
+
+
+def _check_choices(score: Optional[str], error: Optional[str]) -> None:
+    if score is not None and score not in ("mean", "max_blur", "topk_mean"):
+        raise EdgeError(f"unknown --score {score!r}; choose mean, max_blur or topk_mean")
+    if error is not None and error not in ("squared", "ssim"):
+        raise EdgeError(f"unknown --error {error!r}; choose squared or ssim")
+
+
+def _require_desktop_packages() -> None:
+    for dep in ("sklearn", "matplotlib"):
+        if importlib.util.find_spec(dep) is None:
+            raise EdgeError(
+                "`edge calibrate` runs on the desktop and needs scikit-learn and matplotlib: "
+                "pip install 'edge-inspect[desktop]'"
+            )
