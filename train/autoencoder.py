@@ -25,6 +25,7 @@ epochs, int8 vs Keras on held-back images): score correlation 0.78 → 0.998, me
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional, Sequence
@@ -37,8 +38,8 @@ from edge.messages import Log
 from edge.messages import to_stderr as _stderr
 from edge.preprocess import Color, to_unit_float
 from edge.scoring import ScoreConfig, error_maps
-from train.data import load_training_images, split_indices
-from train.runinfo import HISTORY_FILE, MODEL_FILE, RUN_FILE
+from train.data import TrainingImages, load_training_images, split_indices
+from train.runinfo import HISTORY_FILE, MODEL_FILE, RUN_FILE, write_run
 
 # Keras' default BatchNorm momentum (0.99) suits data sets of many thousand images; with a few
 # hundred good parts (a dozen steps per epoch) the moving statistics used at inference would
@@ -170,6 +171,57 @@ def train_autoencoder(
     """
     from train.tfenv import import_tensorflow
 
+    filters, units = _checked_options(size, filters, latent, arch, units, latent_kmeans, epochs, batch_size, patience)
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise EdgeError(f"--out {out} is a file; pass a folder for the run")
+    images = _read_images(data, size, color, log)
+    train_idx, val_idx = split_indices(len(images.paths), val_split, seed)
+    log(f"{len(train_idx)} for training, {len(val_idx)} held back for validation")
+
+    import_tensorflow(threads)
+    import keras
+
+    keras.utils.set_random_seed(seed)  # Python, NumPy and TensorFlow seeds in one call
+    model = build_autoencoder(images.preprocessing.input_shape, filters, latent, arch, units)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="mse")
+    fit = _fit(model, images.frames, train_idx, val_idx, epochs, batch_size, patience, progress)
+    if fit.epochs_run < epochs:
+        log(f"early stopping after epoch {fit.epochs_run}: {fit.monitor} had not improved for {patience} epochs")
+
+    out.mkdir(parents=True, exist_ok=True)
+    model.save(out / MODEL_FILE)
+    (out / HISTORY_FILE).write_text(json.dumps(fit.history, indent=2) + "\n")
+    _plot_run(model, images.frames, train_idx, val_idx, fit.history, batch_size, out)
+    architecture = {"arch": arch, "filters": filters, "units": units, "latent": latent}
+    training = dict(epochs=epochs, batch_size=batch_size, val_split=val_split, patience=patience)
+    run = _run_json(data, images, train_idx, val_idx, model, architecture, fit, seed, learning_rate, training)
+    write_run(out, run)
+
+    best = run["best_val_loss"] if run["best_val_loss"] is not None else run["best_loss"]
+    log(f"best {fit.monitor} {best:.6f} at epoch {fit.best_epoch} of {fit.epochs_run}")
+    log(f"model: {out / MODEL_FILE}")
+    log(f"run info: {out / RUN_FILE}; curves: {out / 'history.png'}; reconstructions: {out / 'reconstructions.png'}")
+    if latent_kmeans:
+        from train.latent_kmeans import fit_latent_kmeans
+
+        fit_latent_kmeans(out, latent_kmeans, model=model, frames=images.frames[train_idx], seed=seed, log=log)
+    log(f"next: edge export {out} --quantize int8")
+    return out
+
+
+def _checked_options(
+    size: int,
+    filters: str | Sequence[int],
+    latent: int,
+    arch: str,
+    units: str | Sequence[int],
+    latent_kmeans: int,
+    epochs: int,
+    batch_size: int,
+    patience: int,
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Refuse bad options before any image is read; return the parsed (filters, units)."""
     filters = parse_filters(filters)
     try:
         units = parse_filters(units)  # same syntax: comma-separated positive widths
@@ -189,31 +241,46 @@ def train_autoencoder(
         check_architecture(size, size, filters, latent)
     elif latent <= 0:
         raise EdgeError(f"--latent {latent} must be a positive number, e.g. 32")
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise EdgeError(f"--out {out} is a file; pass a folder for the run")
+    return filters, units
 
+
+def _read_images(data: str | Path, size: int, color: Optional[Color], log: Log) -> TrainingImages:
     images = load_training_images(data, size, color)
-    prep = images.preprocessing
-    n = len(images.paths)
-    log(f"read {n} images from {images.folder} ({prep.color}, resized to {size}x{size} as the device does)")
+    log(
+        f"read {len(images.paths)} images from {images.folder} ({images.preprocessing.color}, "
+        f"resized to {size}x{size} as the device does)"
+    )
     if images.skipped:
         names = ", ".join(p.name for p in images.skipped[:5]) + (" …" if len(images.skipped) > 5 else "")
         log(f"skipped {len(images.skipped)} unreadable or truncated file(s): {names}")
     if len(images.sizes) > 1:
         log(f"images come in {len(images.sizes)} different sizes; all were resized to {size}x{size}")
-    train_idx, val_idx = split_indices(n, val_split, seed)
-    x_train = to_unit_float(images.frames[train_idx])
-    x_val = to_unit_float(images.frames[val_idx]) if len(val_idx) else None
-    log(f"{len(train_idx)} for training, {len(val_idx)} held back for validation")
+    return images
 
-    tf = import_tensorflow(threads)
+
+@dataclass
+class _Fit:
+    history: dict[str, list[float]]
+    monitor: str  # the loss early stopping watched: val_loss, or loss when nothing was held back
+    epochs_run: int
+    best_epoch: int
+
+
+def _fit(
+    model,
+    frames: np.ndarray,
+    train_idx: np.ndarray,
+    val_idx: np.ndarray,
+    epochs: int,
+    batch_size: int,
+    patience: int,
+    progress: bool,
+) -> _Fit:
+    """model.fit on the training frames, early stopping on the validation loss; best weights restored."""
     import keras
 
-    keras.utils.set_random_seed(seed)  # Python, NumPy and TensorFlow seeds in one call
-    model = build_autoencoder(prep.input_shape, filters, latent, arch, units)
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="mse")
-
+    x_train = to_unit_float(frames[train_idx])
+    x_val = to_unit_float(frames[val_idx]) if len(val_idx) else None
     monitor = "val_loss" if x_val is not None else "loss"
     callbacks = [
         keras.callbacks.EarlyStopping(
@@ -241,20 +308,17 @@ def train_autoencoder(
         if bar is not None:  # Ctrl-C skips on_train_end: give the terminal back its cursor
             bar.progress.stop()
     history = {k: [float(v) for v in values] for k, values in fit.history.items()}
-    epochs_run = len(history["loss"])
-    best_epoch = int(np.argmin(history[monitor])) + 1
-    if epochs_run < epochs:
-        log(f"early stopping after epoch {epochs_run}: {monitor} had not improved for {patience} epochs")
+    return _Fit(history, monitor, len(history["loss"]), int(np.argmin(history[monitor])) + 1)
 
-    out.mkdir(parents=True, exist_ok=True)
-    model_path = out / MODEL_FILE
-    model.save(model_path)
-    (out / HISTORY_FILE).write_text(json.dumps(history, indent=2) + "\n")
 
+def _plot_run(
+    model, frames: np.ndarray, train_idx: np.ndarray, val_idx: np.ndarray, history: dict, batch_size: int, out: Path
+) -> None:
+    """history.png, and reconstructions.png of up to 8 validation images (training ones when none were held back)."""
     from train.plots import plot_history, plot_reconstructions
 
     plot_history(history, out / "history.png")
-    show = images.frames[val_idx if len(val_idx) else train_idx][:8]
+    show = frames[val_idx if len(val_idx) else train_idx][:8]
     reconstructions = model.predict(to_unit_float(show), verbose=0, batch_size=batch_size)
     plot_reconstructions(
         show,
@@ -264,7 +328,25 @@ def train_autoencoder(
         title="validation images" if len(val_idx) else "training images (none held back)",
     )
 
-    run = {
+
+def _run_json(
+    data: str | Path,
+    images: TrainingImages,
+    train_idx: np.ndarray,
+    val_idx: np.ndarray,
+    model,
+    architecture: dict,
+    fit: _Fit,
+    seed: int,
+    learning_rate: float,
+    training: dict,
+) -> dict:
+    """run.json: everything export and calibration need to know, and how the model was trained."""
+    import keras
+    import tensorflow as tf
+
+    arch = architecture["arch"]
+    return {
         "kind": "autoencoder",
         "arch": arch,  # conv or dense: its row in export/kinds.py
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -272,7 +354,7 @@ def train_autoencoder(
         "tensorflow_version": tf.__version__,
         "keras_version": keras.__version__,
         "model": MODEL_FILE,
-        "preprocessing": prep.model_dump(mode="json"),
+        "preprocessing": images.preprocessing.model_dump(mode="json"),
         "score": ScoreConfig().model_dump(mode="json"),
         "data": str(Path(data).resolve()),
         "image_folder": str(images.folder.resolve()),
@@ -283,32 +365,22 @@ def train_autoencoder(
         "architecture": {
             "name": model.name,
             "arch": arch,
-            "input_shape": list(prep.input_shape),
-            **({"filters": list(filters)} if arch == "conv" else {"units": list(units)}),
-            "latent": latent,
+            "input_shape": list(images.preprocessing.input_shape),
+            **(
+                {"filters": list(architecture["filters"])} if arch == "conv" else {"units": list(architecture["units"])}
+            ),
+            "latent": architecture["latent"],
             "parameters": int(model.count_params()),
         },
-        "epochs": epochs,
-        "epochs_run": epochs_run,
-        "best_epoch": best_epoch,
-        "best_val_loss": min(history["val_loss"]) if "val_loss" in history else None,
-        "best_loss": min(history["loss"]),
-        "batch_size": batch_size,
-        "val_split": val_split,
-        "patience": patience,
+        "epochs": training["epochs"],
+        "epochs_run": fit.epochs_run,
+        "best_epoch": fit.best_epoch,
+        "best_val_loss": min(fit.history["val_loss"]) if "val_loss" in fit.history else None,
+        "best_loss": min(fit.history["loss"]),
+        "batch_size": training["batch_size"],
+        "val_split": training["val_split"],
+        "patience": training["patience"],
         "learning_rate": learning_rate,
         "loss": "mse",
         "optimizer": "adam",
     }
-    (out / RUN_FILE).write_text(json.dumps(run, indent=2) + "\n")
-
-    best = run["best_val_loss"] if run["best_val_loss"] is not None else run["best_loss"]
-    log(f"best {monitor} {best:.6f} at epoch {best_epoch} of {epochs_run}")
-    log(f"model: {model_path}")
-    log(f"run info: {out / RUN_FILE}; curves: {out / 'history.png'}; reconstructions: {out / 'reconstructions.png'}")
-    if latent_kmeans:
-        from train.latent_kmeans import fit_latent_kmeans
-
-        fit_latent_kmeans(out, latent_kmeans, model=model, frames=images.frames[train_idx], seed=seed, log=log)
-    log(f"next: edge export {out} --quantize int8")
-    return out

