@@ -38,7 +38,7 @@ DetectorFactory = Callable[[TFLiteModel, ModelCard, ScoreConfig], Detector]
 DETECTOR_FACTORIES: dict[str, DetectorFactory] = {
     "autoencoder": lambda model, card, score: AutoencoderDetector(model, score),
     "classifier": lambda model, card, score: ClassifierDetector(model, CamHead.from_extra(card.extra)),
-    # the model outputs the map itself (train/padim.py, train/draem.py, train/latent_kmeans.py)
+    # the model outputs the map itself (export/padim.py, export/draem.py, export/latent_kmeans.py)
     "anomaly_map": lambda model, card, score: AnomalyMapDetector(model, score),
 }
 

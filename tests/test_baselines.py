@@ -38,7 +38,7 @@ DENSE = dict(
     learning_rate=3e-3,
     patience=0,
     seed=0,
-    threads=2,
+    threads=1,
     progress=False,
     log=lambda _m: None,
 )

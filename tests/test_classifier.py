@@ -18,7 +18,7 @@ from edge.cam import CamHead, cam_maps, heatmaps, peak_location, split_outputs
 from edge.errors import EdgeError
 
 SIZE = 32
-TINY = dict(size=SIZE, filters=(8, 16, 32), epochs=10, patience=10, batch_size=16, val_split=0.25, seed=0, threads=2)
+TINY = dict(size=SIZE, filters=(8, 16, 32), epochs=10, patience=10, batch_size=16, val_split=0.25, seed=0, threads=1)
 
 
 def _quiet(_message: str) -> None:
@@ -437,7 +437,7 @@ def test_pretrained_backbone_from_a_local_weights_file_trains_and_exports(crack_
             epochs=1,
             batch_size=32,
             val_split=0.25,
-            threads=2,
+            threads=1,
         ),
         progress=False,
         log=_quiet,

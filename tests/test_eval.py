@@ -157,7 +157,7 @@ def _constant_bundle(folder: Path, size: int, threshold: float) -> Path:
     """A real float32 .tflite that 'reconstructs' every pixel as 0.5, in a bundle."""
     from train.tfenv import import_tensorflow
 
-    import_tensorflow(threads=2)
+    import_tensorflow(threads=1)
     import keras
 
     from edge.bundle import Manifest, ModelInfo, TensorSpec, write_bundle

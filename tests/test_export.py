@@ -168,7 +168,7 @@ def test_int8_keeps_score_ranking_on_real_magnetic_tile(tmp_path):
         batch_size=8,
         patience=0,
         seed=0,
-        threads=2,
+        threads=1,
         progress=False,
         log=lambda _m: None,
     )

@@ -73,7 +73,7 @@ def padim_run(synthetic_mvtec, tmp_path_factory):
         tmp_path_factory.mktemp("padim") / "run",
         # stage 4 (stride 16) is upsampled onto the stride-8 map; 120 channels -> 16 components
         PadimConfig(size=64, grid_stride=8, stages=(3, 4), neighbourhood=3, dims=16),
-        threads=2,
+        threads=1,
         log=_quiet,
     )
     models = {q: export_padim(run, q, representative=40, synthetic=12, log=_quiet) for q in ("float32", "int8")}
@@ -200,7 +200,7 @@ def test_cli_default_model_is_the_feature_model_and_exports_int8(synthetic_mvtec
         "--dims",
         "8",
         "--threads",
-        "2",
+        "1",
     )
     assert proc.returncode == 0, proc.stderr
     assert (run / "padim.npz").is_file() and (run / "run.json").is_file()
@@ -287,7 +287,7 @@ def test_train_lists_defective_training_images_for_review(synthetic_mvtec, tmp_p
         folder,
         tmp_path / "run",
         PadimConfig(size=64, grid_stride=8, stages=(3, 4), dims=16),
-        threads=2,
+        threads=1,
         log=logs.append,
     )
     suspects = json.loads((run / "run.json").read_text())["suspects"]

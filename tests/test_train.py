@@ -45,7 +45,7 @@ def tiny(**overrides):
         batch_size=8,
         patience=0,
         seed=0,
-        threads=2,
+        threads=1,
         progress=False,
         log=lambda _m: None,
     )
@@ -222,7 +222,7 @@ def test_cli_trains_and_says_where_things_went(tmp_path, synthetic_mvtec):
         "--epochs",
         "1",
         "--threads",
-        "2",
+        "1",
     )
     assert result.returncode == 0, result.stderr
     assert (out / "model.keras").is_file() and (out / "run.json").is_file()
