@@ -30,6 +30,7 @@ from pydantic import Field, field_validator, model_validator
 from edge.capture import Backend, Capture, Frame, Log, WatchdogConfig
 from edge.errors import EdgeError
 from edge.imaging import list_images, read_image
+from edge.redact import redact_url
 from edge.schema import StrictModel, one_line_errors
 
 __all__ = [
@@ -295,7 +296,7 @@ def _open_cv(config: SourceConfig) -> cv2.VideoCapture:
     elif kind == "url":
         cap = cv2.VideoCapture(config.url, cv2.CAP_FFMPEG, timeouts)  # type: ignore[arg-type]
         hint = "check the address, credentials and that the camera is reachable (ffprobe URL)"
-        what = f"stream {config.url}"
+        what = f"stream {redact_url(config.url)}"  # type: ignore[arg-type]
     elif kind == "gstreamer":
         if not cv2.videoio_registry.hasBackend(cv2.CAP_GSTREAMER):
             raise EdgeError(
@@ -334,9 +335,8 @@ def source_name(config: SourceConfig) -> str:
     if kind == "images":
         return str(config.images)
     if kind == "url":
-        # never log credentials embedded in a URL
-        scheme, rest = config.url.split("://", 1)  # type: ignore[union-attr]
-        return f"{scheme}://{rest.rsplit('@', 1)[-1]}"
+        # the name lands in every alert and log line: never with credentials (userinfo, ?pwd=…)
+        return redact_url(config.url)  # type: ignore[arg-type]
     if kind == "gstreamer":
         return "gstreamer"
     return f"picamera2:{config.picamera2}"

@@ -147,7 +147,9 @@ def test_command_line_source_replaces_the_config_file_source():
 def test_url_credentials_are_not_in_the_source_name():
     from edge.sources import source_name
 
-    assert source_name(SourceConfig(url="rtsp://admin:secret@10.0.0.5:554/h264")) == "rtsp://10.0.0.5:554/h264"
+    assert source_name(SourceConfig(url="rtsp://admin:secret@10.0.0.5:554/h264")) == "rtsp://***@10.0.0.5:554/h264"
+    query = SourceConfig(url="http://cam/video?user=op&pwd=secret&ch=1")
+    assert source_name(query) == "http://cam/video?user=***&pwd=***&ch=1"
 
 
 # -- the camera that misbehaves (the one mock) ----------------------------------------------------
