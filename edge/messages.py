@@ -8,11 +8,14 @@ import sys
 import time
 from typing import Callable
 
+from edge.redact import redact_text
+
 Log = Callable[[str], None]  # where a long-running function reports, e.g. to_stderr or a list's append
 
 
 def to_stderr(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+    # The last guard for secrets: an error from OpenCV, urllib or paho may echo a URL with credentials.
+    print(redact_text(message), file=sys.stderr, flush=True)
 
 
 class Steps:

@@ -19,8 +19,9 @@ to hide, and neither raises. This module imports nothing of edge/, so every modu
 
 from __future__ import annotations
 
+import base64
 import re
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 MASK = "***"
 
@@ -95,3 +96,18 @@ def redact_text(text: str) -> str:
 def redact_url(url: str) -> str:
     """`url` without credentials: userinfo → `***@`, secret-looking parameter values → `***`."""
     return redact_text(url)
+
+
+def url_and_basic_auth(url: str) -> tuple[str, dict[str, str]]:
+    """`url` without its userinfo, and the HTTP basic auth header that userinfo stands for.
+
+    urllib would take `user:pass@` for part of the host name; a webhook URL with one sends it as
+    `Authorization: Basic …` instead. No userinfo: the URL unchanged and no header.
+    """
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url, {}
+    userinfo, host = parts.netloc.rsplit("@", 1)
+    user, _, password = userinfo.partition(":")
+    token = base64.b64encode(f"{unquote(user)}:{unquote(password)}".encode("utf-8")).decode("ascii")
+    return urlunsplit(parts._replace(netloc=host)), {"Authorization": f"Basic {token}"}

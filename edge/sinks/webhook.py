@@ -13,6 +13,7 @@ import urllib.request
 from pathlib import Path
 from typing import Mapping, Optional
 
+from edge.redact import redact_url, url_and_basic_auth
 from edge.sinks.outbox import Entry, QueuedSink, Rejected
 
 REJECT_STATUSES = frozenset({400, 413, 422})
@@ -28,10 +29,12 @@ class WebhookTransport:
     name = "webhook"
 
     def __init__(self, url: str, timeout_s: float = 5.0, headers: Optional[Mapping[str, str]] = None):
-        self.url = url
+        # user:pass@ in the URL goes as HTTP basic auth; what messages show has no credentials.
+        self.url, basic_auth = url_and_basic_auth(url)
+        self.shown = redact_url(url)
         self.timeout_s = timeout_s
-        self.headers = {"Content-Type": "application/json", "User-Agent": "edge-inspect"}
-        self.headers.update(headers or {})
+        self.headers = {"Content-Type": "application/json", "User-Agent": "edge-inspect", **basic_auth}
+        self.headers.update(headers or {})  # an Authorization header of the config wins
         # Proxies from the environment would surprise a plant network; talk to the URL directly.
         self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect())
 
@@ -48,10 +51,10 @@ class WebhookTransport:
         except urllib.error.HTTPError as exc:
             exc.close()
             if exc.code in REJECT_STATUSES:
-                raise Rejected(f"HTTP {exc.code} {exc.reason} from {self.url}") from None
-            raise ConnectionError(f"HTTP {exc.code} {exc.reason} from {self.url}") from None
+                raise Rejected(f"HTTP {exc.code} {exc.reason} from {self.shown}") from None
+            raise ConnectionError(f"HTTP {exc.code} {exc.reason} from {self.shown}") from None
         except urllib.error.URLError as exc:
-            raise ConnectionError(f"{self.url}: {exc.reason}") from None
+            raise ConnectionError(f"{self.shown}: {exc.reason}") from None
 
     def close(self) -> None:
         pass
