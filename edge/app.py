@@ -81,8 +81,11 @@ def build_pipeline(
 def attach_sinks(config: RunConfig, pipeline: Pipeline) -> BuiltSinks:
     """Build the configured sinks under config.out and hand them to the pipeline; the caller closes them."""
     built = build_sinks(config.sinks, config.out, config.state_dir)
-    # The sinks are handed over one by one: the pipeline logs and counts a sink that raises.
-    pipeline.attach(list(built.group), built.snapshots)
+    # The sinks are handed over one by one: the pipeline logs and counts a sink that raises. The
+    # dispatcher journals each alert and hands it to them off the loop (edge.sinks.dispatch).
+    if built.dispatcher is not None:
+        built.dispatcher.log = pipeline.log
+    pipeline.attach(list(built.group), built.snapshots, built.dispatcher)
     return built
 
 

@@ -62,6 +62,18 @@ class SnapshotsConfig(StrictModel):
     )
     max_mb: Optional[float] = Field(2000.0, gt=0, description="keep at most this many MB of snapshots; null: no limit")
     annotated: bool = Field(True, description="also save the frame with the error heatmap and box")
+    min_free_mb: float = Field(
+        200.0,
+        ge=0,
+        description="free space snapshots never take (the event store and the journal need it): "
+        "oldest snapshots go first, then new ones are skipped and counted",
+    )
+    queue_frames: int = Field(
+        16,
+        ge=0,
+        description="frames held for the alert worker to encode; when it is this far behind, "
+        "alerts go out without pictures (thinned, counted); inspection never waits",
+    )
 
 
 class _Delivery(StrictModel):

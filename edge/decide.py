@@ -244,3 +244,40 @@ class Decider:
     def finish(self) -> Optional[Decision]:
         """End of input: a part still in view is judged as if it had left."""
         return self.part_left() if self.part_mode else None
+
+
+class SaturationWatch:
+    """Says once, plainly, when nearly every frame is over the threshold for a while.
+
+    A good line rarely has more than a few bad parts in a row; `share` of the last `window`
+    inspected frames over the threshold means something else is wrong: a bundle made for
+    another product or camera, a camera knocked out of line, a change of lighting. The run goes on
+    (an operator may be fixing it); the line is said once per run.
+    """
+
+    def __init__(self, threshold: float, window: int = 300, share: float = 0.95):
+        self.threshold = float(threshold)
+        self.window = window
+        self.share = share
+        self._recent: deque[bool] = deque(maxlen=window)
+        self._over = 0
+        self.said = False
+
+    def observe(self, score: float) -> Optional[str]:
+        """Feed one inspected frame's score; the warning, the one time it is due."""
+        if self.said:
+            return None
+        over = bool(flagged(score, self.threshold))
+        if len(self._recent) == self.window:
+            self._over -= self._recent[0]
+        self._recent.append(over)
+        self._over += over
+        if len(self._recent) < self.window or self._over < self.share * self.window:
+            return None
+        self.said = True
+        return (
+            f"warning: {self._over} of the last {self.window} frames are over the threshold "
+            f"({self.threshold:.6g}): is this the right bundle for this camera and product? has the camera "
+            "moved, or the lighting changed? Inspection goes on and every alert is kept; snapshots are "
+            "thinned when the disk cannot keep up"
+        )

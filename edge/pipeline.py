@@ -23,17 +23,19 @@ from edge.alert import Alert
 from edge.annotate import annotate
 from edge.bundle import Bundle
 from edge.capture import Frame
-from edge.decide import Decider, Decision, DecisionConfig, PartTrigger
+from edge.decide import Decider, Decision, DecisionConfig, PartTrigger, SaturationWatch
 from edge.detection import Detector
 from edge.detector import make_detector
 from edge.messages import Log, to_stderr
 from edge.metrics import Metrics, MetricsConfig
 from edge.second_stage import SecondStage, tile_around
 from edge.sinks.base import Sink
+from edge.sinks.dispatch import AlertDispatcher, Render
 from edge.sources import FrameSource, as_frame_source
 from edge.tiling import FrameScorer, GeometryConfig, Scored, Tiler
 
 SCORES_KEPT = 100_000  # recent scores kept in the summary; bounded for runs that last months
+FLUSH_AT_END_S = 30.0  # at the end of run(), wait this long for the alert worker to catch up
 
 
 @dataclass
@@ -44,6 +46,7 @@ class RunSummary:
     skipped: int = 0  # unreadable images
     dropped: int = 0  # frames the model never saw (latest-frame mode)
     reopens: int = 0
+    truncated: int = 0  # times a video file ended cut short (edge.sources.VideoFileBackend)
     parts: int = 0  # parts seen by the part trigger
     sink_errors: int = 0
     stopped_by: str = ""  # end of input, max-frames, duration, signal, source lost
@@ -75,6 +78,8 @@ class RunSummary:
             d["parts"] = self.parts
         if self.sink_errors:
             d["sink_errors"] = self.sink_errors
+        if self.truncated:
+            d["truncated"] = self.truncated
         if self.error:
             d["error"] = self.error
         return d
@@ -181,22 +186,30 @@ class Pipeline:
         self.decision = decision or DecisionConfig()
         self.decider = Decider(bundle.threshold, self.decision, keep=_keep)
         self.trigger = PartTrigger(self.decision.part_trigger, self.tiler.roi) if self.decision.part_trigger else None
-        self.attach(sinks, snapshots)
+        self.saturation = SaturationWatch(bundle.threshold)
         self.metrics = metrics or Metrics(MetricsConfig(every_seconds=0), log=self.log)
         self.metrics.threshold = bundle.threshold
+        self._render_tiler: Optional[Tiler] = None  # the alert worker's own (edge.sinks.dispatch)
+        self.attach(sinks, snapshots)
         self.label = self.detector.label
         self._stop = False
         self._stopped_by_signal = False
 
-    def attach(self, sinks: list[Sink], snapshots=None) -> None:
-        """Where alerts go; `edge run` attaches them last, so a run that fails to start leaves no outputs."""
+    def attach(self, sinks: list[Sink], snapshots=None, dispatcher: Optional[AlertDispatcher] = None) -> None:
+        """Where alerts go; `edge run` attaches them last, so a run that fails to start leaves no outputs.
+
+        `dispatcher` (edge run: journal + worker threads, edge.sinks.dispatch) takes the alerts off
+        the loop; without one they go to the sinks on this thread, in the same order.
+        """
         self.sinks = sinks
         # Sinks marked `immediate` (the GPIO reject line) fire as soon as a frame is flagged, before
         # the classifier, the heatmap, the PNG encodes and the other sinks' fsyncs: the part is
         # moving, and tens of milliseconds of those on a Pi would shift where the gate hits it.
         self._immediate = [s for s in sinks if getattr(s, "immediate", False)]
-        self._after = [s for s in sinks if not getattr(s, "immediate", False)]
+        after = [s for s in sinks if not getattr(s, "immediate", False)]
         self.snapshots = snapshots
+        self.dispatcher = dispatcher or AlertDispatcher(after, snapshots, log=self.log, threaded=False)
+        self.dispatcher.metrics = self.metrics
 
     def stop(self) -> None:
         """Ask the loop to finish after the current frame (signal handlers call this)."""
@@ -242,6 +255,7 @@ class Pipeline:
                 source.set_prepare(None)
             source.close()
             summary.seconds = time.perf_counter() - start
+            self.dispatcher.flush(FLUSH_AT_END_S)  # the summary counts what the sinks did
             self._close_books(summary, source)
         return summary
 
@@ -262,6 +276,7 @@ class Pipeline:
         summary.skipped = int(source.skipped or 0)
         summary.dropped = int(source.dropped or 0)
         summary.reopens = int(source.reopens or 0)
+        summary.truncated = int(getattr(source, "truncated", 0) or 0)
         summary.parts = self.decider.parts
         summary.sink_errors = self.metrics.sink_errors
 
@@ -301,6 +316,9 @@ class Pipeline:
         scored = self.scorer.combine(detection, hw)
         t3 = time.perf_counter()
         decision = self.decider.frame(scored.score, (frame, scored))
+        warning = self.saturation.observe(scored.score)
+        if warning:
+            self.log(warning)
         t4 = time.perf_counter()
         st["preprocess"] += prep
         st["model"] += t2 - t1
@@ -346,17 +364,25 @@ class Pipeline:
         if self.second_stage is not None:
             alert.label, drawn, caption, alert.box = self._second_stage_verdict(image, hw, box, extra)
             box = alert.box
+        render = None
         if self.snapshots is not None:
-            try:
-                heat = drawn if drawn is not None else self.tiler.frame_map(scored.map, hw)
-                annotated = annotate(image, heat, decision.score, threshold, box, label=caption)
-                self.snapshots.write(alert, image, annotated)
-            except Exception as exc:  # disk full, permissions: the alert still goes out
-                self.metrics.sink_errors += 1
-                self.log(f"snapshot for alert {alert.id[:8]} not written: {type(exc).__name__}: {exc}")
-        self._emit(alert, self._after)
+            # The map is a reused buffer; the frame is not (each read is a new array).
+            render = self._renderer(image, scored.map.copy(), decision.score, box, drawn, caption)
+        # From here the alert worker takes over: journal, snapshots, files, network (edge.sinks.dispatch).
+        self.dispatcher.submit(alert, render)
         summary.alerts += 1
         self.metrics.alerts += 1
+
+    def _renderer(self, image, heat_map, score: float, box, drawn, caption: str) -> Render:
+        """The snapshot pictures of one alert, drawn later on the alert worker (with its own Tiler)."""
+
+        def render():
+            if self._render_tiler is None:
+                self._render_tiler = self.tiler.twin()
+            heat = drawn if drawn is not None else self._render_tiler.frame_map(heat_map, image.shape[:2])
+            return image, annotate(image, heat, score, self.bundle.threshold, box, label=caption)
+
+        return render
 
     def _emit(self, alert: Alert, sinks: list[Sink]) -> None:
         for sink in sinks:

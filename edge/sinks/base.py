@@ -22,28 +22,49 @@ class Sink(Protocol):
 
 
 _log_lock = threading.Lock()
-_last_logged: dict[str, tuple[float, int]] = {}
+# key -> (when last said, times held back since, the message held back, its window)
+_last_logged: dict[str, tuple[float, int, str, float]] = {}
 LOG_EVERY_S = 60.0
 
 
+def _say(message: str) -> None:
+    try:
+        to_stderr(f"edge: {message}")
+    except (OSError, ValueError):
+        pass  # stderr gone (closed pipe): nothing sensible left to do
+
+
 def problem(message: str, key: str | None = None, every_s: float | None = None) -> None:
-    """One line on stderr. With a key, the same problem is repeated at most once per `every_s`
-    (a broker down for a week must not fill the journal); the next line says how many were held back."""
+    """One line on stderr. With a key, the same problem is said once per `every_s` (a broker down
+    for a week must not fill the journal); the repeats held back are counted and said in one line
+    when the window ends ("N more times in the last minute", see flush_held_problems)."""
     every = LOG_EVERY_S if every_s is None else every_s
     now = time.monotonic()
     with _log_lock:
         if key is not None:
-            last, held = _last_logged.get(key, (-1e18, 0))
+            last, held, _, _ = _last_logged.get(key, (-1e18, 0, "", every))
             if now - last < every:
-                _last_logged[key] = (last, held + 1)
+                _last_logged[key] = (last, held + 1, message, every)
                 return
-            _last_logged[key] = (now, 0)
+            _last_logged[key] = (now, 0, message, every)
             if held:
-                message += f" ({held} similar messages suppressed)"
-        try:
-            to_stderr(f"edge: {message}")
-        except (OSError, ValueError):
-            pass  # stderr gone (closed pipe): nothing sensible left to do
+                message += f" ({held} more times before this)"
+    _say(message)
+
+
+def flush_held_problems(force: bool = False) -> None:
+    """Say how often each held-back problem repeated in its window, once the window is over (or now,
+    with force: at the end of a run). Called by the alert worker about once a second."""
+    now = time.monotonic()
+    lines = []
+    with _log_lock:
+        for key, (last, held, message, every) in _last_logged.items():
+            if held and (force or now - last >= every):
+                window = "minute" if every == 60 else f"{every:g} s"
+                lines.append(f"{message} — {held} more times in the last {window}")
+                _last_logged[key] = (now, 0, message, every)
+    for line in lines:
+        _say(line)
 
 
 def clear_problem(key: str) -> None:

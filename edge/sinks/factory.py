@@ -12,7 +12,10 @@ from pathlib import Path
 from typing import Optional
 
 from edge.errors import EdgeError
+from edge.redact import redact_url
 from edge.sinks.base import Sink, SinkGroup
+from edge.sinks.dispatch import AlertDispatcher, durable
+from edge.sinks.journal import open_journal
 from edge.sinks.snapshots import SnapshotStore
 
 
@@ -21,8 +24,12 @@ class BuiltSinks:
     group: SinkGroup
     snapshots: Optional[SnapshotStore]
     described: list[str] = field(default_factory=list)
+    dispatcher: Optional[AlertDispatcher] = None  # journal + alert worker (edge run); None: inline
 
     def close(self) -> None:
+        # The queued alerts reach the sinks (or stay journaled) before the sinks close.
+        if self.dispatcher is not None:
+            self.dispatcher.close()
         self.group.close()
         if self.snapshots is not None:
             self.snapshots.close()
@@ -43,8 +50,37 @@ def _file(path: Optional[str], key: str) -> Optional[str]:
     return path
 
 
-def build_sinks(config, out: Path, state: Path) -> BuiltSinks:
-    """`config` is an edge.config.SinksConfig; relative sink files go under `out`, outboxes under `state`."""
+def _unwritable(exc: OSError) -> EdgeError:
+    where = f" {exc.filename}" if exc.filename else ""
+    return EdgeError(
+        f"cannot write the run's outputs:{where}: {exc.strerror or exc}; "
+        "give an --out (or `out:`/`state:`) folder this user can write, on a writable filesystem"
+    )
+
+
+def build_sinks(config, out: Path, state: Path, journaled: bool = True) -> BuiltSinks:
+    """`config` is an edge.config.SinksConfig; relative sink files go under `out`, outboxes under `state`.
+
+    With `journaled`, alerts go through the journal in `state` and the alert worker
+    (edge.sinks.dispatch); an output folder that cannot be written is one EdgeError line.
+    """
+    try:
+        built = _build(config, out, state)
+    except OSError as exc:  # a read-only mount, OUT that is a file, permissions
+        raise _unwritable(exc) from None
+    if journaled:
+        after = [s for s in built.group if not getattr(s, "immediate", False)]
+        try:
+            journal = open_journal(state, [s.name for s in after if durable(s)])
+            held = config.snapshots.queue_frames if config.snapshots is not None else 0
+            built.dispatcher = AlertDispatcher(after, built.snapshots, journal, max_snapshot_frames=held)
+        except BaseException:
+            built.close()
+            raise
+    return built
+
+
+def _build(config, out: Path, state: Path) -> BuiltSinks:
     from edge.sinks.console import ConsoleSink
     from edge.sinks.jsonl import JsonlSink
     from edge.sinks.sqlite_store import SqliteSink
@@ -72,7 +108,13 @@ def build_sinks(config, out: Path, state: Path) -> BuiltSinks:
             described.append(f"sqlite {path}")
         if config.snapshots is not None:
             s = config.snapshots
-            snapshots = SnapshotStore(under_out(s.dir), max_count=s.max_count, max_mb=s.max_mb, annotated=s.annotated)
+            snapshots = SnapshotStore(
+                under_out(s.dir),
+                max_count=s.max_count,
+                max_mb=s.max_mb,
+                annotated=s.annotated,
+                min_free_mb=s.min_free_mb,
+            )
             limits = [f"{s.max_count} alerts" if s.max_count else "", f"{s.max_mb:g} MB" if s.max_mb else ""]
             described.append(
                 f"snapshots {snapshots.folder}"
@@ -104,7 +146,7 @@ def build_sinks(config, out: Path, state: Path) -> BuiltSinks:
                     close_timeout_s=w.close_timeout_s,
                 )
             )
-            described.append(f"webhook {w.url}")
+            described.append(f"webhook {redact_url(w.url)}")
         if config.mqtt is not None:
             from edge.sinks.mqtt import MqttSink
 

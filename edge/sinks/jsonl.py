@@ -19,6 +19,8 @@ from edge.sinks.base import clear_problem, one_line, problem
 
 class JsonlSink:
     name = "events-file"
+    durable = True  # journaled: replayed after a crash (edge.sinks.journal)
+    TAIL_BYTES = 1 << 20  # how much of the file's end a replay looks at for ids it has
 
     def __init__(self, path: str | Path, fsync: bool = True, max_bytes: Optional[int] = None, keep: int = 5):
         self.path = Path(path)
@@ -29,6 +31,7 @@ class JsonlSink:
         self.written = 0
         self.failed = 0
         self._file = None
+        self._recent_ids: Optional[set[str]] = None
         self._open()
 
     def _open(self) -> None:
@@ -55,7 +58,29 @@ class JsonlSink:
                 os.replace(self.path, self.path.with_name(f"{self.path.name}.1"))
         self._open()
 
-    def emit(self, alert: Alert) -> None:
+    def has_recent(self, alert_id: str) -> bool:
+        """Whether the alert is among the last lines of the file (a replay after a crash skips it)."""
+        if self._recent_ids is None:
+            self._recent_ids = self._tail_ids()
+        return alert_id in self._recent_ids
+
+    def _tail_ids(self) -> set[str]:
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(max(f.seek(0, os.SEEK_END) - self.TAIL_BYTES, 0))
+                lines = f.read().splitlines()
+        except OSError:
+            return set()
+        ids = set()
+        for raw in lines:
+            try:
+                ids.add(json.loads(raw)["id"])
+            except (ValueError, KeyError, TypeError):
+                continue  # the first, partial line of the tail
+        return ids
+
+    def emit(self, alert: Alert) -> bool:
+        """True once the line is written (and fsynced); False when the disk refused it."""
         line = json.dumps(alert.to_dict()) + "\n"
         start = None
         try:
@@ -72,12 +97,14 @@ class JsonlSink:
                 os.fsync(self._file.fileno())
             self.written += 1
             clear_problem(f"write:{self.path}")
+            return True
         except OSError as exc:  # disk full, card removed, permissions changed under us
             self.failed += 1
             problem(
                 f"cannot write alert {alert.id} to {self.path}: {one_line(exc)}; continuing", key=f"write:{self.path}"
             )
             self._drop_file(start)
+            return False
 
     def _drop_file(self, start: Optional[int]) -> None:
         # Close (a failed flush is discarded) and cut off any half-written line, so the next

@@ -32,6 +32,7 @@ from typing import Callable, Optional, Protocol
 from edge.alert import Alert
 from edge.errors import EdgeError
 from edge.sinks.base import one_line, problem
+from edge.sinks.journal import describe_db_error, rollback
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -84,18 +85,20 @@ class Outbox:
 
     # -- producer side ------------------------------------------------------------------------
 
-    def put(self, alert_id: str, payload: str) -> None:
+    def put(self, alert_id: str, payload: str) -> bool:
+        """True when the entry is on disk; False when it waits in memory (the disk refused it)."""
         with self._lock:
             self._memory.append(Entry(None, alert_id, payload))
             try:
                 self._spill_memory()
             except sqlite3.Error as exc:
                 problem(
-                    f"{self.label}: cannot write outbox {self.path} ({one_line(exc)}); "
+                    f"{self.label}: cannot write outbox: {describe_db_error(exc, self.path)}; "
                     f"{len(self._memory)} alerts held in memory until it can",
                     key=f"outbox-write:{self.path}",
                 )
             self._bound()
+            return not self._memory
 
     def _spill_memory(self) -> None:
         if not self._memory:
@@ -109,7 +112,7 @@ class Outbox:
             )
             self._db.execute("COMMIT")
         except sqlite3.Error:
-            self._db.execute("ROLLBACK")
+            rollback(self._db)
             raise
         self._memory.clear()
 
@@ -195,7 +198,7 @@ class Outbox:
                 self._db.execute("DELETE FROM outbox WHERE seq = ?", (entry.seq,))
                 self._db.execute("COMMIT")
             except sqlite3.Error:
-                self._db.execute("ROLLBACK")
+                rollback(self._db)
                 raise
 
     def dead_count(self) -> int:
@@ -238,6 +241,8 @@ class Transport(Protocol):
 class QueuedSink:
     """A sink whose emit() writes to an Outbox; a daemon thread delivers through a Transport."""
 
+    durable = True  # journaled: replayed after a crash (edge.sinks.journal)
+
     def __init__(
         self,
         transport: Transport,
@@ -277,9 +282,11 @@ class QueuedSink:
         self._kick.set()
         self._wake.set()
 
-    def emit(self, alert: Alert) -> None:
-        self.outbox.put(alert.id, json.dumps(alert.to_dict()))
+    def emit(self, alert: Alert) -> bool:
+        """True when the alert is in the outbox on disk (the journal may then let it go)."""
+        kept = self.outbox.put(alert.id, json.dumps(alert.to_dict()))
         self._wake.set()
+        return kept
 
     def _run(self) -> None:
         delay = self.backoff_s

@@ -63,6 +63,7 @@ def _epoch(iso: str) -> float:
 
 class SqliteSink:
     name = "sqlite"
+    durable = True  # journaled: replayed after a crash (edge.sinks.journal)
 
     def __init__(self, path: str | Path, busy_timeout_ms: int = 5000):
         self.path = Path(path)
@@ -80,7 +81,8 @@ class SqliteSink:
         except sqlite3.DatabaseError as exc:
             raise EdgeError(f"cannot open event store {self.path}: {exc}; check the path and its permissions") from None
 
-    def emit(self, alert: Alert) -> None:
+    def emit(self, alert: Alert) -> bool:
+        """True once the row is committed (or was there already); False when the store refused it."""
         d = alert.to_dict()
         row = (
             d["id"],
@@ -103,11 +105,13 @@ class SqliteSink:
                 )
             self.written += 1
             clear_problem(f"write:{self.path}")
+            return True
         except sqlite3.Error as exc:
             self.failed += 1
             problem(
                 f"cannot store alert {alert.id} in {self.path}: {one_line(exc)}; continuing", key=f"write:{self.path}"
             )
+            return False
 
     def close(self) -> None:
         with self._lock:

@@ -1,0 +1,162 @@
+"""The alert journal: every alert made durable for every sink, in one transaction, before any sink
+is tried (write-ahead).
+
+Design (issue 13):
+- One SQLite file in the run's state folder (`<state>/journal.db`, WAL, synchronous=FULL). Recording
+  an alert is ONE transaction: a row in `alerts` (its JSON) and one row in `pending` per durable
+  sink (the events file, the event store, each network sink's outbox). Commit = fsync.
+- The loop never waits for that fsync: it hands the alert to the journal thread (edge.sinks.dispatch),
+  which commits whatever has queued up in one transaction (group commit) and only then gives the
+  alerts to the sinks. The window between a decision and its commit is one fsync (a few ms); an
+  alert committed here is never lost, whatever kills the process afterwards.
+- A sink's pending row is deleted once that sink has the alert durably (a line fsynced in the
+  JSONL file, a row committed in events.db, an entry committed in the sink's outbox, which then
+  delivers at least once). Those deletes do not need an fsync of their own (synchronous=NORMAL on
+  the worker's connection): losing one only means the alert is given to that sink again.
+- At the next start the rows still pending are replayed to their sinks in order: JSONL skips the
+  ids already at the end of its file, the event store ignores an id it has, network sinks send it
+  (again): receivers get each alert AT LEAST ONCE and drop repeats by the alert `id` (the webhook
+  also sends it as `Idempotency-Key`). An alert row goes once no sink needs it, so the file stays small.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Iterable, Optional
+
+from edge.alert import Alert
+from edge.errors import EdgeError
+from edge.sinks.base import one_line
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS alerts (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    alert_id TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS pending (
+    seq INTEGER NOT NULL,
+    sink TEXT NOT NULL,
+    PRIMARY KEY (seq, sink)
+) WITHOUT ROWID;
+"""
+
+
+def describe_db_error(exc: BaseException, path: Path) -> str:
+    """The real cause of a database write error, with the file and, when the disk is full, the free space."""
+    text = f"{one_line(exc)} ({path})"
+    if "full" in str(exc).lower():
+        try:
+            free = shutil.disk_usage(path.parent).free
+            text = f"disk full: {text}; {free / 1e6:.1f} MB free on that filesystem"
+        except OSError:
+            text = f"disk full: {text}"
+    return text
+
+
+def rollback(db: sqlite3.Connection) -> None:
+    # SQLite rolls back by itself on some errors (disk full); a ROLLBACK then would raise
+    # "no transaction is active" and hide the real cause.
+    if db.in_transaction:
+        try:
+            db.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass
+
+
+def _connect(path: Path, synchronous: str) -> sqlite3.Connection:
+    db = sqlite3.connect(str(path), timeout=30, check_same_thread=False, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute(f"PRAGMA synchronous={synchronous}")
+    return db
+
+
+class AlertJournal:
+    """Write-ahead record of alerts and of which durable sinks still need each one."""
+
+    def __init__(self, path: str | Path, sinks: Iterable[str]):
+        self.path = Path(path)
+        self.sinks = list(sinks)
+        self._lock = threading.Lock()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._writer = _connect(self.path, "FULL")
+            self._writer.executescript(SCHEMA)
+            self._marker = _connect(self.path, "NORMAL")
+        except (sqlite3.Error, OSError) as exc:
+            raise EdgeError(
+                f"cannot open the alert journal {self.path}: {one_line(exc)}; "
+                "check the state folder exists and is writable"
+            ) from None
+
+    def record(self, alerts: list[Alert]) -> list[int]:
+        """One transaction (one fsync) for all these alerts and their pending rows; their seq numbers.
+
+        Raises sqlite3.Error (the transaction rolled back) when the disk refuses."""
+        now = time.time()
+        seqs: list[int] = []
+        db = self._writer
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            for alert in alerts:
+                cur = db.execute(
+                    "INSERT INTO alerts (alert_id, payload, created) VALUES (?, ?, ?)",
+                    (alert.id, json.dumps(alert.to_dict()), now),
+                )
+                seq = int(cur.lastrowid)
+                db.executemany("INSERT INTO pending (seq, sink) VALUES (?, ?)", [(seq, s) for s in self.sinks])
+                seqs.append(seq)
+            db.execute("COMMIT")
+        except sqlite3.Error:
+            rollback(db)
+            raise
+        return seqs
+
+    def done(self, pairs: list[tuple[int, str]]) -> None:
+        """These (seq, sink) have the alert durably; alerts no sink needs any more go."""
+        if not pairs:
+            return
+        db = self._marker
+        with self._lock:
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                db.executemany("DELETE FROM pending WHERE seq = ? AND sink = ?", pairs)
+                low, high = min(p[0] for p in pairs), max(p[0] for p in pairs)
+                db.execute(
+                    "DELETE FROM alerts WHERE seq BETWEEN ? AND ? AND seq NOT IN (SELECT seq FROM pending)",
+                    (low, high),
+                )
+                db.execute("COMMIT")
+            except sqlite3.Error:
+                rollback(db)
+                raise
+
+    def backlog(self) -> list[tuple[int, Alert, set[str]]]:
+        """Alerts some sink still needs (from a run that was killed), oldest first, with those sinks."""
+        rows = self._marker.execute(
+            "SELECT a.seq, a.payload, group_concat(p.sink, char(31)) FROM alerts a "
+            "JOIN pending p ON p.seq = a.seq GROUP BY a.seq ORDER BY a.seq"
+        ).fetchall()
+        return [(seq, Alert.from_dict(json.loads(payload)), set(sinks.split("\x1f"))) for seq, payload, sinks in rows]
+
+    def pending_count(self) -> int:
+        return int(self._marker.execute("SELECT COUNT(DISTINCT seq) FROM pending").fetchone()[0])
+
+    def close(self) -> None:
+        for db in (self._writer, self._marker):
+            try:
+                db.close()
+            except sqlite3.Error:
+                pass
+
+
+def open_journal(state: Path, sinks: Iterable[str]) -> Optional[AlertJournal]:
+    """The journal of a run whose durable sinks are `sinks`; None when there are none."""
+    names = list(sinks)
+    return AlertJournal(state / "journal.db", names) if names else None
