@@ -14,7 +14,13 @@ stream ended) or a read() blocks longer than `stall_seconds` (a stalled RTSP str
 driver), the reader is abandoned, never joined (a blocked read() cannot be interrupted from
 Python), and a new backend is opened with exponential backoff. Frames an abandoned reader
 returns late are thrown away. Reopens are counted; the process never exits because a camera
-went away.
+went away. A live source that is not there at start (a camera that boots after the Pi) is waited
+for the same way, unless the run asked to fail fast.
+
+stop() joins every thread that may be inside a driver (readers, abandoned ones too, and openers),
+for at most the read/open timeout handed to OpenCV plus a second: a thread still inside FFmpeg
+when the interpreter exits is killed there, and the process aborts (SIGABRT, "FATAL: exception
+not rethrown") after an otherwise clean run.
 """
 
 from __future__ import annotations
@@ -32,6 +38,10 @@ from edge.errors import EdgeError
 from edge.messages import Log
 from edge.messages import to_stderr as _stderr
 from edge.schema import StrictModel
+
+
+class SourceUnavailable(EdgeError):
+    """The source did not open but may later (camera unplugged or booting, stream down): worth waiting for."""
 
 
 class WatchdogConfig(StrictModel):
@@ -137,28 +147,42 @@ class EveryMailbox:
         pass
 
 
-def _call_with_timeout(fn: Callable[[], Backend], timeout: float) -> Backend:
-    """Run an opener in a helper thread; a backend that opens too late is released, not used."""
-    box: dict = {}
-    done = threading.Event()
-    abandoned = threading.Event()
+class _Opening:
+    """An opener run in its own thread, so a wedged open() cannot hold up the watchdog or stop().
 
-    def target() -> None:
+    A backend that opens after its caller gave up (timeout, stop) is released by that thread itself.
+    """
+
+    def __init__(self, opener: Opener, name: str):
+        self._box: dict = {}
+        self._done = threading.Event()
+        self._abandoned = threading.Event()
+        self.thread = threading.Thread(target=self._run, args=(opener,), name=f"edge-open {name}", daemon=True)
+        self.thread.start()
+
+    def _run(self, opener: Opener) -> None:
         try:
-            box["value"] = fn()
-        except BaseException as exc:  # reported to the caller below
-            box["error"] = exc
-        done.set()
-        if abandoned.is_set() and "value" in box:
-            _release_quietly(box["value"])
+            self._box["value"] = opener()
+        except BaseException as exc:  # reported to the caller by result()
+            self._box["error"] = exc
+        self._done.set()
+        if self._abandoned.is_set() and "value" in self._box:
+            _release_quietly(self._box["value"])
 
-    threading.Thread(target=target, name="edge-open", daemon=True).start()
-    if not done.wait(timeout):
-        abandoned.set()
-        raise TimeoutError(f"open did not return within {timeout:.0f} s")
-    if "error" in box:
-        raise box["error"]
-    return box["value"]
+    def result(self, timeout: float, stop: threading.Event) -> Optional[Backend]:
+        """The backend; None when stopped first; raises what the opener raised, or TimeoutError."""
+        deadline = time.monotonic() + timeout
+        while not self._done.wait(0.05):
+            if stop.is_set() or time.monotonic() > deadline:
+                self._abandoned.set()
+                if self._done.is_set() and "value" in self._box:  # it finished just now
+                    _release_quietly(self._box["value"])
+                if stop.is_set():
+                    return None
+                raise TimeoutError(f"open did not return within {timeout:.0f} s")
+        if "error" in self._box:
+            raise self._box["error"]
+        return self._box["value"]
 
 
 def _release_quietly(backend: Backend) -> None:
@@ -168,13 +192,19 @@ def _release_quietly(backend: Backend) -> None:
         pass
 
 
+def _message(exc: BaseException) -> str:
+    return str(exc) if isinstance(exc, EdgeError) else f"{type(exc).__name__}: {exc}"
+
+
 class Capture:
     """Frames from a backend, read in a thread, handed over through a mailbox, kept alive.
 
     `opener()` opens the backend (raising EdgeError or returning one); it is called once here,
     synchronously, so a wrong camera index or a missing file is reported at start, and again by
-    the watchdog to reopen a live source. `name_of(backend)` names the frame just read (an image
-    folder names each file); by default every frame is called `name`.
+    the watchdog to reopen a live source. A live source whose first open raises SourceUnavailable
+    is waited for by the watchdog when `wait_at_start` (else the error is raised here).
+    `name_of(backend)` names the frame just read (an image folder names each file); by default
+    every frame is called `name`.
     """
 
     def __init__(
@@ -189,6 +219,7 @@ class Capture:
         log: Optional[Log] = None,
         name_of: Optional[Callable[[Backend], str]] = None,
         queue_size: int = 4,
+        wait_at_start: bool = False,
     ):
         self.name = name
         self.live = live
@@ -212,16 +243,28 @@ class Capture:
         self.reopens = 0  # successful reopens
         self.reopen_failures = 0  # attempts that did not open
         self.loops = 0  # times a looping video started again
+        self.left_behind = 0  # threads still inside a driver when stop() gave up waiting for them
         self._frames_since_open = 0
-        self._threads: list[threading.Thread] = []
+        self._supervisor: Optional[threading.Thread] = None
+        self._workers: list[threading.Thread] = []  # readers and openers: the threads that enter drivers
         self._started = False
         self._prepare: Optional[tuple[Callable[[np.ndarray], Any], Any]] = None
+        self._not_there_at_start: Optional[str] = None  # why the first open failed, while waiting for it
+        self._backend: Optional[Backend] = self._open_at_start(opener, wait_at_start and live)
+
+    def _open_at_start(self, opener: Opener, wait: bool) -> Optional[Backend]:
         try:
-            self._backend: Optional[Backend] = opener()
+            return opener()
+        except SourceUnavailable as exc:
+            if not wait:
+                raise
+            self._not_there_at_start = str(exc)
+            self._log(f"{self.name}: not there at start ({exc}); waiting for it (source.fail_fast: true exits instead)")
+            return None
         except EdgeError:
             raise
         except Exception as exc:  # cv2.error and the like: still one line for the operator
-            raise EdgeError(f"cannot open {name} ({type(exc).__name__}: {exc})") from None
+            raise EdgeError(f"cannot open {self.name} ({type(exc).__name__}: {exc})") from None
 
     # -- consumer side -------------------------------------------------------------------------
     @property
@@ -246,18 +289,15 @@ class Capture:
             return self
         self._started = True
         backend, self._backend = self._backend, None
-        assert backend is not None
         if self.live:
-            t = threading.Thread(
+            self._supervisor = threading.Thread(
                 target=self._supervise, args=(backend,), name=f"edge-watchdog {self.name}", daemon=True
             )
+            self._supervisor.start()
         else:
+            assert backend is not None
             self._gen += 1
-            t = threading.Thread(
-                target=self._read, args=(self._gen, backend), name=f"edge-capture {self.name}", daemon=True
-            )
-        self._threads.append(t)
-        t.start()
+            self._start_worker(self._read, (self._gen, backend))
         return self
 
     def get(self, timeout: float = 0.2) -> Optional[Frame]:
@@ -266,18 +306,43 @@ class Capture:
             self.start()
         return self._mailbox.get(timeout)
 
-    def stop(self, join_timeout: float = 2.0) -> None:
-        """Stop reading and release the backend. A reader blocked in read() is left behind (daemon)."""
+    def stop(self, join_timeout: Optional[float] = None) -> None:
+        """Stop reading, release the backend and wait for every thread that may be inside a driver.
+
+        The wait is bounded (by default the OpenCV read/open timeout plus a second, which FFmpeg
+        honours); a thread still blocked after it (a driver that ignores timeouts) is left behind
+        and counted in `left_behind`.
+        """
         self._stop.set()
         with self._lock:
             self._gen += 1
         self._mailbox.wake()
+        if join_timeout is None:
+            join_timeout = self.driver_timeout() + 1.0
         deadline = time.monotonic() + join_timeout
-        for t in self._threads:
-            t.join(max(0.0, deadline - time.monotonic()))
+        for t in [self._supervisor, *self._workers]:
+            if t is not None:
+                t.join(max(0.0, deadline - time.monotonic()))
+        self._workers = [t for t in self._workers if t.is_alive()]
+        if self._workers and self.left_behind == 0:
+            self.left_behind = len(self._workers)
+            self._log(f"{self.name}: {self.left_behind} capture thread(s) still in the driver after {join_timeout:g} s")
         if self._backend is not None:  # never started
             _release_quietly(self._backend)
             self._backend = None
+
+    def driver_timeout(self) -> float:
+        """Seconds a read() or open() may take before OpenCV's own timeout ends it (live sources)."""
+        if not self.live:
+            return 1.0
+        return max(self.watchdog.read_timeout_ms, self.watchdog.open_timeout_ms) / 1000
+
+    def _start_worker(self, target: Callable, args: tuple) -> threading.Thread:
+        self._workers = [t for t in self._workers if t.is_alive()]
+        t = threading.Thread(target=target, args=args, name=f"edge-capture {self.name}", daemon=True)
+        self._workers.append(t)
+        t.start()
+        return t
 
     # -- reader thread -------------------------------------------------------------------------
     def _stale(self, gen: int) -> bool:
@@ -299,33 +364,43 @@ class Capture:
                     if self.live:
                         self._reader_failed = (gen, problem)
                         return
-                    if problem != "read failed":
-                        self._log(f"{self.name}: {problem}; treating it as the end of the input")
-                    if self.loop and self._frames_since_open > 0:
-                        _release_quietly(backend)
-                        try:
-                            backend = self._opener()
-                        except Exception as exc:
-                            self.error = f"{self.name}: cannot start the video again ({exc})"
-                            self._log(self.error)
-                            self._end()
-                            return
-                        self._frames_since_open = 0
-                        self.loops += 1
-                        continue
-                    self._end()
-                    return
-                name = self._name_of(backend) if self._name_of else self.name
-                frame = Frame(self.frames_read, image, name, time.time())
-                prepare = self._prepare
-                if prepare is not None:
-                    self._run_prepare(frame, prepare)
-                self.frames_read += 1
-                self._frames_since_open += 1
-                if not self._mailbox.put(frame, lambda: self._stale(gen)):
-                    return
+                    again = self._end_of_file(backend, problem)
+                    if again is None:
+                        return
+                    backend = again
+                    continue
+                self._hand_over(gen, backend, image)
         finally:
             _release_quietly(backend)
+
+    def _end_of_file(self, backend: Backend, problem: str) -> Optional[Backend]:
+        """A file or folder ended: the reopened backend when looping, else None (the input's end)."""
+        if problem != "read failed":
+            self._log(f"{self.name}: {problem}; treating it as the end of the input")
+        if not (self.loop and self._frames_since_open > 0):
+            self._end()
+            return None
+        _release_quietly(backend)
+        try:
+            backend = self._opener()
+        except Exception as exc:
+            self.error = f"{self.name}: cannot start the video again ({exc})"
+            self._log(self.error)
+            self._end()
+            return None
+        self._frames_since_open = 0
+        self.loops += 1
+        return backend
+
+    def _hand_over(self, gen: int, backend: Backend, image: np.ndarray) -> None:
+        name = self._name_of(backend) if self._name_of else self.name
+        frame = Frame(self.frames_read, image, name, time.time())
+        prepare = self._prepare
+        if prepare is not None:
+            self._run_prepare(frame, prepare)
+        self.frames_read += 1
+        self._frames_since_open += 1
+        self._mailbox.put(frame, lambda: self._stale(gen))
 
     @staticmethod
     def _run_prepare(frame: Frame, prepare: tuple[Callable[[np.ndarray], Any], Any]) -> None:
@@ -343,53 +418,63 @@ class Capture:
         self._mailbox.wake()
 
     # -- watchdog (live sources) ---------------------------------------------------------------
-    def _supervise(self, backend: Backend) -> None:
-        wd = self.watchdog
-        delay = wd.backoff_initial
-        failed_attempts = 0
+    def _supervise(self, backend: Optional[Backend]) -> None:
+        """Read from `backend` until it fails or stalls, then reopen it with backoff; None: not open yet."""
+        backoff = _Backoff(self.watchdog)
+        why = self._not_there_at_start
         while not self._stop.is_set():
-            with self._lock:
-                self._gen += 1
-                gen = self._gen
-            self._reader_failed = None
-            self._read_started = None
-            self._frames_since_open = 0
-            t = threading.Thread(target=self._read, args=(gen, backend), name=f"edge-capture {self.name}", daemon=True)
-            t.start()
-            why = self._watch(gen)
+            if backend is None:
+                backend = self._reopen(backoff, why or "not open")
+                if backend is None:  # stopped, or gave up
+                    return
+            why = self._read_until_it_fails(backend)
             if why is None:  # stopped
                 return
-            with self._lock:
-                self._gen += 1  # abandon the reader; if it is blocked, it stays blocked, harmlessly
-            if self._frames_since_open > 0:
-                delay, failed_attempts = wd.backoff_initial, 0
-            self._log(f"{self.name}: {why}; reopening in {delay:g} s")
             backend = None
-            while not self._stop.is_set():
-                if wd.max_reopens is not None and failed_attempts >= wd.max_reopens:
-                    self.error = f"{self.name}: gave up after {failed_attempts} reopen attempts ({why})"
-                    self._log(self.error)
-                    self._end()
-                    return
-                if self._stop.wait(delay):
-                    return
-                failed_attempts += 1
-                delay = min(delay * 2, wd.backoff_max)
-                try:
-                    backend = _call_with_timeout(self._opener, wd.open_timeout_ms / 1000 + wd.stall_seconds)
-                except Exception as exc:
-                    self.reopen_failures += 1
-                    msg = str(exc) if isinstance(exc, EdgeError) else f"{type(exc).__name__}: {exc}"
-                    self._log(f"{self.name}: reopen failed ({msg}); next try in {delay:g} s")
-                    continue
-                if self._stop.is_set():
+            if self._frames_since_open > 0:
+                backoff.reset()
+            self._log(f"{self.name}: {why}; reopening in {backoff.delay:g} s")
+
+    def _read_until_it_fails(self, backend: Backend) -> Optional[str]:
+        with self._lock:
+            self._gen += 1
+            gen = self._gen
+        self._reader_failed = None
+        self._read_started = None
+        self._frames_since_open = 0
+        self._start_worker(self._read, (gen, backend))
+        why = self._watch(gen)
+        with self._lock:
+            self._gen += 1  # abandon the reader; if it is blocked, it stays blocked, harmlessly
+        return why
+
+    def _reopen(self, backoff: "_Backoff", why: str) -> Optional[Backend]:
+        """Open again after the backoff delay, until it opens; None when stopped or past max_reopens."""
+        wd = self.watchdog
+        while not self._stop.is_set():
+            if wd.max_reopens is not None and backoff.failed >= wd.max_reopens:
+                self.error = f"{self.name}: gave up after {backoff.failed} reopen attempts ({why})"
+                self._log(self.error)
+                self._end()
+                return None
+            if self._stop.wait(backoff.next_delay()):
+                return None
+            opening = _Opening(self._opener, self.name)
+            self._workers.append(opening.thread)
+            try:
+                backend = opening.result(wd.open_timeout_ms / 1000 + wd.stall_seconds, self._stop)
+            except Exception as exc:
+                self.reopen_failures += 1
+                self._log(f"{self.name}: reopen failed ({_message(exc)}); next try in {backoff.delay:g} s")
+                continue
+            if backend is None or self._stop.is_set():
+                if backend is not None:
                     _release_quietly(backend)
-                    return
-                self.reopens += 1
-                self._log(f"{self.name}: reopened (reopen #{self.reopens})")
-                break
-            if backend is None:
-                return
+                return None
+            self.reopens += 1
+            self._log(f"{self.name}: reopened (reopen #{self.reopens})")
+            return backend
+        return None
 
     def _watch(self, gen: int) -> Optional[str]:
         """Wait until the reader needs replacing; the reason, or None when stopping."""
@@ -402,3 +487,22 @@ class Capture:
             if started is not None and started[0] == gen and time.monotonic() - started[1] > stall:
                 return f"no frame for {stall:g} s (read blocked)"
         return None
+
+
+class _Backoff:
+    """The doubling delay between reopen attempts and how many failed in a row."""
+
+    def __init__(self, watchdog: WatchdogConfig):
+        self._wd = watchdog
+        self.delay = watchdog.backoff_initial  # the wait before the next attempt
+        self.failed = 0  # attempts since the source last delivered a frame
+
+    def next_delay(self) -> float:
+        """The wait before this attempt; counts it and doubles the next one (up to backoff_max)."""
+        delay = self.delay
+        self.failed += 1
+        self.delay = min(self.delay * 2, self._wd.backoff_max)
+        return delay
+
+    def reset(self) -> None:
+        self.delay, self.failed = self._wd.backoff_initial, 0

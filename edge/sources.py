@@ -27,9 +27,10 @@ import cv2
 import numpy as np
 from pydantic import Field, field_validator, model_validator
 
-from edge.capture import Backend, Capture, Frame, Log, WatchdogConfig
+from edge.capture import Backend, Capture, Frame, Log, SourceUnavailable, WatchdogConfig
 from edge.errors import EdgeError
 from edge.imaging import list_images, read_image
+from edge.messages import to_stderr
 from edge.redact import redact_url
 from edge.schema import StrictModel, one_line_errors
 
@@ -73,6 +74,11 @@ class SourceConfig(StrictModel):
         None, description="requested pixel format, e.g. MJPG (USB cameras at high resolution)"
     )
     watchdog: WatchdogConfig = Field(default_factory=WatchdogConfig)
+    # A camera that boots after the Pi: by default a live source that is not there at start is
+    # waited for by the watchdog (same backoff and max_reopens as a reopen); true: exit 2 at once.
+    fail_fast: bool = Field(
+        False, description="live sources: exit at once (status 2) when the source does not open at start"
+    )
 
     @field_validator("fourcc")
     @classmethod
@@ -159,6 +165,7 @@ class FrameSourceBase:
     skipped: int = 0
     dropped: int = 0
     reopens: int = 0
+    truncated: int = 0  # times a video file ended cut short (each pass when looping)
     ended: bool = False
     error: Optional[str] = None
     _reader: Optional[Iterator[Frame]] = None
@@ -236,6 +243,59 @@ class FolderBackend:
         pass
 
 
+TS_PACKET = 188  # MPEG transport stream packet size; a .ts cut short usually ends inside one
+
+
+class VideoFileBackend:
+    """A video file: OpenCV's frames, and at the end a word when the file was cut short.
+
+    Two signs, the only ones FFmpeg leaves: fewer frames than the container's index or header
+    promises (an MP4 with its index at the front, an AVI), or an MPEG-TS that ends inside a packet
+    (its frame count is only an estimate from what is there, so the count cannot tell).
+    """
+
+    def __init__(self, path: Path, cap: cv2.VideoCapture, on_cut_short: Callable[[str], None]):
+        self.path = path
+        self._cap = cap
+        self._on_cut_short = on_cut_short
+        self._promised = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        self._read = 0
+        self._checked = False
+
+    def read(self) -> tuple[bool, Optional[np.ndarray]]:
+        ok, image = self._cap.read()
+        if ok and image is not None:
+            self._read += 1
+        elif not self._checked:
+            self._checked = True
+            why = cut_short_reason(self.path, self._read, self._promised)
+            if why is not None:
+                self._on_cut_short(why)
+        return ok, image
+
+    def release(self) -> None:
+        self._cap.release()
+
+
+def _is_mpeg_ts(head: bytes) -> bool:
+    return len(head) > TS_PACKET and head[0] == 0x47 and head[TS_PACKET] == 0x47
+
+
+def cut_short_reason(path: Path, frames_read: int, frames_promised: int) -> Optional[str]:
+    """Why the video looks cut short, or None when it looks whole (or nothing can tell)."""
+    with open(path, "rb") as f:
+        head = f.read(TS_PACKET + 1)
+    if _is_mpeg_ts(head):
+        size = path.stat().st_size
+        if size % TS_PACKET:
+            return f"MPEG-TS ends inside a packet ({size} bytes is not a whole number of {TS_PACKET}-byte packets)"
+        return None
+    # A frame or two of slack: some headers count a frame the decoder never returns.
+    if frames_promised > 0 and frames_read < frames_promised - max(2, frames_promised // 100):
+        return f"{frames_read} of the {frames_promised} frames its header promises"
+    return None
+
+
 class Picamera2Backend:
     """Raspberry Pi camera via Picamera2, BGR frames like OpenCV's."""
 
@@ -254,7 +314,7 @@ class Picamera2Backend:
             self._cam.configure(self._cam.create_video_configuration(main={"size": size, "format": "RGB888"}))
             self._cam.start()
         except Exception as exc:  # the library raises RuntimeError/IndexError for a missing camera
-            raise EdgeError(
+            raise SourceUnavailable(
                 f"cannot open Raspberry Pi camera {number} ({exc}); check `rpicam-hello --list-cameras`"
             ) from None
 
@@ -279,7 +339,7 @@ def _open_cv(config: SourceConfig) -> cv2.VideoCapture:
     if kind == "camera":
         target = _camera_target(config.camera)  # type: ignore[arg-type]
         if isinstance(target, str) and not Path(target).exists():
-            raise EdgeError(
+            raise SourceUnavailable(
                 f"camera {target} not found (unplugged? list cameras with `ls /dev/v4l/by-id/` or "
                 "`v4l2-ctl --list-devices`)"
             )
@@ -310,7 +370,9 @@ def _open_cv(config: SourceConfig) -> cv2.VideoCapture:
         raise AssertionError(kind)
     if not cap.isOpened():
         cap.release()
-        raise EdgeError(f"cannot open {what}; {hint}")
+        # a file that does not open will not open later; a camera or a stream may (booting, replugged)
+        unavailable = EdgeError if kind == "video" else SourceUnavailable
+        raise unavailable(f"cannot open {what}; {hint}")
     if kind == "camera":
         if config.fourcc:
             cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*config.fourcc))
@@ -359,6 +421,8 @@ class Source(FrameSourceBase):
         self.mode = config.effective_mode
         self._folder: Optional[FolderBackend] = None
         self._delivered = 0
+        self._log = log or to_stderr
+        self.truncated = 0
         if opener is None:
             opener = self._default_opener()
         name_of = (lambda b: b.current) if self.kind == "images" else None
@@ -371,6 +435,7 @@ class Source(FrameSourceBase):
             loop=config.loop,
             log=log,
             name_of=name_of,
+            wait_at_start=not config.fail_fast,
         )
 
     def _default_opener(self) -> Callable[[], Backend]:
@@ -385,7 +450,15 @@ class Source(FrameSourceBase):
             return open_folder
         if self.kind == "picamera2":
             return lambda: Picamera2Backend(config.picamera2, config.width, config.height)  # type: ignore[arg-type]
+        if self.kind == "video":
+            return lambda: VideoFileBackend(Path(config.video), _open_cv(config), self._cut_short)  # type: ignore[arg-type]
         return lambda: _open_cv(config)
+
+    def _cut_short(self, why: str) -> None:
+        """A video file ended early: one line the first time (a looping one is counted every pass)."""
+        self.truncated += 1
+        if self.truncated == 1:
+            self._log(f"{self.name}: cut short: {why}; the frames that are there were inspected")
 
     # counts the pipeline reports
     @property

@@ -101,7 +101,7 @@ def test_model_that_does_not_fit_the_frames_is_one_clear_line(bundle, tmp_path):
     "source_args, message",
     [
         (["--video", "/nonexistent/line.mp4"], "video not found"),
-        (["--camera", "97"], "cannot open camera 97"),
+        (["--camera", "97", "--fail-fast"], "cannot open camera 97"),  # without it, the run waits for it
     ],
 )
 def test_sources_that_do_not_open_are_one_clear_line(bundle, tmp_path, source_args, message):

@@ -86,7 +86,10 @@ def test_empty_video_is_a_clear_error(tmp_path):
     [
         (dict(video="missing.avi"), "video not found"),
         (dict(images="missing_dir"), "folder not found"),
-        (dict(camera="/dev/v4l/by-id/usb-no-such-camera-video-index0"), "camera /dev/v4l/by-id/usb-no-such-camera"),
+        (
+            dict(camera="/dev/v4l/by-id/usb-no-such-camera-video-index0", fail_fast=True),
+            "camera /dev/v4l/by-id/usb-no-such-camera",
+        ),
         (dict(picamera2=0), "Picamera2 is not installed"),
     ],
 )
@@ -273,14 +276,19 @@ def test_backoff_doubles_up_to_its_cap():
     assert waits == [0.01, 0.02, 0.04, 0.04, 0.04]  # first wait, then one per refused open
 
 
-def test_stop_returns_promptly_even_while_a_read_is_blocked():
-    camera, source = fake_source(["frame", "block"], watchdog=WatchdogConfig(stall_seconds=60))
+def test_stop_waits_for_a_blocked_read_only_as_long_as_the_driver_timeout():
+    # A driver that ignores its timeout (this read blocks 30 s): stop() waits the timeout plus a
+    # second, then leaves the thread behind and says so.
+    wd = WatchdogConfig(stall_seconds=60, read_timeout_ms=300, open_timeout_ms=300)
+    logs: list[str] = []
+    camera, source = fake_source(["frame", "block"], watchdog=wd, logs=logs)
     collect(source, limit=1)
     time.sleep(0.1)
     t0 = time.monotonic()
     source.close()
     assert time.monotonic() - t0 < 3
-    assert source.ended
+    assert source.ended and source.capture.left_behind == 1
+    assert any("still in the driver" in line for line in logs)
     camera.unblock.set()
 
 

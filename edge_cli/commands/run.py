@@ -124,6 +124,12 @@ def register(app: typer.Typer) -> None:
             None, "--picamera2", min=0, help="Raspberry Pi camera number, via Picamera2."
         ),
         loop: bool = typer.Option(False, "--loop", help="With --video: start again at the end (demos, soak tests)."),
+        fail_fast: bool = typer.Option(
+            False,
+            "--fail-fast",
+            help="Exit at once (status 2) when a camera or stream does not open at start, instead of waiting "
+            "for it with the watchdog's backoff (source.fail_fast).",
+        ),
         mode: Optional[str] = typer.Option(
             None,
             "--mode",
@@ -197,6 +203,7 @@ file, line and key. Ctrl-C or SIGTERM stops cleanly.
             "gstreamer": gstreamer,
             "picamera2": picamera2,
             "loop": loop or None,
+            "fail_fast": fail_fast or None,
             "mode": mode,
         }
         if cfg.source is not None or any(v is not None for v in source_flags.values()):
