@@ -6,14 +6,29 @@ function bodies, so `edge run` on a Raspberry Pi never loads it.
 
 from __future__ import annotations
 
+import math
 import re
 import sys
 
 import typer
 from typer.core import TyperCommand, TyperGroup
 
+try:  # typer >= 0.28 carries its own click; older ones use click itself
+    from typer._click.exceptions import ClickException, UsageError
+except ImportError:  # pragma: no cover
+    from click.exceptions import ClickException, UsageError
+
 from edge.errors import EdgeError
 from edge.messages import to_stderr
+
+
+def _refuse_non_finite(command, params: dict) -> None:
+    """nan and inf parse as floats (`--duration nan` ran forever): one line instead."""
+    for name, value in params.items():
+        values = value if isinstance(value, (list, tuple)) else [value]
+        if any(isinstance(v, float) and not math.isfinite(v) for v in values):
+            flag = next((p.opts[0] for p in command.params if p.name == name and p.opts), name)
+            raise EdgeError(f"{flag}: {value!r} is not a finite number")
 
 
 def _plain_params(params: list) -> list:
@@ -37,6 +52,10 @@ class _Command(TyperCommand):
 
     def collect_usage_pieces(self, ctx):
         return _plain_usage(super().collect_usage_pieces(ctx))
+
+    def invoke(self, ctx):
+        _refuse_non_finite(self, ctx.params)
+        return super().invoke(ctx)
 
 
 class _Group(TyperGroup):
@@ -72,10 +91,29 @@ def _register() -> None:
 _register()
 
 
+def _usage_line(exc: UsageError) -> str:
+    """A bad flag or argument as one line, with where to read more (click prints a usage box)."""
+    command = f"{exc.ctx.command_path} --help" if exc.ctx is not None else "edge --help"
+    return f"error: {exc.format_message()} (see `{command}`)"
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: bad input is one line on stderr and a non-zero exit, never a traceback."""
     try:
-        app(args=argv)
+        # not standalone: click's errors come here, to be said in one line like ours
+        code = app(args=argv, standalone_mode=False)
     except EdgeError as exc:
         to_stderr(f"error: {exc}")
         sys.exit(exc.exit_code)
+    except UsageError as exc:
+        if type(exc).__name__ != "NoArgsIsHelpError":  # `edge` alone: the help is already printed
+            to_stderr(_usage_line(exc))
+        sys.exit(exc.exit_code)
+    except ClickException as exc:
+        to_stderr(f"error: {exc.format_message()}")
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        to_stderr("error: aborted")
+        sys.exit(1)
+    if isinstance(code, int) and code != 0:  # typer.Exit(code) or Ctrl-C (130)
+        sys.exit(code)
