@@ -18,7 +18,7 @@ from pydantic import Field, ValidationError
 from edge import __version__
 from edge.errors import EdgeError
 from edge.preprocess import Preprocessing
-from edge.schema import StrictModel, first_problem
+from edge.schema import StrictModel, first_problem, non_finite_at
 from edge.scoring import ScoreConfig
 from edge.tiling import GeometryConfig
 
@@ -112,6 +112,27 @@ def sha256_file(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+def _read_json(path: Path) -> Any:
+    """The parsed JSON of `path`; unreadable, not UTF-8 or not JSON is one line."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise EdgeError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+        raise EdgeError(f"{path} is not valid JSON ({exc})") from None
+
+
+def _validated(model: type[StrictModel], raw: Any, path: Path) -> Any:
+    """`raw` as a `model`; NaN or infinity anywhere (free-form fields too) or a violation is one line."""
+    found = non_finite_at(raw)
+    if found is not None:
+        raise EdgeError(f"{path} is invalid: {found[0]}: must be a finite number, not {found[1]!r}")
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise EdgeError(f"{path} is invalid: {first_problem(exc, with_key=True)}") from None
+
+
 def load_bundle(path: str | Path, verify: bool = True) -> Bundle:
     """Read and check a bundle folder (or its bundle.json)."""
     path = Path(path)
@@ -122,20 +143,14 @@ def load_bundle(path: str | Path, verify: bool = True) -> Bundle:
         raise EdgeError(f"bundle not found: {path} (make one with `edge calibrate`)")
     if not manifest_path.is_file():
         raise EdgeError(f"{path} is not a bundle: no {MANIFEST} in it (make one with `edge calibrate`)")
-    try:
-        raw = json.loads(manifest_path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise EdgeError(f"{manifest_path} is not valid JSON ({exc})") from None
+    raw = _read_json(manifest_path)
     version = raw.get("schema_version") if isinstance(raw, dict) else None
     if version != SCHEMA_VERSION:
         raise EdgeError(
             f"{manifest_path} has schema version {version!r}; this edge-inspect {__version__} reads "
             f"version {SCHEMA_VERSION} (re-run `edge calibrate` or upgrade edge-inspect)"
         )
-    try:
-        manifest = Manifest.model_validate(raw)
-    except ValidationError as exc:
-        raise EdgeError(f"{manifest_path} is invalid: {first_problem(exc, with_key=True)}") from None
+    manifest = _validated(Manifest, raw, manifest_path)
     bundle = Bundle(path, manifest)
     if verify:
         if not bundle.model_path.is_file():
@@ -202,7 +217,4 @@ def read_card(model_path: str | Path) -> ModelCard:
             f"{path.name} not found beside {Path(model_path).name}: it holds the model's preprocessing; "
             "export the model with `edge export`, which writes it"
         )
-    try:
-        return ModelCard.model_validate_json(path.read_text())
-    except ValidationError as exc:
-        raise EdgeError(f"{path} is invalid: {first_problem(exc, with_key=True)}") from None
+    return _validated(ModelCard, _read_json(path), path)

@@ -2,13 +2,17 @@
 
 Run configs (edge.config), bundle.json and model cards (edge.bundle), and every section they hold
 derive from `StrictModel`: an unknown key is an error, so a typo never silently changes
-behaviour. This module imports nothing else of edge/ but edge.errors, so every module can use it.
+behaviour, and NaN or ±infinity is refused in every float (a `threshold: NaN` alerted on nothing
+and said nothing); `non_finite_at` finds them in what is read from a file, free-form fields (a
+bundle's `metrics`, `extra`) included. This module imports nothing else of edge/ but edge.errors,
+so every module can use it.
 """
 
 from __future__ import annotations
 
+import math
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Any, Iterator, Optional
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -16,9 +20,25 @@ from edge.errors import EdgeError
 
 
 class StrictModel(BaseModel):
-    """A pydantic model that refuses unknown keys."""
+    """A pydantic model that refuses unknown keys, and NaN or ±infinity in any float field."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+def non_finite_at(data: Any, key: str = "") -> Optional[tuple[str, float]]:
+    """(dotted key, value) of the first NaN or ±infinity in parsed JSON/YAML, or None.
+
+    For what is read from a file before a model sees it: a float field refuses these by itself,
+    but a field of free-form data (a bundle's `metrics`, `extra`) would take them.
+    """
+    if isinstance(data, float) and not math.isfinite(data):
+        return key or "(top level)", data
+    children = data.items() if isinstance(data, dict) else enumerate(data) if isinstance(data, list) else ()
+    for name, value in children:
+        found = non_finite_at(value, f"{key}.{name}" if key else str(name))
+        if found is not None:
+            return found
+    return None
 
 
 def first_problem(exc: ValueError, with_key: bool = False) -> str:
@@ -31,6 +51,8 @@ def first_problem(exc: ValueError, with_key: bool = False) -> str:
         return str(exc)
     first = exc.errors()[0]
     message = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "finite_number":
+        message = f"must be a finite number, not {first['input']!r}"
     if not with_key:
         return message
     key = ".".join(str(p) for p in first["loc"]) or "(top level)"

@@ -66,6 +66,49 @@ def test_unknown_key_is_refused(bundle_dir):
         load_bundle(bundle_dir)
 
 
+@pytest.mark.parametrize(
+    "edit, key",
+    [
+        (lambda raw: raw["threshold"].update(value=float("nan")), "threshold.value"),
+        (lambda raw: raw["model"]["input"].update(scale=float("inf")), "model.input.scale"),
+        (lambda raw: raw.update(metrics={"image_auroc": float("nan")}), "metrics.image_auroc"),
+        (lambda raw: raw.update(extra={"cam": {"bias": [0.5, float("-inf")]}}), "extra.cam.bias.1"),
+    ],
+)
+def test_nan_and_infinity_anywhere_in_bundle_json_are_refused(bundle_dir, edit, key):
+    """A `threshold: NaN` bundle used to load, run and alert on nothing, without a word."""
+    path = bundle_dir / "bundle.json"
+    raw = json.loads(path.read_text())
+    edit(raw)
+    path.write_text(json.dumps(raw))  # NaN, Infinity, -Infinity: what Python's json writes
+    with pytest.raises(EdgeError, match=rf"bundle.json is invalid: {key}: must be a finite number, not"):
+        load_bundle(bundle_dir)
+
+
+def test_a_number_too_large_for_a_float_is_refused(bundle_dir):
+    path = bundle_dir / "bundle.json"
+    path.write_text(path.read_text().replace('"value": 0.01', '"value": 1e999'))
+    with pytest.raises(EdgeError, match="threshold.value: must be a finite number, not inf"):
+        load_bundle(bundle_dir)
+
+
+def test_nan_in_a_model_card_is_refused(tmp_path):
+    from edge.bundle import ModelCard, read_card, write_card
+
+    model = tmp_path / "model.tflite"
+    write_card(model, ModelCard(quantization="int8", preprocessing=Preprocessing(width=8, height=8)))
+    card = model.with_suffix(".json")
+    card.write_text(card.read_text().replace('"blur_sigma": 2.0', '"blur_sigma": NaN'))
+    with pytest.raises(EdgeError, match="score.blur_sigma: must be a finite number, not nan"):
+        read_card(model)
+
+
+def test_bundle_json_that_is_not_text_is_one_line(bundle_dir):
+    (bundle_dir / "bundle.json").write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(EdgeError, match="is not valid JSON"):
+        load_bundle(bundle_dir)
+
+
 def test_missing_bundle_and_missing_manifest(tmp_path):
     with pytest.raises(EdgeError, match="bundle not found"):
         load_bundle(tmp_path / "nope")

@@ -153,6 +153,11 @@ BAD_CONFIGS = {
         "sinks:\n  mqtt:\n    host: b\n    port: 70000\n",
         ":4: sinks.mqtt.port: Input should be less than or equal to 65535",
     ),
+    "nan": (
+        "source:\n  camera: 0\n  watchdog:\n    backoff_max: .nan\n",
+        ":4: source.watchdog.backoff_max: Input should be a finite number (got nan)",
+    ),
+    "infinity": ("metrics:\n  every_seconds: .inf\n", ":2: metrics.every_seconds: Input should be a finite number"),
     "bad yaml": ("source: [camera\n", ": not valid YAML"),
     "two sources": ("source:\n  camera: 0\n  images: x\n", ":1: source: give exactly one source"),
     "decision": ("decision:\n  votes: 3\n  window: 2\n", ":1: decision: votes (3) cannot exceed window (2)"),
