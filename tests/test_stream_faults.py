@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -87,6 +88,24 @@ def test_a_stream_run_ends_at_its_duration_with_exit_0(kind, tmp_path, request):
     assert status == 0, run.stderr
     assert "FATAL" not in run.stderr and "(duration)" in run.stderr
     assert summary_of(run)["frames"] > 0
+
+
+def capture_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith(("edge-capture", "edge-open"))]
+
+
+@pytest.mark.parametrize("kind", ["mjpeg", "rtsp"])
+def test_closing_a_stream_leaves_no_thread_inside_ffmpeg(kind, request):
+    # The cause of the abort: a reader still inside FFmpeg's read() when the interpreter exits.
+    # A slow stream (2 fps) keeps the reader blocked in read() when close() is called.
+    server = MjpegServer(fps=2).start() if kind == "mjpeg" else request.getfixturevalue("rtsp")
+    try:
+        source = open_source(config=SourceConfig(url=server.url), log=lambda m: None)
+        assert source.poll(10.0) is not None
+        source.close()
+        assert capture_threads() == []
+    finally:
+        server.stop()
 
 
 # -- a frozen stream (defect 7: promised within stall_seconds + 1 s) ------------------------------
