@@ -29,7 +29,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator, model_v
 from edge.decide import DecisionConfig
 from edge.errors import EdgeError
 from edge.metrics import MetricsConfig
-from edge.schema import StrictModel
+from edge.schema import StrictModel, url_problem
 from edge.sources import SourceConfig
 from edge.tiling import GeometryConfig
 
@@ -98,8 +98,9 @@ class WebhookConfig(_Delivery):
     @field_validator("url")
     @classmethod
     def _http(cls, v: str) -> str:
-        if not re.match(r"^https?://[^/\s]+", v):
-            raise ValueError("url must start with http:// or https:// and name a host")
+        problem = url_problem(v, ("http", "https"))  # scheme, host, port 1-65535
+        if problem is not None:
+            raise ValueError(problem)
         return v
 
     @field_validator("headers_env")

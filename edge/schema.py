@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from contextlib import contextmanager
 from typing import Any, Iterator, Optional
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -66,3 +67,33 @@ def one_line_errors(prefix: str) -> Iterator[None]:
         yield
     except ValueError as exc:  # pydantic's ValidationError is a ValueError
         raise EdgeError(f"{prefix}: {first_problem(exc)}") from None
+
+
+def url_problem(url: str, schemes: Optional[tuple[str, ...]] = None) -> Optional[str]:
+    """What is wrong with `url` (scheme, host, port 1–65535, spaces), or None.
+
+    The message never echoes the URL: it may hold a password.
+
+    `schemes`: the ones allowed (lower case); None: any, but one must be there. A URL without a
+    host is allowed only when no schemes are named (FFmpeg's `udp://@:1234` listens).
+    """
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # an unclosed [ of an IPv6 address
+        return "url is not a valid URL"
+    scheme = parts.scheme.lower()
+    if not scheme or "://" not in url:
+        return "url must start with a scheme such as " + ("://, ".join(schemes or ("rtsp", "http")) + "://")
+    if schemes is not None and scheme not in schemes:
+        return f"url must start with {' or '.join(s + '://' for s in schemes)}, not {scheme}://"
+    if any(c.isspace() for c in url):
+        return "url has a space in it; write it as %20"
+    if schemes is not None and not parts.hostname:
+        return "url names no host"
+    try:
+        port = parts.port
+    except ValueError:
+        return "url port must be a number from 1 to 65535"
+    if port == 0:
+        return "url port must be a number from 1 to 65535"
+    return None

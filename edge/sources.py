@@ -32,7 +32,7 @@ from edge.errors import EdgeError
 from edge.imaging import list_images, read_image
 from edge.messages import to_stderr
 from edge.redact import redact_url
-from edge.schema import StrictModel, one_line_errors
+from edge.schema import StrictModel, one_line_errors, url_problem
 
 __all__ = [
     "Frame",
@@ -90,8 +90,9 @@ class SourceConfig(StrictModel):
     @field_validator("url")
     @classmethod
     def _url_scheme(cls, v):
-        if v is not None and "://" not in v:
-            raise ValueError("url must start with a scheme such as rtsp:// or http://")
+        problem = url_problem(v) if v is not None else None  # a scheme, port 1-65535
+        if problem is not None:
+            raise ValueError(problem)
         return v
 
     @model_validator(mode="after")

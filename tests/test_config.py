@@ -158,6 +158,11 @@ BAD_CONFIGS = {
         ":4: source.watchdog.backoff_max: Input should be a finite number (got nan)",
     ),
     "infinity": ("metrics:\n  every_seconds: .inf\n", ":2: metrics.every_seconds: Input should be a finite number"),
+    "webhook port": (
+        "sinks:\n  webhook:\n    url: http://127.0.0.1:99999/hook\n",
+        ":3: sinks.webhook.url: url port must be a number from 1 to 65535",
+    ),
+    "stream port": ("source:\n  url: rtsp://cam:70000/s1\n", ":2: source.url: url port must be a number from 1"),
     "bad yaml": ("source: [camera\n", ": not valid YAML"),
     "two sources": ("source:\n  camera: 0\n  images: x\n", ":1: source: give exactly one source"),
     "decision": ("decision:\n  votes: 3\n  window: 2\n", ":1: decision: votes (3) cannot exceed window (2)"),
