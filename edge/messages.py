@@ -8,14 +8,15 @@ import sys
 import time
 from typing import Callable
 
-from edge.redact import redact_text
+from edge.redact import printable, redact_text
 
 Log = Callable[[str], None]  # where a long-running function reports, e.g. to_stderr or a list's append
 
 
 def to_stderr(message: str) -> None:
     # The last guard for secrets: an error from OpenCV, urllib or paho may echo a URL with credentials.
-    print(redact_text(message), file=sys.stderr, flush=True)
+    # Control characters are written out: a file name's escape sequences never reach the terminal.
+    print(printable(redact_text(message)), file=sys.stderr, flush=True)
 
 
 class Steps:

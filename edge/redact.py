@@ -14,7 +14,11 @@ case) is in SECRET_WORDS, or the whole name is: `token`, `api_key`, `X-Amz-Signa
 
 `redact_url` takes one URL; `redact_text` any text that may contain URLs (an error from OpenCV,
 urllib or paho that echoes the address). Both return their input unchanged when there is nothing
-to hide, and neither raises. This module imports nothing of edge/, so every module can use it.
+to hide, and neither raises. `url_and_basic_auth` turns a webhook URL's userinfo into the HTTP
+basic auth header it stands for. `printable` writes out control characters (a file name with
+ESC sequences in it) before text reaches a terminal.
+
+This module imports nothing of edge/, so every module can use it.
 """
 
 from __future__ import annotations
@@ -111,3 +115,22 @@ def url_and_basic_auth(url: str) -> tuple[str, dict[str, str]]:
     user, _, password = userinfo.partition(":")
     token = base64.b64encode(f"{unquote(user)}:{unquote(password)}".encode("utf-8")).decode("ascii")
     return urlunsplit(parts._replace(netloc=host)), {"Authorization": f"Basic {token}"}
+
+
+# C0 controls (but tab and newline), DEL, C1 controls and the bidirectional overrides: a file name
+# holding "\x1b[2J" clears the operator's terminal, and one with U+202E shows its text reversed.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_CONTROL_IN_LINE = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def _escaped(match: re.Match) -> str:
+    code = ord(match[0])
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def printable(text: str, one_line: bool = False) -> str:
+    """`text` with control characters written out (ESC → `\\x1b`), safe to print on a terminal.
+
+    Tab and newline are kept unless `one_line` (a table cell, a name).
+    """
+    return (_CONTROL_IN_LINE if one_line else _CONTROL).sub(_escaped, str(text))

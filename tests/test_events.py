@@ -103,3 +103,19 @@ def test_missing_store_and_bad_time_are_one_line_errors(tmp_path, store):
     (tmp_path / "junk.db").write_text("not a database")
     proc = _cli("--db", str(tmp_path / "junk.db"))
     assert proc.returncode == 2 and "is not an edge-inspect event store" in proc.stderr
+
+
+def test_escape_sequences_in_stored_text_never_reach_the_terminal(tmp_path):
+    """A video named "\x1b[2J….avi" (or a label, a snapshot name) is shown written out, not obeyed;
+    rich markup in a name is shown as it is; --json keeps the exact text (JSON-escaped)."""
+    path = tmp_path / "events.db"
+    sink = SqliteSink(path)
+    hostile = "line\x1b[2J\x1b]0;owned\x07[bold]1[/bold]\u202e.avi"
+    sink.emit(make_alert(0, source=hostile, label="crack\x1b[31m", snapshot=f"/out/{hostile}.png"))
+    sink.close()
+    proc = run_edge("events", "--db", path, cwd=ROOT, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert not any(c in proc.stdout for c in "\x1b\x07\u202e")
+    assert "\\x1b[2J" in proc.stdout and "[bold]1[/bold]" in proc.stdout
+    shown = run_edge("events", "--db", path, "--json", cwd=ROOT, timeout=60).stdout
+    assert json.loads(shown)["source"] == hostile and "\x1b" not in shown

@@ -10,6 +10,7 @@ from typing import Optional
 
 import typer
 
+from edge.redact import printable
 from edge.sinks.sqlite_store import EventQuery, parse_time, query_events
 
 
@@ -18,6 +19,17 @@ def _local(iso: str) -> str:
         return datetime.fromisoformat(iso).astimezone().strftime("%Y-%m-%d %H:%M:%S")
     except ValueError:
         return iso
+
+
+def _cell(value):
+    """Stored text as a table cell: literal (no rich markup) with control characters written out.
+
+    A source, label or file name comes from outside (a video's name, a classifier's classes): its
+    escape sequences must not reach the terminal, nor "[bold]" be taken for markup.
+    """
+    from rich.text import Text
+
+    return Text(printable(value, one_line=True))
 
 
 def register(app: typer.Typer) -> None:
@@ -81,7 +93,7 @@ def register(app: typer.Typer) -> None:
         from rich.table import Table
 
         table = Table(
-            caption=f"{len(rows)} of {total} matching events, newest first ({db}); full records: --json",
+            caption=_cell(f"{len(rows)} of {total} matching events, newest first ({db}); full records: --json"),
             caption_justify="left",
         )
         for name, justify, width in (
@@ -99,15 +111,15 @@ def register(app: typer.Typer) -> None:
         table.add_column("snapshot", overflow="fold")
         for r in rows:
             table.add_row(
-                _local(r["time"]),
-                r["source"],
+                _cell(_local(r["time"])),
+                _cell(r["source"]),
                 str(r["frame_index"]),
                 f"{r['score']:.4g}",
                 f"{r['threshold']:.4g}",
-                r["label"],
+                _cell(r["label"]),
                 ",".join(map(str, r["box"])) if r["box"] else "",
-                r["id"][:8],
-                Path(r["snapshot"]).name if r["snapshot"] else "",
+                _cell(r["id"][:8]),
+                _cell(Path(r["snapshot"]).name if r["snapshot"] else ""),
             )
         # Piped into a file or less: don't squeeze the table to 80 columns.
         Console(width=None if sys.stdout.isatty() else 200).print(table)
