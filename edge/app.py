@@ -28,6 +28,8 @@ from edge.model import interpreter_backend
 from edge.pipeline import Pipeline, RunSummary
 from edge.sinks.factory import BuiltSinks, build_sinks
 from edge.sources import FrameSource, SourceConfig, open_source
+from edge.web.sensitivity import apply_recorded_override
+from edge.web.service import prepare_web
 
 
 def _quiet(_message: str) -> None:
@@ -64,7 +66,7 @@ def build_pipeline(
         from edge.second_stage import SecondStage
 
         second_stage = SecondStage(load_bundle(config.classifier), config.threads)
-    return Pipeline(
+    pipeline = Pipeline(
         bundle,
         [],
         None,
@@ -76,6 +78,9 @@ def build_pipeline(
         second_stage=second_stage,
         prepare_in_capture=prepare_in_capture,
     )
+    # A threshold an operator moved on the page (recorded beside the bundle) holds for later runs too.
+    apply_recorded_override(pipeline, config.web.override, log)
+    return pipeline
 
 
 def attach_sinks(config: RunConfig, pipeline: Pipeline) -> BuiltSinks:
@@ -149,13 +154,22 @@ def run_device(
     log: Log = _quiet if quiet else to_stderr
     pipeline = build_pipeline(config, log)
     metrics = pipeline.metrics
+    # The page's port is bound first: a port in use or a missing token is one line before anything opens.
+    web = prepare_web(config.web)
     # The source opens before any output is made: a wrong path or a missing camera leaves no OUT/
     # behind. A required broker that is down is found next, and the source closed again.
-    source = open_source(config=config.source)
+    try:
+        source = open_source(config=config.source)
+    except BaseException:
+        if web is not None:
+            web.close()
+        raise
     built, restore_signals = None, None
     try:
         port = metrics.serve()
         built = attach_sinks(config, pipeline)
+        if web is not None:
+            web.start(pipeline, built, source, config.out, log)
         describe_run(pipeline, source, built, port, config, log)
         restore_signals = stop_on_signals(pipeline, log)
         summary = pipeline.run(source, max_frames=max_frames, duration=duration)
@@ -163,6 +177,8 @@ def run_device(
         try:
             source.close()
             metrics.close()
+            if web is not None:
+                web.close()
         finally:
             # Flushes files, and gives network sinks a bounded time to deliver what is queued.
             if built is not None:

@@ -32,6 +32,7 @@ from edge.metrics import MetricsConfig
 from edge.schema import StrictModel, url_problem
 from edge.sources import SourceConfig
 from edge.tiling import GeometryConfig
+from edge.web.config import WebConfig
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -198,6 +199,7 @@ class RunConfig(StrictModel):
     decision: DecisionConfig = Field(default_factory=DecisionConfig)
     sinks: SinksConfig = Field(default_factory=SinksConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    web: WebConfig = Field(default_factory=WebConfig, description="the page on the device (edge run --web)")
     out: Path = Field(Path("edge-out"), description="events, event store and snapshots")
     state: Optional[Path] = Field(None, description="outboxes of the network sinks; default <out>/state")
     threads: Optional[int] = Field(None, ge=1, description="interpreter threads; default all cores")
@@ -208,7 +210,9 @@ class RunConfig(StrictModel):
         # A section whose keys are all commented out (`geometry:` alone) means its defaults.
         if isinstance(data, dict):
             data = {
-                k: v for k, v in data.items() if not (v is None and k in ("geometry", "decision", "sinks", "metrics"))
+                k: v
+                for k, v in data.items()
+                if not (v is None and k in ("geometry", "decision", "sinks", "metrics", "web"))
             }
         return data
 
@@ -236,6 +240,7 @@ class RunConfig(StrictModel):
                 self.source.images = str(fix(self.source.images))
         if self.geometry.mask is not None:
             self.geometry.mask = str(fix(self.geometry.mask))
+        self.web.override = fix(self.web.override)
         tls = self.sinks.mqtt.tls if self.sinks.mqtt is not None else None
         if tls is not None:
             tls.ca, tls.cert, tls.key = (str(fix(x)) if x else None for x in (tls.ca, tls.cert, tls.key))

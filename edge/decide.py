@@ -28,6 +28,24 @@ def flagged(score, threshold: float):
     return np.greater(score, threshold)
 
 
+class LiveThreshold:
+    """The threshold in force: the bundle's, or an operator's override (edge run --web, edge/web/sensitivity.py).
+
+    The loop reads `value` on every frame; another thread may `set` it (a float assignment is atomic
+    under the GIL), so a change applies from the next frame on, without a lock on the loop.
+    """
+
+    def __init__(self, value: float):
+        self.value = float(value)
+
+    def set(self, value: float) -> None:
+        self.value = float(value)
+
+
+def _holder(threshold: "float | LiveThreshold") -> LiveThreshold:
+    return threshold if isinstance(threshold, LiveThreshold) else LiveThreshold(threshold)
+
+
 class PartTriggerConfig(StrictModel):
     """Presence of a part in the ROI: mean absolute difference to a learned empty background.
 
@@ -160,12 +178,12 @@ class Decider:
 
     def __init__(
         self,
-        threshold: float,
+        threshold: "float | LiveThreshold",
         config: DecisionConfig | None = None,
         keep: Optional[Callable[[Any], Any]] = None,
         clock: Callable[[], float] = time.monotonic,
     ):
-        self.threshold = float(threshold)
+        self.live_threshold = _holder(threshold)  # shared with the pipeline, which may move it
         self.config = config or DecisionConfig()
         self._keep = keep or (lambda p: p)
         self._clock = clock
@@ -179,6 +197,14 @@ class Decider:
         self._part_bad = False
         self._part_alerted = False
         self._best: Optional[Decision] = None
+
+    @property
+    def threshold(self) -> float:
+        return self.live_threshold.value
+
+    @threshold.setter
+    def threshold(self, value: float) -> None:
+        self.live_threshold.set(value)
 
     @property
     def part_mode(self) -> bool:
@@ -255,13 +281,17 @@ class SaturationWatch:
     (an operator may be fixing it); the line is said once per run.
     """
 
-    def __init__(self, threshold: float, window: int = 300, share: float = 0.95):
-        self.threshold = float(threshold)
+    def __init__(self, threshold: "float | LiveThreshold", window: int = 300, share: float = 0.95):
+        self.live_threshold = _holder(threshold)
         self.window = window
         self.share = share
         self._recent: deque[bool] = deque(maxlen=window)
         self._over = 0
         self.said = False
+
+    @property
+    def threshold(self) -> float:
+        return self.live_threshold.value
 
     def observe(self, score: float) -> Optional[str]:
         """Feed one inspected frame's score; the warning, the one time it is due."""

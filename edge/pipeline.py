@@ -23,7 +23,7 @@ from edge.alert import Alert
 from edge.annotate import annotate
 from edge.bundle import Bundle
 from edge.capture import Frame
-from edge.decide import Decider, Decision, DecisionConfig, PartTrigger, SaturationWatch
+from edge.decide import Decider, Decision, DecisionConfig, LiveThreshold, PartTrigger, SaturationWatch
 from edge.detection import Detector
 from edge.detector import make_detector
 from edge.messages import Log, to_stderr
@@ -184,14 +184,17 @@ class Pipeline:
         self.detector = detector or make_detector(bundle, num_threads)
         self.scorer = FrameScorer(self.detector, self.tiler)
         self.decision = decision or DecisionConfig()
-        self.decider = Decider(bundle.threshold, self.decision, keep=_keep)
+        # The threshold in force: the bundle's, moved at run time by a recorded override (edge/web).
+        self.threshold = LiveThreshold(bundle.threshold)
+        self.decider = Decider(self.threshold, self.decision, keep=_keep)
         self.trigger = PartTrigger(self.decision.part_trigger, self.tiler.roi) if self.decision.part_trigger else None
-        self.saturation = SaturationWatch(bundle.threshold)
+        self.saturation = SaturationWatch(self.threshold)
         self.metrics = metrics or Metrics(MetricsConfig(every_seconds=0), log=self.log)
         self.metrics.threshold = bundle.threshold
         self._render_tiler: Optional[Tiler] = None  # the alert worker's own (edge.sinks.dispatch)
         self.attach(sinks, snapshots)
         self.label = self.detector.label
+        self.observer = None  # edge run --web: the page's edge.web.observer.Observer
         self._stop = False
         self._stopped_by_signal = False
 
@@ -319,6 +322,8 @@ class Pipeline:
         warning = self.saturation.observe(scored.score)
         if warning:
             self.log(warning)
+        if self.observer is not None:  # never waits: a deque append, a frame kept only when a page looks
+            self.observer.publish(image, scored.map, scored.score, self.threshold.value, decision is not None)
         t4 = time.perf_counter()
         st["preprocess"] += prep
         st["model"] += t2 - t1
@@ -344,7 +349,7 @@ class Pipeline:
         frame, scored = decision.payload
         image = frame.image
         hw = image.shape[:2]
-        threshold = self.bundle.threshold
+        threshold = self.threshold.value
         box = self.tiler.box(scored.map, hw)
         extra = {}
         if decision.part is not None:
@@ -367,20 +372,20 @@ class Pipeline:
         render = None
         if self.snapshots is not None:
             # The map is a reused buffer; the frame is not (each read is a new array).
-            render = self._renderer(image, scored.map.copy(), decision.score, box, drawn, caption)
+            render = self._renderer(image, scored.map.copy(), decision.score, threshold, box, drawn, caption)
         # From here the alert worker takes over: journal, snapshots, files, network (edge.sinks.dispatch).
         self.dispatcher.submit(alert, render)
         summary.alerts += 1
         self.metrics.alerts += 1
 
-    def _renderer(self, image, heat_map, score: float, box, drawn, caption: str) -> Render:
+    def _renderer(self, image, heat_map, score: float, threshold: float, box, drawn, caption: str) -> Render:
         """The snapshot pictures of one alert, drawn later on the alert worker (with its own Tiler)."""
 
         def render():
             if self._render_tiler is None:
                 self._render_tiler = self.tiler.twin()
             heat = drawn if drawn is not None else self._render_tiler.frame_map(heat_map, image.shape[:2])
-            return image, annotate(image, heat, score, self.bundle.threshold, box, label=caption)
+            return image, annotate(image, heat, score, threshold, box, label=caption)
 
         return render
 

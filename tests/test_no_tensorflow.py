@@ -41,7 +41,12 @@ def test_every_edge_module_imports_without_tensorflow():
         import edge
         names = [m.name for m in pkgutil.walk_packages(edge.__path__, "edge.") if m.name != "edge.__main__"]
         for name in names:
-            importlib.import_module(name)
+            try:
+                importlib.import_module(name)
+            except ModuleNotFoundError as exc:
+                # the page's server needs the `web` extra; a device installed with only `edge` lacks it
+                if exc.name not in ("starlette", "uvicorn"):
+                    raise
         assert "tensorflow" not in sys.modules
         from edge.model import interpreter_backend
         print(len(names), interpreter_backend()[0])

@@ -19,6 +19,7 @@ from edge.errors import EdgeError
 from edge.schema import one_line_errors
 from edge.sources import source_from_options
 from edge.tiling import geometry_with_options
+from edge.web.config import WebConfig
 from edge_cli import options
 
 
@@ -176,6 +177,13 @@ def register(app: typer.Typer) -> None:
             help="Print a metrics line (fps, latency p50/p95/p99 per stage, dropped frames, "
             "reopens, alerts) to stderr every N seconds; 0: off (default: 60).",
         ),
+        web: Optional[str] = typer.Option(
+            None,
+            "--web",
+            help="Serve a page at http://HOST:PORT/ (127.0.0.1:8080): live view, score trace, alerts to review, "
+            "threshold. Beyond loopback it needs a token in EDGE_WEB_TOKEN (web.token_env); reviews and threshold "
+            "changes always do. Needs the web extra.",
+        ),
         prometheus_port: Optional[int] = typer.Option(
             None,
             "--prometheus-port",
@@ -216,4 +224,6 @@ file, line and key. Ctrl-C or SIGTERM stops cleanly.
         decision_flags = {"votes": votes, "window": window, "cooldown": cooldown, "cooldown_seconds": cooldown_seconds}
         _apply_decision_flags(cfg, decision_flags, part_trigger)
         _apply_network_flags(cfg, mqtt, webhook)
+        if web is not None:
+            cfg.web = _flag_model("--web", lambda: WebConfig.model_validate({**cfg.web.model_dump(), "listen": web}))
         run_device(cfg, max_frames=max_frames, duration=duration)
