@@ -24,6 +24,8 @@ from edge.pipeline import RunSummary
 from edge.tiling import GeometryConfig
 
 WARMUP_FRAMES = 5  # pipeline frames left out of the steady-state throughput
+# --alerting: the decision threshold for the pipeline runs (None: the bundle's own)
+ALERTING = {"bundle": None, "all": float("-inf"), "none": float("inf")}
 STAGES = ("preprocess", "model", "score", "decide", "alert")
 
 
@@ -83,9 +85,12 @@ def _run_measured(
     clock: SteadyStateClock,
     log: Log,
     prepare_in_capture: bool,
+    threshold: Optional[float] = None,
 ) -> RunSummary:
     """Assemble the pipeline and sinks as edge run does, warm them, and run `clock.total` frames."""
     pipeline = build_pipeline(config, log, bundle=bundle, metrics=metrics, prepare_in_capture=prepare_in_capture)
+    if threshold is not None:  # --alerting all|none: every frame (or none) raises an alert
+        pipeline.decider.threshold = threshold
     built = attach_sinks(config, pipeline)
     try:
         warm = spec.first_frame()
@@ -105,8 +110,11 @@ def bench_pipeline(
     geometry: Optional[GeometryConfig] = None,
     log: Optional[Log] = None,
     prepare_in_capture: bool = True,
+    threshold: Optional[float] = None,
 ) -> dict:
     """`frames` frames through the real Pipeline with edge run's default sinks under `out_dir`.
+
+    `threshold` replaces the bundle's for the decision (ALERTING: -inf, every frame alerts; +inf, none).
 
     The model input is prepared in the capture thread, as in `edge run`; `prepare_in_capture=False`
     prepares it on the inference loop (the benchmark suite compares the two).
@@ -117,7 +125,7 @@ def bench_pipeline(
     metrics = Metrics(MetricsConfig(every_seconds=0), log=quiet, window=frames + 16)
     clock = SteadyStateClock(frames + WARMUP_FRAMES)
     rss_window = reset_peak_rss()
-    summary = _run_measured(config, bundle, spec, metrics, clock, quiet, prepare_in_capture)
+    summary = _run_measured(config, bundle, spec, metrics, clock, quiet, prepare_in_capture, threshold)
     timing = clock.figures()
     stages = {stage: metric_stats(metrics, stage) for stage in STAGES}
     stages["cycle"] = timing["cycle"]

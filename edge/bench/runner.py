@@ -12,7 +12,7 @@ from typing import Optional
 from edge.bench.frames import SourceSpec
 from edge.bench.interpreter import bench_invoke, bench_tiles
 from edge.bench.machine import machine_info, whole_peak_rss_mb
-from edge.bench.pipeline import bench_pipeline, profile_pipeline
+from edge.bench.pipeline import ALERTING, bench_pipeline, profile_pipeline
 from edge.bench.stats import median, pick_median
 from edge.bundle import Bundle
 from edge.messages import Log
@@ -29,6 +29,7 @@ class BenchConfig:
     repeat: int = 1
     geometry: Optional[GeometryConfig] = None  # for the pipeline runs; None: the bundle's own
     profile: bool = False  # one more pipeline run (first source, first thread count) under cProfile
+    alerting: str = "bundle"  # all: every frame alerts (the alert path under full load); none: no frame
 
 
 def _quiet(_message: str) -> None:
@@ -68,7 +69,16 @@ def _measure_round(
         )
         say(f"{tag}: {config.tiles} tiles {batched}, one by one {tl['one_by_one_ms_per_tile']:.2f} ms/tile")
     for i, spec in enumerate(config.sources):
-        p = bench_pipeline(bundle, spec, t, config.frames, out / f"run-{r}-{t}-{i}", config.geometry, log)
+        p = bench_pipeline(
+            bundle,
+            spec,
+            t,
+            config.frames,
+            out / f"run-{r}-{t}-{i}",
+            config.geometry,
+            log,
+            threshold=ALERTING[config.alerting],
+        )
         raw["pipelines"][i].append(p)
         say(
             f"{tag}: pipeline {spec.label}: {p['fps']:.1f} fps, "
@@ -93,7 +103,13 @@ def run_bench(bundle: Bundle, config: BenchConfig, out_dir: Optional[Path] = Non
         "machine": machine_info(),
         "load_before": _load_average(),
         "bundle": _bundle_facts(bundle),
-        "config": {"frames": config.frames, "invokes": config.invokes, "tiles": config.tiles, "repeat": config.repeat},
+        "config": {
+            "frames": config.frames,
+            "invokes": config.invokes,
+            "tiles": config.tiles,
+            "repeat": config.repeat,
+            "alerting": config.alerting,
+        },
     }
     raw: dict[int, dict] = {
         t: {"invoke": [], "tiles": [], "pipelines": [[] for _ in config.sources]} for t in config.threads

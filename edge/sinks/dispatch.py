@@ -16,6 +16,7 @@ is done on the caller's thread, in the same order.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import time
@@ -40,6 +41,18 @@ class WorkItem:
     render: Optional[Render] = None
     seq: Optional[int] = None  # its row in the journal (None: no journal, or the journal refused it)
     sinks: Optional[set[str]] = None  # a replay: only these sinks still need it
+
+
+WORKER_NICE = 10  # the worker yields the CPU to the loop; what it cannot do in the time left is thinned
+
+
+def _lower_priority() -> None:
+    """Run this thread below the loop (Linux: nice is per thread), so PNG encoding never takes the
+    model's core on a small device; elsewhere a no-op."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WORKER_NICE)
+    except (AttributeError, OSError):
+        pass
 
 
 def durable(sink: Sink) -> bool:
@@ -156,6 +169,7 @@ class AlertDispatcher:
     # -- the worker thread ----------------------------------------------------------------------
 
     def _work_loop(self) -> None:
+        _lower_priority()
         while True:
             self._wake_worker.wait(1.0)
             self._wake_worker.clear()

@@ -106,7 +106,8 @@ class SnapshotStore:
 
     def _save(self, path: Path, image: np.ndarray) -> bool:
         """Encode in memory, keep the floor, write; False (logged, counted) when it was not saved."""
-        ok, data = cv2.imencode(".png", image)
+        # Compression 1: about half the CPU of the default 3 for a few % larger files.
+        ok, data = cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, 1])
         if not ok:
             return self._failed(path, "the image could not be encoded")
         if not self._room_for(len(data)):

@@ -186,6 +186,12 @@ def register(app: typer.Typer) -> None:
             help="Also run the pipeline once under cProfile (first source, "
             "first thread count) and show where the time goes.",
         ),
+        alerting: str = typer.Option(
+            "bundle",
+            "--alerting",
+            help="Which frames raise alerts in the pipeline runs: 'bundle' (its threshold), 'all' (every "
+            "frame: the alert path under full load) or 'none' (the loop without alerts).",
+        ),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress lines."),
     ) -> None:
         """Measure a bundle on this machine: the interpreter alone (the ceiling), batched tiles, and the whole \
@@ -201,6 +207,8 @@ model size. Never loads TensorFlow. On a machine shared with other work, use --r
             raise EdgeError(
                 "--rate paces synthetic frames; add --size WxH (a video file is read as fast as it decodes)"
             )
+        if alerting not in ("bundle", "all", "none"):
+            raise EdgeError(f"--alerting {alerting!r}: give bundle, all or none")
         b = load_bundle(bundle)
         specs = [SourceSpec(video=check_video(v)) for v in (video or [])]
         sizes = list(size or ([] if specs else ["640x480"]))
@@ -219,6 +227,7 @@ model size. Never loads TensorFlow. On a machine shared with other work, use --r
             repeat=repeat,
             geometry=geometry,
             profile=profile,
+            alerting=alerting,
         )
         log = (lambda msg: None) if quiet else to_stderr
         result = run_bench(b, config, out_dir=out, log=log)

@@ -1,0 +1,31 @@
+"""The quick versions of benchmarks/faults/alerts_faults.py: real `edge run` processes, mosquitto and
+an HTTP receiver on 127.0.0.1; bounded in time. No alert lost; repeats only as at-least-once allows."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from sinks_helpers import require_mosquitto
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks" / "faults"))
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["kill9", "--kills", "2", "--kill-every-s", "6"],
+        ["webhook-500", "--down-s", "3", "--run-s", "6"],
+        ["broker-down", "--down-s", "3", "--run-s", "6"],
+    ],
+    ids=["kill9", "webhook-500", "broker-down"],
+)
+def test_quick_faults_lose_no_alert(args):
+    require_mosquitto()
+    from alerts_faults import main
+
+    result = main(args)
+    assert result["produced"] > 0 and result["jsonl_duplicates"] == 0
+    assert result["webhook"]["lost"] == 0 and result["mqtt"]["lost"] == 0
+    assert result["exit"] == 0
