@@ -116,7 +116,8 @@ def test_events_min_score_on_the_bundles_scale(tmp_path):
         (["--bundle", "no-such-bundle", "--images", str(DEMO_IMAGES)], "bundle not found"),
         (["--video", "no-such-video.mp4"], "video not found"),
         (["--images", "no-such-folder"], "folder not found"),
-        (["--camera", "9"], "camera 9"),
+        # --fail-fast: without it a missing camera is waited for (a camera may boot after the Pi: issue 13)
+        (["--camera", "9", "--fail-fast"], "camera 9"),
     ],
 )
 def test_failed_run_is_one_line_and_creates_no_out(tmp_path, source, needle):
