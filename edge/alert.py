@@ -1,4 +1,5 @@
-"""What an alert is: the record every sink receives."""
+"""What an alert is: the record every sink receives; and a review, the operator's later verdict on
+one alert, which sinks that take reviews receive as an update (never as a new alert)."""
 
 from __future__ import annotations
 
@@ -42,3 +43,26 @@ class Alert:
         if d.get("box") is not None:
             d["box"] = tuple(d["box"])
         return cls(**d)
+
+
+@dataclass
+class ReviewUpdate:
+    """An operator's verdict on alert `alert_id`. `id` is the review's own (one per verdict given,
+    so a changed mind is a new update and a receiver can drop a repeated delivery by it)."""
+
+    alert_id: str
+    verdict: str  # false_alarm | real_defect
+    defect: Optional[str] = None
+    who: Optional[str] = None
+    time: str = field(default_factory=_now_iso)
+    copied: Optional[str] = None  # where the frame went in the review folder
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+    kind = "review"  # the `type` of its JSON; alerts have no `type` (their payload stays as it was)
+
+    def to_dict(self) -> dict:
+        return {"type": self.kind, **asdict(self)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ReviewUpdate":
+        return cls(**{k: v for k, v in d.items() if k != "type"})

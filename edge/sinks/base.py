@@ -20,6 +20,15 @@ class Sink(Protocol):
     def close(self) -> None:
         """Flush and release resources."""
 
+    # Optional: `review(update: ReviewUpdate)`, an operator's verdict on an earlier alert. Only sinks
+    # that define it get reviews (stdout, webhook, MQTT); the others (GPIO: a verdict must not fire
+    # the reject gate; the events file and store: the web page writes reviews.jsonl and the
+    # `reviews` table itself) never see one, so no sink can take a review for a new alert.
+
+
+def takes_reviews(sink) -> bool:
+    return callable(getattr(sink, "review", None))
+
 
 _log_lock = threading.Lock()
 # key -> (when last said, times held back since, the message held back, its window)

@@ -1,4 +1,4 @@
-"""One JSON line per alert on stdout, for pipes and journald."""
+"""One JSON line per alert (and per review: `"type": "review"`) on stdout, for pipes and journald."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 import sys
 from typing import TextIO
 
-from edge.alert import Alert
+from edge.alert import Alert, ReviewUpdate
 
 
 class ConsoleSink:
@@ -17,6 +17,10 @@ class ConsoleSink:
 
     def emit(self, alert: Alert) -> None:
         self._stream.write(json.dumps(alert.to_dict()) + "\n")
+        self._stream.flush()
+
+    def review(self, update: ReviewUpdate) -> None:
+        self._stream.write(json.dumps(update.to_dict()) + "\n")
         self._stream.flush()
 
     def close(self) -> None:

@@ -10,6 +10,10 @@ sinks, in order. The worker also encodes the snapshots, from a bounded number of
 it (`max_snapshot_frames`): when it falls behind, new alerts go out without pictures (thinned,
 counted, said once a minute), and the alert records themselves are never dropped.
 
+Reviews (an operator's verdict on an alert, from the web page: `submit_review`) take the same path,
+journaled for the durable sinks that take reviews, and go only to sinks with a `review()` method
+(edge.sinks.base.takes_reviews): never to a sink as if they were a new alert.
+
 Without a journal and threads (`threaded=False`: a Pipeline built by hand, the tests) the same work
 is done on the caller's thread, in the same order.
 """
@@ -26,10 +30,10 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from edge.alert import Alert
+from edge.alert import Alert, ReviewUpdate
 from edge.messages import Log, to_stderr
-from edge.sinks.base import Sink, flush_held_problems, problem
-from edge.sinks.journal import AlertJournal, describe_db_error
+from edge.sinks.base import Sink, flush_held_problems, problem, takes_reviews
+from edge.sinks.journal import AlertJournal, Message, describe_db_error
 
 # Renders the pictures of one alert, on the worker: (raw frame, annotated frame or None).
 Render = Callable[[], tuple[np.ndarray, Optional[np.ndarray]]]
@@ -37,7 +41,7 @@ Render = Callable[[], tuple[np.ndarray, Optional[np.ndarray]]]
 
 @dataclass
 class WorkItem:
-    alert: Alert
+    alert: Message  # an Alert, or a ReviewUpdate (a verdict on an earlier alert)
     render: Optional[Render] = None
     seq: Optional[int] = None  # its row in the journal (None: no journal, or the journal refused it)
     sinks: Optional[set[str]] = None  # a replay: only these sinks still need it
@@ -110,6 +114,14 @@ class AlertDispatcher:
             render = None
             self._thinned()
         self._incoming.append(WorkItem(alert, render))
+        self._wake_journal.set()
+
+    def submit_review(self, update: ReviewUpdate) -> None:
+        """Hand one review over; returns at once (the web request never waits on the network)."""
+        if not self.threaded:
+            self._handle([WorkItem(update)])
+            return
+        self._incoming.append(WorkItem(update))
         self._wake_journal.set()
 
     def _hold_frame(self) -> bool:
@@ -216,21 +228,27 @@ class AlertDispatcher:
         for sink in self.sinks:
             if item.sinks is not None and sink.name not in item.sinks:
                 continue  # a replay: this sink had it already (or is not durable: stdout)
-            if item.sinks is not None and getattr(sink, "has_recent", lambda _id: False)(item.alert.id):
+            if isinstance(item.alert, ReviewUpdate):
+                if not takes_reviews(sink):
+                    continue  # GPIO, the events file and store: a verdict is not a new alert
+                kept = self._emit(sink, item.alert, sink.review)
+            elif item.sinks is not None and getattr(sink, "has_recent", lambda _id: False)(item.alert.id):
                 kept = True
             else:
-                kept = self._emit(sink, item.alert)
+                kept = self._emit(sink, item.alert, sink.emit)
             if kept and item.seq is not None and durable(sink):
                 done.append((item.seq, sink.name))
         return done
 
-    def _emit(self, sink: Sink, alert: Alert) -> bool:
-        """Whether the sink has the alert (a durable sink returns False when it could not keep it)."""
+    def _emit(self, sink: Sink, alert: Message, send: Callable[[Message], object]) -> bool:
+        """Whether the sink has the alert or review (a durable sink returns False when it could not keep it)."""
         try:
-            return sink.emit(alert) is not False
+            return send(alert) is not False
         except Exception as exc:  # noqa: BLE001 - a sink must never stop the run
             self._count_error()
-            message = f"sink {sink.name} failed on alert {alert.id[:8]}: {type(exc).__name__}: {exc}"
+            review = isinstance(alert, ReviewUpdate)
+            what = f"review of alert {alert.alert_id[:8]}" if review else f"alert {alert.id[:8]}"
+            message = f"sink {sink.name} failed on {what}: {type(exc).__name__}: {exc}"
             if self.threaded:
                 problem(message, key=f"emit:{sink.name}")
             else:

@@ -13,7 +13,7 @@ from typing import Optional
 
 from edge.errors import EdgeError
 from edge.redact import redact_url
-from edge.sinks.base import Sink, SinkGroup
+from edge.sinks.base import Sink, SinkGroup, takes_reviews
 from edge.sinks.dispatch import AlertDispatcher, durable
 from edge.sinks.journal import open_journal
 from edge.sinks.snapshots import SnapshotStore
@@ -71,7 +71,9 @@ def build_sinks(config, out: Path, state: Path, journaled: bool = True) -> Built
     if journaled:
         after = [s for s in built.group if not getattr(s, "immediate", False)]
         try:
-            journal = open_journal(state, [s.name for s in after if durable(s)])
+            journal = open_journal(
+                state, [s.name for s in after if durable(s)], [s.name for s in after if durable(s) and takes_reviews(s)]
+            )
             held = config.snapshots.queue_frames if config.snapshots is not None else 0
             built.dispatcher = AlertDispatcher(after, built.snapshots, journal, max_snapshot_frames=held)
         except BaseException:

@@ -6,6 +6,7 @@ frame is flagged, before the second-stage classifier, the snapshots and the othe
 delay from frame to gate does not depend on PNG encoding or disk. An alert during a pulse restarts
 it. `active_high: false` is for relay boards that switch on a low level. For a dry run on a desktop
 set GPIOZERO_PIN_FACTORY=mock.
+It has no `review()`: an operator's verdict on an alert never pulses the gate again.
 """
 
 from __future__ import annotations

@@ -17,6 +17,9 @@ Design (issue 13):
   ids already at the end of its file, the event store ignores an id it has, network sinks send it
   (again): receivers get each alert AT LEAST ONCE and drop repeats by the alert `id` (the webhook
   also sends it as `Idempotency-Key`). An alert row goes once no sink needs it, so the file stays small.
+- Reviews (an operator's verdict on an alert, from the web page) are journaled the same way, in
+  the same table with `kind = 'review'`, pending only for the sinks that take reviews. A journal
+  from before reviews gets the column on open (its rows are alerts), so its backlog replays as before.
 """
 
 from __future__ import annotations
@@ -27,9 +30,9 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Iterable, Optional, Union
 
-from edge.alert import Alert
+from edge.alert import Alert, ReviewUpdate
 from edge.errors import EdgeError
 from edge.sinks.base import one_line
 
@@ -46,6 +49,18 @@ CREATE TABLE IF NOT EXISTS pending (
     PRIMARY KEY (seq, sink)
 ) WITHOUT ROWID;
 """
+MESSAGE_TYPES = {"alert": Alert, ReviewUpdate.kind: ReviewUpdate}
+Message = Union[Alert, ReviewUpdate]
+
+
+def kind_of(message: Message) -> str:
+    return getattr(message, "kind", "alert")
+
+
+def _add_kind_column(db: sqlite3.Connection) -> None:
+    columns = {row[1] for row in db.execute("PRAGMA table_info(alerts)")}
+    if "kind" not in columns:
+        db.execute("ALTER TABLE alerts ADD COLUMN kind TEXT NOT NULL DEFAULT 'alert'")
 
 
 def describe_db_error(exc: BaseException, path: Path) -> str:
@@ -80,14 +95,16 @@ def _connect(path: Path, synchronous: str) -> sqlite3.Connection:
 class AlertJournal:
     """Write-ahead record of alerts and of which durable sinks still need each one."""
 
-    def __init__(self, path: str | Path, sinks: Iterable[str]):
+    def __init__(self, path: str | Path, sinks: Iterable[str], review_sinks: Iterable[str] = ()):
         self.path = Path(path)
         self.sinks = list(sinks)
+        self.review_sinks = list(review_sinks)  # the durable sinks that take reviews (webhook, MQTT)
         self._lock = threading.Lock()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._writer = _connect(self.path, "FULL")
             self._writer.executescript(SCHEMA)
+            _add_kind_column(self._writer)
             self._marker = _connect(self.path, "NORMAL")
         except (sqlite3.Error, OSError) as exc:
             raise EdgeError(
@@ -95,22 +112,28 @@ class AlertJournal:
                 "check the state folder exists and is writable"
             ) from None
 
-    def record(self, alerts: list[Alert]) -> list[int]:
-        """One transaction (one fsync) for all these alerts and their pending rows; their seq numbers.
+    def record(self, alerts: list[Message]) -> list[Optional[int]]:
+        """One transaction (one fsync) for all these alerts (and reviews) and their pending rows; their
+        seq numbers.
 
         Raises sqlite3.Error (the transaction rolled back) when the disk refuses."""
         now = time.time()
-        seqs: list[int] = []
+        seqs: list[Optional[int]] = []
         db = self._writer
         try:
             db.execute("BEGIN IMMEDIATE")
             for alert in alerts:
+                kind = kind_of(alert)
+                sinks = self.sinks if kind == "alert" else self.review_sinks
+                if not sinks:  # a review with no durable sink to take it: nothing to keep
+                    seqs.append(None)
+                    continue
                 cur = db.execute(
-                    "INSERT INTO alerts (alert_id, payload, created) VALUES (?, ?, ?)",
-                    (alert.id, json.dumps(alert.to_dict()), now),
+                    "INSERT INTO alerts (alert_id, payload, created, kind) VALUES (?, ?, ?, ?)",
+                    (alert.id, json.dumps(alert.to_dict()), now, kind),
                 )
                 seq = int(cur.lastrowid)
-                db.executemany("INSERT INTO pending (seq, sink) VALUES (?, ?)", [(seq, s) for s in self.sinks])
+                db.executemany("INSERT INTO pending (seq, sink) VALUES (?, ?)", [(seq, s) for s in sinks])
                 seqs.append(seq)
             db.execute("COMMIT")
         except sqlite3.Error:
@@ -137,13 +160,17 @@ class AlertJournal:
                 rollback(db)
                 raise
 
-    def backlog(self) -> list[tuple[int, Alert, set[str]]]:
-        """Alerts some sink still needs (from a run that was killed), oldest first, with those sinks."""
+    def backlog(self) -> list[tuple[int, Message, set[str]]]:
+        """Alerts (and reviews) some sink still needs (from a run that was killed), oldest first, with
+        those sinks."""
         rows = self._marker.execute(
-            "SELECT a.seq, a.payload, group_concat(p.sink, char(31)) FROM alerts a "
+            "SELECT a.seq, a.kind, a.payload, group_concat(p.sink, char(31)) FROM alerts a "
             "JOIN pending p ON p.seq = a.seq GROUP BY a.seq ORDER BY a.seq"
         ).fetchall()
-        return [(seq, Alert.from_dict(json.loads(payload)), set(sinks.split("\x1f"))) for seq, payload, sinks in rows]
+        return [
+            (seq, MESSAGE_TYPES[kind].from_dict(json.loads(payload)), set(sinks.split("\x1f")))
+            for seq, kind, payload, sinks in rows
+        ]
 
     def pending_count(self) -> int:
         return int(self._marker.execute("SELECT COUNT(DISTINCT seq) FROM pending").fetchone()[0])
@@ -156,7 +183,7 @@ class AlertJournal:
                 pass
 
 
-def open_journal(state: Path, sinks: Iterable[str]) -> Optional[AlertJournal]:
+def open_journal(state: Path, sinks: Iterable[str], review_sinks: Iterable[str] = ()) -> Optional[AlertJournal]:
     """The journal of a run whose durable sinks are `sinks`; None when there are none."""
     names = list(sinks)
-    return AlertJournal(state / "journal.db", names) if names else None
+    return AlertJournal(state / "journal.db", names, review_sinks) if names else None

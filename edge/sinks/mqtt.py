@@ -2,6 +2,10 @@
 
 - `<prefix>/alerts`: one JSON alert per message, QoS 1, not retained (an alert is an event, a new
   subscriber must not get an old one as if it were new).
+- `<prefix>/reviews`: an operator's verdict on an earlier alert (`"type": "review"`, its `alert_id`),
+  QoS 1, not retained, through the same outbox: a verdict is an event too (a retained one per alert
+  would pile up in the broker), and its own topic keeps a subscriber of alerts (a reject line, a
+  counter) from taking it for a new alert.
 - `<prefix>/status`: "online" (retained) on every connect; the last will "offline" (retained) is
   published by the broker when this process dies or loses the network; a clean stop publishes
   "offline" itself.
@@ -60,6 +64,7 @@ class MqttTransport:
         self.host, self.port = host, int(port)
         self.prefix = prefix.rstrip("/")
         self.alerts_topic = f"{self.prefix}/alerts"
+        self.reviews_topic = f"{self.prefix}/reviews"
         self.status_topic = f"{self.prefix}/status"
         self.publish_timeout_s = publish_timeout_s
         self.keepalive_s = int(keepalive_s)
@@ -139,7 +144,8 @@ class MqttTransport:
     def send(self, entry: Entry) -> None:
         if not self.connected.is_set():
             raise NotReady(f"not connected to {self.where}" + (f" ({self.last_error})" if self.last_error else ""))
-        info = self.client.publish(self.alerts_topic, entry.payload, qos=1, retain=False)
+        topic = self.reviews_topic if entry.kind == "review" else self.alerts_topic
+        info = self.client.publish(topic, entry.payload, qos=1, retain=False)
         if info.rc != self._mqtt.MQTT_ERR_SUCCESS:
             raise ConnectionError(f"publish failed: {self._mqtt.error_string(info.rc)}")
         deadline = time.monotonic() + self.publish_timeout_s

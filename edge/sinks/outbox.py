@@ -13,6 +13,8 @@ Guarantees, precisely:
   loud line says how many ("ALERTS DROPPED"). Size it for the longest outage you plan to ride out.
 - a receiver that rejects an entry for good (the transport raises Rejected, e.g. HTTP 400/413/422)
   moves it to the `dead` table of the same file, logged, so one bad entry cannot block the queue.
+- reviews (an operator's verdict on an alert, `review()`) go through the same queue, in order with
+  the alerts, marked `kind = 'review'` so the transport sends them as an update, never as an alert.
 - close() keeps delivering for at most `close_timeout_s`, then leaves the rest on disk.
 - if the outbox file itself cannot be written (disk full), alerts wait in memory (same bound) and
   are written as soon as the disk accepts them again.
@@ -29,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional, Protocol
 
-from edge.alert import Alert
+from edge.alert import Alert, ReviewUpdate
 from edge.errors import EdgeError
 from edge.sinks.base import one_line, problem
 from edge.sinks.journal import describe_db_error, rollback
@@ -52,6 +54,15 @@ CREATE TABLE IF NOT EXISTS dead (
     died REAL NOT NULL
 );
 """
+# Added with reviews; an outbox file from before has its rows read as alerts (what they are).
+KIND_COLUMN = "kind TEXT NOT NULL DEFAULT 'alert'"
+
+
+def _add_kind_column(db: sqlite3.Connection) -> None:
+    for table in ("outbox", "dead"):
+        columns = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+        if "kind" not in columns:
+            db.execute(f"ALTER TABLE {table} ADD COLUMN {KIND_COLUMN}")
 
 
 @dataclass
@@ -60,6 +71,7 @@ class Entry:
     alert_id: str
     payload: str
     attempts: int = 0
+    kind: str = "alert"  # or "review": which message the payload is (the MQTT topic depends on it)
 
 
 class Outbox:
@@ -78,6 +90,7 @@ class Outbox:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(SCHEMA)
+            _add_kind_column(self._db)
         except (sqlite3.DatabaseError, OSError) as exc:
             raise EdgeError(
                 f"cannot open the {label} outbox {self.path}: {exc}; check the state directory exists and is writable"
@@ -85,10 +98,11 @@ class Outbox:
 
     # -- producer side ------------------------------------------------------------------------
 
-    def put(self, alert_id: str, payload: str) -> bool:
-        """True when the entry is on disk; False when it waits in memory (the disk refused it)."""
+    def put(self, alert_id: str, payload: str, kind: str = "alert") -> bool:
+        """True when the entry is on disk; False when it waits in memory (the disk refused it).
+        `alert_id` is the message's own id (a review's id for a review)."""
         with self._lock:
-            self._memory.append(Entry(None, alert_id, payload))
+            self._memory.append(Entry(None, alert_id, payload, kind=kind))
             try:
                 self._spill_memory()
             except sqlite3.Error as exc:
@@ -107,8 +121,8 @@ class Outbox:
         self._db.execute("BEGIN IMMEDIATE")
         try:
             self._db.executemany(
-                "INSERT INTO outbox (alert_id, payload, created) VALUES (?, ?, ?)",
-                [(e.alert_id, e.payload, now) for e in self._memory],
+                "INSERT INTO outbox (alert_id, payload, created, kind) VALUES (?, ?, ?, ?)",
+                [(e.alert_id, e.payload, now, e.kind) for e in self._memory],
             )
             self._db.execute("COMMIT")
         except sqlite3.Error:
@@ -159,7 +173,7 @@ class Outbox:
         """The oldest undelivered entry, or None."""
         with self._lock:
             row = self._db.execute(
-                "SELECT seq, alert_id, payload, attempts FROM outbox ORDER BY seq LIMIT 1"
+                "SELECT seq, alert_id, payload, attempts, kind FROM outbox ORDER BY seq LIMIT 1"
             ).fetchone()
             if row is not None:
                 return Entry(*row)
@@ -191,8 +205,8 @@ class Outbox:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 self._db.execute(
-                    "INSERT OR REPLACE INTO dead (seq, alert_id, payload, created, attempts, reason, died) "
-                    "SELECT seq, alert_id, payload, created, attempts, ?, ? FROM outbox WHERE seq = ?",
+                    "INSERT OR REPLACE INTO dead (seq, alert_id, payload, created, attempts, reason, died, kind) "
+                    "SELECT seq, alert_id, payload, created, attempts, ?, ?, kind FROM outbox WHERE seq = ?",
                     (reason, time.time(), entry.seq),
                 )
                 self._db.execute("DELETE FROM outbox WHERE seq = ?", (entry.seq,))
@@ -285,6 +299,12 @@ class QueuedSink:
     def emit(self, alert: Alert) -> bool:
         """True when the alert is in the outbox on disk (the journal may then let it go)."""
         kept = self.outbox.put(alert.id, json.dumps(alert.to_dict()))
+        self._wake.set()
+        return kept
+
+    def review(self, update: ReviewUpdate) -> bool:
+        """Queued like an alert (same outbox, same order); its own id is the entry's key."""
+        kept = self.outbox.put(update.id, json.dumps(update.to_dict()), kind=update.kind)
         self._wake.set()
         return kept
 

@@ -195,8 +195,20 @@ def _row_to_dict(row: tuple) -> dict:
     return d
 
 
+def reviews_by_alert(db: sqlite3.Connection) -> Optional[dict[str, dict]]:
+    """The web page's verdicts (its `reviews` table), by alert id; None for a store without that table.
+
+    Read whole: reviews are given by hand, so there are few, and a second query keeps the events
+    query (and its unqualified WHERE) as it was."""
+    if db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'reviews'").fetchone() is None:
+        return None
+    rows = db.execute("SELECT alert_id, verdict, defect, who, time FROM reviews")
+    return {a: {"verdict": v, "defect": d, "who": w, "time": t} for a, v, d, w, t in rows}
+
+
 def query_events(path: str | Path, q: EventQuery) -> tuple[list[dict], int]:
-    """Matching events, newest first (at most q.limit), and how many match in all."""
+    """Matching events, newest first (at most q.limit), and how many match in all. In a store with
+    reviews each event also has `review`: its verdict, or None (a store without them: no such key)."""
     db = open_readonly(path)
     try:
         where, params = q.where()
@@ -205,6 +217,10 @@ def query_events(path: str | Path, q: EventQuery) -> tuple[list[dict], int]:
         if q.limit is not None:
             sql += f" LIMIT {int(q.limit)}"
         rows = [_row_to_dict(r) for r in db.execute(sql, params)]
+        reviews = reviews_by_alert(db)
     finally:
         db.close()
+    if reviews is not None:
+        for row in rows:
+            row["review"] = reviews.get(row["id"])
     return rows, total

@@ -3,7 +3,9 @@
 2xx = delivered (the entry is deleted). 400, 413 and 422 mean the receiver will never take this
 payload: it is moved to the outbox's dead table and logged. Anything else (connection refused,
 timeout, 5xx, 401/403 while a token is being fixed, 429) is retried with exponential backoff.
-Each request carries `Idempotency-Key: <alert id>` so a receiver can drop a repeat.
+Each request carries `Idempotency-Key: <alert id>` so a receiver can drop a repeat. A review (an
+operator's verdict on an earlier alert) is POSTed to the same URL with `"type": "review"` and the
+`alert_id` it is about; its key is the review's own `id` (one per verdict given).
 """
 
 from __future__ import annotations

@@ -8,9 +8,10 @@ next `edge train` and `edge calibrate`:
     false alarm              -> REVIEW/train/good/<snapshot name>.png
     real defect [name]       -> REVIEW/test/<name, default: the alert's label>/<snapshot name>.png
 
-Each verdict is also one JSON line in OUT/reviews.jsonl (what a downstream system can tail).
-It is not sent through the alert sinks: their one call is "a new alert" (a GPIO sink would fire
-the reject gate again), and a verdict is not one.
+Each verdict is also one JSON line in OUT/reviews.jsonl, and is handed to the alert dispatcher as a
+review update (edge.alert.ReviewUpdate): journaled, then sent by the sinks that take reviews
+(stdout, webhook, MQTT on `<prefix>/reviews`), never as a new alert (GPIO does not pulse). The
+request returns once it is queued; the network is never waited on here.
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ import sqlite3
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
+from edge.alert import ReviewUpdate
 from edge.sinks.sqlite_store import COLUMNS
 
 REVIEWS_SCHEMA = """
@@ -68,10 +70,17 @@ def _row(row: tuple) -> dict:
 
 
 class ReviewStore:
-    def __init__(self, db_path: Optional[Path], review_dir: Path, log_path: Path):
+    def __init__(
+        self,
+        db_path: Optional[Path],
+        review_dir: Path,
+        log_path: Path,
+        send: Optional[Callable[[ReviewUpdate], None]] = None,
+    ):
         self.db_path = db_path
         self.review_dir = review_dir
         self.log_path = log_path
+        self.send = send  # queues the update for the sinks (AlertDispatcher.submit_review); None: not sent
         self._lock = threading.Lock()  # one verdict at a time: the copy and the row go together
         self._ready = False
 
@@ -137,7 +146,10 @@ class ReviewStore:
                 "copied": str(copied) if copied else None,
             }
             self._store(record, now.timestamp())
-            self._log(record)
+            update = ReviewUpdate(**record)
+            self._log(update)
+            if self.send is not None:
+                self.send(update)
         return record
 
     def _copy_frame(self, alert: dict, folder: Path) -> Optional[Path]:
@@ -173,7 +185,8 @@ class ReviewStore:
         finally:
             db.close()
 
-    def _log(self, record: dict) -> None:
+    def _log(self, update: ReviewUpdate) -> None:
+        # The same JSON the sinks send, so a receiver and a reader of this file see one format.
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "a") as f:
-            f.write(json.dumps({"type": "review", **record}) + "\n")
+            f.write(json.dumps(update.to_dict()) + "\n")

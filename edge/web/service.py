@@ -129,7 +129,8 @@ def build_context(service: WebService, pipeline: Any, built: Any, source: Any, o
     web = service.web
     observer = Observer(trace=web.trace, live_fps=web.live_fps)
     sqlite = next((s for s in built.group if getattr(s, "name", "") == "sqlite"), None)
-    reviews = ReviewStore(getattr(sqlite, "path", None), out / web.review_dir, out / "reviews.jsonl")
+    send = built.dispatcher.submit_review if built.dispatcher is not None else None
+    reviews = ReviewStore(getattr(sqlite, "path", None), out / web.review_dir, out / "reviews.jsonl", send)
     control = ThresholdControl(
         pipeline.bundle,
         override_path(pipeline.bundle, web.override),

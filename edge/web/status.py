@@ -51,6 +51,12 @@ def backlogs(sinks: list, dispatcher: Any) -> dict:
     return out
 
 
+def gpio_pulses(sinks: list) -> Optional[int]:
+    """Pulses given by the GPIO sinks (one per alert: reviews never pulse); None without one."""
+    counts = [sink.pulses for sink in sinks if getattr(sink, "name", "") == "gpio"]
+    return sum(counts) if counts else None
+
+
 class StatusReport:
     """Reads the run's counters when asked (nothing is done per frame for it)."""
 
@@ -72,7 +78,7 @@ class StatusReport:
     def __call__(self) -> dict:
         m = self.metrics
         sinks, dispatcher = self.sinks() if self.sinks is not None else ([], None)
-        return {
+        report = {
             "source": self.source_name(),
             "uptime_s": round(time.monotonic() - self.started, 1),
             "fps": round(self.observer.fps(), 2),
@@ -88,3 +94,7 @@ class StatusReport:
             "bundle": self.identity,
             "threshold": self.threshold(),
         }
+        pulses = gpio_pulses(sinks)
+        if pulses is not None:
+            report["gpio_pulses"] = pulses
+        return report

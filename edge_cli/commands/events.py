@@ -32,6 +32,15 @@ def _cell(value):
     return Text(printable(value, one_line=True))
 
 
+def _verdict(review: Optional[dict]) -> str:
+    """A review as a short cell: "false alarm", "defect: crack", or empty when not reviewed."""
+    if not review:
+        return ""
+    if review["verdict"] == "real_defect":
+        return f"defect: {review['defect']}" if review.get("defect") else "defect"
+    return review["verdict"].replace("_", " ")
+
+
 def register(app: typer.Typer) -> None:
     @app.command("events")
     def events(
@@ -61,7 +70,10 @@ def register(app: typer.Typer) -> None:
         ),
         limit: int = typer.Option(50, "--limit", "-n", min=0, help="Show at most this many, newest first; 0: all."),
         as_json: bool = typer.Option(
-            False, "--json", help="One JSON object per line (the alert as sinks receive it) instead of a table."
+            False,
+            "--json",
+            help="One JSON object per line (the alert as sinks receive it, plus `review`: the web page's "
+            "verdict or null, in a store that has reviews) instead of a table.",
         ),
     ) -> None:
         """List alerts from the event store, newest first, as a table or as JSON lines.
@@ -107,9 +119,13 @@ def register(app: typer.Typer) -> None:
             ("id", "left", 8),
         ):
             table.add_column(name, justify=justify, no_wrap=True, min_width=width)
+        reviewed = any("review" in r for r in rows)  # a store the web page reviewed in
+        if reviewed:
+            table.add_column("verdict", no_wrap=True)
         # The file name is enough to find it; the folder is the same for every row of one run.
         table.add_column("snapshot", overflow="fold")
         for r in rows:
+            verdict = [_cell(_verdict(r.get("review")))] if reviewed else []
             table.add_row(
                 _cell(_local(r["time"])),
                 _cell(r["source"]),
@@ -119,6 +135,7 @@ def register(app: typer.Typer) -> None:
                 _cell(r["label"]),
                 ",".join(map(str, r["box"])) if r["box"] else "",
                 _cell(r["id"][:8]),
+                *verdict,
                 _cell(Path(r["snapshot"]).name if r["snapshot"] else ""),
             )
         # Piped into a file or less: don't squeeze the table to 80 columns.
