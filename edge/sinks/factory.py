@@ -83,102 +83,122 @@ def build_sinks(config, out: Path, state: Path, journaled: bool = True) -> Built
 
 
 def _build(config, out: Path, state: Path) -> BuiltSinks:
-    from edge.sinks.console import ConsoleSink
-    from edge.sinks.jsonl import JsonlSink
-    from edge.sinks.sqlite_store import SqliteSink
-
+    """Each configured sink in a fixed order (the order alerts reach them and the start-up lines)."""
     sinks: list[Sink] = []
     described: list[str] = []
     snapshots = None
-
-    def under_out(p: str) -> Path:
-        q = Path(p).expanduser()
-        return q if q.is_absolute() else out / q
-
+    makers = (
+        (config.stdout, lambda: _console_sink()),
+        (config.jsonl, lambda: _jsonl_sink(config.jsonl, out)),
+        (config.sqlite, lambda: _sqlite_sink(config.sqlite, out)),
+        (config.snapshots, lambda: _snapshot_store(config.snapshots, out)),
+        (config.gpio, lambda: _gpio_sink(config.gpio)),
+        (config.webhook, lambda: _webhook_sink(config.webhook, state)),
+        (config.mqtt, lambda: _mqtt_sink(config.mqtt, state)),
+    )
     try:
-        if config.stdout:
-            sinks.append(ConsoleSink())
-            described.append("stdout")
-        if config.jsonl is not None:
-            j = config.jsonl
-            path = under_out(j.path)
-            sinks.append(JsonlSink(path, fsync=j.fsync, max_bytes=int(j.max_mb * 1024 * 1024) or None, keep=j.keep))
-            described.append(f"jsonl {path}" + (f" (rotate at {j.max_mb:g} MB, keep {j.keep})" if j.max_mb else ""))
-        if config.sqlite is not None:
-            path = under_out(config.sqlite.path)
-            sinks.append(SqliteSink(path))
-            described.append(f"sqlite {path}")
-        if config.snapshots is not None:
-            s = config.snapshots
-            snapshots = SnapshotStore(
-                under_out(s.dir),
-                max_count=s.max_count,
-                max_mb=s.max_mb,
-                annotated=s.annotated,
-                min_free_mb=s.min_free_mb,
-            )
-            limits = [f"{s.max_count} alerts" if s.max_count else "", f"{s.max_mb:g} MB" if s.max_mb else ""]
-            described.append(
-                f"snapshots {snapshots.folder}"
-                + (f" (keep {', '.join(x for x in limits if x)})" if any(limits) else "")
-            )
-        if config.gpio is not None:
-            from edge.sinks.gpio import GpioSink
-
-            g = config.gpio
-            sinks.append(GpioSink(g.pin, pulse_ms=g.pulse_ms, active_high=g.active_high))
-            described.append(f"gpio BCM{g.pin} ({g.pulse_ms} ms pulse)")
-        if config.webhook is not None:
-            from edge.sinks.webhook import WebhookSink
-
-            w = config.webhook
-            headers = dict(w.headers)
-            headers.update(
-                {name: _env(var, f"sinks.webhook.headers_env.{name}") for name, var in w.headers_env.items()}
-            )
-            sinks.append(
-                WebhookSink(
-                    w.url,
-                    state,
-                    timeout_s=w.timeout_s,
-                    headers=headers,
-                    max_entries=w.outbox_max,
-                    backoff_s=w.backoff_s,
-                    backoff_max_s=w.backoff_max_s,
-                    close_timeout_s=w.close_timeout_s,
-                )
-            )
-            described.append(f"webhook {redact_url(w.url)}")
-        if config.mqtt is not None:
-            from edge.sinks.mqtt import MqttSink
-
-            m = config.mqtt
-            password = _env(m.password_env, "sinks.mqtt.password_env") if m.password_env else None
-            tls = m.tls
-            sink = MqttSink(
-                m.host,
-                state,
-                port=m.effective_port,
-                prefix=m.prefix,
-                client_id=m.client_id,
-                username=m.username,
-                password=password,
-                ca=_file(tls.ca, "sinks.mqtt.tls.ca") if tls else None,
-                cert=_file(tls.cert, "sinks.mqtt.tls.cert") if tls else None,
-                key=_file(tls.key, "sinks.mqtt.tls.key") if tls else None,
-                tls=tls is not None,
-                keepalive_s=m.keepalive_s,
-                publish_timeout_s=m.publish_timeout_s,
-                connect_timeout_s=m.connect_timeout_s,
-                required=m.required,
-                max_entries=m.outbox_max,
-                backoff_s=m.backoff_s,
-                backoff_max_s=m.backoff_max_s,
-                close_timeout_s=m.close_timeout_s,
-            )
-            sinks.append(sink)
-            described.append(f"mqtt {m.host}:{m.effective_port} topic {sink.transport.alerts_topic}")
+        for section, make in makers:
+            if section is None or section is False:  # not configured (stdout: a bool)
+                continue
+            built, description = make()
+            if isinstance(built, SnapshotStore):
+                snapshots = built  # not a sink: the pipeline hands it the frame before the alert goes out
+            else:
+                sinks.append(built)
+            described.append(description)
     except BaseException:
         SinkGroup(sinks).close()
         raise
     return BuiltSinks(SinkGroup(sinks), snapshots, described)
+
+
+def _under(out: Path, path: str) -> Path:
+    """A sink file's path: as given when absolute, else under the run's OUT folder."""
+    q = Path(path).expanduser()
+    return q if q.is_absolute() else out / q
+
+
+def _console_sink() -> tuple[Sink, str]:
+    from edge.sinks.console import ConsoleSink
+
+    return ConsoleSink(), "stdout"
+
+
+def _jsonl_sink(j, out: Path) -> tuple[Sink, str]:
+    from edge.sinks.jsonl import JsonlSink
+
+    path = _under(out, j.path)
+    sink = JsonlSink(path, fsync=j.fsync, max_bytes=int(j.max_mb * 1024 * 1024) or None, keep=j.keep)
+    return sink, f"jsonl {path}" + (f" (rotate at {j.max_mb:g} MB, keep {j.keep})" if j.max_mb else "")
+
+
+def _sqlite_sink(q, out: Path) -> tuple[Sink, str]:
+    from edge.sinks.sqlite_store import SqliteSink
+
+    path = _under(out, q.path)
+    return SqliteSink(path), f"sqlite {path}"
+
+
+def _snapshot_store(s, out: Path) -> tuple[SnapshotStore, str]:
+    store = SnapshotStore(
+        _under(out, s.dir),
+        max_count=s.max_count,
+        max_mb=s.max_mb,
+        annotated=s.annotated,
+        min_free_mb=s.min_free_mb,
+    )
+    limits = [x for x in (f"{s.max_count} alerts" if s.max_count else "", f"{s.max_mb:g} MB" if s.max_mb else "") if x]
+    return store, f"snapshots {store.folder}" + (f" (keep {', '.join(limits)})" if limits else "")
+
+
+def _gpio_sink(g) -> tuple[Sink, str]:
+    from edge.sinks.gpio import GpioSink
+
+    return GpioSink(g.pin, pulse_ms=g.pulse_ms, active_high=g.active_high), f"gpio BCM{g.pin} ({g.pulse_ms} ms pulse)"
+
+
+def _webhook_sink(w, state: Path) -> tuple[Sink, str]:
+    from edge.sinks.webhook import WebhookSink
+
+    headers = dict(w.headers)
+    headers.update({name: _env(var, f"sinks.webhook.headers_env.{name}") for name, var in w.headers_env.items()})
+    sink = WebhookSink(
+        w.url,
+        state,
+        timeout_s=w.timeout_s,
+        headers=headers,
+        max_entries=w.outbox_max,
+        backoff_s=w.backoff_s,
+        backoff_max_s=w.backoff_max_s,
+        close_timeout_s=w.close_timeout_s,
+    )
+    return sink, f"webhook {redact_url(w.url)}"
+
+
+def _mqtt_sink(m, state: Path) -> tuple[Sink, str]:
+    from edge.sinks.mqtt import MqttSink
+
+    password = _env(m.password_env, "sinks.mqtt.password_env") if m.password_env else None
+    tls = m.tls
+    sink = MqttSink(
+        m.host,
+        state,
+        port=m.effective_port,
+        prefix=m.prefix,
+        client_id=m.client_id,
+        username=m.username,
+        password=password,
+        ca=_file(tls.ca, "sinks.mqtt.tls.ca") if tls else None,
+        cert=_file(tls.cert, "sinks.mqtt.tls.cert") if tls else None,
+        key=_file(tls.key, "sinks.mqtt.tls.key") if tls else None,
+        tls=tls is not None,
+        keepalive_s=m.keepalive_s,
+        publish_timeout_s=m.publish_timeout_s,
+        connect_timeout_s=m.connect_timeout_s,
+        required=m.required,
+        max_entries=m.outbox_max,
+        backoff_s=m.backoff_s,
+        backoff_max_s=m.backoff_max_s,
+        close_timeout_s=m.close_timeout_s,
+    )
+    return sink, f"mqtt {m.host}:{m.effective_port} topic {sink.transport.alerts_topic}"
