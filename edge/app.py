@@ -28,6 +28,7 @@ from edge.model import interpreter_backend
 from edge.pipeline import Pipeline, RunSummary
 from edge.sinks.factory import BuiltSinks, build_sinks
 from edge.sources import FrameSource, SourceConfig, open_source
+from edge.watch import Watch
 from edge.web.sensitivity import apply_recorded_override
 from edge.web.service import prepare_web
 
@@ -80,6 +81,7 @@ def build_pipeline(
     )
     # A threshold an operator moved on the page (recorded beside the bundle) holds for later runs too.
     apply_recorded_override(pipeline, config.web.override, log)
+    pipeline.watch = Watch.for_bundle(bundle, config.health, config.drift, pipeline.threshold.value, pipeline.log)
     return pipeline
 
 

@@ -27,7 +27,9 @@ import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from edge.decide import DecisionConfig
+from edge.drift import DriftConfig
 from edge.errors import EdgeError
+from edge.health import HealthConfig
 from edge.metrics import MetricsConfig
 from edge.schema import StrictModel, url_problem
 from edge.sources import SourceConfig
@@ -199,6 +201,8 @@ class RunConfig(StrictModel):
     decision: DecisionConfig = Field(default_factory=DecisionConfig)
     sinks: SinksConfig = Field(default_factory=SinksConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    health: HealthConfig = Field(default_factory=HealthConfig, description="checks of the picture (edge/health.py)")
+    drift: DriftConfig = Field(default_factory=DriftConfig, description="recent scores vs calibration (edge/drift.py)")
     web: WebConfig = Field(default_factory=WebConfig, description="the page on the device (edge run --web)")
     out: Path = Field(Path("edge-out"), description="events, event store and snapshots")
     state: Optional[Path] = Field(None, description="outboxes of the network sinks; default <out>/state")

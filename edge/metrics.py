@@ -71,6 +71,9 @@ class Metrics:
         self.frames = 0
         self.alerts = 0
         self.sink_errors = 0
+        # Health and drift (edge.watch): events by kind and state, and the state in force.
+        self.health_events: dict[tuple[str, str], int] = {}
+        self.health_state: dict[str, str] = {"health": "ok", "drift": "ok"}
         self.last_score = float("nan")
         self.threshold = float("nan")
         self.source: Optional[SourceCounts] = None  # the source being run (edge.sources.FrameSource)
@@ -86,6 +89,11 @@ class Metrics:
         self._lat[stage][i % self._window] = seconds
         self._n[stage] = i + 1
         self._sum[stage] += seconds
+
+    def health_event(self, event) -> None:
+        key = (event.kind, event.state)
+        self.health_events[key] = self.health_events.get(key, 0) + 1
+        self.health_state[event.kind] = event.state
 
     def frame_done(self, score: float) -> None:
         self.frames += 1
@@ -204,6 +212,16 @@ class _Collector:
         yield CounterMetricFamily("edge_source_reopens", "Times the watchdog reopened the source", value=m.reopens)
         yield CounterMetricFamily("edge_skipped_frames", "Unreadable images skipped", value=m.skipped)
         yield CounterMetricFamily("edge_sink_errors", "Alerts a sink failed to take", value=m.sink_errors)
+        events = CounterMetricFamily(
+            "edge_health_events", "Changes of state of the picture (health) or scores (drift)", labels=["type", "state"]
+        )
+        for (kind, state), count in m.health_events.items():
+            events.add_metric([kind, state], count)
+        yield events
+        unhealthy = GaugeMetricFamily("edge_unhealthy", "1 while the picture or the scores are not ok", labels=["type"])
+        for kind, state in m.health_state.items():
+            unhealthy.add_metric([kind], float(state != "ok"))
+        yield unhealthy
         yield GaugeMetricFamily("edge_last_score", "Score of the last inspected frame", value=m.last_score)
         yield GaugeMetricFamily("edge_threshold", "Alert threshold of the bundle", value=m.threshold)
         yield GaugeMetricFamily("edge_uptime_seconds", "Seconds since the run started", value=m._clock() - m.started)

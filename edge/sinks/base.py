@@ -30,6 +30,13 @@ def takes_reviews(sink) -> bool:
     return callable(getattr(sink, "review", None))
 
 
+# Optional too: `event(event: HealthEvent)`, a change of state of the picture or the scores
+# (edge.health, edge.drift). Stdout, the JSONL and SQLite stores, webhook and MQTT take them; GPIO
+# never does (a blurred picture is not a part to reject).
+def takes_events(sink) -> bool:
+    return callable(getattr(sink, "event", None))
+
+
 _log_lock = threading.Lock()
 # key -> (when last said, times held back since, the message held back, its window)
 _last_logged: dict[str, tuple[float, int, str, float]] = {}

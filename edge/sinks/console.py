@@ -1,4 +1,5 @@
-"""One JSON line per alert (and per review: `"type": "review"`) on stdout, for pipes and journald."""
+"""One JSON line per alert (and per review: `"type": "review"`; per health or drift event:
+`"type": "health"|"drift"`) on stdout, for pipes and journald."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import sys
 from typing import TextIO
 
 from edge.alert import Alert, ReviewUpdate
+from edge.health_event import HealthEvent
 
 
 class ConsoleSink:
@@ -21,6 +23,10 @@ class ConsoleSink:
 
     def review(self, update: ReviewUpdate) -> None:
         self._stream.write(json.dumps(update.to_dict()) + "\n")
+        self._stream.flush()
+
+    def event(self, event: HealthEvent) -> None:
+        self._stream.write(json.dumps(event.to_dict()) + "\n")
         self._stream.flush()
 
     def close(self) -> None:

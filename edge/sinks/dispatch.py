@@ -31,8 +31,9 @@ from typing import Callable, Optional
 import numpy as np
 
 from edge.alert import Alert, ReviewUpdate
+from edge.health_event import HealthEvent
 from edge.messages import Log, to_stderr
-from edge.sinks.base import Sink, flush_held_problems, problem, takes_reviews
+from edge.sinks.base import Sink, flush_held_problems, problem, takes_events, takes_reviews
 from edge.sinks.journal import AlertJournal, Message, describe_db_error
 
 # Renders the pictures of one alert, on the worker: (raw frame, annotated frame or None).
@@ -123,6 +124,16 @@ class AlertDispatcher:
             return
         self._incoming.append(WorkItem(update))
         self._wake_journal.set()
+
+    def submit_event(self, event: HealthEvent) -> None:
+        """Hand one health or drift event over, past the journal: it is a state, and the durable
+        sinks that take it (webhook, MQTT) keep it in their outboxes; a crash before then loses it,
+        and the state is judged anew at the next start."""
+        if not self.threaded:
+            self._handle([WorkItem(event)])
+            return
+        self._work.append(WorkItem(event))
+        self._wake_worker.set()
 
     def _hold_frame(self) -> bool:
         with self._lock:
@@ -228,6 +239,10 @@ class AlertDispatcher:
         for sink in self.sinks:
             if item.sinks is not None and sink.name not in item.sinks:
                 continue  # a replay: this sink had it already (or is not durable: stdout)
+            if isinstance(item.alert, HealthEvent):
+                if takes_events(sink):
+                    self._emit(sink, item.alert, sink.event)
+                continue  # not journaled: nothing to mark done
             if isinstance(item.alert, ReviewUpdate):
                 if not takes_reviews(sink):
                     continue  # GPIO, the events file and store: a verdict is not a new alert

@@ -121,6 +121,16 @@ class JsonlSink:
             except OSError:
                 pass
 
+    def event(self, event) -> None:
+        """A health or drift event, one line in health.jsonl beside the alerts file: readers of the
+        alerts file (and the replay's id scan) keep seeing alerts only."""
+        path = self.path.with_name("health.jsonl")
+        try:
+            with open(path, "a", encoding="utf-8") as f:
+                f.write(json.dumps(event.to_dict()) + "\n")
+        except OSError as exc:
+            problem(f"cannot write {event.kind} event to {path}: {one_line(exc)}", key=f"write:{path}")
+
     def close(self) -> None:
         if self._file is not None and not self._file.closed:
             try:

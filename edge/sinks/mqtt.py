@@ -66,6 +66,7 @@ class MqttTransport:
         self.alerts_topic = f"{self.prefix}/alerts"
         self.reviews_topic = f"{self.prefix}/reviews"
         self.status_topic = f"{self.prefix}/status"
+        self.health_topic = f"{self.prefix}/health"  # health and drift events (edge.health, edge.drift)
         self.publish_timeout_s = publish_timeout_s
         self.keepalive_s = int(keepalive_s)
         self.client_id = client_id or default_client_id()
@@ -144,7 +145,8 @@ class MqttTransport:
     def send(self, entry: Entry) -> None:
         if not self.connected.is_set():
             raise NotReady(f"not connected to {self.where}" + (f" ({self.last_error})" if self.last_error else ""))
-        topic = self.reviews_topic if entry.kind == "review" else self.alerts_topic
+        topics = {"review": self.reviews_topic, "health": self.health_topic, "drift": self.health_topic}
+        topic = topics.get(entry.kind, self.alerts_topic)
         info = self.client.publish(topic, entry.payload, qos=1, retain=False)
         if info.rc != self._mqtt.MQTT_ERR_SUCCESS:
             raise ConnectionError(f"publish failed: {self._mqtt.error_string(info.rc)}")

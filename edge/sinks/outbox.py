@@ -308,6 +308,12 @@ class QueuedSink:
         self._wake.set()
         return kept
 
+    def event(self, event) -> bool:
+        """A health or drift event (edge.health_event.HealthEvent), queued like a review, `kind` its type."""
+        kept = self.outbox.put(event.id, json.dumps(event.to_dict()), kind=event.kind)
+        self._wake.set()
+        return kept
+
     def _run(self) -> None:
         delay = self.backoff_s
         failing = False

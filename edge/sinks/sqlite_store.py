@@ -37,6 +37,15 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS events_ts ON events(ts);
 CREATE INDEX IF NOT EXISTS events_source_ts ON events(source, ts);
+CREATE TABLE IF NOT EXISTS health_events (
+    id TEXT PRIMARY KEY,
+    time TEXT NOT NULL,
+    type TEXT NOT NULL,
+    state TEXT NOT NULL,
+    previous TEXT NOT NULL,
+    since TEXT NOT NULL,
+    payload TEXT NOT NULL
+);
 """
 COLUMNS = (
     "id",
@@ -96,7 +105,7 @@ class SqliteSink:
             json.dumps(d["box"]) if d["box"] is not None else None,
             d["snapshot"],
             d["annotated"],
-            json.dumps(d["extra"]) if d["extra"] else None,
+            _extra_json(d),
         )
         try:
             with self._lock, self._db:
@@ -113,12 +122,30 @@ class SqliteSink:
             )
             return False
 
+    def event(self, event) -> bool:
+        """A health or drift event (edge.health_event) into its own table: `edge events` reads alerts only."""
+        d = event.to_dict()
+        row = (d["id"], d["time"], d["type"], d["state"], d["previous"], d["since"], json.dumps(d))
+        try:
+            with self._lock, self._db:
+                self._db.execute("INSERT OR IGNORE INTO health_events VALUES (?, ?, ?, ?, ?, ?, ?)", row)
+            return True
+        except sqlite3.Error as exc:
+            problem(f"cannot store {d['type']} event in {self.path}: {one_line(exc)}", key=f"write:{self.path}")
+            return False
+
     def close(self) -> None:
         with self._lock:
             try:
                 self._db.close()
             except sqlite3.Error as exc:
                 problem(f"closing {self.path}: {one_line(exc)}")
+
+
+def _extra_json(d: dict) -> Optional[str]:
+    # An alert raised while the picture was unhealthy keeps that in extra (no new column to migrate).
+    extra = {**d["extra"], "health": d["health"]} if d.get("health") else d["extra"]
+    return json.dumps(extra) if extra else None
 
 
 # --- queries (edge events) -------------------------------------------------------------------

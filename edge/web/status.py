@@ -57,6 +57,14 @@ def gpio_pulses(sinks: list) -> Optional[int]:
     return sum(counts) if counts else None
 
 
+def health(metrics: Any) -> dict:
+    """The picture's state and the scores' (ok, or the problem: edge.health, edge.drift), and how
+    many changes of state this run has seen."""
+    state = getattr(metrics, "health_state", None) or {}
+    events = getattr(metrics, "health_events", None) or {}
+    return {"image": state.get("health", "ok"), "drift": state.get("drift", "ok"), "events": sum(events.values())}
+
+
 class StatusReport:
     """Reads the run's counters when asked (nothing is done per frame for it)."""
 
@@ -93,6 +101,7 @@ class StatusReport:
             "disk": disk(self.out),
             "bundle": self.identity,
             "threshold": self.threshold(),
+            "health": health(m),
         }
         pulses = gpio_pulses(sinks)
         if pulses is not None:

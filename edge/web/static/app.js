@@ -97,7 +97,8 @@ async function status() {
       `${s.source} · ${s.fps.toFixed(1)} fps · frames ${s.frames} · dropped ${s.dropped} · reopens ${s.reopens} · ` +
       `alerts ${s.alerts} · sink errors ${s.sink_errors} · backlog ${backlog || "none"} · ` +
       `disk free ${s.disk.free_mb !== undefined ? s.disk.free_mb.toFixed(0) + " MB" : s.disk.error} · ` +
-      `bundle ${b.path.split("/").pop()} ${b.sha256} (${b.kind}, ${b.age_days} days old)`;
+      `bundle ${b.path.split("/").pop()} ${b.sha256} (${b.kind}, ${b.age_days} days old)` +
+      (s.health ? ` · picture ${s.health.image} · scores ${s.health.drift}` : "");
   } catch (e) { $("status").textContent = `status: ${e.message}`; }
   setTimeout(status, 1000);
 }
