@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 
 from calibration import data as cal_data
+from calibration.health_reference import write_health_reference
 from calibration.manifest import manifest_from_card
 from calibration.metrics import detection_metrics, false_alarm_rate, score_stats
 from calibration.report import ReportData, describe_geometry, write_report
@@ -39,6 +40,10 @@ from edge.tiling import FrameScorer, GeometryConfig, Tiler, load_mask
 REPORT_DIR = "report"
 MASK_FILE = "mask.png"  # the inspection mask inside the bundle (PNG: lossless, read back bit for bit)
 FEW_NORMAL = 20
+REPORT_SKIPPED = (
+    "report skipped: matplotlib is not installed (a device install); "
+    "pip install 'edge-inspect[desktop]' for report/ with its plots and index.html"
+)
 MANY_FLAGGED = 0.25  # fraction of normal images over the threshold worth a warning
 
 
@@ -121,6 +126,7 @@ def calibrate(
     progress: bool = True,
     log: Callable[[str], None] = _stderr,
     geometry: Optional[GeometryConfig] = None,
+    card: Optional[ModelCard] = None,
 ) -> Bundle:
     """Calibrate the threshold of an exported model and write a bundle folder.
 
@@ -136,11 +142,13 @@ def calibrate(
                 `edge run --roi/--mask/--tile` (edge.tiling.geometry_with_options builds it from
                 those strings). Given: images are scored frame by frame by the device's
                 FrameScorer; None: the faster batched path (the same numbers without geometry).
+    card:       the model card to use instead of the sidecar beside the model (a bundle's own,
+                Manifest.card(), when a bundle is recalibrated: calibration.recalibrate).
     Returns the written Bundle (already re-read and hash-checked with edge.bundle.load_bundle).
     """
     model_path, out = Path(model_path), Path(out)
     method = parse_method(method) if isinstance(method, str) else method
-    card = read_card(model_path)
+    card = card if card is not None else read_card(model_path)
     spec = kind_spec(card.kind)
     score_config = _score_config(card, score=score, blur_sigma=blur_sigma, topk=topk, error=error)
     images = cal_data.resolve(normal, anomalous)
@@ -184,6 +192,7 @@ def calibrate(
         geometry=stored_geometry,
     )
     bundle = _write_bundle(out, manifest, model_path, mask)
+    write_health_reference(bundle.path, images.normal)  # what edge/health.py compares with
     report = _write_report(bundle, images, scored, spec.score_label, [*images.notes, *notes], frame_scorer, tiler)
     _summary(bundle, scored.normal.scores, report, log)
     return load_bundle(bundle.path)
@@ -297,7 +306,10 @@ def _write_report(
     notes: list[str],
     frame_scorer: FrameScorer,
     tiler: Tiler,
-) -> Path:
+) -> Optional[Path]:
+    """BUNDLE/report/ when matplotlib is installed (the desktop extra); on a device install, None."""
+    if not _has_matplotlib():
+        return None
     sources = {"normal images": str(images.normal_source)}
     if images.anomalous_sources:
         sources["anomalous images"] = ", ".join(str(s) for s in images.anomalous_sources)
@@ -317,6 +329,14 @@ def _write_report(
         ),
         bundle.path / REPORT_DIR,
     )
+
+
+def _has_matplotlib() -> bool:
+    try:
+        import matplotlib  # noqa: F401  (the desktop extra; a device install goes without)
+    except ImportError:
+        return False
+    return True
 
 
 def _frame_map(scorer: FrameScorer, tiler: Tiler) -> Callable[[np.ndarray], np.ndarray]:
@@ -345,7 +365,7 @@ def _geometry(preprocessing: Preprocessing, geometry: Optional[GeometryConfig]):
     return preprocessing, GeometryConfig(mask=MASK_FILE if mask is not None else None, tiling=geometry.tiling), mask
 
 
-def _summary(bundle: Bundle, normal_scores: np.ndarray, report: Path, log: Callable[[str], None]) -> None:
+def _summary(bundle: Bundle, normal_scores: np.ndarray, report: Optional[Path], log: Callable[[str], None]) -> None:
     m = bundle.manifest
     t = m.threshold.value
     log(
@@ -360,4 +380,8 @@ def _summary(bundle: Bundle, normal_scores: np.ndarray, report: Path, log: Calla
         )
     else:
         log("no anomalous images given: no AUROC/F1 (pass --anomalous DIR to measure them)")
-    log(f"bundle: {bundle.path} (report: {report})")
+    if report is None:
+        log(REPORT_SKIPPED)
+        log(f"bundle: {bundle.path}")
+    else:
+        log(f"bundle: {bundle.path} (report: {report})")

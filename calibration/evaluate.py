@@ -30,6 +30,7 @@ from typing import Callable, Iterator, Optional, Sequence
 import cv2
 import numpy as np
 
+from calibration import binary_metrics
 from edge.bundle import Bundle, load_bundle
 from edge.decide import flagged
 from edge.detector import make_detector
@@ -125,17 +126,12 @@ def read_mask(path: Path, hw: tuple[int, int]) -> Optional[np.ndarray]:
     return mask > 127
 
 
-# ---------------------------------------------------------------- metrics (pure numpy / sklearn)
+# ---------------------------------------------------------------- metrics (numpy: calibration.binary_metrics)
 
 
 def image_auroc(labels: np.ndarray, scores: np.ndarray) -> float:
     """ROC AUC with anomalous = 1; NaN when only one class is present."""
-    from sklearn.metrics import roc_auc_score
-
-    labels = np.asarray(labels)
-    if labels.min() == labels.max():
-        return float("nan")
-    return float(roc_auc_score(labels, np.asarray(scores, np.float64)))
+    return binary_metrics.roc_auc(labels, scores)
 
 
 def recall_at_fpr(labels: np.ndarray, scores: np.ndarray, fpr: float) -> float:
@@ -144,12 +140,10 @@ def recall_at_fpr(labels: np.ndarray, scores: np.ndarray, fpr: float) -> float:
     A threshold-free operating point: what a line gets out of the ranking at a false-reject rate
     it can live with, whatever rule later sets the bundle's threshold. NaN with one class only.
     """
-    from sklearn.metrics import roc_curve
-
     labels = np.asarray(labels)
     if labels.min() == labels.max():
         return float("nan")
-    false_pos, true_pos, _ = roc_curve(labels, np.asarray(scores, np.float64))
+    false_pos, true_pos = binary_metrics.roc_curve(labels, scores)
     return float(true_pos[false_pos <= fpr + 1e-12].max())
 
 
@@ -167,22 +161,16 @@ def pixel_auroc(masks: list[np.ndarray], maps: list[np.ndarray]) -> float:
 
 def at_threshold(labels: np.ndarray, scores: np.ndarray, threshold: float) -> dict:
     """Precision, recall, F1 and confusion counts when frames with score > threshold are flagged."""
-    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
-
-    labels = np.asarray(labels, int)
-    predicted = flagged(scores, threshold).astype(int)
-    precision, recall, f1, _ = precision_recall_fscore_support(
-        labels, predicted, average="binary", pos_label=1, zero_division=0
-    )
-    tn, fp, fn, tp = (int(v) for v in confusion_matrix(labels, predicted, labels=[0, 1]).ravel())
+    counts = binary_metrics.Counts.of(labels, flagged(scores, threshold))
+    precision, recall, f1 = counts.precision_recall_f1()
     return {
-        "precision": float(precision),
-        "recall": float(recall),
-        "f1": float(f1),
-        "tp": tp,
-        "fp": fp,
-        "tn": tn,
-        "fn": fn,
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+        "tp": counts.tp,
+        "fp": counts.fp,
+        "tn": counts.tn,
+        "fn": counts.fn,
     }
 
 

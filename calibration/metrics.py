@@ -10,6 +10,7 @@ from typing import Optional
 
 import numpy as np
 
+from calibration.binary_metrics import Counts, roc_auc
 from edge.bundle import ScoreStats
 from edge.decide import flagged
 
@@ -51,16 +52,12 @@ def detection_metrics(
     `groups` names the folder (e.g. MVTec defect type) of each anomalous score; when there is
     more than one, recall and AUROC per group are added under "per_group".
     """
-    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support, roc_auc_score
-
     labels, scores = labelled(normal, anomalous)
-    predicted = flagged(scores, threshold).astype(int)
-    precision, recall, f1, _ = precision_recall_fscore_support(
-        labels, predicted, average="binary", pos_label=1, zero_division=0
-    )
-    tn, fp, fn, tp = (int(v) for v in confusion_matrix(labels, predicted, labels=[0, 1]).ravel())
+    counts = Counts.of(labels, flagged(scores, threshold))
+    precision, recall, f1 = counts.precision_recall_f1()
+    tp, fp, tn, fn = counts.tp, counts.fp, counts.tn, counts.fn
     metrics = {
-        "image_auroc": float(roc_auc_score(labels, scores)),
+        "image_auroc": roc_auc(labels, scores),
         "precision": float(precision),
         "recall": float(recall),
         "f1": float(f1),
@@ -81,7 +78,7 @@ def detection_metrics(
             per_group[name] = {
                 "count": int(g.size),
                 "recall": float(np.mean(flagged(g, threshold))),
-                "image_auroc": float(roc_auc_score(g_labels, g_scores)),
+                "image_auroc": roc_auc(g_labels, g_scores),
             }
         metrics["per_group"] = per_group
     return metrics

@@ -20,6 +20,7 @@ from typing import Callable, Optional
 import cv2
 import numpy as np
 
+from calibration.binary_metrics import roc_curve
 from edge.annotate import heatmap_overlay
 from edge.bundle import Manifest, ScoreStats
 from edge.decide import flagged
@@ -87,12 +88,10 @@ def plot_histogram(data: ReportData, path: Path) -> Path:
 
 
 def plot_roc(data: ReportData, path: Path) -> Path:
-    from sklearn.metrics import roc_curve
-
     plt = _pyplot()
     labels = np.concatenate([np.zeros(len(data.normal_scores), int), np.ones(len(data.anomalous_scores), int)])
     scores = np.concatenate([data.normal_scores, data.anomalous_scores])
-    fpr, tpr, _ = roc_curve(labels, scores)
+    fpr, tpr = roc_curve(labels, scores)
     t = data.manifest.threshold.value
     op_fpr = float(np.mean(flagged(data.normal_scores, t)))
     op_tpr = float(np.mean(flagged(data.anomalous_scores, t)))

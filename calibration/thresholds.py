@@ -12,7 +12,8 @@ Methods (the ``--method`` string):
   with n normal images, at most floor(R * n) of them score above it. The threshold is one of
   the normal scores. 0 <= R < 1.
 - ``f1``          the threshold that maximises F1 on normal + anomalous images (anomalous is
-  the positive class), found with scikit-learn's precision_recall_curve. It lies midway between
+  the positive class), found on the precision-recall curve (calibration.binary_metrics: scikit-learn's,
+  in numpy). It lies midway between
   the lowest flagged score and the highest unflagged one; ties in F1 go to the higher threshold
   (fewer false alarms). Needs anomalous images.
 """
@@ -25,6 +26,7 @@ from typing import Optional
 
 import numpy as np
 
+from calibration.binary_metrics import precision_recall_curve
 from edge.errors import EdgeError
 
 METHOD_HELP = "quantile:0.999 | meanstd:3 | fpr:0.001 | f1"
@@ -99,8 +101,6 @@ def fpr_threshold(normal: np.ndarray, rate: float) -> float:
 
 def f1_threshold(normal: np.ndarray, anomalous: np.ndarray) -> float:
     """F1-optimal threshold for the rule score > t (anomalous = positive class)."""
-    from sklearn.metrics import precision_recall_curve
-
     scores = np.concatenate([normal, anomalous]).astype(np.float64)
     labels = np.concatenate([np.zeros(len(normal), int), np.ones(len(anomalous), int)])
     precision, recall, cuts = precision_recall_curve(labels, scores)

@@ -27,9 +27,19 @@ class Alert:
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
     time: str = field(default_factory=_now_iso)
     extra: dict = field(default_factory=dict)
+    # The image problem in force when it was raised (edge.health: blur, moved, ...); None: healthy.
+    health: Optional[str] = None
+    # The bundle that raised it (edge.bundle.Bundle.id / .version); None: not known (an old record).
+    bundle_id: Optional[str] = None
+    bundle_version: Optional[int] = None
 
     def to_dict(self) -> dict:
         d = asdict(self)
+        if self.health is None:
+            del d["health"]  # a healthy alert's JSON stays as it always was
+        for key in ("bundle_id", "bundle_version"):
+            if d[key] is None:
+                del d[key]  # records made without a bundle read as before
         # Significant digits, not decimal places: scores of a good model can be 1e-4 and smaller.
         d["score"] = float(f"{float(self.score):.6g}")
         d["threshold"] = float(f"{float(self.threshold):.6g}")

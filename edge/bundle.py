@@ -10,6 +10,7 @@ import hashlib
 import json
 import shutil
 from datetime import datetime, timezone
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal, Optional
 
@@ -24,6 +25,8 @@ from edge.tiling import GeometryConfig
 
 SCHEMA_VERSION = 1
 MANIFEST = "bundle.json"
+# In a folder of bundle versions (edge/bundle_history.py): the file naming the version in use, e.g. "v3".
+CURRENT = "current"
 Quantization = Literal["int8", "float16", "dynamic", "float32"]
 # anomaly_map: the model outputs the anomaly map itself (edge/anomaly_map.py; pretrained-feature models)
 ModelKind = Literal["autoencoder", "classifier", "anomaly_map"]
@@ -60,6 +63,16 @@ class ScoreStats(StrictModel):
     quantiles: dict[str, float] = Field(default_factory=dict)
 
 
+class Calibration(StrictModel):
+    """Why a bundle version has its threshold: how it was calibrated, on what, and how many images."""
+
+    method: str
+    data: str  # the folder of normal frames
+    normal: int  # images scored
+    skipped: int = 0  # unreadable or truncated
+    on: str = "device"  # where: "device" (`edge calibrate --from`) or "desktop"
+
+
 class Manifest(StrictModel):
     """bundle.json. Unknown keys are refused so a typo never silently changes behaviour."""
 
@@ -78,6 +91,12 @@ class Manifest(StrictModel):
     # sha256 of every other file of the bundle the device reads (the inspection mask), by relative path
     files: dict[str, str] = Field(default_factory=dict)
     extra: dict[str, Any] = Field(default_factory=dict, description="model-specific data (e.g. CAM weights)")
+    # Lineage (edge/bundle_history.py): set on the versions `edge calibrate --from` writes; a bundle
+    # without them is version 1 of itself, its id derived from its bundle.json (Bundle.id).
+    id: Optional[str] = None
+    version: Optional[int] = None
+    parent: Optional[str] = None  # the id of the bundle this one was recalibrated from
+    calibration: Optional[Calibration] = None
 
     def card(self) -> "ModelCard":
         """The model card this bundle's model was exported with (what edge.detector's factories read)."""
@@ -102,6 +121,20 @@ class Bundle:
     @property
     def threshold(self) -> float:
         return self.manifest.threshold.value
+
+    @cached_property
+    def id(self) -> str:
+        """The manifest's id; for a bundle written before ids, the start of its bundle.json's sha256."""
+        if self.manifest.id:
+            return self.manifest.id
+        try:
+            return sha256_file(self.path / MANIFEST)[:12]
+        except OSError:
+            return ""
+
+    @property
+    def version(self) -> int:
+        return self.manifest.version or 1
 
 
 def sha256_file(path: str | Path) -> str:
@@ -138,6 +171,7 @@ def load_bundle(path: str | Path, verify: bool = True) -> Bundle:
     path = Path(path)
     if path.is_file() and path.name == MANIFEST:
         path = path.parent
+    path = current_version(path)
     manifest_path = path / MANIFEST
     if not path.is_dir():
         raise EdgeError(f"bundle not found: {path} (make one with `edge calibrate`)")
@@ -171,6 +205,23 @@ def load_bundle(path: str | Path, verify: bool = True) -> Bundle:
                     f"hash mismatch in {bundle.path}: {name} was changed after calibration; re-run `edge calibrate`"
                 )
     return bundle
+
+
+def current_version(path: Path) -> Path:
+    """A folder of bundle versions → its current version's folder; any other path as it is."""
+    pointer = path / CURRENT
+    if (path / MANIFEST).exists() or not pointer.is_file():
+        return path
+    try:
+        name = pointer.read_text(encoding="utf-8").strip()
+    except (OSError, ValueError) as exc:
+        raise EdgeError(f"cannot read {pointer}: {exc}") from None
+    if not name or "/" in name or name.startswith(".") or not (path / name).is_dir():
+        raise EdgeError(
+            f"{pointer} names {name!r}, which is not a version folder in {path}; "
+            "see `edge bundles PATH` and make one current with `edge bundles PATH --rollback`"
+        )
+    return path / name
 
 
 def write_bundle(out_dir: str | Path, manifest: Manifest, model_file: str | Path) -> Bundle:

@@ -33,6 +33,7 @@ from edge.sinks.base import Sink
 from edge.sinks.dispatch import AlertDispatcher, Render
 from edge.sources import FrameSource, as_frame_source
 from edge.tiling import FrameScorer, GeometryConfig, Scored, Tiler
+from edge.watch import Watch
 
 SCORES_KEPT = 100_000  # recent scores kept in the summary; bounded for runs that last months
 FLUSH_AT_END_S = 30.0  # at the end of run(), wait this long for the alert worker to catch up
@@ -195,6 +196,7 @@ class Pipeline:
         self.attach(sinks, snapshots)
         self.label = self.detector.label
         self.observer = None  # edge run --web: the page's edge.web.observer.Observer
+        self.watch: Optional[Watch] = None  # health and drift (edge.watch), set by edge.app
         self._stop = False
         self._stopped_by_signal = False
 
@@ -319,6 +321,8 @@ class Pipeline:
         scored = self.scorer.combine(detection, hw)
         t3 = time.perf_counter()
         decision = self.decider.frame(scored.score, (frame, scored))
+        if self.watch is not None:  # before the alert goes out, so it carries the picture's state
+            self._watch(frame, scored.score, decision is not None)
         warning = self.saturation.observe(scored.score)
         if warning:
             self.log(warning)
@@ -363,6 +367,9 @@ class Pipeline:
             box=box,
             time=_iso(frame.timestamp),
             extra=extra,
+            health=self.watch.unhealthy if self.watch is not None else None,
+            bundle_id=self.bundle.id,
+            bundle_version=self.bundle.version,
         )
         self._emit(alert, self._immediate)
         drawn, caption = None, self.label
@@ -377,6 +384,13 @@ class Pipeline:
         self.dispatcher.submit(alert, render)
         summary.alerts += 1
         self.metrics.alerts += 1
+
+    def _watch(self, frame: Frame, score: float, flagged: bool) -> None:
+        """Health and drift of this frame; a change of state goes to the sinks as an event (never GPIO)."""
+        for event in self.watch.observe(frame.image, score, flagged, frame.timestamp, frame.source):
+            self.log(f"{event.kind}: {event.previous} -> {event.state}: {event.advice}")
+            self.metrics.health_event(event)
+            self.dispatcher.submit_event(event)
 
     def _renderer(self, image, heat_map, score: float, threshold: float, box, drawn, caption: str) -> Render:
         """The snapshot pictures of one alert, drawn later on the alert worker (with its own Tiler)."""

@@ -76,9 +76,9 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from edge_cli.commands import bench, calibrate, collect, demo, eval, events, export, info, run, train
+    from edge_cli.commands import bench, bundles, calibrate, collect, demo, eval, events, export, info, run, train
 
-    for module in (collect, train, export, calibrate, run, events, demo, eval, bench, info):
+    for module in (collect, train, export, calibrate, run, events, bundles, demo, eval, bench, info):
         module.register(app)
     # every command and sub-group gets the plain help above, without each module having to ask for it
     for group in app.registered_groups:

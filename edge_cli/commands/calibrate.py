@@ -1,12 +1,12 @@
 """`edge calibrate`: set the anomaly threshold on real images with the exported model → a bundle.
 
-The work is done by the desktop package `calibration` (scikit-learn, matplotlib), imported
-inside the command so `edge run` on a device never loads it.
+The work is done by the package `calibration` (numpy; matplotlib draws the report when it is
+installed), imported inside the command so `edge run` never loads it. It runs on a device
+install too; `--from BUNDLE` writes a new version of a bundle (calibration.recalibrate).
 """
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from typing import Optional
 
@@ -25,7 +25,18 @@ _METHOD_HELP = (
 )
 
 
-_MODEL = typer.Argument(..., help="The .tflite from `edge export`; its card <model>.json must sit beside it.")
+_MODEL = typer.Argument(
+    None,
+    help="The .tflite from `edge export`; its card <model>.json must sit beside it. "
+    "With --from: optional, and then it must be the bundle's model.",
+)
+_FROM = typer.Option(
+    None,
+    "--from",
+    help="Recalibrate this bundle (or history of bundle versions) on the device's frames: a new version "
+    "with the same model, a new threshold, its parent and why recorded; added to the history (BUNDLE itself, "
+    "or --out for a plain bundle) and made current. See `edge bundles`.",
+)
 _NORMAL = typer.Option(
     ...,
     "--normal",
@@ -42,7 +53,13 @@ _ANOMALOUS = typer.Option(
     "precision/recall/F1 and the ROC plot; required by --method f1.",
 )
 _METHOD = typer.Option("quantile:0.999", "--method", "-m", help=_METHOD_HELP)
-_OUT = typer.Option(..., "--out", "-o", help="Bundle folder to write (an old bundle there is replaced).")
+_OUT = typer.Option(
+    None,
+    "--out",
+    "-o",
+    help="Bundle folder to write (an old bundle there is replaced). With --from: the history of versions "
+    "(default: the --from history).",
+)
 _SCORE = typer.Option(
     None,
     "--score",
@@ -99,11 +116,12 @@ def register(app: typer.Typer) -> None:
 
 
 def calibrate(
-    model: Path = _MODEL,
+    model: Optional[Path] = _MODEL,
     normal: Path = _NORMAL,
     anomalous: Optional[Path] = _ANOMALOUS,
     method: str = _METHOD,
-    out: Path = _OUT,
+    out: Optional[Path] = _OUT,
+    from_bundle: Optional[Path] = _FROM,
     score: Optional[str] = _SCORE,
     blur_sigma: Optional[float] = _BLUR_SIGMA,
     topk: Optional[float] = _TOPK,
@@ -136,9 +154,34 @@ def calibrate(
 
     Tiled: edge calibrate model_int8.tflite --normal frames/good --anomalous frames/bad --tile model \
 --mask belt.png --out bundle
+
+    On the device (no scikit-learn or matplotlib needed; the report is then skipped): a new version
+    of the running bundle from the frames `edge collect` gathered, e.g.
+    edge calibrate --from bundles/line1 --normal collected/train/good
     """
     _check_choices(score, error)
-    _require_desktop_packages()
+    if from_bundle is not None:
+        _refuse_with_from(anomalous, roi, mask, tile, tile_overlap)
+        from calibration.recalibrate import recalibrate
+
+        bundle = recalibrate(
+            from_bundle,
+            normal,
+            method,
+            out,
+            model=model,
+            score=score,
+            blur_sigma=blur_sigma,
+            topk=topk,
+            error=error,
+            batch_size=batch_size,
+            threads=threads,
+            progress=not no_progress,
+        )
+        typer.echo(str(bundle.path))
+        return
+    if model is None or out is None:
+        raise EdgeError("pass the MODEL (.tflite) and --out BUNDLE, or --from BUNDLE to recalibrate a bundle")
     geometry = None
     if any(v is not None for v in (roi, mask, tile, tile_overlap)):
         geometry = geometry_with_options(None, roi, str(mask) if mask is not None else None, tile, tile_overlap)
@@ -169,10 +212,9 @@ def _check_choices(score: Optional[str], error: Optional[str]) -> None:
         raise EdgeError(f"unknown --error {error!r}; choose squared or ssim")
 
 
-def _require_desktop_packages() -> None:
-    for dep in ("sklearn", "matplotlib"):
-        if importlib.util.find_spec(dep) is None:
-            raise EdgeError(
-                "`edge calibrate` runs on the desktop and needs scikit-learn and matplotlib: "
-                "pip install 'edge-inspect[desktop]'"
-            )
+def _refuse_with_from(anomalous, roi, mask, tile, tile_overlap) -> None:
+    """A new version keeps its parent's geometry and is set on normal frames only."""
+    if anomalous is not None:
+        raise EdgeError("--from recalibrates on normal frames only; --anomalous is for a desktop calibration")
+    if any(v is not None for v in (roi, mask, tile, tile_overlap)):
+        raise EdgeError("--from keeps the bundle's ROI, mask and tiling; --roi/--mask/--tile apply to a new bundle")
