@@ -119,3 +119,33 @@ def test_escape_sequences_in_stored_text_never_reach_the_terminal(tmp_path):
     assert "\\x1b[2J" in proc.stdout and "[bold]1[/bold]" in proc.stdout
     shown = run_edge("events", "--db", path, "--json", cwd=ROOT, timeout=60).stdout
     assert json.loads(shown)["source"] == hostile and "\x1b" not in shown
+
+
+def test_a_store_from_before_the_bundle_columns_is_read_then_upgraded_in_place(tmp_path):
+    """Alerts carry the bundle id and version (issue 15). A store written before has no such columns:
+    `edge events` reads it as it was, and the next run adds them without losing a row."""
+    import sqlite3
+
+    from edge.sinks.sqlite_store import SCHEMA, EventQuery, query_events
+
+    db_path = tmp_path / "events.db"
+    with sqlite3.connect(db_path) as db:  # the old layout: SCHEMA alone, no ALTER TABLE
+        db.executescript(SCHEMA)
+    row = make_alert(1).to_dict()  # one row as the old sink wrote it
+    with sqlite3.connect(db_path) as db:
+        db.execute(
+            "INSERT INTO events (id, time, ts, source, frame_index, score, threshold, label) VALUES (?,?,?,?,?,?,?,?)",
+            (row["id"], row["time"], 0.0, row["source"], 1, row["score"], row["threshold"], row["label"]),
+        )
+    rows, total = query_events(db_path, EventQuery(limit=None))
+    assert total == 1 and "bundle_id" not in rows[0] and "bundle_version" not in rows[0]
+
+    sink = SqliteSink(db_path)  # a new run opens it: the columns are added
+    new = make_alert(2, bundle_id="ab12cd34", bundle_version=3)
+    assert sink.emit(new)
+    sink.close()
+    rows, total = query_events(db_path, EventQuery(limit=None))
+    by_id = {r["id"]: r for r in rows}
+    assert total == 2
+    assert by_id[new.id]["bundle_id"] == "ab12cd34" and by_id[new.id]["bundle_version"] == 3
+    assert "bundle_id" not in by_id[row["id"]]

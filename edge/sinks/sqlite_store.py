@@ -61,6 +61,21 @@ COLUMNS = (
     "annotated",
     "extra",
 )
+# Added after the first stores were written: ALTER TABLE adds them to an old store when a run opens
+# it for writing; a reader selects them only where they exist (an old store read by `edge events`).
+LATER_COLUMNS = {"bundle_id": "TEXT", "bundle_version": "INTEGER"}
+
+
+def _add_later_columns(db: sqlite3.Connection) -> None:
+    present = {row[1] for row in db.execute("PRAGMA table_info(events)")}
+    for name, kind in LATER_COLUMNS.items():
+        if name not in present:
+            db.execute(f"ALTER TABLE events ADD COLUMN {name} {kind}")
+
+
+def _columns(db: sqlite3.Connection) -> tuple[str, ...]:
+    present = {row[1] for row in db.execute("PRAGMA table_info(events)")}
+    return COLUMNS + tuple(name for name in LATER_COLUMNS if name in present)
 
 
 def _epoch(iso: str) -> float:
@@ -86,6 +101,7 @@ class SqliteSink:
             # NORMAL in WAL mode survives a process crash; FULL also survives a power cut.
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(SCHEMA)
+            _add_later_columns(self._db)
             self._db.commit()
         except sqlite3.DatabaseError as exc:
             raise EdgeError(f"cannot open event store {self.path}: {exc}; check the path and its permissions") from None
@@ -106,11 +122,14 @@ class SqliteSink:
             d["snapshot"],
             d["annotated"],
             _extra_json(d),
+            d.get("bundle_id"),
+            d.get("bundle_version"),
         )
+        columns = COLUMNS + tuple(LATER_COLUMNS)
         try:
             with self._lock, self._db:
                 self._db.execute(
-                    f"INSERT OR IGNORE INTO events ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})", row
+                    f"INSERT OR IGNORE INTO events ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})", row
                 )
             self.written += 1
             clear_problem(f"write:{self.path}")
@@ -214,11 +233,17 @@ def open_readonly(path: str | Path) -> sqlite3.Connection:
     return db
 
 
-def _row_to_dict(row: tuple) -> dict:
-    d = dict(zip(COLUMNS, row, strict=True))
+def _row_to_dict(columns: tuple[str, ...], row: tuple) -> dict:
+    """A stored event as the alert's own JSON has it (edge.alert.Alert.to_dict)."""
+    d = dict(zip(columns, row, strict=True))
     d.pop("ts")
     d["box"] = json.loads(d["box"]) if d["box"] else None
     d["extra"] = json.loads(d["extra"]) if d["extra"] else {}
+    if "health" in d["extra"]:  # kept in extra (see _extra_json); the alert has it at the top
+        d["health"] = d["extra"].pop("health")
+    for name in LATER_COLUMNS:  # left out of an alert's JSON when unset, so here too
+        if d.get(name) is None:
+            d.pop(name, None)
     return d
 
 
@@ -240,10 +265,11 @@ def query_events(path: str | Path, q: EventQuery) -> tuple[list[dict], int]:
     try:
         where, params = q.where()
         total = db.execute(f"SELECT COUNT(*) FROM events{where}", params).fetchone()[0]
-        sql = f"SELECT {', '.join(COLUMNS)} FROM events{where} ORDER BY ts DESC, rowid DESC"
+        columns = _columns(db)
+        sql = f"SELECT {', '.join(columns)} FROM events{where} ORDER BY ts DESC, rowid DESC"
         if q.limit is not None:
             sql += f" LIMIT {int(q.limit)}"
-        rows = [_row_to_dict(r) for r in db.execute(sql, params)]
+        rows = [_row_to_dict(columns, r) for r in db.execute(sql, params)]
         reviews = reviews_by_alert(db)
     finally:
         db.close()
