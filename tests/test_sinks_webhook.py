@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 
@@ -156,6 +157,29 @@ def test_outbox_keeps_order_across_reopen_and_deletes_only_what_was_acknowledged
     with sqlite3.connect(tmp_path / "o.db") as db:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     box.close()
+
+
+def test_a_receiver_slower_than_the_timeout_is_said_plainly(tmp_path):
+    """A receiver that answers after timeout_s is never acknowledged (the fault suite's slow receiver):
+    the delivery error says so and names the setting, instead of a bare 'timed out'."""
+    import socket
+
+    from edge.sinks.outbox import Entry
+    from edge.sinks.webhook import WebhookTransport
+
+    slow = socket.socket()  # accepts the connection, never answers within the timeout
+    slow.bind(("127.0.0.1", 0))
+    slow.listen(4)
+    try:
+        transport = WebhookTransport(f"http://user:secret@127.0.0.1:{slow.getsockname()[1]}/hook", timeout_s=0.3)
+        alert = make_alert(0)
+        with pytest.raises(ConnectionError) as caught:
+            transport.send(Entry(1, alert.id, json.dumps(alert.to_dict())))
+        message = str(caught.value)
+        assert "no answer within 0.3 s" in message and "sinks.webhook.timeout_s" in message
+        assert "secret" not in message
+    finally:
+        slow.close()
 
 
 def test_close_is_bounded_when_the_receiver_hangs(tmp_path):

@@ -56,7 +56,19 @@ class WebhookTransport:
                 raise Rejected(f"HTTP {exc.code} {exc.reason} from {self.shown}") from None
             raise ConnectionError(f"HTTP {exc.code} {exc.reason} from {self.shown}") from None
         except urllib.error.URLError as exc:
+            if isinstance(exc.reason, TimeoutError):
+                raise ConnectionError(self._too_slow()) from None
             raise ConnectionError(f"{self.shown}: {exc.reason}") from None
+        except TimeoutError:  # the answer did not come in time (the connection itself was made)
+            raise ConnectionError(self._too_slow()) from None
+
+    def _too_slow(self) -> str:
+        # Said plainly: a receiver that always answers after the timeout is never acknowledged, so the
+        # ordered outbox re-sends its first alert and the rest wait (benchmarks/results/faults_alerts.md).
+        return (
+            f"{self.shown}: no answer within {self.timeout_s:g} s; if the receiver is slower than that, "
+            "raise sinks.webhook.timeout_s (until then alerts wait in the outbox)"
+        )
 
     def close(self) -> None:
         pass
