@@ -63,32 +63,30 @@ def _export_draem(run_dir: Path, request: ExportRequest) -> Path:
     return draem.export_draem(run_dir, request.quantize, out=request.out, log=request.log)
 
 
-def _export_autoencoder(run_dir: Path, request: ExportRequest) -> Path:
-    return autoencoder.export_autoencoder(
-        run_dir,
-        request.quantize,
-        representative=request.representative,
-        out=request.out,
-        check_parity=request.check_parity,
-        log=request.log,
-    )
+def _with_every_option(export: Callable[..., Path]) -> Callable[[Path, ExportRequest], Path]:
+    """Keras autoencoders and classifiers take every export option (a --representative folder, parity)."""
+
+    def export_run(run_dir: Path, request: ExportRequest) -> Path:
+        return export(
+            run_dir,
+            request.quantize,
+            representative=request.representative,
+            out=request.out,
+            check_parity=request.check_parity,
+            log=request.log,
+        )
+
+    return export_run
+
+
+_export_autoencoder = _with_every_option(autoencoder.export_autoencoder)
+_export_classifier = _with_every_option(classifier.export_classifier)
 
 
 def _export_latent_kmeans(run_dir: Path, request: ExportRequest) -> Path:
     # parity is always checked: it is cheap on this small model
     return latent_kmeans.export_latent_kmeans(
         run_dir, request.quantize, out=request.out, representative=request.representative, log=request.log
-    )
-
-
-def _export_classifier(run_dir: Path, request: ExportRequest) -> Path:
-    return classifier.export_classifier(
-        run_dir,
-        request.quantize,
-        representative=request.representative,
-        out=request.out,
-        check_parity=request.check_parity,
-        log=request.log,
     )
 
 

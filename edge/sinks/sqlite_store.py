@@ -66,16 +66,16 @@ COLUMNS = (
 LATER_COLUMNS = {"bundle_id": "TEXT", "bundle_version": "INTEGER"}
 
 
-def _add_later_columns(db: sqlite3.Connection) -> None:
-    present = {row[1] for row in db.execute("PRAGMA table_info(events)")}
-    for name, kind in LATER_COLUMNS.items():
-        if name not in present:
-            db.execute(f"ALTER TABLE events ADD COLUMN {name} {kind}")
-
-
 def _columns(db: sqlite3.Connection) -> tuple[str, ...]:
+    """The events table's columns in this store: COLUMNS, then whichever of LATER_COLUMNS it has."""
     present = {row[1] for row in db.execute("PRAGMA table_info(events)")}
     return COLUMNS + tuple(name for name in LATER_COLUMNS if name in present)
+
+
+def _add_later_columns(db: sqlite3.Connection) -> None:
+    for name, kind in LATER_COLUMNS.items():
+        if name not in _columns(db):
+            db.execute(f"ALTER TABLE events ADD COLUMN {name} {kind}")
 
 
 def _epoch(iso: str) -> float:
