@@ -1,6 +1,8 @@
 """Bad input to the device commands (edge run, events, info, bench, demo) is one line: `error: …`
-on stderr, a non-zero exit, never a traceback. Each case is a real `python -m edge_cli` subprocess
-that fails before loading a model, so the sweep stays fast."""
+on stderr, a non-zero exit, never a traceback. Every case runs `edge` inside the test process, its
+output captured at file descriptors 1 and 2 as a subprocess's pipes would be (the sweep is 55 cases;
+a fresh interpreter each costs a second of CPU); one case per command also runs as a real
+`python -m edge_cli` subprocess, so what the process itself prints and returns is checked too."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from cli_helpers import REPO, run_edge
+from cli_helpers import REPO, run_edge, run_edge_in_process
 
 DEMO = REPO / "edge" / "demo"
 BUNDLE = DEMO / "bundle"
@@ -127,12 +129,29 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("args, message", CASES, ids=[" ".join(map(str, a))[:60] for a, _ in CASES])
-def test_bad_input_is_one_error_line(bad, tmp_path, args, message):
-    argv = [str(a).replace("{bad}", str(bad)) for a in args]
-    proc = run_edge(*argv, cwd=tmp_path, timeout=60)
+def _assert_one_error_line(proc, message: str, cwd: Path) -> None:
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode != 0, proc.stderr
     assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
     assert message in lines[0]
-    assert not any(tmp_path.iterdir()), "a refused run leaves nothing behind"
+    assert not any(cwd.iterdir()), "a refused run leaves nothing behind"
+
+
+def _argv(args, bad: Path) -> list[str]:
+    return [str(a).replace("{bad}", str(bad)) for a in args]
+
+
+@pytest.mark.parametrize("args, message", CASES, ids=[" ".join(map(str, a))[:60] for a, _ in CASES])
+def test_bad_input_is_one_error_line(bad, tmp_path, args, message):
+    _assert_one_error_line(run_edge_in_process(*_argv(args, bad), cwd=tmp_path), message, tmp_path)
+
+
+# The first case of each command, and an unknown command, as a real process.
+IN_A_PROCESS = [
+    next(case for case in CASES if case[0][0] == command) for command in dict.fromkeys(a[0] for a, _ in CASES)
+]
+
+
+@pytest.mark.parametrize("args, message", IN_A_PROCESS, ids=[" ".join(map(str, a))[:60] for a, _ in IN_A_PROCESS])
+def test_bad_input_in_a_real_process(bad, tmp_path, args, message):
+    _assert_one_error_line(run_edge(*_argv(args, bad), cwd=tmp_path, timeout=60), message, tmp_path)
