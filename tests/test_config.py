@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from cli_helpers import run_edge
+from cli_helpers import run_edge_in_process as run_edge  # device commands: no fresh interpreter needed
 
 from edge.config import RunConfig, SinksConfig, load_config
 from edge.errors import EdgeError
