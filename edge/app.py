@@ -93,6 +93,7 @@ def attach_sinks(config: RunConfig, pipeline: Pipeline) -> BuiltSinks:
     if built.dispatcher is not None:
         built.dispatcher.log = pipeline.log
     pipeline.attach(list(built.group), built.snapshots, built.dispatcher)
+    built.bind_run(pipeline)  # MQTT metrics, Sparkplug, OPC UA read the run's counters from beside the loop
     return built
 
 

@@ -129,7 +129,12 @@ class TlsConfig(StrictModel):
 class MqttConfig(_Delivery):
     host: str = Field(..., description="broker host name or address")
     port: Optional[int] = Field(None, ge=1, le=65535, description="default 1883, or 8883 with tls")
-    prefix: str = Field("edge-inspect", description="topics: <prefix>/alerts and <prefix>/status")
+    prefix: str = Field("edge-inspect", description="topics: <prefix>/<station>/<inspection>/alerts, /status, ...")
+    station: Optional[str] = Field(None, description="this device's topic level; default its host name")
+    inspection: str = Field("default", description="this camera's topic level under the station")
+    metrics_every_s: float = Field(10.0, ge=0, description="small JSON on <base>/metrics every N s; 0: off")
+    home_assistant: bool = Field(False, description="retained Home Assistant discovery configs (defect, score, fps)")
+    discovery_prefix: str = Field("homeassistant", description="Home Assistant's discovery prefix")
     client_id: Optional[str] = Field(None, description="default edge-inspect-<hostname>; unique per device")
     username: Optional[str] = None
     password_env: Optional[str] = Field(None, description="environment variable holding the password")
@@ -154,6 +159,32 @@ class MqttConfig(_Delivery):
         v = v.strip("/")
         if not v or any(c in v for c in "#+"):
             raise ValueError("prefix must be a non-empty topic without wildcards (# +)")
+        return v
+
+    @model_validator(mode="after")
+    def _sensors_need_metrics(self):
+        if self.home_assistant and self.metrics_every_s <= 0:
+            raise ValueError(
+                "home_assistant needs metrics_every_s > 0: the score and fps sensors read the metrics topic"
+            )
+        return self
+
+    @field_validator("discovery_prefix")
+    @classmethod
+    def _discovery_prefix(cls, v: str) -> str:
+        v = v.strip("/")
+        if not v or any(c in v for c in "#+"):
+            raise ValueError("discovery_prefix must be a non-empty topic without wildcards (# +)")
+        return v
+
+    @field_validator("station", "inspection")
+    @classmethod
+    def _topic_level(cls, v: Optional[str], info) -> Optional[str]:
+        from edge.sinks.topics import level_problem
+
+        problem = level_problem(v, info.field_name) if v is not None else None
+        if problem is not None:
+            raise ValueError(problem)
         return v
 
     @property

@@ -88,7 +88,7 @@ def test_an_alert_the_event_store_has_reaches_both_network_sinks_after_a_crash(b
         f"""\
   snapshots: false
   webhook: {{url: "http://127.0.0.1:{web_port}/alerts", backoff_s: 0.05, close_timeout_s: 0.5}}
-  mqtt: {{host: 127.0.0.1, port: {mqtt_port}, prefix: crash, backoff_s: 0.05, close_timeout_s: 0.5,
+  mqtt: {{host: 127.0.0.1, port: {mqtt_port}, prefix: crash, station: s1, backoff_s: 0.05, close_timeout_s: 0.5,
           connect_timeout_s: 0.5}}
 """,
     )
@@ -100,14 +100,14 @@ def test_an_alert_the_event_store_has_reaches_both_network_sinks_after_a_crash(b
 
     broker = Mosquitto(require_mosquitto(), tmp_path / "broker", port=mqtt_port).start()
     receiver = Receiver(port=web_port)
-    sub = Subscriber(mqtt_port, "crash/alerts", client_id="t-crash", clean=True)
+    sub = Subscriber(mqtt_port, "crash/s1/default/alerts", client_id="t-crash", clean=True)
     try:
         again = run_edge("run", "--config", str(config))
         assert again.returncode == 0, again.stderr
         produced = set(jsonl_ids(out))
         assert kept <= produced and store_ids(out) == produced
         assert wait_until(lambda: produced <= set(receiver.ids()), 10)
-        assert wait_until(lambda: produced <= set(sub.alert_ids("crash/alerts")), 10)
+        assert wait_until(lambda: produced <= set(sub.alert_ids("crash/s1/default/alerts")), 10)
         assert "had not reached every sink" in again.stderr
     finally:
         sub.close()

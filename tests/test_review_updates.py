@@ -30,7 +30,7 @@ def test_a_review_reaches_mqtt_and_the_webhook_and_never_pulses_the_gate(tmp_pat
     config = tmp_path / "sinks.yaml"
     config.write_text(
         "sinks:\n  gpio: {pin: 17, pulse_ms: 5}\n"
-        f"  mqtt: {{host: 127.0.0.1, port: {broker.port}, prefix: line}}\n"
+        f"  mqtt: {{host: 127.0.0.1, port: {broker.port}, prefix: line, station: s1}}\n"
         f"  webhook: {{url: '{receiver.url}'}}\n"
     )
     monkeypatch.setenv("GPIOZERO_PIN_FACTORY", "mock")
@@ -41,12 +41,12 @@ def test_a_review_reaches_mqtt_and_the_webhook_and_never_pulses_the_gate(tmp_pat
         status, record = station.json(f"/api/alerts/{alert['id']}/review", body)
         assert status == 200 and record["verdict"] == "real_defect"
 
-        assert wait_until(lambda: _reviews(sub.payloads("line/reviews")), timeout=15)
-        review = _reviews(sub.payloads("line/reviews"))[0]
+        assert wait_until(lambda: _reviews(sub.payloads("line/s1/default/reviews")), timeout=15)
+        review = _reviews(sub.payloads("line/s1/default/reviews"))[0]
         assert review["alert_id"] == alert["id"] and review["verdict"] == "real_defect"
         assert review["defect"] == "crack" and review["id"] != alert["id"]
-        assert not sub.retained("line/reviews")
-        assert not _reviews(sub.payloads("line/alerts"))  # never on the alerts topic
+        assert not sub.retained("line/s1/default/reviews")
+        assert not _reviews(sub.payloads("line/s1/default/alerts"))  # never on the alerts topic
 
         assert wait_until(lambda: _reviews([json.dumps(r["body"]).encode() for r in receiver.requests]), timeout=15)
         posted = next(r for r in receiver.requests if r["body"].get("type") == "review")

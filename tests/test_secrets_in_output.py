@@ -76,7 +76,8 @@ def test_no_secret_in_any_output_of_a_run(demo_stream, tmp_path):
     receiver = Receiver(fail_first=2)  # two failed deliveries: the failure lines name the URL
     stream = f"http://cam-user:cam-pass@127.0.0.1:{demo_stream}/line.avi?user=cam-user&pwd=pwd-secret&ch=1"
     hook = f"http://hook-user:hook-pass@127.0.0.1:{receiver.port}/alerts?token=tok-secret"
-    mqtt = f"  mqtt: {{host: 127.0.0.1, port: {broker.port}, prefix: line, backoff_s: 0.05}}\n" if broker else ""
+    mqtt = f"  mqtt: {{host: 127.0.0.1, port: {broker.port}, prefix: line, station: s1, backoff_s: 0.05}}\n"
+    mqtt = mqtt if broker else ""
     config = tmp_path / "edge.yaml"
     config.write_text(
         f'bundle: {DEMO / "bundle"}\nsource:\n  url: "{stream}"\n  mode: every\nout: {tmp_path / "out"}\n'
@@ -89,7 +90,7 @@ def test_no_secret_in_any_output_of_a_run(demo_stream, tmp_path):
         assert alerts, "the defective tiles should raise alerts"
         wait_until(lambda: len(receiver.requests) >= len(alerts), timeout=10)
         if subscriber:
-            wait_until(lambda: len(subscriber.payloads("line/alerts")) >= len(alerts), timeout=10)
+            wait_until(lambda: len(subscriber.payloads("line/s1/default/alerts")) >= len(alerts), timeout=10)
         texts = {"stdout": proc.stdout, "stderr": proc.stderr, **files_under(tmp_path / "out")}
         texts["webhook"] = json.dumps([r["body"] for r in receiver.requests])
         texts["mqtt"] = repr(subscriber.messages) if subscriber else ""

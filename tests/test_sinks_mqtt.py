@@ -26,7 +26,7 @@ from edge.errors import EdgeError
 from edge.sinks.mqtt import MqttSink
 
 ROOT = Path(__file__).resolve().parent.parent
-FAST = dict(backoff_s=0.05, backoff_max_s=1.0, close_timeout_s=3.0, connect_timeout_s=5.0)
+FAST = dict(backoff_s=0.05, backoff_max_s=1.0, close_timeout_s=3.0, connect_timeout_s=5.0, station="s1")
 
 
 @pytest.fixture
@@ -43,31 +43,31 @@ def test_alerts_are_published_qos1_not_retained_and_status_is_online_retained(br
         alerts = [make_alert(i) for i in range(5)]
         for a in alerts:
             sink.emit(a)
-        assert wait_until(lambda: len(sub.alert_ids("line1/alerts")) == 5, 10)
+        assert wait_until(lambda: len(sub.alert_ids("line1/s1/default/alerts")) == 5, 10)
         assert wait_until(lambda: sink.pending == 0, 5)
-        assert sub.alert_ids("line1/alerts") == [a.id for a in alerts]
-        assert json.loads(sub.payloads("line1/alerts")[0]) == alerts[0].to_dict()
-        assert b"online" in sub.payloads("line1/status")
+        assert sub.alert_ids("line1/s1/default/alerts") == [a.id for a in alerts]
+        assert json.loads(sub.payloads("line1/s1/default/alerts")[0]) == alerts[0].to_dict()
+        assert b"online" in sub.payloads("line1/s1/default/status")
         # Events are not retained: a subscriber arriving later gets the status, no old alert.
         late = Subscriber(broker.port, "line1/#", client_id="t-late", clean=True)
-        assert wait_until(lambda: late.retained("line1/status") == [b"online"], 5)
-        assert late.payloads("line1/alerts") == []
+        assert wait_until(lambda: late.retained("line1/s1/default/status") == [b"online"], 5)
+        assert late.payloads("line1/s1/default/alerts") == []
         late.close()
     finally:
         sink.close()
     # A clean stop says "offline" itself (the will is only for deaths).
-    assert wait_until(lambda: sub.payloads("line1/status")[-1:] == [b"offline"], 5)
+    assert wait_until(lambda: sub.payloads("line1/s1/default/status")[-1:] == [b"offline"], 5)
     sub.close()
 
 
 def test_broker_stopped_and_restarted_mid_run_loses_no_alert(broker, tmp_path, capsys):
-    sub = Subscriber(broker.port, "plant/alerts", client_id="t-outage")  # persistent QoS 1 session
+    sub = Subscriber(broker.port, "plant/s1/default/alerts", client_id="t-outage")  # persistent QoS 1 session
     sink = MqttSink("127.0.0.1", tmp_path / "state", port=broker.port, prefix="plant", **FAST)
     alerts = [make_alert(i) for i in range(30)]
     try:
         for a in alerts[:10]:
             sink.emit(a)
-        assert wait_until(lambda: len(set(sub.alert_ids("plant/alerts"))) == 10, 10)
+        assert wait_until(lambda: len(set(sub.alert_ids("plant/s1/default/alerts"))) == 10, 10)
 
         broker.stop()
         assert wait_until(lambda: not sink.transport.connected.is_set(), 10)
@@ -82,7 +82,7 @@ def test_broker_stopped_and_restarted_mid_run_loses_no_alert(broker, tmp_path, c
         for a in alerts[20:]:
             sink.emit(a)
         # At least once: every id arrives; duplicates are allowed and removed by id.
-        assert wait_until(lambda: set(sub.alert_ids("plant/alerts")) == {a.id for a in alerts}, 30)
+        assert wait_until(lambda: set(sub.alert_ids("plant/s1/default/alerts")) == {a.id for a in alerts}, 30)
         assert wait_until(lambda: sink.pending == 0, 10)
     finally:
         sink.close()
@@ -90,17 +90,17 @@ def test_broker_stopped_and_restarted_mid_run_loses_no_alert(broker, tmp_path, c
     err = capsys.readouterr().err
     assert "mqtt: lost 127.0.0.1" in err
     assert "mqtt: connected to" in err
-    received = sub.alert_ids("plant/alerts")
+    received = sub.alert_ids("plant/s1/default/alerts")
     # Order of first arrival follows emission order.
     assert list(dict.fromkeys(received)) == [a.id for a in alerts]
 
 
 def test_last_will_offline_is_published_when_the_process_dies(broker, tmp_path):
-    sub = Subscriber(broker.port, "cell/status", client_id="t-will", clean=True)
+    sub = Subscriber(broker.port, "cell/s1/default/status", client_id="t-will", clean=True)
     script = textwrap.dedent(f"""
         import sys, time
         from edge.sinks.mqtt import MqttSink
-        sink = MqttSink("127.0.0.1", {str(tmp_path / "state")!r}, port={broker.port}, prefix="cell")
+        sink = MqttSink("127.0.0.1", {str(tmp_path / "state")!r}, port={broker.port}, prefix="cell", station="s1")
         print("connected" if sink.transport.connected.is_set() else "not connected", flush=True)
         time.sleep(60)
     """)
@@ -109,17 +109,17 @@ def test_last_will_offline_is_published_when_the_process_dies(broker, tmp_path):
     )
     try:
         assert proc.stdout.readline().strip() == "connected"
-        assert wait_until(lambda: b"online" in sub.payloads("cell/status"), 10)
+        assert wait_until(lambda: b"online" in sub.payloads("cell/s1/default/status"), 10)
         proc.send_signal(signal.SIGKILL)  # no clean shutdown: only the broker can tell
         proc.wait(10)
-        assert wait_until(lambda: sub.payloads("cell/status")[-1:] == [b"offline"], 10)
+        assert wait_until(lambda: sub.payloads("cell/s1/default/status")[-1:] == [b"offline"], 10)
     finally:
         if proc.poll() is None:
             proc.kill()
         sub.close()
-    late = Subscriber(broker.port, "cell/status", client_id="t-will-late", clean=True)
+    late = Subscriber(broker.port, "cell/s1/default/status", client_id="t-will-late", clean=True)
     try:
-        assert wait_until(lambda: late.retained("cell/status") == [b"offline"], 5)  # retained
+        assert wait_until(lambda: late.retained("cell/s1/default/status") == [b"offline"], 5)  # retained
     finally:
         late.close()
 
@@ -139,9 +139,9 @@ def test_unreachable_broker_at_start_warns_and_queues_then_delivers(tmp_path, ca
         broker = Mosquitto(binary, tmp_path / "broker", port=port)
         # The subscriber's session must exist before the alerts are published.
         broker.start()
-        sub = Subscriber(port, "late/alerts", client_id="t-late-start", clean=True)
+        sub = Subscriber(port, "late/s1/default/alerts", client_id="t-late-start", clean=True)
         # paho retries with a growing delay; the queued alerts go out once it reconnects.
-        assert wait_until(lambda: set(sub.alert_ids("late/alerts")) == {a.id for a in alerts}, 30)
+        assert wait_until(lambda: set(sub.alert_ids("late/s1/default/alerts")) == {a.id for a in alerts}, 30)
         sub.close()
     finally:
         sink.close()
@@ -164,10 +164,10 @@ def test_undelivered_alerts_are_sent_after_a_restart(broker, tmp_path):
         first.emit(a)
     first.close()
     broker.start()
-    sub = Subscriber(port, "r/alerts", client_id="t-restart", clean=True)
+    sub = Subscriber(port, "r/s1/default/alerts", client_id="t-restart", clean=True)
     second = MqttSink("127.0.0.1", tmp_path / "state", port=port, prefix="r", **FAST)
     try:
-        assert wait_until(lambda: sub.alert_ids("r/alerts") == [a.id for a in alerts], 10)
+        assert wait_until(lambda: sub.alert_ids("r/s1/default/alerts") == [a.id for a in alerts], 10)
     finally:
         second.close()
         sub.close()

@@ -60,7 +60,7 @@ def stdout_alerts(text: str) -> list[dict]:
 def test_every_sink_gets_every_alert(run_bundle, frames, tmp_path):
     broker = Mosquitto(require_mosquitto(), tmp_path / "broker").start()
     receiver = Receiver()
-    sub = Subscriber(broker.port, "line/alerts", client_id="t-run", clean=True)
+    sub = Subscriber(broker.port, "line/s1/default/alerts", client_id="t-run", clean=True)
     try:
         config = write_config(
             tmp_path / "edge.yaml",
@@ -70,7 +70,7 @@ def test_every_sink_gets_every_alert(run_bundle, frames, tmp_path):
   jsonl: {{max_mb: 0.002, keep: 20}}
   snapshots: {{max_count: 3}}
   webhook: {{url: "{receiver.url}", backoff_s: 0.05}}
-  mqtt: {{host: 127.0.0.1, port: {broker.port}, prefix: line, backoff_s: 0.05}}
+  mqtt: {{host: 127.0.0.1, port: {broker.port}, prefix: line, station: s1, backoff_s: 0.05}}
 """,
         )
         proc = run_edge("run", "--config", str(config))
@@ -84,7 +84,7 @@ def test_every_sink_gets_every_alert(run_bundle, frames, tmp_path):
         out = tmp_path / "out"  # relative to the config file
         # Network sinks: the run flushed them at stop; every alert delivered, in order.
         assert receiver.ids() == ids
-        assert wait_until(lambda: sub.alert_ids("line/alerts") == ids, 5)
+        assert wait_until(lambda: sub.alert_ids("line/s1/default/alerts") == ids, 5)
         assert len(list((out / "state").glob("outbox-*.db"))) == 2
         # Rotated JSONL: together the files hold every alert once.
         files = sorted(out.glob("events.jsonl*"))
@@ -118,7 +118,7 @@ def test_broker_down_during_a_run_then_the_next_start_delivers_the_backlog(run_b
         f"""\
   stdout: true
   snapshots: false
-  mqtt: {{host: 127.0.0.1, port: {port}, prefix: late, close_timeout_s: 0.5}}
+  mqtt: {{host: 127.0.0.1, port: {port}, prefix: late, station: s1, close_timeout_s: 0.5}}
 """,
     )
     first = run_edge("run", "--config", str(config))
@@ -130,12 +130,12 @@ def test_broker_down_during_a_run_then_the_next_start_delivers_the_backlog(run_b
         assert db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0] == len(ids)
 
     broker = Mosquitto(binary, tmp_path / "broker", port=port).start()
-    sub = Subscriber(port, "late/alerts", client_id="t-backlog", clean=True)
+    sub = Subscriber(port, "late/s1/default/alerts", client_id="t-backlog", clean=True)
     try:
         second = run_edge("run", "--config", str(config), "--max-frames", "1")
         assert second.returncode == 0, second.stderr
         assert f"{len(ids)} undelivered alerts from before this start" in second.stderr
-        assert wait_until(lambda: set(ids) <= set(sub.alert_ids("late/alerts")), 10)
+        assert wait_until(lambda: set(ids) <= set(sub.alert_ids("late/s1/default/alerts")), 10)
     finally:
         sub.close()
         broker.stop()

@@ -26,6 +26,13 @@ class BuiltSinks:
     described: list[str] = field(default_factory=list)
     dispatcher: Optional[AlertDispatcher] = None  # journal + alert worker (edge run); None: inline
 
+    def bind_run(self, pipeline) -> None:
+        """Hand the running pipeline to the sinks that report its state (MQTT metrics, Sparkplug, OPC UA)."""
+        for sink in self.group:
+            bind = getattr(sink, "bind_run", None)
+            if callable(bind):
+                bind(pipeline)
+
     def close(self) -> None:
         # The queued alerts reach the sinks (or stay journaled) before the sinks close.
         if self.dispatcher is not None:
@@ -200,5 +207,21 @@ def _mqtt_sink(m, state: Path) -> tuple[Sink, str]:
         backoff_s=m.backoff_s,
         backoff_max_s=m.backoff_max_s,
         close_timeout_s=m.close_timeout_s,
+        station=m.station,
+        inspection=m.inspection,
+        metrics_every_s=m.metrics_every_s,
+        announcements=_home_assistant(m),
     )
-    return sink, f"mqtt {m.host}:{m.effective_port} topic {sink.transport.alerts_topic}"
+    return sink, f"mqtt {m.host}:{m.effective_port} topics {sink.transport.topics.base}/(alerts|status|health|metrics)"
+
+
+def _home_assistant(m) -> list[tuple[str, str]]:
+    """Home Assistant's retained discovery configs for this inspection (empty unless asked for)."""
+    if not m.home_assistant:
+        return []
+    from edge import __version__
+    from edge.sinks.home_assistant import discovery_messages
+    from edge.sinks.topics import Topics, default_station
+
+    topics = Topics(m.prefix, m.station or default_station(), m.inspection)
+    return discovery_messages(topics, m.discovery_prefix, __version__)

@@ -1,20 +1,27 @@
-"""MQTT (paho-mqtt 2.x): each alert on `<prefix>/alerts` at QoS 1, through the durable outbox.
+"""MQTT (paho-mqtt 2.x): each alert on `<prefix>/<station>/<inspection>/alerts` at QoS 1, through the
+durable outbox. Below, `<base>` is `<prefix>/<station>/<inspection>` (edge.sinks.topics).
 
-- `<prefix>/alerts`: one JSON alert per message, QoS 1, not retained (an alert is an event, a new
+- `<base>/alerts`: one JSON alert per message, QoS 1, not retained (an alert is an event, a new
   subscriber must not get an old one as if it were new).
-- `<prefix>/reviews`: an operator's verdict on an earlier alert (`"type": "review"`, its `alert_id`),
+- `<base>/reviews`: an operator's verdict on an earlier alert (`"type": "review"`, its `alert_id`),
   QoS 1, not retained, through the same outbox: a verdict is an event too (a retained one per alert
   would pile up in the broker), and its own topic keeps a subscriber of alerts (a reject line, a
   counter) from taking it for a new alert.
-- `<prefix>/status`: "online" (retained) on every connect; the last will "offline" (retained) is
+- `<base>/health`: health and drift events, QoS 1, not retained, through the same outbox.
+- `<base>/status`: "online" (retained) on every connect; the last will "offline" (retained) is
   published by the broker when this process dies or loses the network; a clean stop publishes
   "offline" itself.
+- `<base>/metrics`: every `metrics_every_s` a small JSON (fps, frames, alerts, last score, threshold,
+  bundle; edge.sinks.run_state), QoS 0, not retained: a state that the next one replaces, so it
+  skips the outbox and is simply not sent while the broker is away.
+- with `home_assistant`, retained discovery configs (edge.sinks.home_assistant) on every connect.
 - paho's network thread (loop_start) reconnects on its own with a growing delay; the sender thread
   only publishes while connected and deletes an alert from the outbox after the broker's PUBACK.
 """
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
@@ -22,8 +29,10 @@ from pathlib import Path
 from typing import Optional
 
 from edge.errors import EdgeError
-from edge.sinks.base import clear_problem, problem
+from edge.sinks.base import clear_problem, one_line, problem
 from edge.sinks.outbox import Entry, NotReady, QueuedSink
+from edge.sinks.run_state import RunProbe
+from edge.sinks.topics import Topics, default_station
 
 
 def _paho():
@@ -58,15 +67,21 @@ class MqttTransport:
         publish_timeout_s: float = 10.0,
         reconnect_max_s: int = 30,
         tls: bool = False,
+        station: Optional[str] = None,
+        inspection: str = "default",
     ):
         mqtt = _paho()
         self._mqtt = mqtt
         self.host, self.port = host, int(port)
         self.prefix = prefix.rstrip("/")
-        self.alerts_topic = f"{self.prefix}/alerts"
-        self.reviews_topic = f"{self.prefix}/reviews"
-        self.status_topic = f"{self.prefix}/status"
-        self.health_topic = f"{self.prefix}/health"  # health and drift events (edge.health, edge.drift)
+        self.topics = Topics(self.prefix, station or default_station(), inspection)
+        self.alerts_topic = self.topics.alerts
+        self.reviews_topic = self.topics.reviews
+        self.status_topic = self.topics.status
+        self.health_topic = self.topics.health  # health and drift events (edge.health, edge.drift)
+        self.metrics_topic = self.topics.metrics
+        # Retained (topic, payload) said on every connect after "online": Home Assistant discovery.
+        self.announcements: list[tuple[str, str]] = []
         self.publish_timeout_s = publish_timeout_s
         self.keepalive_s = int(keepalive_s)
         self.client_id = client_id or default_client_id()
@@ -122,6 +137,8 @@ class MqttTransport:
             self._outcome.set()
             return
         client.publish(self.status_topic, "online", qos=1, retain=True)
+        for topic, payload in self.announcements:
+            client.publish(topic, payload, qos=1, retain=True)
         self.connected.set()
         self._outcome.set()
         self.last_error = None
@@ -145,7 +162,8 @@ class MqttTransport:
     def send(self, entry: Entry) -> None:
         if not self.connected.is_set():
             raise NotReady(f"not connected to {self.where}" + (f" ({self.last_error})" if self.last_error else ""))
-        topics = {"review": self.reviews_topic, "health": self.health_topic, "drift": self.health_topic}
+        # Health, drift and bundle (edge.swap: swapped or rejected) events are the device's state: one topic.
+        topics = {"review": self.reviews_topic, **dict.fromkeys(("health", "drift", "bundle"), self.health_topic)}
         topic = topics.get(entry.kind, self.alerts_topic)
         info = self.client.publish(topic, entry.payload, qos=1, retain=False)
         if info.rc != self._mqtt.MQTT_ERR_SUCCESS:
@@ -158,6 +176,12 @@ class MqttTransport:
             if not self.connected.is_set():
                 raise ConnectionError(f"connection to {self.where} lost before PUBACK")
             info.wait_for_publish(0.05)
+
+    def publish_state(self, topic: str, payload: str) -> bool:
+        """A periodic state (metrics): QoS 0, not retained, not queued; False when not connected."""
+        if not self.connected.is_set():
+            return False
+        return self.client.publish(topic, payload, qos=0, retain=False).rc == self._mqtt.MQTT_ERR_SUCCESS
 
     def close(self, timeout_s: float = 2.0) -> None:
         if self.connected.is_set():
@@ -193,6 +217,10 @@ class MqttSink(QueuedSink):
         backoff_max_s: float = 30.0,
         close_timeout_s: float = 5.0,
         outbox_name: str = "outbox-mqtt.db",
+        station: Optional[str] = None,
+        inspection: str = "default",
+        metrics_every_s: float = 10.0,
+        announcements: Optional[list[tuple[str, str]]] = None,
     ):
         transport = MqttTransport(
             host,
@@ -208,7 +236,14 @@ class MqttSink(QueuedSink):
             publish_timeout_s,
             reconnect_max_s=int(backoff_max_s),
             tls=tls,
+            station=station,
+            inspection=inspection,
         )
+        transport.announcements = list(announcements or [])
+        self.metrics_every_s = metrics_every_s
+        self._probe: Optional[RunProbe] = None
+        self._metrics_stop = threading.Event()
+        self._metrics_thread: Optional[threading.Thread] = None
         transport.start()
         connected = transport.wait_connected(connect_timeout_s)
         transport.starting = False
@@ -238,3 +273,25 @@ class MqttSink(QueuedSink):
             transport.close(timeout_s=0.5)
             raise
         transport.on_ready = self.kick
+
+    def bind_run(self, pipeline) -> None:
+        """Publish the run's metrics every `metrics_every_s` (edge.app calls this once the pipeline exists)."""
+        if self.metrics_every_s <= 0 or self._metrics_thread is not None:
+            return
+        self._probe = RunProbe(pipeline)
+        self._metrics_thread = threading.Thread(target=self._publish_metrics, name="edge-mqtt-metrics", daemon=True)
+        self._metrics_thread.start()
+
+    def _publish_metrics(self) -> None:
+        while not self._metrics_stop.wait(self.metrics_every_s):
+            try:
+                snapshot = self._probe.snapshot()  # type: ignore[union-attr]  # set before the thread starts
+                self.transport.publish_state(self.transport.metrics_topic, json.dumps(snapshot))
+            except Exception as exc:  # noqa: BLE001 - a metrics message must never end the run
+                problem(f"mqtt: metrics not published ({one_line(exc)})", key="mqtt-metrics")
+
+    def close(self) -> None:
+        self._metrics_stop.set()
+        if self._metrics_thread is not None:
+            self._metrics_thread.join(2.0)
+        super().close()
