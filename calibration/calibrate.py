@@ -22,13 +22,21 @@ import cv2
 import numpy as np
 
 from calibration import data as cal_data
+from calibration.confidence import check_precision, threshold_record
 from calibration.health_reference import write_health_reference
 from calibration.manifest import manifest_from_card
 from calibration.metrics import detection_metrics, false_alarm_rate, score_stats
 from calibration.report import ReportData, describe_geometry, write_report
 from calibration.scoring import BatchScorer, ScoredImages, kind_spec, score_files, score_frames
-from calibration.thresholds import Method, check_anomalous, compute_threshold, parse_method, resolution_note
-from edge.bundle import MANIFEST, Bundle, Manifest, ModelCard, Threshold, load_bundle, read_card, write_bundle
+from calibration.thresholds import (
+    Method,
+    check_anomalous,
+    check_normal_count,
+    compute_threshold,
+    parse_method,
+    resolution_note,
+)
+from edge.bundle import MANIFEST, Bundle, Manifest, ModelCard, load_bundle, read_card, write_bundle
 from edge.errors import EdgeError
 from edge.messages import to_stderr as _stderr
 from edge.model import TFLiteModel
@@ -127,6 +135,8 @@ def calibrate(
     log: Callable[[str], None] = _stderr,
     geometry: Optional[GeometryConfig] = None,
     card: Optional[ModelCard] = None,
+    confidence: float = 0.95,
+    precision: Optional[float] = None,
 ) -> Bundle:
     """Calibrate the threshold of an exported model and write a bundle folder.
 
@@ -144,15 +154,20 @@ def calibrate(
                 FrameScorer; None: the faster batched path (the same numbers without geometry).
     card:       the model card to use instead of the sidecar beside the model (a bundle's own,
                 Manifest.card(), when a bundle is recalibrated: calibration.recalibrate).
+    confidence: of the intervals in the threshold record, and of fpr-upper's bound.
+    precision:  fpr-type methods: the ± half-width the record's "normal images needed" is for
+                (default: half the target rate).
     Returns the written Bundle (already re-read and hash-checked with edge.bundle.load_bundle).
     """
     model_path, out = Path(model_path), Path(out)
-    method = parse_method(method) if isinstance(method, str) else method
+    method = parse_method(method, confidence) if isinstance(method, str) else method
+    check_precision(method, precision)
     card = card if card is not None else read_card(model_path)
     spec = kind_spec(card.kind)
     score_config = _score_config(card, score=score, blur_sigma=blur_sigma, topk=topk, error=error)
     images = cal_data.resolve(normal, anomalous)
     check_anomalous(method, len(images.anomalous))  # fail before minutes of scoring, not after
+    check_normal_count(method, len(images.normal))
     _check_out(out)
     preprocessing, stored_geometry, mask = _geometry(card.preprocessing, geometry)
     for note in images.notes:
@@ -178,12 +193,14 @@ def calibrate(
     threshold, metrics, notes = _threshold(method, scored)
     for n in notes:
         log(f"note: {n}")
+    anomalous_scores = scored.anomalous.scores if scored.anomalous.paths else None
+    record = threshold_record(method, threshold, scored.normal.scores, anomalous_scores, precision)
 
     manifest = manifest_from_card(
         card,
         model,
         model_path.name,
-        Threshold(value=threshold, method=str(method)),
+        record,
         preprocessing=preprocessing,
         score=score_config,
         normal_scores=score_stats(scored.normal.scores),
@@ -380,6 +397,8 @@ def _summary(bundle: Bundle, normal_scores: np.ndarray, report: Optional[Path], 
         )
     else:
         log("no anomalous images given: no AUROC/F1 (pass --anomalous DIR to measure them)")
+    for line in m.threshold.describe_confidence():
+        log(line)
     if report is None:
         log(REPORT_SKIPPED)
         log(f"bundle: {bundle.path}")

@@ -21,6 +21,7 @@ from edge.errors import EdgeError
 from edge.preprocess import Preprocessing
 from edge.schema import StrictModel, first_problem, non_finite_at
 from edge.scoring import ScoreConfig
+from edge.signal_data import SignalSpec
 from edge.tiling import GeometryConfig
 
 SCHEMA_VERSION = 1
@@ -47,11 +48,68 @@ class ModelInfo(StrictModel):
     quantization: Quantization
     input: TensorSpec
     outputs: list[TensorSpec]
+    # The same model for an accelerator, kept beside `file` (the CPU model): accelerator -> file name,
+    # each hashed in Manifest.files. "edgetpu": compiled by edgetpu_compiler, run with --delegate
+    # edgetpu; "onnxruntime": the .onnx, run with --runtime onnxruntime (edge.runtime.model_file_for).
+    variants: dict[Literal["edgetpu", "onnxruntime"], str] = Field(default_factory=dict)
+
+
+class RateInterval(StrictModel):
+    """A rate measured on calibration images (k of n) and its exact (Clopper–Pearson) interval."""
+
+    k: int
+    n: int
+    low: float
+    high: float
+
+    @property
+    def rate(self) -> float:
+        return self.k / self.n if self.n else 0.0
+
+
+class ImagesNeeded(StrictModel):
+    """How many normal images pin the target false-alarm rate down to ± half_width."""
+
+    rate: float
+    half_width: float
+    images: int
 
 
 class Threshold(StrictModel):
     value: float
     method: str
+    # What scored the calibration images (edge.runtime: "ai-edge-litert on the CPU", "... + Edge TPU
+    # delegate", "onnxruntime, CPUExecutionProvider"); absent in bundles made before it was recorded.
+    runtime: Optional[str] = None
+    # How sure the calibration is (edge.binomial; absent in bundles made before it was recorded):
+    # the confidence of the intervals (and of fpr-upper's bound), the false-alarm rate on the normal
+    # images and its interval, its one-sided upper bound, recall with its interval (anomalous images
+    # given), and how many normal images the target rate of an fpr-type method needs.
+    confidence: Optional[float] = None
+    false_alarm: Optional[RateInterval] = None
+    false_alarm_upper: Optional[float] = None
+    recall: Optional[RateInterval] = None
+    normal_needed: Optional[ImagesNeeded] = None
+
+    def describe_confidence(self) -> list[str]:
+        """Lines for `edge calibrate` and `edge info`; none for an older bundle."""
+        if self.confidence is None or self.false_alarm is None:
+            return []
+        c, f = self.confidence, self.false_alarm
+        lines = [
+            f"false alarms {f.rate:.2%} of {f.n} normal images; {c:.0%} interval {f.low:.2%}–{f.high:.2%}, "
+            f"at most {self.false_alarm_upper:.2%} with {c:.0%} confidence"
+        ]
+        if self.recall is not None:
+            r = self.recall
+            lines.append(f"recall {r.rate:.2%} of {r.n} anomalous images; {c:.0%} interval {r.low:.2%}–{r.high:.2%}")
+        need = self.normal_needed
+        if need is not None:
+            lines.append(
+                f"to know a false-alarm rate of {need.rate:g} within ±{need.half_width:g} at {c:.0%} needs about "
+                f"{need.images} normal images (these {f.n} give ±{max(f.rate - f.low, f.high - f.rate):.3f})"
+            )
+        return lines
 
 
 class ScoreStats(StrictModel):
@@ -97,6 +155,9 @@ class Manifest(StrictModel):
     version: Optional[int] = None
     parent: Optional[str] = None  # the id of the bundle this one was recalibrated from
     calibration: Optional[Calibration] = None
+    # A signal model (edge/signal_data.py): windows of `length` samples, normalised as it says, fed
+    # as a 1 x length grey frame. None: an image model. Absent from every image bundle, so they read as before.
+    signal: Optional[SignalSpec] = None
 
     def card(self) -> "ModelCard":
         """The model card this bundle's model was exported with (what edge.detector's factories read)."""
@@ -106,6 +167,7 @@ class Manifest(StrictModel):
             preprocessing=self.preprocessing,
             score=self.score,
             extra=self.extra,
+            signal=self.signal,
         )
 
 
@@ -249,10 +311,13 @@ class ModelCard(StrictModel):
     score: ScoreConfig = Field(default_factory=ScoreConfig)
     source: str = Field("", description="the Keras model it was exported from")
     extra: dict[str, Any] = Field(default_factory=dict)
+    signal: Optional[SignalSpec] = None  # a signal model's windows (edge/signal_data.py); None: images
 
 
 def card_path(model_path: str | Path) -> Path:
-    return Path(model_path).with_suffix(".json")
+    """model_int8.tflite -> model_int8.json; an ONNX model's is model_int8.onnx.json (both may share a folder)."""
+    path = Path(model_path)
+    return path.with_name(path.name + ".json") if path.suffix.lower() == ".onnx" else path.with_suffix(".json")
 
 
 def write_card(model_path: str | Path, card: ModelCard) -> Path:

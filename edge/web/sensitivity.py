@@ -22,6 +22,7 @@ from typing import Optional
 
 import numpy as np
 
+from edge.binomial import wilson
 from edge.bundle import Bundle, ScoreStats
 from edge.errors import EdgeError
 
@@ -42,9 +43,16 @@ class CalibrationScores:
         return float(both.min()), float(both.max())
 
     def rates(self, threshold: float) -> dict:
-        """The device's rule (strictly above is flagged) applied to the calibration scores."""
+        """The device's rule (strictly above is flagged) applied to the calibration scores.
+
+        With the 95 % Wilson interval of the false-alarm rate (the page draws the same one): a rate
+        measured on a few hundred good images is an estimate.
+        """
+        far = _share_over(self.normal, threshold)
+        n = int(self.normal.size)
         return {
-            "false_alarm_rate": _share_over(self.normal, threshold),
+            "false_alarm_rate": far,
+            "false_alarm_interval": list(wilson(round(far * n), n)) if n else None,
             "recall": _share_over(self.anomalous, threshold) if self.anomalous.size else None,
         }
 

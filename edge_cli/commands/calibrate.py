@@ -21,6 +21,8 @@ _METHOD_HELP = (
     "quantile:Q = Q-quantile of the normal scores; "
     "meanstd:K = mean + K*std of the normal scores; "
     "fpr:R = smallest threshold that flags at most a fraction R of the normal images; "
+    "fpr-upper:R = smallest threshold whose false-alarm rate is at most R with --confidence "
+    "(the exact upper bound of the rate; needs enough normal images, e.g. 59 for 0.05 at 95 %); "
     "f1 = F1-optimal on normal + anomalous images (needs anomalous images)."
 )
 
@@ -108,7 +110,24 @@ _TILE_OVERLAP = typer.Option(
     max=0.89,
     help="With --tile: fraction of a tile shared with its neighbour (default: 0.25).",
 )
+_CONFIDENCE = typer.Option(
+    0.95,
+    "--confidence",
+    help="Confidence of the intervals reported for the false-alarm rate and recall, and of fpr-upper:R's bound.",
+)
+_PRECISION = typer.Option(
+    None,
+    "--precision",
+    help="fpr:R / fpr-upper:R: the ± half-width of the false-alarm rate you want known; the report says how "
+    "many normal images that needs (default: half of R).",
+)
 _NO_PROGRESS = typer.Option(False, "--no-progress", help="No progress bar (for logs).")
+_NORMAL_LABEL = typer.Option(
+    None,
+    "--normal-label",
+    help="Signal models: the class label of normal windows in a labelled --normal FILE (default: the commonest "
+    "label; ECG5000: 1); its other windows are the anomalous set. See docs/signals.md.",
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -132,7 +151,10 @@ def calibrate(
     tile: Optional[str] = _TILE,
     tile_overlap: Optional[float] = _TILE_OVERLAP,
     threads: Optional[int] = options.interpreter_threads(),
+    confidence: float = _CONFIDENCE,
+    precision: Optional[float] = _PRECISION,
     no_progress: bool = _NO_PROGRESS,
+    normal_label: Optional[float] = _NORMAL_LABEL,
 ) -> None:
     """Calibrate a model's anomaly threshold on real images and write a deployable bundle.
 
@@ -152,12 +174,21 @@ def calibrate(
 
     Example: edge calibrate run/export/model_int8.tflite --normal data/magnetic-tile --method f1 --out bundle
 
+    How sure the threshold is: the false-alarm rate on the normal images (and recall on the anomalous
+    ones) with its exact binomial interval at --confidence, printed and kept in bundle.json. A rate
+    measured on 100 images is loose (5/100: 1.6-11.3 %); fpr-upper:R picks the threshold whose rate
+    is at most R with that confidence.
+
     Tiled: edge calibrate model_int8.tflite --normal frames/good --anomalous frames/bad --tile model \
 --mask belt.png --out bundle
 
     On the device (no scikit-learn or matplotlib needed; the report is then skipped): a new version
     of the running bundle from the frames `edge collect` gathered, e.g.
     edge calibrate --from bundles/line1 --normal collected/train/good
+
+    A signal model (docs/signals.md): --normal is a signal file; labelled, its normal label's windows
+    are the normal set and the others the anomalous set. The tutorials' threshold is meanstd:1, e.g.
+    edge calibrate runs/ecg/export/model_int8.tflite --normal ecg_test.txt --method meanstd:1 --out ecg-bundle
     """
     _check_choices(score, error)
     if from_bundle is not None:
@@ -177,11 +208,19 @@ def calibrate(
             batch_size=batch_size,
             threads=threads,
             progress=not no_progress,
+            confidence=confidence,
+            precision=precision,
         )
         typer.echo(str(bundle.path))
         return
     if model is None or out is None:
         raise EdgeError("pass the MODEL (.tflite) and --out BUNDLE, or --from BUNDLE to recalibrate a bundle")
+    if _signal_model(model):  # --normal is a signal file (calibration/signal.py)
+        from calibration.signal import calibrate_signal
+
+        bundle = calibrate_signal(model, normal, anomalous, method, out, normal_label=normal_label, threads=threads)
+        typer.echo(str(bundle.path))
+        return
     geometry = None
     if any(v is not None for v in (roi, mask, tile, tile_overlap)):
         geometry = geometry_with_options(None, roi, str(mask) if mask is not None else None, tile, tile_overlap)
@@ -201,6 +240,8 @@ def calibrate(
         threads=threads,
         progress=not no_progress,
         geometry=geometry,
+        confidence=confidence,
+        precision=precision,
     )
     typer.echo(str(bundle.path))
 
@@ -218,3 +259,10 @@ def _refuse_with_from(anomalous, roi, mask, tile, tile_overlap) -> None:
         raise EdgeError("--from recalibrates on normal frames only; --anomalous is for a desktop calibration")
     if any(v is not None for v in (roi, mask, tile, tile_overlap)):
         raise EdgeError("--from keeps the bundle's ROI, mask and tiling; --roi/--mask/--tile apply to a new bundle")
+
+
+def _signal_model(model: Path) -> bool:
+    """Whether the model's card says it takes signal windows (a missing card is said by the image path)."""
+    from edge.bundle import card_path, read_card
+
+    return card_path(model).is_file() and read_card(model).signal is not None

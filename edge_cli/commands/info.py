@@ -27,3 +27,5 @@ def register(app: typer.Typer) -> None:
             m = b.manifest
             typer.echo(f"bundle {b.path}: hash verified")
             typer.echo(m.model_dump_json(indent=2, exclude={"extra"}))
+            for line in m.threshold.describe_confidence():
+                typer.echo(f"threshold {m.threshold.value:.6g} ({m.threshold.method}): {line}")

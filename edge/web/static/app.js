@@ -99,6 +99,10 @@ async function status() {
       `disk free ${s.disk.free_mb !== undefined ? s.disk.free_mb.toFixed(0) + " MB" : s.disk.error} · ` +
       `bundle ${b.path.split("/").pop()} ${b.sha256} (${b.kind}, ${b.age_days} days old)` +
       (s.health ? ` · picture ${s.health.image} · scores ${s.health.drift}` : "");
+    const last = s.swap && s.swap.last;
+    $("bundle-info").textContent = `running ${b.id} v${b.version} (${b.path})` + (last ?
+      ` · last swap ${last.state} at ${last.time}: ${last.old.id} v${last.old.version} → ` +
+      `${last.new.id || last.new.path} v${last.new.version ?? "?"}${last.reason ? ` (${last.reason})` : ""}` : "");
   } catch (e) { $("status").textContent = `status: ${e.message}`; }
   setTimeout(status, 1000);
 }
@@ -106,12 +110,21 @@ async function status() {
 // -- sensitivity: rates on the calibration scores, computed here as the slider moves -------------
 function shareOver(sorted, t) { return sorted.length ? sorted.filter((s) => s > t).length / sorted.length : null; }
 
+// 95 % Wilson interval of a rate p measured on n images (edge/binomial.py wilson; the same numbers)
+function wilson(p, n) {
+  const z = 1.959964, d = 1 + z * z / n, centre = (p + z * z / (2 * n)) / d;
+  const half = z * Math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d;
+  return [Math.max(0, centre - half), Math.min(1, centre + half)];
+}
+
 function showRates(t) {
   const c = state.calib;
   if (!c) return;
   const far = shareOver(c.normal, t), recall = shareOver(c.anomalous, t);
+  const [lo, hi] = wilson(far, c.normal_count);
   $("threshold-rates").textContent =
-    `at ${t.toPrecision(5)}: false alarms ${(100 * far).toFixed(1)} % of ${c.normal_count} good images` +
+    `at ${t.toPrecision(5)}: false alarms ${(100 * far).toFixed(1)} % of ${c.normal_count} good images ` +
+    `(95 % interval ${(100 * lo).toFixed(1)}–${(100 * hi).toFixed(1)} %)` +
     (recall === null ? " (no anomalous images in calibration)" : `, recall ${(100 * recall).toFixed(1)} % of ${c.anomalous_count} defects`) +
     (c.exact ? "" : " (approximate: from the bundle's quantiles)");
 }
@@ -141,6 +154,13 @@ $("threshold-slider").addEventListener("input", (ev) => {
   showRates(Number(ev.target.value));
 });
 $("threshold-value").addEventListener("input", (ev) => showRates(Number(ev.target.value)));
+$("bundle-swap").addEventListener("click", async () => {
+  try {
+    await api("/api/bundle/swap", { method: "POST", body: "{}" });
+    say("bundle swap requested: it is checked before it replaces the running one (outcome under Bundle)", true);
+  } catch (e) { say(`bundle not swapped: ${e.message}`); }
+});
+
 $("threshold-apply").addEventListener("click", async () => {
   const value = Number($("threshold-value").value);
   try {
