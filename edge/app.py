@@ -28,6 +28,7 @@ from edge.model import interpreter_backend
 from edge.pipeline import Pipeline, RunSummary
 from edge.sinks.factory import BuiltSinks, build_sinks
 from edge.sources import FrameSource, SourceConfig, open_source
+from edge.swap import swap_for_run
 from edge.watch import Watch
 from edge.web.sensitivity import apply_recorded_override
 from edge.web.service import prepare_web
@@ -43,7 +44,8 @@ def check_inputs(config: RunConfig) -> None:
         raise EdgeError("no bundle: give --bundle DIR or `bundle:` in the config file")
     if config.source is None:
         raise EdgeError(
-            "no source: give --camera N, --video FILE or --images DIR, or a `source:` section in the config file"
+            "no source: give --camera N, --video FILE, --images DIR (--signal FILE for a signal model), "
+            "or a `source:` section in the config file"
         )
 
 
@@ -78,10 +80,13 @@ def build_pipeline(
         log=log,
         second_stage=second_stage,
         prepare_in_capture=prepare_in_capture,
+        runtime=config.runtime_options(),
     )
     # A threshold an operator moved on the page (recorded beside the bundle) holds for later runs too.
     apply_recorded_override(pipeline, config.web.override, log)
-    pipeline.watch = Watch.for_bundle(bundle, config.health, config.drift, pipeline.threshold.value, pipeline.log)
+    # A signal window is no picture: the health checks (covered, blur, camera moved) do not apply.
+    health = config.health if bundle.manifest.signal is None else config.health.model_copy(update={"enabled": False})
+    pipeline.watch = Watch.for_bundle(bundle, health, config.drift, pipeline.threshold, pipeline.log)
     return pipeline
 
 
@@ -102,11 +107,12 @@ def describe_run(
 ) -> None:
     """The lines `edge run` starts with: model, second stage, where alerts go, metrics endpoint."""
     bundle, second, m = pipeline.bundle, pipeline.second_stage, pipeline.bundle.manifest
-    backend, _ = interpreter_backend()
+    model = getattr(pipeline.detector, "model", None)
+    runner = getattr(model, "runtime", "") or interpreter_backend()[0]
     log(
         f"edge run: {source.name} with {bundle.path} ({m.model.kind}, {m.model.quantization}, "
         f"score {m.score.describe()}, threshold {m.threshold.value:.6g} by {m.threshold.method}); "
-        f"interpreter: {backend}"
+        f"model {model.path.name if model is not None else m.model.file} on {runner}"
     )
     if second is not None:
         log(
@@ -119,7 +125,8 @@ def describe_run(
 
 
 def stop_on_signals(pipeline: Pipeline, log: Log) -> Callable[[], None]:
-    """SIGINT and SIGTERM finish the current frame and end the run; returns what puts the old handlers back.
+    """SIGINT and SIGTERM finish the current frame and end the run, SIGHUP swaps the bundle in again
+    (edge.swap); returns what puts the old handlers back.
 
     The caller restores them only after the sinks are closed, so a second Ctrl-C while queued
     alerts are being delivered does not cut the delivery short.
@@ -136,6 +143,10 @@ def stop_on_signals(pipeline: Pipeline, log: Log) -> Callable[[], None]:
 
     for sig in previous:
         signal.signal(sig, _stop)
+    hup = getattr(signal, "SIGHUP", None)  # SIGHUP: load the bundle again and swap it in (edge/swap.py)
+    if hup is not None and pipeline.swap is not None:
+        previous[hup] = signal.getsignal(hup)
+        signal.signal(hup, lambda _signum, _frame: pipeline.swap.request("SIGHUP"))
     return restore
 
 
@@ -156,13 +167,15 @@ def run_device(
     """Run the device loop as `config` says, until the source ends, a limit, or SIGINT/SIGTERM."""
     log: Log = _quiet if quiet else to_stderr
     pipeline = build_pipeline(config, log)
+    pipeline.swap = swap_for_run(config, pipeline, log)  # SIGHUP, --watch-bundles, the page (edge/swap.py)
     metrics = pipeline.metrics
     # The page's port is bound first: a port in use or a missing token is one line before anything opens.
     web = prepare_web(config.web)
     # The source opens before any output is made: a wrong path or a missing camera leaves no OUT/
     # behind. A required broker that is down is found next, and the source closed again.
     try:
-        source = open_source(config=config.source)
+        manifest = pipeline.bundle.manifest
+        source = open_source(config=config.source, signal=manifest.signal, bundle=str(pipeline.bundle.path))
     except BaseException:
         if web is not None:
             web.close()
@@ -171,6 +184,7 @@ def run_device(
     try:
         port = metrics.serve()
         built = attach_sinks(config, pipeline)
+        pipeline.swap.start()
         if web is not None:
             web.start(pipeline, built, source, config.out, log)
         describe_run(pipeline, source, built, port, config, log)
@@ -178,6 +192,7 @@ def run_device(
         summary = pipeline.run(source, max_frames=max_frames, duration=duration)
     finally:
         try:
+            pipeline.swap.close()
             source.close()
             metrics.close()
             if web is not None:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import difflib
 import re
 from pathlib import Path
-from typing import Any, Optional, Union, get_args, get_origin
+from typing import Any, Literal, Optional, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
@@ -31,8 +31,10 @@ from edge.drift import DriftConfig
 from edge.errors import EdgeError
 from edge.health import HealthConfig
 from edge.metrics import MetricsConfig
+from edge.runtime import Runtime, RuntimeOptions
 from edge.schema import StrictModel, url_problem
 from edge.sources import SourceConfig
+from edge.swap import SwapConfig
 from edge.tiling import GeometryConfig
 from edge.web.config import WebConfig
 
@@ -126,6 +128,24 @@ class TlsConfig(StrictModel):
         return self
 
 
+class SparkplugConfig(StrictModel):
+    """Sparkplug B beside the JSON topics (edge/sinks/sparkplug.py): station = edge node, inspection = device."""
+
+    group_id: str = Field("edge-inspect", description="Sparkplug group id (spBv1.0/<group_id>/...)")
+    every_s: float = Field(10.0, gt=0, description="DDATA with what changed every N s (and on each alert)")
+    client_id: Optional[str] = Field(None, description="its own MQTT connection; default edge-inspect-spb-<station>")
+
+    @field_validator("group_id")
+    @classmethod
+    def _group_level(cls, v: str) -> str:
+        from edge.sinks.topics import level_problem
+
+        problem = level_problem(v, "group_id")
+        if problem is not None:
+            raise ValueError(problem)
+        return v
+
+
 class MqttConfig(_Delivery):
     host: str = Field(..., description="broker host name or address")
     port: Optional[int] = Field(None, ge=1, le=65535, description="default 1883, or 8883 with tls")
@@ -135,6 +155,9 @@ class MqttConfig(_Delivery):
     metrics_every_s: float = Field(10.0, ge=0, description="small JSON on <base>/metrics every N s; 0: off")
     home_assistant: bool = Field(False, description="retained Home Assistant discovery configs (defect, score, fps)")
     discovery_prefix: str = Field("homeassistant", description="Home Assistant's discovery prefix")
+    sparkplug: Optional[SparkplugConfig] = Field(
+        None, description="also speak Sparkplug B (needs the sparkplug extra); {} for the defaults"
+    )
     client_id: Optional[str] = Field(None, description="default edge-inspect-<hostname>; unique per device")
     username: Optional[str] = None
     password_env: Optional[str] = Field(None, description="environment variable holding the password")
@@ -235,9 +258,22 @@ class RunConfig(StrictModel):
     health: HealthConfig = Field(default_factory=HealthConfig, description="checks of the picture (edge/health.py)")
     drift: DriftConfig = Field(default_factory=DriftConfig, description="recent scores vs calibration (edge/drift.py)")
     web: WebConfig = Field(default_factory=WebConfig, description="the page on the device (edge run --web)")
+    swap: SwapConfig = Field(default_factory=SwapConfig, description="bundle hot swap (edge/swap.py)")
     out: Path = Field(Path("edge-out"), description="events, event store and snapshots")
     state: Optional[Path] = Field(None, description="outboxes of the network sinks; default <out>/state")
     threads: Optional[int] = Field(None, ge=1, description="interpreter threads; default all cores")
+    # How the model runs (edge/runtime.py, docs/runtime.md); `edge run --runtime/--delegate` override.
+    runtime: Runtime = Field("litert", description="litert (the .tflite) or onnxruntime (the bundle's .onnx)")
+    delegate: Optional[str] = Field(None, description="LiteRT delegate: edgetpu, gpu or a library path")
+    delegate_fallback: Optional[Literal["cpu"]] = Field(
+        None, description="cpu: run on the CPU (and say so) when the delegate cannot load; unset: stop"
+    )
+    providers: Optional[list[str]] = Field(
+        None, description="ONNX Runtime execution providers in order (tensorrt, cuda, cpu); default: the best present"
+    )
+
+    def runtime_options(self) -> RuntimeOptions:
+        return RuntimeOptions(**{name: getattr(self, name) for name in RuntimeOptions.model_fields})
 
     @model_validator(mode="before")
     @classmethod
@@ -247,7 +283,7 @@ class RunConfig(StrictModel):
             data = {
                 k: v
                 for k, v in data.items()
-                if not (v is None and k in ("geometry", "decision", "sinks", "metrics", "web"))
+                if not (v is None and k in ("geometry", "decision", "sinks", "metrics", "web", "swap"))
             }
         return data
 
@@ -273,9 +309,12 @@ class RunConfig(StrictModel):
                 self.source.video = str(fix(self.source.video))
             if self.source.images is not None:
                 self.source.images = str(fix(self.source.images))
+            if self.source.signal not in (None, "-"):  # "-" is standard input, not a file
+                self.source.signal = str(fix(self.source.signal))
         if self.geometry.mask is not None:
             self.geometry.mask = str(fix(self.geometry.mask))
         self.web.override = fix(self.web.override)
+        self.swap.watch = fix(self.swap.watch)
         tls = self.sinks.mqtt.tls if self.sinks.mqtt is not None else None
         if tls is not None:
             tls.ca, tls.cert, tls.key = (str(fix(x)) if x else None for x in (tls.ca, tls.cert, tls.key))

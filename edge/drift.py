@@ -12,7 +12,9 @@ with the usual reading under 0.1 no change, 0.1-0.25 some, over 0.25 a shift wor
 needs no assumption on the score's distribution and costs a dozen operations per frame.
 
 Beside it, the rolling false-alarm rate: the share of all recent inspected frames scoring over the
-threshold (flagged or not), to set against calibration's. When PSI stays over `level` for
+threshold (flagged or not), to set against calibration's. Both are read at the threshold in force
+(a LiveThreshold: an operator's override from the page, or the threshold of a bundle swapped in
+by edge.swap), not the one the run started with. When PSI stays over `level` for
 `hold_seconds`, a `drift` event says how far, since when, and what to do; when it stays under for
 as long, a drift event with state ok says it is over.
 """
@@ -25,6 +27,7 @@ from typing import Optional
 import numpy as np
 from pydantic import Field
 
+from edge.decide import LiveThreshold
 from edge.health_event import HealthEvent, iso_time
 from edge.schema import StrictModel
 
@@ -50,19 +53,22 @@ class DriftConfig(StrictModel):
 class DriftWatch:
     """A rolling window of scores against calibration's; `observe()` returns an event on a change."""
 
-    def __init__(self, config: DriftConfig, normal_scores: np.ndarray, threshold: float, source: str = ""):
+    def __init__(
+        self, config: DriftConfig, normal_scores: np.ndarray, threshold: "float | LiveThreshold", source: str = ""
+    ):
         self.config = config
-        self.threshold = threshold
+        # The holder the loop's decider reads: a threshold moved on the page or by a swap is seen here too.
+        self.live_threshold = threshold if isinstance(threshold, LiveThreshold) else LiveThreshold(threshold)
         self.source = source
         scores = np.sort(np.asarray(normal_scores, dtype=np.float64))
         # Inner edges only: a score below the first edge is bin 0, above the last is the last bin.
         self._edges = np.unique(np.quantile(scores, np.linspace(0, 1, config.bins + 1)[1:-1]))
         self._expected = np.maximum(self._shares(scores), FLOOR)
-        self._calibration_rate = float(np.mean(scores > threshold)) if scores.size else 0.0
+        self._normal = scores
         self._bins: deque[int] = deque()
         self._counts = np.zeros(self._edges.size + 1, dtype=np.int64)
-        self._over: deque[bool] = deque(maxlen=config.window)
-        self._over_count = 0
+        # Every recent inspected score, so the rates are counted at whatever threshold is in force when asked.
+        self._recent: deque[float] = deque(maxlen=config.window)
         self.drifted = False
         self.psi = float("nan")
         self.events = 0
@@ -76,19 +82,13 @@ class DriftWatch:
         """Count one inspected frame (its score; whether it was flagged) at frame time `now`."""
         if not np.isfinite(score):
             return None
-        self._count_rate(score > self.threshold)
+        self._recent.append(score)
         if not flagged:
             self._count_score(score)
         if len(self._bins) < self.config.window:
             return None  # judge a full window only: a few scores say nothing about a distribution
         self.psi = self._psi()
         return self._settle(self.psi > self.config.level, now)
-
-    def _count_rate(self, over: bool) -> None:
-        if len(self._over) == self._over.maxlen:
-            self._over_count -= self._over[0]
-        self._over.append(over)
-        self._over_count += over
 
     def _count_score(self, score: float) -> None:
         b = int(np.searchsorted(self._edges, score, side="right"))
@@ -102,8 +102,20 @@ class DriftWatch:
         return float(np.sum((now - self._expected) * np.log(now / self._expected)))
 
     @property
+    def threshold(self) -> float:
+        return self.live_threshold.value
+
+    @property
     def false_alarm_rate(self) -> float:
-        return self._over_count / len(self._over) if self._over else 0.0
+        """Share of the recent inspected frames over the threshold in force (counted when asked: events, page)."""
+        n = len(self._recent)
+        return float(np.count_nonzero(np.fromiter(self._recent, np.float64, n) > self.threshold)) / n if n else 0.0
+
+    @property
+    def calibration_false_alarm_rate(self) -> float:
+        """Share of calibration's normal scores over the threshold in force (the device's rule: strictly above)."""
+        n = self._normal.size
+        return float(n - np.searchsorted(self._normal, self.threshold, side="right")) / n if n else 0.0
 
     def _settle(self, over: bool, now: float) -> Optional[HealthEvent]:
         if over == self.drifted:
@@ -134,5 +146,6 @@ class DriftWatch:
             "level": self.config.level,
             "window": len(self._bins),
             "false_alarm_rate": round(self.false_alarm_rate, 4),
-            "calibration_false_alarm_rate": round(self._calibration_rate, 4),
+            "calibration_false_alarm_rate": round(self.calibration_false_alarm_rate, 4),
+            "threshold": self.threshold,
         }

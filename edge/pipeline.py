@@ -28,7 +28,9 @@ from edge.detection import Detector
 from edge.detector import make_detector
 from edge.messages import Log, to_stderr
 from edge.metrics import Metrics, MetricsConfig
+from edge.runtime import RuntimeOptions
 from edge.second_stage import SecondStage, tile_around
+from edge.signal_plot import signal_plot
 from edge.sinks.base import Sink
 from edge.sinks.dispatch import AlertDispatcher, Render
 from edge.sources import FrameSource, as_frame_source
@@ -168,6 +170,7 @@ class Pipeline:
         detector: Optional[Detector] = None,
         second_stage: Optional[SecondStage] = None,
         prepare_in_capture: bool = True,
+        runtime: Optional[RuntimeOptions] = None,
     ):
         self.bundle = bundle
         # Optional: a classifier bundle that names what this one flagged (`--classifier`, edge.second_stage).
@@ -182,7 +185,9 @@ class Pipeline:
         self._capture_lock = threading.Lock()
         self._copy_tiles = self.tiler.tiling is not None  # tiles come in a reused buffer
         self.prepare_in_capture = prepare_in_capture  # False: all on the loop (benchmarks compare)
-        self.detector = detector or make_detector(bundle, num_threads)
+        # How the model runs (edge.runtime: LiteRT, a delegate, ONNX Runtime); a swapped-in bundle runs the same way.
+        self.runtime = runtime
+        self.detector = detector or make_detector(bundle, num_threads, runtime, self.log)
         self.scorer = FrameScorer(self.detector, self.tiler)
         self.decision = decision or DecisionConfig()
         # The threshold in force: the bundle's, moved at run time by a recorded override (edge/web).
@@ -193,10 +198,15 @@ class Pipeline:
         self.metrics = metrics or Metrics(MetricsConfig(every_seconds=0), log=self.log)
         self.metrics.threshold = bundle.threshold
         self._render_tiler: Optional[Tiler] = None  # the alert worker's own (edge.sinks.dispatch)
+        self._render_tiler_of: Optional[Tiler] = None  # the loop's Tiler it is a twin of
         self.attach(sinks, snapshots)
         self.label = self.detector.label
         self.observer = None  # edge run --web: the page's edge.web.observer.Observer
         self.watch: Optional[Watch] = None  # health and drift (edge.watch), set by edge.app
+        # A new bundle prepared off the loop (edge.swap.BundleSwap, set by edge.app), taken between two frames.
+        self.swap = None
+        self.last_image: Optional[np.ndarray] = None  # what a swap's smoke inference runs on
+        self._prepared_key: object = self  # the tag of frames the capture thread prepared for this bundle
         self._stop = False
         self._stopped_by_signal = False
 
@@ -238,10 +248,12 @@ class Pipeline:
         self.metrics.source = source
         # Preprocessing moves to the capture thread where the source has one (edge.sources.Source);
         # frames that come without it (other sources, a frame it could not prepare) are prepared here.
-        prepares = self.prepare_in_capture and source.set_prepare(self._prepare_in_capture, self)
+        prepares = self.prepare_in_capture and source.set_prepare(self._prepare_in_capture, self._prepared_key)
         start = time.perf_counter()
         try:
             while not self._stopped(summary, start, max_frames, duration):
+                if self.swap is not None and self.swap.ready is not None:
+                    self._take_swap(source, summary, prepares)
                 frame = source.poll(0.2)
                 if frame is None:
                     if source.ended:
@@ -250,6 +262,7 @@ class Pipeline:
                         break
                     self.metrics.tick()
                     continue
+                self.last_image = frame.image
                 self._process(frame, summary, on_frame)
                 self.metrics.tick()
             last = self.decider.finish()
@@ -275,6 +288,28 @@ class Pipeline:
         else:
             return False
         return True
+
+    def _take_swap(self, source: FrameSource, summary: RunSummary, prepares: bool) -> None:
+        """The bundle edge.swap prepared and checked off the loop takes over here, between two frames:
+        only references change hands. The decider keeps its state, and the threshold holder is the same
+        object (decider, saturation and drift watches read it), set to the new bundle's threshold."""
+        new = self.swap.take()
+        if self.trigger is not None and new.tiler.roi != self.tiler.roi:
+            last = self.decider.finish()  # a part in view is judged by the bundle that saw it
+            if last is not None:
+                self._alert(last, summary)
+            self.trigger = PartTrigger(self.decision.part_trigger, new.tiler.roi)
+        self.bundle, self.geometry, self.tiler = new.bundle, new.geometry, new.tiler
+        self.detector, self.scorer, self.label = new.detector, new.scorer, new.detector.label
+        self._copy_tiles = new.tiler.tiling is not None
+        self._capture_tiler = new.capture_tiler
+        if prepares:  # frames the capture thread prepared for the old bundle are prepared again here
+            self._prepared_key = new
+            source.set_prepare(self._prepare_in_capture, new)
+        self.threshold.set(new.threshold)
+        self.metrics.threshold = new.threshold
+        self.watch = new.watch
+        self.swap.adopted(new)
 
     def _close_books(self, summary: RunSummary, source: FrameSource) -> None:
         """The counts the source, the decider and the metrics kept, into the summary."""
@@ -307,7 +342,7 @@ class Pipeline:
             m.frame_done(float("nan"))
             return
         hw = image.shape[:2]
-        batch = frame.prepared if frame.prepared_by is self else None
+        batch = frame.prepared if frame.prepared_by is self._prepared_key else None
         if batch is None:
             batch = self.tiler.tiles(image)
             t1 = time.perf_counter()
@@ -394,10 +429,15 @@ class Pipeline:
 
     def _renderer(self, image, heat_map, score: float, threshold: float, box, drawn, caption: str) -> Render:
         """The snapshot pictures of one alert, drawn later on the alert worker (with its own Tiler)."""
+        if self.bundle.manifest.signal is not None:  # a window: plotted against its reconstruction
+            plot = signal_plot(self.bundle)
+            return lambda: plot.render(image, score, threshold, caption)
+
+        tiler = self.tiler  # the bundle that raised it, should a swap come before the worker draws it
 
         def render():
-            if self._render_tiler is None:
-                self._render_tiler = self.tiler.twin()
+            if self._render_tiler is None or self._render_tiler_of is not tiler:
+                self._render_tiler, self._render_tiler_of = tiler.twin(), tiler
             heat = drawn if drawn is not None else self._render_tiler.frame_map(heat_map, image.shape[:2])
             return image, annotate(image, heat, score, threshold, box, label=caption)
 

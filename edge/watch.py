@@ -7,6 +7,7 @@ import time
 from typing import Optional
 
 from edge.bundle import Bundle
+from edge.decide import LiveThreshold
 from edge.drift import DriftConfig, DriftWatch
 from edge.health import HealthConfig, HealthReference, HealthWatch
 from edge.health_event import HealthEvent
@@ -30,8 +31,9 @@ class Watch:
 
     @classmethod
     def for_bundle(
-        cls, bundle: Bundle, health: HealthConfig, drift: DriftConfig, threshold: float, log: Log
+        cls, bundle: Bundle, health: HealthConfig, drift: DriftConfig, threshold: "float | LiveThreshold", log: Log
     ) -> "Watch":
+        """`threshold`: the run's LiveThreshold, so the drift watch's false-alarm rate follows the one in force."""
         health_watch = drift_watch = None
         notes = []
         if health.enabled:

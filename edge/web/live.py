@@ -45,6 +45,10 @@ class LiveView:
         self._cached: Optional[tuple[int, bytes]] = None
         self.encoded = 0
 
+    def follow(self, tiler: Tiler, label: str) -> None:
+        """A bundle swapped in (edge.swap): its geometry and label from the next frame drawn."""
+        self._tiler, self.label = tiler.twin(), label  # no lock: the loop never waits on a JPEG encode
+
     def jpeg(self) -> Optional[tuple[int, bytes]]:
         """(frame number, JPEG bytes) of the newest frame; None before the first one arrives."""
         self.observer.watch()

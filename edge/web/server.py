@@ -13,9 +13,11 @@ Endpoints (all JSON unless said; README "The page on the device" documents them)
     POST /api/alerts/ID/review      {"verdict": "false_alarm"|"real_defect", "defect": name, "who": name}
     GET  /api/threshold             threshold in force, calibrated one, rates, calibration scores
     POST /api/threshold             {"threshold": value, "who": name}
+    POST /api/bundle/swap           load the run's bundle again and swap it in if it checks out (edge.swap);
+                                    202 at once, the outcome in /api/status "swap" and a `bundle` event
 
-Tokens: on a non-loopback address every /api and /live request needs the token; reviews and
-threshold changes need it always. It goes in `Authorization: Bearer TOKEN` (or `?token=` on
+Tokens: on a non-loopback address every /api and /live request needs the token; reviews,
+threshold changes and bundle swaps need it always. It goes in `Authorization: Bearer TOKEN` (or `?token=` on
 GETs, for an <img> or a video player). Missing: 401; wrong: 403; no token configured: 403.
 """
 
@@ -27,7 +29,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -55,6 +57,7 @@ class WebContext:
     token_env: str
     public: bool  # bound beyond loopback: reads need the token too
     live_fps: float = 5.0
+    swap: Any = None  # the run's edge.swap.BundleSwap (None: this run cannot swap bundles)
 
 
 def error(status: int, message: str, **more) -> JSONResponse:
@@ -203,6 +206,16 @@ def build_app(ctx: WebContext) -> Starlette:
             return error(500, f"cannot record the override in {ctx.threshold.path}: {exc.strerror or exc}")
         return JSONResponse({"applied": entry, **ctx.threshold.state()})
 
+    async def swap_bundle(request: Request) -> Response:
+        if ctx.swap is None:
+            return error(409, "this run cannot swap bundles")
+        try:
+            data = await _json_body(request)
+        except ValueError as exc:
+            return error(422, str(exc))
+        ctx.swap.request(f"page: {_who(data, request)}")  # checked and swapped off the loop; never waited on
+        return JSONResponse({"requested": True, "last": ctx.swap.last}, status_code=202)
+
     async def index(_request: Request) -> Response:
         return FileResponse(STATIC / "index.html", headers=NO_STORE)
 
@@ -218,6 +231,7 @@ def build_app(ctx: WebContext) -> Starlette:
         Route("/api/alerts/{id}/review", writer(review), methods=["POST"]),
         Route("/api/threshold", reader(get_threshold)),
         Route("/api/threshold", writer(set_threshold), methods=["POST"]),
+        Route("/api/bundle/swap", writer(swap_bundle), methods=["POST"]),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
     return Starlette(routes=routes, exception_handlers={Exception: _internal})

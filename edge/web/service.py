@@ -147,9 +147,23 @@ def build_context(service: WebService, pipeline: Any, built: Any, source: Any, o
         lambda: (list(built.group), built.dispatcher),
     )
     live = LiveView(observer, pipeline.tiler, pipeline.label)
+    swap = getattr(pipeline, "swap", None)
+    if swap is not None:
+        status.swap = swap
+        swap.listeners.append(lambda new: follow_swap(new, control, status, live, web.override))
     return WebContext(
-        observer, live, reviews, control, status, service.token, web.token_env, service.public, web.live_fps
+        observer, live, reviews, control, status, service.token, web.token_env, service.public, web.live_fps, swap
     )
+
+
+def follow_swap(new: Any, control: Any, status: Any, live: Any, override: Optional[Path]) -> None:
+    """After a bundle swap (edge.swap, on the loop: references only): the threshold control, the status
+    and the live view speak of the new bundle."""
+    from edge.web.sensitivity import override_path
+
+    control.bundle, control.path, control.scores = new.bundle, override_path(new.bundle, override), new.scores
+    status.follow(new.bundle)
+    live.follow(new.tiler, new.detector.label)
 
 
 def set_live_threshold(pipeline: Any, value: float) -> None:

@@ -20,6 +20,8 @@ def bundle_identity(bundle: Bundle) -> dict:
     age = datetime.now(timezone.utc) - created
     return {
         "path": str(bundle.path),
+        "id": bundle.id,
+        "version": bundle.version,
         "model": m.model.file,
         "sha256": m.model.sha256[:12],
         "kind": m.model.kind,
@@ -82,6 +84,11 @@ class StatusReport:
         self.threshold, self.source_name, self.sinks = threshold, source_name, sinks
         self.started = time.monotonic()
         self.identity = bundle_identity(bundle)
+        self.swap: Any = None  # the run's edge.swap.BundleSwap, when it has one
+
+    def follow(self, bundle: Bundle) -> None:
+        """A bundle swapped in (edge.swap): the status names it from now on."""
+        self.bundle, self.identity = bundle, bundle_identity(bundle)
 
     def __call__(self) -> dict:
         m = self.metrics
@@ -103,6 +110,8 @@ class StatusReport:
             "threshold": self.threshold(),
             "health": health(m),
         }
+        if self.swap is not None:
+            report["swap"] = {"swaps": self.swap.swaps, "rejected": self.swap.rejected, "last": self.swap.last}
         pulses = gpio_pulses(sinks)
         if pulses is not None:
             report["gpio_pulses"] = pulses

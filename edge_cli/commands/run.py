@@ -93,6 +93,10 @@ def register(app: typer.Typer) -> None:
         ),
         max_frames: Optional[int] = typer.Option(None, "--max-frames", min=1, help="Stop after this many frames."),
         threads: Optional[int] = options.interpreter_threads(),
+        runtime: Optional[str] = options.runtime(),
+        delegate: Optional[str] = options.delegate(),
+        delegate_fallback: Optional[str] = options.delegate_fallback(),
+        provider: Optional[list[str]] = options.providers(),
         votes: Optional[int] = typer.Option(
             None,
             "--votes",
@@ -125,6 +129,25 @@ def register(app: typer.Typer) -> None:
             None, "--picamera2", min=0, help="Raspberry Pi camera number, via Picamera2."
         ),
         loop: bool = typer.Option(False, "--loop", help="With --video: start again at the end (demos, soak tests)."),
+        signal: Optional[str] = typer.Option(
+            None,
+            "--signal",
+            help="Signal bundles: a signal file replayed one window a step (UCR text, CSV, a recording), or - for "
+            "lines on standard input (a window or a sample per line). See docs/signals.md.",
+        ),
+        serial: Optional[str] = typer.Option(
+            None,
+            "--serial",
+            help="Signal bundles: a serial port (/dev/ttyUSB0) streaming a sample or a window per line (pyserial); "
+            "reopened by the watchdog when it vanishes.",
+        ),
+        baud: Optional[int] = typer.Option(None, "--baud", min=1, help="With --serial: the port's speed (115200)."),
+        rate: Optional[float] = typer.Option(
+            None, "--rate", min=0.0, help="With --signal FILE: windows per second (default: as fast as it goes)."
+        ),
+        hop: Optional[int] = typer.Option(
+            None, "--hop", min=1, help="Signals: samples between windows of a sample stream (default: the bundle's)."
+        ),
         fail_fast: bool = typer.Option(
             False,
             "--fail-fast",
@@ -191,6 +214,14 @@ def register(app: typer.Typer) -> None:
             max=65535,
             help="Serve Prometheus metrics at http://127.0.0.1:PORT/metrics (needs prometheus-client).",
         ),
+        watch_bundles: Optional[Path] = typer.Option(
+            None,
+            "--watch-bundles",
+            help="Swap in a new bundle without stopping the camera when this folder offers one: a bundle history "
+            "(edge calibrate --from ... --out DIR) whose current version changes, or a folder bundles are copied "
+            "into (swap.watch). SIGHUP swaps --bundle in again. The new bundle is checked first; a bad one is "
+            "one line and the old one runs on.",
+        ),
     ) -> None:
         """Inspect a camera, a video or an image folder; one JSON line per alert on stdout.
 
@@ -203,6 +234,8 @@ file, line and key. Ctrl-C or SIGTERM stops cleanly.
         """
         cfg = load_config(config) if config is not None else RunConfig()
         _set_given(cfg, bundle=bundle, classifier=classifier, out=out, state=state, threads=threads)
+        chosen = options.runtime_options(cfg.runtime_options(), runtime, delegate, delegate_fallback, provider)
+        _set_given(cfg, **chosen.model_dump())
         source_flags = {
             "camera": camera,
             "video": video,
@@ -210,6 +243,11 @@ file, line and key. Ctrl-C or SIGTERM stops cleanly.
             "url": url,
             "gstreamer": gstreamer,
             "picamera2": picamera2,
+            "signal": signal,
+            "serial": serial,
+            "baud": baud,
+            "rate": rate,
+            "hop": hop,
             "loop": loop or None,
             "fail_fast": fail_fast or None,
             "mode": mode,
@@ -226,4 +264,6 @@ file, line and key. Ctrl-C or SIGTERM stops cleanly.
         _apply_network_flags(cfg, mqtt, webhook)
         if web is not None:
             cfg.web = _flag_model("--web", lambda: WebConfig.model_validate({**cfg.web.model_dump(), "listen": web}))
+        if watch_bundles is not None:
+            cfg.swap = cfg.swap.model_copy(update={"watch": watch_bundles})
         run_device(cfg, max_frames=max_frames, duration=duration)
