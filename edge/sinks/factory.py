@@ -102,6 +102,7 @@ def _build(config, out: Path, state: Path) -> BuiltSinks:
         (config.gpio, lambda: _gpio_sink(config.gpio)),
         (config.webhook, lambda: _webhook_sink(config.webhook, state)),
         (config.mqtt, lambda: _mqtt_sink(config.mqtt, state)),
+        (config.mqtt and config.mqtt.sparkplug, lambda: _sparkplug_sink(config.mqtt, state)),
     )
     try:
         for section, make in makers:
@@ -213,6 +214,34 @@ def _mqtt_sink(m, state: Path) -> tuple[Sink, str]:
         announcements=_home_assistant(m),
     )
     return sink, f"mqtt {m.host}:{m.effective_port} topics {sink.transport.topics.base}/(alerts|status|health|metrics)"
+
+
+def _sparkplug_sink(m, state: Path) -> tuple[Sink, str]:
+    from edge.sinks.sparkplug import SparkplugSink  # one line naming the extra when protobuf is missing
+    from edge.sinks.topics import default_station
+
+    s, tls = m.sparkplug, m.tls
+    station = m.station or default_station()
+    sink = SparkplugSink(
+        m.host,
+        state,
+        port=m.effective_port,
+        group_id=s.group_id,
+        edge_node=station,
+        device=m.inspection,
+        client_id=s.client_id,
+        username=m.username,
+        password=_env(m.password_env, "sinks.mqtt.password_env") if m.password_env else None,
+        ca=tls.ca if tls else None,
+        cert=tls.cert if tls else None,
+        key=tls.key if tls else None,
+        tls=tls is not None,
+        keepalive_s=m.keepalive_s,
+        every_s=s.every_s,
+        connect_timeout_s=m.connect_timeout_s,
+        reconnect_max_s=int(m.backoff_max_s),
+    )
+    return sink, f"sparkplug B spBv1.0/{s.group_id}/+/{station}/{m.inspection} on {m.host}:{m.effective_port}"
 
 
 def _home_assistant(m) -> list[tuple[str, str]]:
