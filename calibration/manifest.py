@@ -44,5 +44,6 @@ def manifest_from_card(
         score=score if score is not None else card.score,
         threshold=threshold,
         extra=dict(card.extra),
+        signal=card.signal,
         **fields,
     )

@@ -46,8 +46,8 @@ __all__ = [
     "source_from_options",
 ]
 
-SourceKind = Literal["camera", "video", "images", "url", "gstreamer", "picamera2"]
-_KINDS: tuple[str, ...] = ("camera", "video", "images", "url", "gstreamer", "picamera2")
+SourceKind = Literal["camera", "video", "images", "url", "gstreamer", "picamera2", "signal", "serial"]
+_KINDS: tuple[str, ...] = ("camera", "video", "images", "url", "gstreamer", "picamera2", "signal", "serial")
 
 
 class SourceConfig(StrictModel):
@@ -62,6 +62,12 @@ class SourceConfig(StrictModel):
     url: Optional[str] = Field(None, description="network stream: rtsp://, http://, https://")
     gstreamer: Optional[str] = Field(None, description="GStreamer pipeline ending in appsink (Jetson CSI cameras)")
     picamera2: Optional[int] = Field(None, ge=0, description="Raspberry Pi camera number via Picamera2")
+    # Signal models (edge/signal_source.py): windows of a signal instead of frames.
+    signal: Optional[str] = Field(None, description="signal file replayed window by window, or - for standard input")
+    serial: Optional[str] = Field(None, description="serial port streaming samples or windows, one per line")
+    baud: int = Field(115200, gt=0, description="serial only: the port's speed")
+    rate: Optional[float] = Field(None, gt=0, description="signal file only: windows per second (default: no wait)")
+    hop: Optional[int] = Field(None, gt=0, description="signals: samples between windows of a sample stream")
     loop: bool = Field(False, description="video only: start again at the end (soak tests, demos)")
     # latest: a one-slot mailbox, the model always sees the newest frame and older ones are dropped
     # (counted) so a slow model never builds a backlog. every: no frame is dropped (offline inspection).
@@ -100,11 +106,13 @@ class SourceConfig(StrictModel):
         chosen = [k for k in _KINDS if getattr(self, k) is not None]
         if len(chosen) != 1:
             raise ValueError(
-                "give exactly one source: camera, video, images, url, gstreamer or picamera2"
+                "give exactly one source: camera, video, images, url, gstreamer, picamera2, signal or serial"
                 + (f" (got {', '.join(chosen)})" if chosen else "")
             )
         if self.loop and chosen[0] != "video":
             raise ValueError("loop applies to a video file only")
+        if self.rate is not None and (chosen[0] != "signal" or self.signal == "-"):
+            raise ValueError("rate applies to a signal file only (--signal FILE)")
         return self
 
     @property
@@ -114,13 +122,14 @@ class SourceConfig(StrictModel):
     @property
     def live(self) -> bool:
         """Cameras and streams: frames keep coming and a failure means reopen, not end of input."""
-        return self.kind not in ("video", "images")
+        return self.kind not in ("video", "images", "signal")
 
     @property
     def effective_mode(self) -> Literal["latest", "every"]:
         if self.mode != "auto":
             return self.mode
-        return "latest" if self.live else "every"
+        # a serial stream's windows are few and each one counts: none dropped
+        return "latest" if self.live and self.kind != "serial" else "every"
 
 
 Prepare = Callable[[np.ndarray], Any]  # frame -> model input, run by a capture thread
@@ -402,6 +411,10 @@ def source_name(config: SourceConfig) -> str:
         return redact_url(config.url)  # type: ignore[arg-type]
     if kind == "gstreamer":
         return "gstreamer"
+    if kind == "signal":
+        return "stdin" if config.signal == "-" else Path(config.signal).name  # type: ignore[arg-type]
+    if kind == "serial":
+        return f"serial:{config.serial}"
     return f"picamera2:{config.picamera2}"
 
 
@@ -426,7 +439,8 @@ class Source(FrameSourceBase):
         self.truncated = 0
         if opener is None:
             opener = self._default_opener()
-        name_of = (lambda b: b.current) if self.kind == "images" else None
+        # an image folder names each file, a signal each window's line
+        name_of = (lambda b: b.current) if self.kind in ("images", "signal", "serial") else None
         self.capture = Capture(
             opener,
             self.name,
@@ -526,16 +540,25 @@ def open_source(
     config: Optional[SourceConfig] = None,
     log: Optional[Log] = None,
     opener: Optional[Callable[[], Backend]] = None,
+    signal: Any = None,
+    bundle: str = "the bundle",
 ) -> Source:
     """Open a source from one of camera/video/images, or from a full SourceConfig.
 
-    `opener` replaces the backend (tests inject a fake camera this way).
+    `opener` replaces the backend (tests inject a fake camera this way). `signal`: the bundle's
+    edge.signal_data.SignalSpec (None for an image model); a source that does not suit the model
+    (a camera for a signal model, --signal for an image model) is one line naming `bundle`.
     """
     if config is None:
         chosen = [x for x in (camera, video, images) if x is not None]
         if len(chosen) != 1:
             raise EdgeError("give exactly one source: --camera N, --video FILE or --images DIR")
         config = SourceConfig(camera=camera, video=video, images=images)
+    if signal is not None or config.kind in ("signal", "serial"):
+        from edge.signal_source import SignalSource, check_source_fits  # it derives from Source, below
+
+        check_source_fits(config, signal, bundle)
+        return SignalSource(config, signal, log=log, opener=opener)
     return Source(config, log=log, opener=opener)
 
 

@@ -125,8 +125,8 @@ _NO_PROGRESS = typer.Option(False, "--no-progress", help="No progress bar (for l
 _NORMAL_LABEL = typer.Option(
     None,
     "--normal-label",
-    help="Signal models: the class label of normal windows in a labelled --normal FILE (default: the commonest "
-    "label; ECG5000: 1); its other windows are the anomalous set. See docs/signals.md.",
+    help="Signal models: the class label of normal windows in a labelled --normal FILE (default: the label the "
+    "model was trained on as normal); its other windows are the anomalous set. See docs/signals.md.",
 )
 
 
