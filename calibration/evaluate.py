@@ -31,6 +31,7 @@ import cv2
 import numpy as np
 
 from calibration import binary_metrics
+from calibration.bootstrap import DEFAULT_RESAMPLES, DEFAULT_SEED, Bootstrap, PixelHistograms, bootstrap, paired
 from edge.bundle import Bundle, load_bundle
 from edge.decide import flagged
 from edge.detector import make_detector
@@ -198,6 +199,9 @@ class EvalResult:
     notes: list[str] = field(default_factory=list)
     worst_png: Optional[Path] = None
     recall_at_5pct_fpr: float = float("nan")  # threshold-free: see recall_at_fpr
+    pixel_histograms: Optional[PixelHistograms] = field(default=None, repr=False)  # for the bootstrap
+    intervals: Optional[Bootstrap] = None  # bootstrap intervals of the three headline figures
+    versus_first: Optional[Bootstrap] = None  # with --compare: paired intervals of (this − the first bundle)
     # kept for the worst-miss grid: index → (image, map at image size, mask or None)
     _views: dict = field(default_factory=dict, repr=False)
 
@@ -221,7 +225,22 @@ class EvalResult:
             "images": len(self.files),
             "skipped": len(self.skipped),
             "recall_at_5pct_fpr": self.recall_at_5pct_fpr,
+            "intervals": _intervals_dict(self.intervals),
+            "versus_first": _intervals_dict(self.versus_first),
         }
+
+    def points(self) -> dict[str, float]:
+        return {
+            "image_auroc": self.image_auroc,
+            "pixel_auroc": self.pixel_auroc,
+            "recall_at_5pct_fpr": self.recall_at_5pct_fpr,
+        }
+
+
+def _intervals_dict(b: Optional[Bootstrap]) -> Optional[dict]:
+    if b is None:
+        return None
+    return {"resamples": b.resamples, "seed": b.seed, **{k: v.to_dict() for k, v in b.intervals.items()}}
 
 
 def map_to_image(anomaly_map: np.ndarray, image_hw: tuple[int, int], roi) -> np.ndarray:
@@ -258,6 +277,7 @@ class _Collected:
     pixel_masks: list[np.ndarray] = field(default_factory=list)
     pixel_maps: list[np.ndarray] = field(default_factory=list)
     pixel_groups: list[str] = field(default_factory=list)
+    pixel_images: list[int] = field(default_factory=list)  # index in `paths` of each pixel-evaluated image
     small_maps: list[np.ndarray] = field(default_factory=list)  # small copies for the worst-miss grid
     model_seconds: float = 0.0
 
@@ -275,6 +295,7 @@ class _Collected:
             self.pixel_masks.append(mask)
             self.pixel_maps.append(map_to_image(anomaly_map, hw, _scaled_roi(roi, image.shape[:2], hw)))
             self.pixel_groups.append(data.groups[i])
+            self.pixel_images.append(len(self.paths) - 1)
 
 
 def _scaled_roi(roi, image_hw: tuple[int, int], hw: tuple[int, int]):
@@ -388,6 +409,9 @@ def _result(b: Bundle, data: EvalSet, got: _Collected) -> EvalResult:
         skipped=got.skipped,
         notes=list(data.notes),
         recall_at_5pct_fpr=recall_at_fpr(labels, scores, 0.05),
+        pixel_histograms=PixelHistograms.of(got.pixel_masks, got.pixel_maps, got.pixel_images)
+        if has_defect_masks
+        else None,
     )
 
 
@@ -484,6 +508,29 @@ def _f(v: float, digits: int = 3) -> str:
     return "n/a" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{v:.{digits}f}"
 
 
+def _with_interval(r: EvalResult, metric: str) -> str:
+    """'0.959 (0.93–0.98)' with the bootstrap interval, or the figure alone."""
+    value = _f(r.points()[metric])
+    i = r.intervals.intervals.get(metric) if r.intervals is not None else None
+    return value if i is None or not np.isfinite(i.low) else f"{value} ({i.describe()})"
+
+
+def compare_line(r: EvalResult, first: EvalResult) -> str:
+    """'b − a: image AUROC +0.004 (−0.010–0.018, within noise), ...' from the paired bootstrap."""
+    parts = []
+    for metric, label in (
+        ("image_auroc", "image AUROC"),
+        ("pixel_auroc", "pixel AUROC"),
+        ("recall_at_5pct_fpr", "recall @ 5 % FPR"),
+    ):
+        i = r.versus_first.intervals.get(metric)
+        if i is None or not np.isfinite(i.low):
+            continue
+        verdict = "within noise" if r.versus_first.within_noise(metric) else "beyond noise"
+        parts.append(f"{label} {i.point:+.3f} ({i.low:+.3f} to {i.high:+.3f}, {verdict})")
+    return f"{r.name} − {first.name}: " + ("; ".join(parts) if parts else "no paired figures")
+
+
 def markdown(results: list[EvalResult], data: EvalSet, command: str = "", title: str = "Detection quality") -> str:
     """A results page: one row per bundle, then per-defect image/pixel AUROC and recall."""
     n_good = sum(g == GOOD for g in data.groups)
@@ -504,10 +551,27 @@ def markdown(results: list[EvalResult], data: EvalSet, command: str = "", title:
         t = r.threshold_metrics
         lines.append(
             f"| {r.name} | {r.kind} | {r.quantization} | {r.score} | {r.model_bytes / 1024:.0f} KiB | "
-            f"{r.ms_per_image:.1f} | {_f(r.image_auroc)} | {_f(r.pixel_auroc)} | {_f(r.recall_at_5pct_fpr)} | "
+            f"{r.ms_per_image:.1f} | {_with_interval(r, 'image_auroc')} | {_with_interval(r, 'pixel_auroc')} | "
+            f"{_with_interval(r, 'recall_at_5pct_fpr')} | "
             f"{_f(t['f1'])} | "
             f"{_f(t['precision'])} | {_f(t['recall'])} | {t['fp']} / {t['fp'] + t['tn']} |"
         )
+    boot = next((r.intervals for r in results if r.intervals is not None), None)
+    if boot is not None:
+        lines += [
+            "",
+            f"In brackets: {boot.confidence:.0%} bootstrap intervals ({boot.resamples} stratified resamples of the "
+            f"test images, seed {boot.seed}; {sum(r.intervals.seconds for r in results if r.intervals):.2f} s).",
+        ]
+    compared = [r for r in results[1:] if r.versus_first is not None]
+    if compared:
+        lines += [
+            "",
+            "Paired bootstrap against the first bundle (same resampled images; the difference is "
+            "within noise when its interval holds 0):",
+            "",
+        ]
+        lines += [f"- {compare_line(r, results[0])}" for r in compared]
     defects = sorted(set(data.groups) - {GOOD})
     lines += ["", "Per defect type (image AUROC / pixel AUROC / recall at the bundle's threshold):", ""]
     lines.append("| defect | n | " + " | ".join(r.name for r in results) + " |")
@@ -556,24 +620,52 @@ def evaluate(
     progress: bool = True,
     log: Callable[[str], None] = print,
     exclude: Sequence[str] = (),
+    resamples: int = DEFAULT_RESAMPLES,
+    seed: int = DEFAULT_SEED,
 ) -> tuple[list[EvalResult], Optional[Path]]:
-    """Evaluate one or more bundles on one MVTec AD folder; optionally write markdown + PNGs."""
+    """Evaluate one or more bundles on one MVTec AD folder; optionally write markdown + PNGs.
+
+    resamples: bootstrap resamples for the intervals (0: none); bundles after the first are also
+    compared with it by a paired bootstrap over the same images (calibration.bootstrap).
+    """
     eval_set = load_eval_set(data, exclude)
     loaded = [load_bundle(b) for b in bundles]  # check every bundle before the long part
     results = []
     for b, name in zip(loaded, _distinct_names(loaded), strict=True):
         r = _evaluate_one(b, name, eval_set, progress, batch_size, threads, pixel_max_side, worst)
         r.name = name
+        _add_intervals(r, results[0] if results else None, resamples, seed, log)
         results.append(r)
         log(
-            f"{name}: image AUROC {_f(r.image_auroc)}, pixel AUROC {_f(r.pixel_auroc)}, "
-            f"recall {_f(r.recall_at_5pct_fpr)} at 5 % FPR, F1 {_f(r.threshold_metrics['f1'])} "
+            f"{name}: image AUROC {_with_interval(r, 'image_auroc')}, pixel AUROC {_with_interval(r, 'pixel_auroc')}, "
+            f"recall {_with_interval(r, 'recall_at_5pct_fpr')} at 5 % FPR, F1 {_f(r.threshold_metrics['f1'])} "
             f"at threshold {r.threshold:.4g}, {r.ms_per_image:.1f} ms/image"
         )
+        if r.versus_first is not None:
+            log(compare_line(r, results[0]))
+    if resamples and results and results[0].intervals is not None:
+        b = results[0].intervals
+        log(f"(in brackets: {b.confidence:.0%} bootstrap intervals, {b.resamples} stratified resamples, seed {b.seed})")
     report = _write_outputs(results, eval_set, Path(out), worst, command) if out is not None else None
     if report is not None:
         log(f"report: {report}")
     return results, report
+
+
+def _add_intervals(r: EvalResult, first: Optional[EvalResult], resamples: int, seed: int, log) -> None:
+    """r.intervals, and r.versus_first when another bundle came first (the same images, paired)."""
+    if resamples <= 0:
+        return
+    r.intervals = bootstrap(r.labels, r.scores, r.points(), r.pixel_histograms, resamples, seed)
+    if first is None:
+        return
+    if [str(p) for p in first.files] != [str(p) for p in r.files]:
+        log(f"note: {r.name} and {first.name} read different images (unreadable ones skipped): no paired comparison")
+        return
+    r.versus_first = paired(
+        r.labels, first.scores, r.scores, first.points(), r.points(), first.pixel_histograms, r.pixel_histograms,
+        resamples, seed,
+    )  # fmt: skip
 
 
 def _distinct_names(loaded: list[Bundle]) -> list[str]:

@@ -352,3 +352,24 @@ def test_markdown_handles_missing_pixel_metrics(synthetic_mvtec):
     )
     text = markdown([r], s)
     assert "| b | autoencoder | int8 | mean | 2 KiB |" in text and "n/a" in text
+
+
+def test_intervals_and_a_bundle_compared_with_itself_is_within_noise(constant_bundle, synthetic_mvtec, tmp_path):
+    import shutil
+
+    other = tmp_path / "copy"
+    shutil.copytree(constant_bundle, other)
+    lines = []
+    results, report = evaluate(
+        [constant_bundle, other], synthetic_mvtec, tmp_path / "q.md", threads=1, progress=False, log=lines.append,
+        resamples=200, worst=0,
+    )  # fmt: skip
+    first, second = results
+    for metric in ("image_auroc", "pixel_auroc"):
+        i = first.intervals.intervals[metric]
+        assert i.low - 1e-9 <= i.point <= i.high + 1e-9
+        assert second.versus_first.within_noise(metric)
+    text = "\n".join(lines)
+    assert f"image AUROC {first.image_auroc:.3f} (" in text and "within noise" in text
+    assert "beyond noise" not in text
+    assert "200 stratified resamples" in report.read_text()

@@ -23,8 +23,19 @@ _COMPARE = typer.Option(
     None,
     "--compare",
     "-c",
-    help="Another bundle to put side by side (e.g. the float export of the same model); repeat for more.",
+    help="Another bundle to put side by side (e.g. the float export of the same model); repeat for more. "
+    "Each is compared with the first by a paired bootstrap over the same images: the difference of each "
+    "figure with its interval, 'within noise' when the interval holds 0.",
 )
+_BOOTSTRAP = typer.Option(
+    1000,
+    "--bootstrap",
+    "-B",
+    min=0,
+    help="Bootstrap resamples for the 95 % intervals of image AUROC, pixel AUROC and recall at 5 % FPR "
+    "(good and defective images resampled separately; 0: no intervals).",
+)
+_SEED = typer.Option(0, "--seed", help="Seed of the bootstrap resamples (the same seed gives the same intervals).")
 _OUT = typer.Option(
     None,
     "--out",
@@ -64,15 +75,32 @@ def eval_(
     worst: int = _WORST,
     pixel_max_side: int = _PIXEL_MAX_SIDE,
     exclude: Optional[list[str]] = _EXCLUDE,
+    resamples: int = _BOOTSTRAP,
+    seed: int = _SEED,
+    normal_label: Optional[float] = typer.Option(
+        None, "--normal-label", help="Signal bundles: the label of normal windows (default: the one trained on)."
+    ),
 ) -> None:
     """Measure how well bundles find real defects: the exported .tflite run through edge's own code.
 
     Prints image AUROC, pixel AUROC (anomaly map resized to each image vs its ground-truth mask),
     recall at 5 % FPR (defective images found when at most 5 % of good ones may be flagged: no
     threshold involved) and F1 at each bundle's calibrated threshold; with --out writes a markdown table (per defect
-    type too) and a PNG grid of the worst misses per bundle. Needs the desktop extras
+    type too) and a PNG grid of the worst misses per bundle. Each headline figure comes with its
+    bootstrap interval (how much it would move on another test set of the same size), and each
+    --compare bundle with a paired difference that says whether it is within that noise. Needs the desktop extras
     (scikit-learn, matplotlib); the model runs in the device's TFLite interpreter.
+
+    Signal bundles (docs/signals.md): --data is a labelled signal file; AUROC, and accuracy,
+    precision, recall and F1 at each bundle's threshold (e.g. --compare its float export).
     """
+    if data.is_file():  # a signal file (calibration/signal_eval.py; numpy only)
+        from calibration.signal_eval import evaluate_signal
+
+        command = "edge " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+        bundles = [bundle, *(compare or [])]
+        evaluate_signal(bundles, data, out, normal_label=normal_label, threads=threads, command=command, log=typer.echo)
+        return
     require_sklearn()
     from calibration.evaluate import evaluate
 
@@ -89,6 +117,8 @@ def eval_(
         progress=sys.stderr.isatty(),
         log=lambda msg: typer.echo(msg),
         exclude=exclude or (),
+        resamples=resamples,
+        seed=seed,
     )
 
 
