@@ -36,11 +36,12 @@ from calibration.thresholds import (
     parse_method,
     resolution_note,
 )
-from edge.bundle import MANIFEST, Bundle, Manifest, ModelCard, load_bundle, read_card, write_bundle
+from edge.bundle import MANIFEST, Bundle, Manifest, ModelCard, load_bundle, read_card, sha256_file, write_bundle
 from edge.errors import EdgeError
 from edge.messages import to_stderr as _stderr
-from edge.model import TFLiteModel
+from edge.model import ModelBase
 from edge.preprocess import Preprocessing, Preprocessor
+from edge.runtime import RuntimeOptions, open_model, options_for_file
 from edge.schema import first_problem
 from edge.scoring import ScoreConfig
 from edge.tiling import FrameScorer, GeometryConfig, Tiler, load_mask
@@ -137,6 +138,8 @@ def calibrate(
     card: Optional[ModelCard] = None,
     confidence: float = 0.95,
     precision: Optional[float] = None,
+    runtime: Optional[RuntimeOptions] = None,
+    variants: Optional[dict[str, Path]] = None,
 ) -> Bundle:
     """Calibrate the threshold of an exported model and write a bundle folder.
 
@@ -157,6 +160,9 @@ def calibrate(
     confidence: of the intervals in the threshold record, and of fpr-upper's bound.
     precision:  fpr-type methods: the ± half-width the record's "normal images needed" is for
                 (default: half the target rate).
+    runtime:    how the model runs (edge.runtime; default: LiteRT for a .tflite, ONNX Runtime for an .onnx).
+    variants:   accelerator -> model file kept in the bundle beside MODEL ("edgetpu": the
+                edgetpu_compiler output, which scores the images when runtime.delegate is edgetpu).
     Returns the written Bundle (already re-read and hash-checked with edge.bundle.load_bundle).
     """
     model_path, out = Path(model_path), Path(out)
@@ -173,7 +179,7 @@ def calibrate(
     for note in images.notes:
         log(f"note: {note}")
 
-    model = TFLiteModel(model_path, num_threads=threads)
+    model = _open_model(model_path, runtime, variants or {}, threads, log)
     model.check_frame_shape(card.preprocessing.input_shape)
     # The device's own frame path (edge.pipeline.Pipeline builds the same two objects): it scores
     # when a geometry is given, and draws the maps of the report's thumbnails either way.
@@ -184,8 +190,8 @@ def calibrate(
     else:
         scorer = _frame_by_frame_scorer(frame_scorer)
     log(
-        f"calibrating {model_path.name} ({card.kind}, {card.quantization}, interpreter {model.backend}) on "
-        f"{_image_counts(images)} images, score {score_config.describe()}, method {method}"
+        f"calibrating {model_path.name} ({card.kind}, {card.quantization}, on {model.runtime}) on "
+        f"{_image_counts(images)} images, score {_describe(card, score_config)}, method {method}"
     )
     if geometry is not None:
         log(f"geometry: {describe_geometry(preprocessing, stored_geometry)}")
@@ -195,6 +201,7 @@ def calibrate(
         log(f"note: {n}")
     anomalous_scores = scored.anomalous.scores if scored.anomalous.paths else None
     record = threshold_record(method, threshold, scored.normal.scores, anomalous_scores, precision)
+    record.runtime = model.runtime  # which runtime's scores set it: calibrate what you deploy
 
     manifest = manifest_from_card(
         card,
@@ -208,11 +215,51 @@ def calibrate(
         metrics=metrics,
         geometry=stored_geometry,
     )
+    _add_variants(out, manifest, variants or {}, model_path)
     bundle = _write_bundle(out, manifest, model_path, mask)
     write_health_reference(bundle.path, images.normal)  # what edge/health.py compares with
     report = _write_report(bundle, images, scored, spec.score_label, [*images.notes, *notes], frame_scorer, tiler)
     _summary(bundle, scored.normal.scores, report, log)
     return load_bundle(bundle.path)
+
+
+def _open_model(
+    model_path: Path, runtime: Optional[RuntimeOptions], variants: dict[str, Path], threads: Optional[int], log
+) -> ModelBase:
+    """The model that scores the calibration images: the deployed one, through the runtime it will run on.
+
+    With --delegate edgetpu and a compiled model given, the compiled model through the Edge TPU (the
+    CPU model when the delegate cannot load and the fallback is allowed); otherwise MODEL itself.
+    """
+    runtime = runtime or options_for_file(model_path)
+    path = model_path
+    if runtime.delegate == "edgetpu" and "edgetpu" in variants:
+        path = Path(variants["edgetpu"])
+    model = open_model(path, runtime, threads, log, cpu_path=model_path)
+    if "edgetpu" in variants and model.path == model_path:
+        log(
+            "note: the threshold is calibrated on the CPU model; the Edge-TPU-compiled model gives slightly "
+            "different scores: recalibrate on the device with `edge calibrate --from BUNDLE --delegate edgetpu`"
+        )
+    return model
+
+
+def _add_variants(out: Path, manifest: Manifest, variants: dict[str, Path], model_path: Path) -> None:
+    """Copy the accelerator models into the bundle beside the CPU model; bundle.json names and hashes each."""
+    for accelerator, source in variants.items():
+        source = Path(source)
+        if not source.is_file():
+            raise EdgeError(f"{accelerator} model not found: {source}")
+        if source.name == model_path.name:
+            raise EdgeError(f"the {accelerator} model {source} has the CPU model's file name; rename one of them")
+        out.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, out / source.name)
+        manifest.model.variants[accelerator] = source.name  # type: ignore[index]
+        manifest.files[source.name] = sha256_file(out / source.name)
+
+
+def _describe(card: ModelCard, score: ScoreConfig) -> str:
+    return card.model_copy(update={"score": score}).describe_score()
 
 
 def _image_counts(images: cal_data.CalibrationSet) -> str:
@@ -386,7 +433,7 @@ def _summary(bundle: Bundle, normal_scores: np.ndarray, report: Optional[Path], 
     m = bundle.manifest
     t = m.threshold.value
     log(
-        f"threshold {t:.6g} by {m.threshold.method} (score {m.score.kind}); "
+        f"threshold {t:.6g} by {m.threshold.method} (score {m.describe_score()}); "
         f"{false_alarm_rate(normal_scores, t):.2%} of normal images over it"
     )
     if m.metrics:

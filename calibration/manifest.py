@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from edge.bundle import Manifest, ModelCard, ModelInfo, TensorSpec, Threshold
-from edge.model import TensorInfo, TFLiteModel
+from edge.model import ModelBase, TensorInfo
 from edge.preprocess import Preprocessing
 from edge.scoring import ScoreConfig
 
@@ -16,7 +16,7 @@ def tensor_spec(info: TensorInfo) -> TensorSpec:
 
 def manifest_from_card(
     card: ModelCard,
-    model: TFLiteModel,
+    model: ModelBase,
     model_file: str,
     threshold: Threshold,
     *,

@@ -100,6 +100,8 @@ def _add_version(parent: Bundle, history: Path, images, method: str, log, option
             card=parent.manifest.card(),
             geometry=_parent_geometry(parent),
             log=log,
+            # the accelerator models it keeps go on into the new version (edge.runtime)
+            variants={k: parent.path / v for k, v in parent.manifest.model.variants.items()},
             **options,
         )
         _record_lineage(staged, parent, images, number)

@@ -111,7 +111,7 @@ def describe_run(
     runner = getattr(model, "runtime", "") or interpreter_backend()[0]
     log(
         f"edge run: {source.name} with {bundle.path} ({m.model.kind}, {m.model.quantization}, "
-        f"score {m.score.describe()}, threshold {m.threshold.value:.6g} by {m.threshold.method}); "
+        f"score {m.describe_score()}, threshold {m.threshold.value:.6g} by {m.threshold.method}); "
         f"model {model.path.name if model is not None else m.model.file} on {runner}"
     )
     if second is not None:

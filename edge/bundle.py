@@ -159,6 +159,10 @@ class Manifest(StrictModel):
     # as a 1 x length grey frame. None: an image model. Absent from every image bundle, so they read as before.
     signal: Optional[SignalSpec] = None
 
+    def describe_score(self) -> str:
+        """What the score is, for logs and reports (a classifier's is its positive-class probability)."""
+        return describe_score(self.model.kind, self.score, self.extra)
+
     def card(self) -> "ModelCard":
         """The model card this bundle's model was exported with (what edge.detector's factories read)."""
         return ModelCard(
@@ -169,6 +173,14 @@ class Manifest(StrictModel):
             extra=self.extra,
             signal=self.signal,
         )
+
+
+def describe_score(kind: str, score: ScoreConfig, extra: dict[str, Any]) -> str:
+    """e.g. "max_blur(sigma=4)", or "crack probability" for a classifier, whose ScoreConfig is unused
+    (its default kind, "mean", would name a score the classifier does not compute)."""
+    if kind == "classifier":
+        return f"{extra.get('positive_class', 'positive-class')} probability"
+    return score.describe()
 
 
 class Bundle:
@@ -312,6 +324,9 @@ class ModelCard(StrictModel):
     source: str = Field("", description="the Keras model it was exported from")
     extra: dict[str, Any] = Field(default_factory=dict)
     signal: Optional[SignalSpec] = None  # a signal model's windows (edge/signal_data.py); None: images
+
+    def describe_score(self) -> str:
+        return describe_score(self.kind, self.score, self.extra)
 
 
 def card_path(model_path: str | Path) -> Path:

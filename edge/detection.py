@@ -14,7 +14,7 @@ from typing import Optional, Protocol
 
 import numpy as np
 
-from edge.model import TFLiteModel
+from edge.model import ModelBase
 from edge.scoring import ScoreConfig
 
 
@@ -42,6 +42,6 @@ class MapScoringDetector:
 
     label = "anomaly"
 
-    def __init__(self, model: TFLiteModel, score: ScoreConfig):
+    def __init__(self, model: ModelBase, score: ScoreConfig):
         self.model = model
         self.score: Optional[ScoreConfig] = score

@@ -17,7 +17,9 @@ from edge.cam import CamHead
 from edge.classifier import ClassifierDetector
 from edge.detection import Detection, Detector, MapScoringDetector
 from edge.errors import EdgeError
-from edge.model import TFLiteModel
+from edge.messages import Log
+from edge.model import ModelBase
+from edge.runtime import RuntimeOptions, model_file_for, open_model
 from edge.scoring import ScoreConfig
 
 __all__ = [
@@ -33,7 +35,7 @@ __all__ = [
     "make_detector",
 ]
 
-DetectorFactory = Callable[[TFLiteModel, ModelCard, ScoreConfig], Detector]
+DetectorFactory = Callable[[ModelBase, ModelCard, ScoreConfig], Detector]
 
 DETECTOR_FACTORIES: dict[str, DetectorFactory] = {
     "autoencoder": lambda model, card, score: AutoencoderDetector(model, score),
@@ -43,6 +45,10 @@ DETECTOR_FACTORIES: dict[str, DetectorFactory] = {
 }
 
 
+def _quiet(_message: str) -> None:
+    pass
+
+
 def detector_factory(kind: str) -> DetectorFactory:
     try:
         return DETECTOR_FACTORIES[kind]
@@ -50,10 +56,20 @@ def detector_factory(kind: str) -> DetectorFactory:
         raise EdgeError(f"bundle model kind {kind!r} is not supported by this edge-inspect") from None
 
 
-def make_detector(bundle: Bundle, num_threads: Optional[int] = None) -> Detector:
-    """The detector of a bundle's model kind, its interpreter opened and its input shape checked."""
+def make_detector(
+    bundle: Bundle,
+    num_threads: Optional[int] = None,
+    runtime: Optional[RuntimeOptions] = None,
+    log: Log = _quiet,
+) -> Detector:
+    """The detector of a bundle's model kind, its model opened as `runtime` says and its input shape checked.
+
+    `runtime` (edge.runtime): LiteRT on the CPU by default; a delegate, or ONNX Runtime, on the
+    bundle's model file for it (its Edge-TPU-compiled or ONNX model when it keeps one).
+    """
     manifest = bundle.manifest
     factory = detector_factory(manifest.model.kind)
-    model = TFLiteModel(bundle.model_path, num_threads=num_threads)
+    runtime = runtime or RuntimeOptions()
+    model = open_model(model_file_for(bundle, runtime), runtime, num_threads, log, cpu_path=bundle.model_path)
     model.check_frame_shape(manifest.preprocessing.input_shape)
     return factory(model, manifest.card(), manifest.score)

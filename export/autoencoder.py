@@ -55,11 +55,11 @@ class Parity:
 def parity(
     keras_model, tflite_path: Path, frames_u8: np.ndarray, score: ScoreConfig, source: str = "validation"
 ) -> Parity:
-    """Compare a Keras autoencoder and its .tflite on uint8 frames (N, H, W, C)."""
-    from edge.model import TFLiteModel
+    """Compare a Keras autoencoder and its .tflite (or .onnx, through ONNX Runtime) on uint8 frames (N, H, W, C)."""
+    from edge.runtime import open_model, options_for_file
 
     keras_rec = np.asarray(keras_model.predict(to_unit_float(frames_u8), verbose=0, batch_size=32), np.float32)
-    tflite = TFLiteModel(tflite_path, num_threads=1)
+    tflite = open_model(tflite_path, options_for_file(tflite_path), num_threads=1)
     lite_rec = np.concatenate([tflite.predict(frames_u8[i : i + 32])[0] for i in range(0, len(frames_u8), 32)])
     keras_scores = frame_scores(error_maps(frames_u8, keras_rec, score.error), score)
     lite_scores = frame_scores(error_maps(frames_u8, lite_rec, score.error), score)

@@ -21,6 +21,7 @@ from edge.config import RunConfig, SinksConfig
 from edge.messages import Log
 from edge.metrics import Metrics, MetricsConfig
 from edge.pipeline import RunSummary
+from edge.runtime import RuntimeOptions
 from edge.tiling import GeometryConfig
 
 WARMUP_FRAMES = 5  # pipeline frames left out of the steady-state throughput
@@ -69,9 +70,18 @@ class SteadyStateClock:
         return {"fps": fps, "cpu_ms": cpu_ms, "main_ms": main_ms, "cycle": latency_stats(np.diff(self.stamps[:n]))}
 
 
-def _bench_config(bundle: Bundle, threads: int, out_dir: Path, geometry: Optional[GeometryConfig]) -> RunConfig:
+def _bench_config(
+    bundle: Bundle,
+    threads: int,
+    out_dir: Path,
+    geometry: Optional[GeometryConfig],
+    runtime: Optional[RuntimeOptions] = None,
+) -> RunConfig:
     """edge run's config for this bundle with its default sinks, minus stdout, under out_dir."""
     config = RunConfig(bundle=bundle.path, out=out_dir, threads=threads, sinks=SinksConfig(stdout=False))
+    if runtime is not None:  # how the model runs: edge bench --runtime/--delegate (edge.runtime)
+        for name, value in runtime.model_dump().items():
+            setattr(config, name, value)
     if geometry is not None:
         config.geometry = geometry
     return config
@@ -111,6 +121,7 @@ def bench_pipeline(
     log: Optional[Log] = None,
     prepare_in_capture: bool = True,
     threshold: Optional[float] = None,
+    runtime: Optional[RuntimeOptions] = None,
 ) -> dict:
     """`frames` frames through the real Pipeline with edge run's default sinks under `out_dir`.
 
@@ -121,7 +132,7 @@ def bench_pipeline(
     """
     quiet: Log = log or _quiet
     out_dir.mkdir(parents=True, exist_ok=True)
-    config = _bench_config(bundle, threads, out_dir, geometry)
+    config = _bench_config(bundle, threads, out_dir, geometry, runtime)
     metrics = Metrics(MetricsConfig(every_seconds=0), log=quiet, window=frames + 16)
     clock = SteadyStateClock(frames + WARMUP_FRAMES)
     rss_window = reset_peak_rss()

@@ -16,6 +16,7 @@ from edge.bench.pipeline import ALERTING, bench_pipeline, profile_pipeline
 from edge.bench.stats import median, pick_median
 from edge.bundle import Bundle
 from edge.messages import Log
+from edge.runtime import RuntimeOptions, model_file_for
 from edge.tiling import GeometryConfig
 
 
@@ -30,6 +31,7 @@ class BenchConfig:
     geometry: Optional[GeometryConfig] = None  # for the pipeline runs; None: the bundle's own
     profile: bool = False  # one more pipeline run (first source, first thread count) under cProfile
     alerting: str = "bundle"  # all: every frame alerts (the alert path under full load); none: no frame
+    runtime: Optional[RuntimeOptions] = None  # how the model runs (edge.runtime); None: LiteRT on the CPU
 
 
 def _quiet(_message: str) -> None:
@@ -40,7 +42,7 @@ def _load_average() -> Optional[list[float]]:
     return [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
 
 
-def _bundle_facts(bundle: Bundle) -> dict:
+def _bundle_facts(bundle: Bundle, model_path: Path) -> dict:
     m = bundle.manifest
     h, w, c = m.preprocessing.input_shape
     return {
@@ -48,8 +50,9 @@ def _bundle_facts(bundle: Bundle) -> dict:
         "kind": m.model.kind,
         "quantization": m.model.quantization,
         "input": f"{w}x{h}x{c} {m.model.input.dtype}",
-        "model_bytes": bundle.model_path.stat().st_size,
-        "score": m.score.kind,
+        "model": model_path.name,
+        "model_bytes": model_path.stat().st_size,
+        "score": m.score.kind if m.model.kind != "classifier" else m.describe_score(),
     }
 
 
@@ -58,11 +61,12 @@ def _measure_round(
 ) -> None:
     """Repeat `r` of every measurement with `t` interpreter threads, appended to `raw` (this thread count's)."""
     tag = f"[{r + 1}/{config.repeat}] {t} thread{'s' if t > 1 else ''}"
-    inv = bench_invoke(bundle.model_path, t, config.invokes)
+    model_path = model_file_for(bundle, config.runtime or RuntimeOptions())
+    inv = bench_invoke(model_path, t, config.invokes, config.runtime)
     raw["invoke"].append(inv)
     say(f"{tag}: invoke {inv['fps']:.1f}/s, p50 {inv['ms']['p50']:.2f} ms")
     if config.tiles > 1:
-        tl = bench_tiles(bundle.model_path, t, config.tiles, max(5, config.invokes // (4 * config.tiles)))
+        tl = bench_tiles(model_path, t, config.tiles, max(5, config.invokes // (4 * config.tiles)), config.runtime)
         raw["tiles"].append(tl)
         batched = (
             "fixed batch 1" if tl["batched_ms_per_tile"] is None else f"batched {tl['batched_ms_per_tile']:.2f} ms/tile"
@@ -78,6 +82,7 @@ def _measure_round(
             config.geometry,
             log,
             threshold=ALERTING[config.alerting],
+            runtime=config.runtime,
         )
         raw["pipelines"][i].append(p)
         say(
@@ -102,13 +107,14 @@ def run_bench(bundle: Bundle, config: BenchConfig, out_dir: Optional[Path] = Non
     result: dict = {
         "machine": machine_info(),
         "load_before": _load_average(),
-        "bundle": _bundle_facts(bundle),
+        "bundle": _bundle_facts(bundle, model_file_for(bundle, config.runtime or RuntimeOptions())),
         "config": {
             "frames": config.frames,
             "invokes": config.invokes,
             "tiles": config.tiles,
             "repeat": config.repeat,
             "alerting": config.alerting,
+            "runtime": (config.runtime or RuntimeOptions()).model_dump(exclude_none=True),
         },
     }
     raw: dict[int, dict] = {

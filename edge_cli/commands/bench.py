@@ -12,6 +12,7 @@ import typer
 
 from edge.errors import EdgeError
 from edge.messages import to_stderr
+from edge_cli import options
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -68,7 +69,8 @@ def print_report(result: dict, stderr: bool = False) -> None:
     )
     console.print(
         f"machine: {mi['cpu']} ({mi['arch']}), {mi['cores_available']} of {mi['cores']} cores; "
-        f"interpreter {mi['interpreter']}; load average before {result['load_before']}, after {result['load_after']}"
+        f"model on {result['runs'][0]['invoke'].get('runtime', mi['interpreter']) if result['runs'] else '-'}; "
+        f"load average before {result['load_before']}, after {result['load_after']}"
     )
     inv = Table(title="interpreter alone (the ceiling)", title_justify="left")
     for col in ("threads", "invokes/s", "ms p50/p95/p99", "cpu ms", "tiles batched vs one by one (ms/tile)"):
@@ -193,6 +195,10 @@ def register(app: typer.Typer) -> None:
             "frame: the alert path under full load) or 'none' (the loop without alerts).",
         ),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress lines."),
+        runtime: Optional[str] = options.runtime(),
+        delegate: Optional[str] = options.delegate(),
+        delegate_fallback: Optional[str] = options.delegate_fallback(),
+        provider: Optional[list[str]] = options.providers(),
     ) -> None:
         """Measure a bundle on this machine: the interpreter alone (the ceiling), batched tiles, and the whole \
 `edge run` pipeline with its alert sinks, for each thread count.
@@ -228,6 +234,7 @@ model size. Never loads TensorFlow. On a machine shared with other work, use --r
             geometry=geometry,
             profile=profile,
             alerting=alerting,
+            runtime=options.runtime_options(None, runtime, delegate, delegate_fallback, provider),
         )
         log = (lambda msg: None) if quiet else to_stderr
         result = run_bench(b, config, out_dir=out, log=log)

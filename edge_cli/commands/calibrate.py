@@ -128,6 +128,13 @@ _NORMAL_LABEL = typer.Option(
     help="Signal models: the class label of normal windows in a labelled --normal FILE (default: the label the "
     "model was trained on as normal); its other windows are the anomalous set. See docs/signals.md.",
 )
+_EDGETPU_MODEL = typer.Option(
+    None,
+    "--edgetpu-model",
+    help="The Edge-TPU-compiled MODEL (edgetpu_compiler's *_edgetpu.tflite): kept in the bundle beside MODEL, "
+    "both hashed, and run by `edge run --delegate edgetpu`. With --delegate edgetpu (a Coral attached) it "
+    "scores the images too. See docs/runtime.md.",
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -155,6 +162,11 @@ def calibrate(
     precision: Optional[float] = _PRECISION,
     no_progress: bool = _NO_PROGRESS,
     normal_label: Optional[float] = _NORMAL_LABEL,
+    runtime: Optional[str] = options.runtime(),
+    delegate: Optional[str] = options.delegate(),
+    delegate_fallback: Optional[str] = options.delegate_fallback(),
+    provider: Optional[list[str]] = options.providers(),
+    edgetpu_model: Optional[Path] = _EDGETPU_MODEL,
 ) -> None:
     """Calibrate a model's anomaly threshold on real images and write a deployable bundle.
 
@@ -191,6 +203,8 @@ def calibrate(
     edge calibrate runs/ecg/export/model_int8.tflite --normal ecg_test.txt --method meanstd:1 --out ecg-bundle
     """
     _check_choices(score, error)
+    given = (runtime, delegate, delegate_fallback, provider)
+    chosen = options.runtime_options(None, *given) if any(v is not None for v in given) else None
     if from_bundle is not None:
         _refuse_with_from(anomalous, roi, mask, tile, tile_overlap)
         from calibration.recalibrate import recalibrate
@@ -210,6 +224,7 @@ def calibrate(
             progress=not no_progress,
             confidence=confidence,
             precision=precision,
+            runtime=chosen,
         )
         typer.echo(str(bundle.path))
         return
@@ -242,6 +257,8 @@ def calibrate(
         geometry=geometry,
         confidence=confidence,
         precision=precision,
+        runtime=chosen,
+        variants={"edgetpu": edgetpu_model} if edgetpu_model is not None else None,
     )
     typer.echo(str(bundle.path))
 

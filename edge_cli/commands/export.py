@@ -44,6 +44,13 @@ def register(app: typer.Typer) -> None:
             "-o",
             help="Output .tflite file or existing folder (default: RUN_DIR/export/model_<quant>.tflite).",
         ),
+        fmt: str = typer.Option(
+            "tflite",
+            "--format",
+            help="tflite (LiteRT, the default) or onnx (ONNX Runtime: conv/dense autoencoders and the feature "
+            "model; --quantize int8 as QDQ or float32; needs the onnx-export extra). Written as <model>.onnx "
+            "with its card <model>.onnx.json.",
+        ),
         parity: bool = typer.Option(
             True,
             "--parity/--no-parity",
@@ -67,8 +74,13 @@ def register(app: typer.Typer) -> None:
 
         if quantize not in QUANTIZE_CHOICES:
             raise EdgeError(f"unknown --quantize {quantize!r}; choose one of {', '.join(QUANTIZE_CHOICES)}")
+        if fmt not in ("tflite", "onnx"):
+            raise EdgeError(f"unknown --format {fmt!r}; choose tflite or onnx")
         require_tensorflow("export")
-        from export.run import export_run
+        if fmt == "onnx":
+            from export.onnx import export_onnx as export_run
+        else:
+            from export.run import export_run
 
         path = export_run(run_dir, quantize, representative=representative, out=out, check_parity=parity)
         typer.echo(str(path))
