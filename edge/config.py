@@ -215,6 +215,55 @@ class MqttConfig(_Delivery):
         return self.port or (8883 if self.tls is not None else 1883)
 
 
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything
+
+
+class OpcUaConfig(StrictModel):
+    """The OPC UA server beside the loop (edge/sinks/opcua.py; extra [opcua])."""
+
+    host: str = Field("127.0.0.1", description="address to bind; anything but loopback needs username + password_env")
+    port: int = Field(4840, ge=1, le=65535, description="opc.tcp port (4840 is OPC UA's)")
+    username: Optional[str] = Field(None, description="the one user allowed in; anonymous is refused once set")
+    password_env: Optional[str] = Field(None, description="environment variable holding that user's password")
+    station: Optional[str] = Field(None, description="folder under Objects; default sinks.mqtt.station or host name")
+    inspection: Optional[str] = Field(None, description="object under the station; default sinks.mqtt.inspection")
+    poll_s: float = Field(1.0, gt=0, description="how often the counters and last result are refreshed")
+
+    @field_validator("password_env")
+    @classmethod
+    def _env_name(cls, v):
+        return _check_env_name(v)
+
+    @field_validator("station", "inspection")
+    @classmethod
+    def _name(cls, v: Optional[str], info) -> Optional[str]:
+        from edge.sinks.topics import level_problem
+
+        problem = level_problem(v, info.field_name) if v is not None else None
+        if problem is not None:
+            raise ValueError(problem)
+        return v
+
+    @model_validator(mode="after")
+    def _exposed_needs_credentials(self):
+        if (self.username is None) != (self.password_env is None):
+            raise ValueError("username and password_env go together: give both or neither")
+        if self.username is None and not _is_loopback(self.host):
+            raise ValueError(
+                f"the OPC UA server on {self.host} would be open to anyone on that network: set username and "
+                "password_env, or keep host 127.0.0.1"
+            )
+        return self
+
+
 class GpioConfig(StrictModel):
     pin: int = Field(..., ge=0, le=53, description="BCM pin number (GPIO17 = 17), not the header pin")
     pulse_ms: int = Field(200, ge=1, le=60000, description="how long the output stays active per alert")
@@ -232,6 +281,7 @@ class SinksConfig(StrictModel):
     webhook: Optional[WebhookConfig] = None
     mqtt: Optional[MqttConfig] = None
     gpio: Optional[GpioConfig] = None
+    opcua: Optional[OpcUaConfig] = Field(None, description="OPC UA server: state, last result, counters, reset")
 
     @field_validator("jsonl", "sqlite", "snapshots", mode="before")
     @classmethod

@@ -103,6 +103,7 @@ def _build(config, out: Path, state: Path) -> BuiltSinks:
         (config.webhook, lambda: _webhook_sink(config.webhook, state)),
         (config.mqtt, lambda: _mqtt_sink(config.mqtt, state)),
         (config.mqtt and config.mqtt.sparkplug, lambda: _sparkplug_sink(config.mqtt, state)),
+        (config.opcua, lambda: _opcua_sink(config.opcua, config.mqtt)),
     )
     try:
         for section, make in makers:
@@ -242,6 +243,23 @@ def _sparkplug_sink(m, state: Path) -> tuple[Sink, str]:
         reconnect_max_s=int(m.backoff_max_s),
     )
     return sink, f"sparkplug B spBv1.0/{s.group_id}/+/{station}/{m.inspection} on {m.host}:{m.effective_port}"
+
+
+def _opcua_sink(o, m) -> tuple[Sink, str]:
+    from edge.sinks.opcua import OpcUaSink  # one line naming the extra when asyncua is missing
+    from edge.sinks.topics import default_station
+
+    sink = OpcUaSink(
+        o.host,
+        o.port,
+        station=o.station or (m.station if m is not None else None) or default_station(),
+        inspection=o.inspection or (m.inspection if m is not None else "default"),
+        username=o.username,
+        password=_env(o.password_env, "sinks.opcua.password_env") if o.password_env else None,
+        poll_s=o.poll_s,
+    )
+    who = f"user {o.username}" if o.username else "anonymous"
+    return sink, f"opcua {sink.endpoint} ({who})"
 
 
 def _home_assistant(m) -> list[tuple[str, str]]:
