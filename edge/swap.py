@@ -39,6 +39,7 @@ from edge.health import HealthReference, small_grey
 from edge.health_event import HealthEvent, iso_time
 from edge.messages import Log
 from edge.schema import StrictModel
+from edge.sinks.base import problem
 from edge.tiling import FrameScorer, GeometryConfig, Tiler
 from edge.watch import Watch
 from edge.web.sensitivity import CalibrationScores, calibration_scores, load_override, override_path
@@ -216,7 +217,11 @@ class BundleSwap:
             if self._stop.is_set():
                 return
             if self.folder is not None:
-                found = self.folder.poll()
+                try:
+                    found = self.folder.poll()
+                except OSError as exc:  # a folder removed while it was read: looked at again next time
+                    problem(f"--watch-bundles {self.folder.folder}: {exc}", key="swap-watch", every_s=60)
+                    found = None
                 if found is not None:
                     self._requests.append(("watch", found))
             while self._requests and not self._stop.is_set():
