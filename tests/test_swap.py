@@ -198,3 +198,29 @@ def _images(tmp_path: Path, count: int):
     for i, path in enumerate(sorted(DEMO.glob("images/*.jpg"))[:count]):
         cv2.imwrite(str(folder / f"{i}.png"), cv2.imread(str(path)))
     return open_source(config=SourceConfig(images=str(folder)))
+
+
+def test_a_bundle_whose_model_does_not_take_its_input_is_rejected_in_one_line(tmp_path):
+    config = RunConfig(bundle=DEMO / "bundle", source=SourceConfig(images=str(DEMO / "images")))
+    pipeline = build_pipeline(config, _quiet)
+    sink = Collect()
+    pipeline.attach([sink])
+    other = demo_copy(tmp_path / "other", "other1", 2, threshold=1.0)
+    manifest = json.loads((other / "bundle.json").read_text())
+    manifest["preprocessing"].update(width=128, height=128)  # the model still takes 256x256
+    (other / "bundle.json").write_text(json.dumps(manifest))
+    said = []
+    swap = BundleSwap(
+        pipeline, other, SwapConfig(), health=config.health, drift=config.drift, geometry=None, override=None,
+        threads=1, log=said.append,
+    )  # fmt: skip
+    running = pipeline.bundle
+    swap._attempt("SIGHUP", other)
+    assert swap.ready is None and pipeline.bundle is running
+    assert said == [
+        "bundle swap (SIGHUP) rejected: model model_int8.tflite takes 256x256x1 inputs but preprocessing gives "
+        f"128x128x1; the bundle's preprocessing does not fit its model; still running {running.id} v1"
+    ]
+    [event] = sink.events
+    assert (event.kind, event.state) == ("bundle", "rejected")
+    assert event.detail["new"] == {"id": "other1", "version": 2, "path": str(other)}
