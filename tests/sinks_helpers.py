@@ -82,7 +82,8 @@ def require_mosquitto() -> str:
 class Mosquitto:
     """A broker on 127.0.0.1:port with persistence in `folder`, so a stop/start keeps QoS 1 sessions."""
 
-    def __init__(self, binary: str, folder: Path, port: Optional[int] = None):
+    def __init__(self, binary: str, folder: Path, port: Optional[int] = None, extra: str = ""):
+        """`extra`: more lines for mosquitto.conf (a bridge's `connection` section, queue limits)."""
         self.binary = binary
         self.folder = folder
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -96,7 +97,7 @@ class Mosquitto:
             f"user {getpass.getuser()}\n"
             "persistence true\n"
             f"persistence_location {folder}/\n"
-            f"log_dest file {folder}/mosquitto.log\n"
+            f"log_dest file {folder}/mosquitto.log\n" + extra
         )
         self.proc: Optional[subprocess.Popen] = None
 

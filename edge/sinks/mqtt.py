@@ -80,6 +80,7 @@ class MqttTransport:
         self.status_topic = self.topics.status
         self.health_topic = self.topics.health  # health and drift events (edge.health, edge.drift)
         self.metrics_topic = self.topics.metrics
+        self._closing = False
         # Retained (topic, payload) said on every connect after "online": Home Assistant discovery.
         self.announcements: list[tuple[str, str]] = []
         self.publish_timeout_s = publish_timeout_s
@@ -149,7 +150,7 @@ class MqttTransport:
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         was = self.connected.is_set()
         self.connected.clear()
-        if was:
+        if was and not self._closing:  # our own disconnect at close is no loss to report
             self.last_error = f"disconnected ({reason_code})"
             problem(f"mqtt: lost {self.where} ({reason_code}); reconnecting, alerts queue meanwhile", key="mqtt-conn")
 
@@ -184,6 +185,7 @@ class MqttTransport:
         return self.client.publish(topic, payload, qos=0, retain=False).rc == self._mqtt.MQTT_ERR_SUCCESS
 
     def close(self, timeout_s: float = 2.0) -> None:
+        self._closing = True
         if self.connected.is_set():
             try:
                 info = self.client.publish(self.status_topic, "offline", qos=1, retain=True)
