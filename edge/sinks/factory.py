@@ -91,6 +91,7 @@ def build_sinks(config, out: Path, state: Path, journaled: bool = True) -> Built
 
 def _build(config, out: Path, state: Path) -> BuiltSinks:
     """Each configured sink in a fixed order (the order alerts reach them and the start-up lines)."""
+    _require_extras(config)  # before any sink connects: a missing package is the only line said
     sinks: list[Sink] = []
     described: list[str] = []
     snapshots = None
@@ -119,6 +120,16 @@ def _build(config, out: Path, state: Path) -> BuiltSinks:
         SinkGroup(sinks).close()
         raise
     return BuiltSinks(SinkGroup(sinks), snapshots, described)
+
+
+def _require_extras(config) -> None:
+    """The optional packages the configured options need; each missing one is an EdgeError naming its extra."""
+    if config.mqtt is not None and config.mqtt.sparkplug is not None:
+        import edge.sinks.sparkplug_proto  # noqa: F401 - raises EdgeError: pip install 'edge-inspect[sparkplug]'
+    if config.opcua is not None:
+        from edge.sinks.opcua import _asyncua
+
+        _asyncua()  # raises EdgeError: pip install 'edge-inspect[opcua]'
 
 
 def _under(out: Path, path: str) -> Path:
