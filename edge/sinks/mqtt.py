@@ -286,14 +286,18 @@ class MqttSink(QueuedSink):
 
     def _publish_metrics(self) -> None:
         while not self._metrics_stop.wait(self.metrics_every_s):
-            try:
-                snapshot = self._probe.snapshot()  # type: ignore[union-attr]  # set before the thread starts
-                self.transport.publish_state(self.transport.metrics_topic, json.dumps(snapshot))
-            except Exception as exc:  # noqa: BLE001 - a metrics message must never end the run
-                problem(f"mqtt: metrics not published ({one_line(exc)})", key="mqtt-metrics")
+            self._publish_once()
+
+    def _publish_once(self) -> None:
+        try:
+            snapshot = self._probe.snapshot()  # type: ignore[union-attr]  # set before the thread starts
+            self.transport.publish_state(self.transport.metrics_topic, json.dumps(snapshot))
+        except Exception as exc:  # noqa: BLE001 - a metrics message must never end the run
+            problem(f"mqtt: metrics not published ({one_line(exc)})", key="mqtt-metrics")
 
     def close(self) -> None:
         self._metrics_stop.set()
         if self._metrics_thread is not None:
             self._metrics_thread.join(2.0)
+            self._publish_once()  # the run's final counters
         super().close()

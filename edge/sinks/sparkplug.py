@@ -267,6 +267,7 @@ class SparkplugSink:
         if self._thread is not None:
             self._thread.join(2.0)
         if self.connected.is_set():
+            self._data()  # the run's final counters, before the device's death
             with self._lock:
                 ddeath = spb.Payload(timestamp=now_ms(), seq=self._next_seq())
             self.client.publish(self.topic["DDEATH"], ddeath.SerializeToString(), qos=0)
