@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Literal, Optional
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from edge.bundle import Bundle
 from edge.errors import EdgeError
@@ -59,6 +59,14 @@ class RuntimeOptions(StrictModel):
         if v is not None and v not in DELEGATE_LIBRARIES and "/" not in v and ".so" not in v:
             raise ValueError(f"unknown delegate {v!r}: give edgetpu, gpu or the path of a delegate library (.so)")
         return v
+
+    @model_validator(mode="after")
+    def _settings_of_the_runtime(self):
+        if self.runtime == "onnxruntime" and self.delegate is not None:
+            raise ValueError("delegates are LiteRT settings; ONNX Runtime takes providers (--provider cuda)")
+        if self.runtime == "litert" and self.providers:
+            raise ValueError("providers are ONNX Runtime settings; give them with --runtime onnxruntime")
+        return self
 
     def describe(self) -> str:
         if self.runtime == "onnxruntime":
@@ -138,8 +146,6 @@ def open_model(
             f"{path.name} is an ONNX model: run it with --runtime onnxruntime (pip install 'edge-inspect[onnx]'), "
             "or give the .tflite of `edge export`"
         )
-    if options.providers:
-        raise EdgeError("providers are ONNX Runtime settings; give them with --runtime onnxruntime")
     if options.delegate is None:
         return _cpu_model(path, num_threads)
     try:

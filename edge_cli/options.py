@@ -74,5 +74,6 @@ def runtime_options(base, runtime: Optional[str], delegate: Optional[str], fallb
     try:
         return RuntimeOptions.model_validate(merged)
     except ValidationError as exc:
-        key = str(exc.errors()[0]["loc"][0]) if exc.errors() and exc.errors()[0]["loc"] else ""
-        raise EdgeError(f"{flags.get(key, '--provider')}: {first_problem(exc)}") from None
+        loc = exc.errors()[0]["loc"] if exc.errors() else ()
+        flag = flags.get(str(loc[0]), "--provider") if loc else ""
+        raise EdgeError(f"{flag}: {first_problem(exc)}" if flag else first_problem(exc)) from None
