@@ -86,6 +86,6 @@ def discovery_messages(topics: Topics, discovery_prefix: str = "homeassistant", 
     messages = []
     for component, object_id, fields in entities:
         unique_id = f"{node_id}_{object_id}"
-        payload = {**fields, "unique_id": unique_id, "object_id": unique_id, **common}
+        payload = {**fields, "unique_id": unique_id, **common}
         messages.append((f"{discovery_prefix}/{component}/{node_id}/{object_id}/config", json.dumps(payload)))
     return messages
