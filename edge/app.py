@@ -1,7 +1,7 @@
 """A device run assembled from its config: the one place that wires the stages together.
 
     RunConfig ──► build_pipeline: bundle, second stage, detector, geometry, decision, metrics
-              ──► open_source (before any output exists: a wrong path leaves no OUT/ behind)
+              ──► open_run_source (before any output exists: a wrong path leaves no OUT/ behind)
               ──► attach_sinks: stdout, files, SQLite, snapshots, network sinks
               ──► Pipeline.run until the source ends, a limit, or SIGINT/SIGTERM
 
@@ -26,8 +26,9 @@ from edge.messages import Log, to_stderr
 from edge.metrics import Metrics
 from edge.model import interpreter_backend
 from edge.pipeline import Pipeline, RunSummary
+from edge.signal_source import open_run_source
 from edge.sinks.factory import BuiltSinks, build_sinks
-from edge.sources import FrameSource, SourceConfig, open_source
+from edge.sources import FrameSource, SourceConfig
 from edge.swap import swap_for_run
 from edge.watch import Watch
 from edge.web.sensitivity import apply_recorded_override
@@ -175,7 +176,7 @@ def run_device(
     # behind. A required broker that is down is found next, and the source closed again.
     try:
         manifest = pipeline.bundle.manifest
-        source = open_source(config=config.source, signal=manifest.signal, bundle=str(pipeline.bundle.path))
+        source = open_run_source(config.source, manifest.signal, str(pipeline.bundle.path))
     except BaseException:
         if web is not None:
             web.close()

@@ -28,7 +28,7 @@ from edge.capture import Backend, SourceUnavailable
 from edge.errors import EdgeError
 from edge.messages import Log
 from edge.signal_data import SignalSpec, WindowAssembler, parse_values, read_signal_file, to_frame
-from edge.sources import Source, SourceConfig
+from edge.sources import Source, SourceConfig, open_source
 
 SIGNAL_KINDS = ("signal", "serial")
 BAD_LINES_SAID = 3  # the first bad lines are each one line on stderr; after that every 100th
@@ -46,6 +46,20 @@ def check_source_fits(config: SourceConfig, spec: Optional[SignalSpec], bundle: 
             f"{bundle} is a signal model ({spec.describe()}): give it --signal FILE, --signal - "
             f"or --serial PORT, not --{config.kind}"
         )
+
+
+def open_run_source(
+    config: SourceConfig, spec: Optional[SignalSpec], bundle: str = "the bundle", log: Optional[Log] = None
+) -> Source:
+    """The source of a run: a SignalSource for a signal model's --signal/--serial, else edge.sources.open_source.
+
+    `spec` is the bundle's window spec (None for an image model); a source that does not suit the
+    model (a camera for a signal model, --signal for an image model) is one line naming `bundle`.
+    """
+    check_source_fits(config, spec, bundle)
+    if spec is not None:
+        return SignalSource(config, spec, log=log)
+    return open_source(config=config, log=log)
 
 
 class _Paced:

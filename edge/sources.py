@@ -540,25 +540,19 @@ def open_source(
     config: Optional[SourceConfig] = None,
     log: Optional[Log] = None,
     opener: Optional[Callable[[], Backend]] = None,
-    signal: Any = None,
-    bundle: str = "the bundle",
 ) -> Source:
     """Open a source from one of camera/video/images, or from a full SourceConfig.
 
-    `opener` replaces the backend (tests inject a fake camera this way). `signal`: the bundle's
-    edge.signal_data.SignalSpec (None for an image model); a source that does not suit the model
-    (a camera for a signal model, --signal for an image model) is one line naming `bundle`.
+    `opener` replaces the backend (tests inject a fake camera this way). Signal sources need the
+    bundle's window spec: edge.signal_source.open_run_source opens those (and these).
     """
     if config is None:
         chosen = [x for x in (camera, video, images) if x is not None]
         if len(chosen) != 1:
             raise EdgeError("give exactly one source: --camera N, --video FILE or --images DIR")
         config = SourceConfig(camera=camera, video=video, images=images)
-    if signal is not None or config.kind in ("signal", "serial"):
-        from edge.signal_source import SignalSource, check_source_fits  # it derives from Source, below
-
-        check_source_fits(config, signal, bundle)
-        return SignalSource(config, signal, log=log, opener=opener)
+    if config.kind in ("signal", "serial"):
+        raise EdgeError(f"--{config.kind} needs a signal bundle's window spec: open it with edge.signal_source")
     return Source(config, log=log, opener=opener)
 
 

@@ -255,3 +255,11 @@ def test_signal_modules_stay_off_tensorflow():
     # the device side of signals imports numpy, OpenCV and pyserial only (tests/test_no_tensorflow.py checks all)
     code = "import sys, edge.signal_source, edge.signal_plot; sys.exit('tensorflow' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], cwd=REPO).returncode == 0
+
+
+def test_conv1d_variant_takes_any_window_length():
+    pytest.importorskip("tensorflow")
+    from train.signal import SignalTrainConfig, build_signal_autoencoder
+
+    model = build_signal_autoencoder(30, SignalTrainConfig(arch="conv1d", latent=4, filters=(4, 8)))
+    assert model.output_shape == (None, 1, 30, 1)  # 30 is padded to 32 inside the model and cropped back
