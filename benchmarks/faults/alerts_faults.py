@@ -155,7 +155,7 @@ class Scene:
             "sinks:\n  stdout: false\n  snapshots: {max_count: 200}\n"
             f'  webhook: {{url: "http://127.0.0.1:{self.web_port}/a", timeout_s: {webhook_timeout_s}, '
             "backoff_s: 0.2, backoff_max_s: 2, close_timeout_s: 30}\n"
-            f"  mqtt: {{host: 127.0.0.1, port: {self.mqtt_port}, prefix: fault, backoff_s: 0.2, "
+            f"  mqtt: {{host: 127.0.0.1, port: {self.mqtt_port}, prefix: fault, station: s1, backoff_s: 0.2, "
             "backoff_max_s: 2, close_timeout_s: 30, connect_timeout_s: 1}\n"
         )
 
@@ -164,7 +164,7 @@ class Scene:
         if self.broker.proc is None:
             self.broker.start()
             if not hasattr(self.broker, "client"):
-                self.broker.subscribe("fault/alerts")
+                self.broker.subscribe("fault/s1/default/alerts")
 
     def edge_run(self, *extra: str) -> subprocess.Popen:
         return subprocess.Popen(
