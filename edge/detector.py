@@ -19,7 +19,7 @@ from edge.detection import Detection, Detector, MapScoringDetector
 from edge.errors import EdgeError
 from edge.messages import Log
 from edge.model import ModelBase
-from edge.runtime import RuntimeOptions, model_file_for, open_model
+from edge.runtime import RuntimeOptions, model_file_for, open_model, options_for_file
 from edge.scoring import ScoreConfig
 
 __all__ = [
@@ -64,12 +64,14 @@ def make_detector(
 ) -> Detector:
     """The detector of a bundle's model kind, its model opened as `runtime` says and its input shape checked.
 
-    `runtime` (edge.runtime): LiteRT on the CPU by default; a delegate, or ONNX Runtime, on the
-    bundle's model file for it (its Edge-TPU-compiled or ONNX model when it keeps one).
+    `runtime` (edge.runtime): a delegate, or ONNX Runtime, on the bundle's model file for it (its
+    Edge-TPU-compiled or ONNX model when it keeps one); default: the CPU runtime of its model file.
     """
     manifest = bundle.manifest
     factory = detector_factory(manifest.model.kind)
-    runtime = runtime or RuntimeOptions()
+    # Not said: the runtime of the bundle's model file (LiteRT for a .tflite, ONNX Runtime for an .onnx),
+    # for callers that take any bundle (edge eval, the second stage); `edge run` always says which.
+    runtime = runtime or options_for_file(bundle.model_path)
     model = open_model(model_file_for(bundle, runtime), runtime, num_threads, log, cpu_path=bundle.model_path)
     model.check_frame_shape(manifest.preprocessing.input_shape)
     return factory(model, manifest.card(), manifest.score)
