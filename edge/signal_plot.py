@@ -65,6 +65,8 @@ class SignalPlot:
 
     def render(self, frame: np.ndarray, score: float, threshold: float, label: str) -> tuple[np.ndarray, np.ndarray]:
         """(raw: the window alone, annotated: window, reconstruction and score) as BGR pictures."""
+        if frame.ndim == 3:  # a 1 x length strip in colour (edge bench's synthetic frames): as the Preprocessor does
+            frame = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) if frame.shape[2] == 3 else frame[..., 0]
         window = frame.reshape(-1).astype(np.float32) / 255.0
         raw = plot_window(window)
         caption = f"{label}  score {score:.4g} > threshold {threshold:.4g}   window (blue) vs reconstruction (orange)"

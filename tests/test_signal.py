@@ -263,3 +263,15 @@ def test_conv1d_variant_takes_any_window_length():
 
     model = build_signal_autoencoder(30, SignalTrainConfig(arch="conv1d", latent=4, filters=(4, 8)))
     assert model.output_shape == (None, 1, 30, 1)  # 30 is padded to 32 inside the model and cropped back
+
+
+def test_bench_frames_and_snapshot_plot_fit_a_signal_strip(signal_bundle):
+    # edge bench BUNDLE --size 140x1 feeds colour strips of the window's size; the plot takes them too
+    from edge.bench.frames import synthetic_frames
+    from edge.bundle import load_bundle
+    from edge.signal_plot import signal_plot
+
+    strips = synthetic_frames(LENGTH, 1)
+    assert all(s.shape == (1, LENGTH, 3) for s in strips)
+    raw, annotated = signal_plot(load_bundle(signal_bundle)).render(strips[0], 0.5, 0.1, "anomaly")
+    assert raw.shape == annotated.shape and annotated.ndim == 3 and not np.array_equal(raw, annotated)

@@ -24,8 +24,8 @@ def synthetic_frames(width: int, height: int, count: int = 8, seed: int = 0) -> 
         grey = np.clip(base + rng.normal(0, 4, (height, width)), 0, 255).astype(np.uint8)
         frame = cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR)
         frame[..., 0] = cv2.add(frame[..., 0], 15)
-        if i == count - 1:
-            r = max(2, min(width, height) // 12)
+        r = max(2, min(width, height) // 12)
+        if i == count - 1 and min(width, height) > 2 * r:  # a signal model's 140x1 strip has no room for one
             cv2.circle(frame, (int(rng.integers(r, width - r)), int(rng.integers(r, height - r))), r, (20, 20, 20), -1)
         frames.append(frame)
     return frames
