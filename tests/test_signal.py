@@ -275,3 +275,8 @@ def test_bench_frames_and_snapshot_plot_fit_a_signal_strip(signal_bundle):
     assert all(s.shape == (1, LENGTH, 3) for s in strips)
     raw, annotated = signal_plot(load_bundle(signal_bundle)).render(strips[0], 0.5, 0.1, "anomaly")
     assert raw.shape == annotated.shape and annotated.ndim == 3 and not np.array_equal(raw, annotated)
+
+
+def test_recalibrating_a_signal_bundle_on_the_device_is_refused_plainly(signal_bundle, signals):
+    result = run_edge_in_process("calibrate", "--from", signal_bundle, "--normal", signals["test"])
+    assert "is a signal model" in one_line_error(result)

@@ -207,6 +207,7 @@ def calibrate(
     chosen = options.runtime_options(None, *given) if any(v is not None for v in given) else None
     if from_bundle is not None:
         _refuse_with_from(anomalous, roi, mask, tile, tile_overlap)
+        _refuse_signal_from(from_bundle)
         from calibration.recalibrate import recalibrate
 
         bundle = recalibrate(
@@ -283,3 +284,14 @@ def _signal_model(model: Path) -> bool:
     from edge.bundle import card_path, read_card
 
     return card_path(model).is_file() and read_card(model).signal is not None
+
+
+def _refuse_signal_from(from_bundle: Path) -> None:
+    """Versions of a signal bundle are not made on the device yet: say what to run instead."""
+    from edge.bundle import load_bundle
+
+    if load_bundle(from_bundle, verify=False).manifest.signal is not None:
+        raise EdgeError(
+            f"--from makes new versions of image bundles; {from_bundle} is a signal model: calibrate its exported "
+            "model again, `edge calibrate RUN/export/model_int8.tflite --normal FILE --out NEW_BUNDLE`"
+        )
