@@ -9,6 +9,8 @@ A row per run.json "arch" (train/runinfo.run_arch reads it, and infers it for ol
     latent_kmeans  latent_kmeans.fit_latent_kmeans (on   latent_kmeans.export_…   anomaly_map
                    an autoencoder run)
     classifier     classifier.train_classifier           classifier.export_…      classifier
+    signal_dense,  signal.train_signal (a signal file)   signal.export_signal     autoencoder
+    signal_conv1d
 
 `detector` is the model card's kind, the key into edge.detector.DETECTOR_FACTORIES; each exporter
 module declares it (CARD_KIND) as it writes the card, and this table reads it from there.
@@ -25,13 +27,14 @@ from typing import Callable, Optional
 
 from edge.errors import EdgeError
 from edge.messages import Log
-from export import autoencoder, classifier, draem, latent_kmeans, padim
+from export import autoencoder, classifier, draem, latent_kmeans, padim, signal
 from train.autoencoder import train_autoencoder
 from train.classifier import train_classifier
 from train.draem import train_draem
 from train.latent_kmeans import fit_latent_kmeans
 from train.padim import train_padim
 from train.runinfo import read_run_json, run_arch
+from train.signal import train_signal
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,7 @@ def _with_every_option(export: Callable[..., Path]) -> Callable[[Path, ExportReq
 
 _export_autoencoder = _with_every_option(autoencoder.export_autoencoder)
 _export_classifier = _with_every_option(classifier.export_classifier)
+_export_signal = _with_every_option(signal.export_signal)
 
 
 def _export_latent_kmeans(run_dir: Path, request: ExportRequest) -> Path:
@@ -99,6 +103,8 @@ MODEL_KINDS: dict[str, ModelKind] = {
         ModelKind("dense", train_autoencoder, _export_autoencoder, autoencoder.CARD_KIND),
         ModelKind("latent_kmeans", fit_latent_kmeans, _export_latent_kmeans, latent_kmeans.CARD_KIND),
         ModelKind("classifier", train_classifier, _export_classifier, classifier.CARD_KIND),
+        ModelKind("signal_dense", train_signal, _export_signal, signal.CARD_KIND),
+        ModelKind("signal_conv1d", train_signal, _export_signal, signal.CARD_KIND),
     )
 }
 
