@@ -186,6 +186,29 @@ _PATIENCE = typer.Option(
 )
 _SEED = typer.Option(0, "--seed", help="Random seed (Python, NumPy, Keras and the split): same seed, same model.")
 _LEARNING_RATE = typer.Option(1e-3, "--learning-rate", min=0.0, help="conv/dense/draem: Adam learning rate.")
+_WINDOW = typer.Option(
+    None, "--window", min=2, help="signals: samples per window of a recording (one sample per line)."
+)
+_HOP = typer.Option(None, "--hop", min=1, help="signals: samples between windows of a recording (default: --window).")
+_LABEL_COLUMN = typer.Option(
+    "auto",
+    "--label-column",
+    metavar="auto|first|none",
+    help="signals: whether each line starts with a class label (auto: a header says so, or a first column of "
+    "a few whole numbers, as in the UCR format).",
+)
+_NORMAL_LABEL = typer.Option(
+    None, "--normal-label", help="signals: the label of normal windows (default: the commonest; ECG5000: 1)."
+)
+_NORMALISE = typer.Option(
+    "minmax",
+    "--normalise",
+    metavar="minmax|zscore|global",
+    help="signals: each window by its own min and max (default), its own mean and std, or the training "
+    "windows' range (the tutorials'); recorded in the run and the bundle.",
+)
+# image autoencoder defaults that mean "the signal model's own" when the data is a signal file
+_SIGNAL_DEFAULTS = {"units": ("256,64", (64,)), "latent": (64, 32), "filters": ("32,64", (16, 32))}
 
 
 @train_app.command("autoencoder")
@@ -211,6 +234,11 @@ def autoencoder(
     seed: int = _SEED,
     learning_rate: float = _LEARNING_RATE,
     threads: Optional[int] = options.tensorflow_threads(),
+    window: Optional[int] = _WINDOW,
+    hop: Optional[int] = _HOP,
+    label_column: str = _LABEL_COLUMN,
+    normal_label: Optional[float] = _NORMAL_LABEL,
+    normalise: str = _NORMALISE,
 ) -> None:
     """Learn what GOOD parts look like (pretrained features by default; --arch conv, dense, draem).
 
@@ -228,7 +256,21 @@ def autoencoder(
     files are skipped and counted.
 
     Example: edge train autoencoder --data datasets/magnetic-tile --out runs/tiles
+
+    A signal file as --data (UCR text, CSV, or a recording; docs/signals.md) trains the tutorials'
+    autoencoder for signal windows: --arch dense (the default for signals: 140 → 64 → 32 → 64 → 140;
+    --units 64 --latent 32) or conv1d (--filters 16,32). Only the normal label's windows are trained on.
+
+    Example: edge train autoencoder --data ecg_train.txt --out runs/ecg
     """
+    from train.signal import is_signal_file
+
+    if is_signal_file(data):
+        _train_signal(
+            data, out, arch, units, latent, filters, epochs, batch_size, val_split, patience, seed, learning_rate,
+            threads, window=window, hop=hop, label=label_column, normal_label=normal_label, normalise=normalise,
+        )  # fmt: skip
+        return
     _check_color(color)
     _check_autoencoder_arch(arch)
     if arch == "features":
@@ -256,6 +298,48 @@ def autoencoder(
         learning_rate=learning_rate,
         threads=threads,
     )
+
+
+def _train_signal(
+    data: Path,
+    out: Path,
+    arch: str,
+    units: str,
+    latent: int,
+    filters: str,
+    epochs: int,
+    batch_size: int,
+    val_split: float,
+    patience: int,
+    seed: int,
+    learning_rate: float,
+    threads: Optional[int],
+    **signal,
+) -> None:
+    """The signal autoencoder (train/signal.py) with the image options that apply to it."""
+    from train.autoencoder import parse_filters
+    from train.signal import SignalTrainConfig
+
+    signal_arch = {"features": "dense", "dense": "dense", "conv": "conv1d", "conv1d": "conv1d"}.get(arch)
+    if signal_arch is None:
+        raise EdgeError(f"--arch {arch!r}: a signal model is dense (the default) or conv1d")
+    given = {"units": units, "latent": latent, "filters": filters}
+    chosen = {k: own if given[k] == image else given[k] for k, (image, own) in _SIGNAL_DEFAULTS.items()}
+    require_tensorflow("train autoencoder")
+    config = SignalTrainConfig(
+        arch=signal_arch,
+        units=parse_filters(chosen["units"]),
+        latent=int(chosen["latent"]),
+        filters=parse_filters(chosen["filters"]),
+        epochs=epochs,
+        batch_size=batch_size,
+        val_split=val_split,
+        patience=patience,
+        seed=seed,
+        learning_rate=learning_rate,
+        **signal,
+    )
+    _trainer("signal_" + signal_arch)(data, out, config, threads=threads)
 
 
 def _check_autoencoder_arch(arch: str) -> None:
