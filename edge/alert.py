@@ -32,12 +32,14 @@ class Alert:
     # The bundle that raised it (edge.bundle.Bundle.id / .version); None: not known (an old record).
     bundle_id: Optional[str] = None
     bundle_version: Optional[int] = None
+    # The inspection (camera) that raised it when one process runs several (edge/inspections.py); None: one.
+    inspection: Optional[str] = None
 
     def to_dict(self) -> dict:
         d = asdict(self)
         if self.health is None:
             del d["health"]  # a healthy alert's JSON stays as it always was
-        for key in ("bundle_id", "bundle_version"):
+        for key in ("bundle_id", "bundle_version", "inspection"):
             if d[key] is None:
                 del d[key]  # records made without a bundle read as before
         # Significant digits, not decimal places: scores of a good model can be 1e-4 and smaller.

@@ -206,6 +206,7 @@ class Pipeline:
         # A new bundle prepared off the loop (edge.swap.BundleSwap, set by edge.app), taken between two frames.
         self.swap = None
         self.last_image: Optional[np.ndarray] = None  # what a swap's smoke inference runs on
+        self.inspection: Optional[str] = None  # its name when one process runs several (edge/inspections.py)
         self._prepared_key: object = self  # the tag of frames the capture thread prepared for this bundle
         self._stop = False
         self._stopped_by_signal = False
@@ -405,6 +406,7 @@ class Pipeline:
             health=self.watch.unhealthy if self.watch is not None else None,
             bundle_id=self.bundle.id,
             bundle_version=self.bundle.version,
+            inspection=self.inspection,
         )
         self._emit(alert, self._immediate)
         drawn, caption = None, self.label

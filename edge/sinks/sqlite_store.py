@@ -63,7 +63,7 @@ COLUMNS = (
 )
 # Added after the first stores were written: ALTER TABLE adds them to an old store when a run opens
 # it for writing; a reader selects them only where they exist (an old store read by `edge events`).
-LATER_COLUMNS = {"bundle_id": "TEXT", "bundle_version": "INTEGER"}
+LATER_COLUMNS = {"bundle_id": "TEXT", "bundle_version": "INTEGER", "inspection": "TEXT"}
 
 
 def _columns(db: sqlite3.Connection) -> tuple[str, ...]:
@@ -124,6 +124,7 @@ class SqliteSink:
             _extra_json(d),
             d.get("bundle_id"),
             d.get("bundle_version"),
+            d.get("inspection"),
         )
         columns = COLUMNS + tuple(LATER_COLUMNS)
         try:
@@ -199,6 +200,7 @@ class EventQuery:
     source: Optional[str] = None
     min_score: Optional[float] = None
     label: Optional[str] = None
+    inspection: Optional[str] = None  # one camera of a run with several (edge/inspections.py)
     limit: Optional[int] = 50
 
     def where(self) -> tuple[str, list]:
@@ -218,6 +220,9 @@ class EventQuery:
         if self.label is not None:
             clauses.append("label = ?")
             params.append(self.label)
+        if self.inspection is not None:
+            clauses.append("inspection = ?")
+            params.append(self.inspection)
         return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
 
@@ -263,6 +268,8 @@ def query_events(path: str | Path, q: EventQuery) -> tuple[list[dict], int]:
     reviews each event also has `review`: its verdict, or None (a store without them: no such key)."""
     db = open_readonly(path)
     try:
+        if q.inspection is not None and "inspection" not in _columns(db):
+            return [], 0  # a store written before inspections had names: none of its events has one
         where, params = q.where()
         total = db.execute(f"SELECT COUNT(*) FROM events{where}", params).fetchone()[0]
         columns = _columns(db)

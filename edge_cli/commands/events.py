@@ -68,6 +68,9 @@ def register(app: typer.Typer) -> None:
         label: Optional[str] = typer.Option(
             None, "--label", help="Only this label (anomaly, or a classifier's class)."
         ),
+        inspection: Optional[str] = typer.Option(
+            None, "--inspection", help="Only this inspection (a name under `inspections:` of a multi-camera run)."
+        ),
         limit: int = typer.Option(50, "--limit", "-n", min=0, help="Show at most this many, newest first; 0: all."),
         as_json: bool = typer.Option(
             False,
@@ -94,6 +97,7 @@ def register(app: typer.Typer) -> None:
             source=source,
             min_score=min_score,
             label=label,
+            inspection=inspection,
             limit=limit or None,
         )
         rows, total = query_events(db, q)
@@ -119,6 +123,9 @@ def register(app: typer.Typer) -> None:
             ("id", "left", 8),
         ):
             table.add_column(name, justify=justify, no_wrap=True, min_width=width)
+        named = any(r.get("inspection") for r in rows)  # a run with several cameras (`inspections:`)
+        if named:
+            table.add_column("inspection", no_wrap=True)
         reviewed = any("review" in r for r in rows)  # a store the web page reviewed in
         if reviewed:
             table.add_column("verdict", no_wrap=True)
@@ -126,6 +133,7 @@ def register(app: typer.Typer) -> None:
         table.add_column("snapshot", overflow="fold")
         for r in rows:
             verdict = [_cell(_verdict(r.get("review")))] if reviewed else []
+            inspection = [_cell(r.get("inspection") or "")] if named else []
             table.add_row(
                 _cell(_local(r["time"])),
                 _cell(r["source"]),
@@ -135,6 +143,7 @@ def register(app: typer.Typer) -> None:
                 _cell(r["label"]),
                 ",".join(map(str, r["box"])) if r["box"] else "",
                 _cell(r["id"][:8]),
+                *inspection,
                 *verdict,
                 _cell(Path(r["snapshot"]).name if r["snapshot"] else ""),
             )
