@@ -432,8 +432,9 @@ def _geometry(preprocessing: Preprocessing, geometry: Optional[GeometryConfig]):
 def _summary(bundle: Bundle, normal_scores: np.ndarray, report: Optional[Path], log: Callable[[str], None]) -> None:
     m = bundle.manifest
     t = m.threshold.value
+    score = m.describe_score() if m.model.kind == "classifier" else m.score.kind
     log(
-        f"threshold {t:.6g} by {m.threshold.method} (score {m.describe_score()}); "
+        f"threshold {t:.6g} by {m.threshold.method} (score {score}); "
         f"{false_alarm_rate(normal_scores, t):.2%} of normal images over it"
     )
     if m.metrics:

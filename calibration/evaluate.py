@@ -395,7 +395,7 @@ def _result(b: Bundle, data: EvalSet, got: _Collected) -> EvalResult:
         name=b.path.name,
         kind=m.model.kind,
         quantization=m.model.quantization,
-        score=m.score.describe(),
+        score=m.describe_score(),
         threshold=b.threshold,
         model_bytes=b.model_path.stat().st_size,
         ms_per_image=1000.0 * got.model_seconds / len(got.paths),

@@ -283,7 +283,9 @@ def write_html(data: ReportData, path: Path, figures: list[Path]) -> Path:
         ("frame geometry", describe_geometry(m.preprocessing, m.geometry)),
         (
             "score",
-            m.score.kind
+            m.describe_score()
+            if m.model.kind == "classifier"
+            else m.score.kind
             + (f" (sigma {m.score.blur_sigma:g})" if m.score.kind == "max_blur" else "")
             + (f" (top {m.score.topk:g})" if m.score.kind == "topk_mean" else ""),
         ),

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from edge.bundle import Bundle, load_bundle
+from edge.bundle_command import attach_commands, commands_for_run
 from edge.config import RunConfig
 from edge.decide import DecisionConfig
 from edge.errors import EdgeError
@@ -169,6 +170,7 @@ def run_device(
     log: Log = _quiet if quiet else to_stderr
     pipeline = build_pipeline(config, log)
     pipeline.swap = swap_for_run(config, pipeline, log)  # SIGHUP, --watch-bundles, the page (edge/swap.py)
+    commands = commands_for_run(config, pipeline.swap, log)  # sinks.mqtt.commands (edge/bundle_command.py)
     metrics = pipeline.metrics
     # The page's port is bound first: a port in use or a missing token is one line before anything opens.
     web = prepare_web(config.web)
@@ -186,6 +188,7 @@ def run_device(
         port = metrics.serve()
         built = attach_sinks(config, pipeline)
         pipeline.swap.start()
+        attach_commands(commands, built)
         if web is not None:
             web.start(pipeline, built, source, config.out, log)
         describe_run(pipeline, source, built, port, config, log)
@@ -193,6 +196,8 @@ def run_device(
         summary = pipeline.run(source, max_frames=max_frames, duration=duration)
     finally:
         try:
+            if commands is not None:
+                commands.close()
             pipeline.swap.close()
             source.close()
             metrics.close()

@@ -24,6 +24,8 @@ import numpy as np
 
 from edge.errors import EdgeError
 
+FLOAT_HEAD = "float_head_on_features"  # the card's `extra.probabilities` when CamHead.float_head
+
 
 @dataclass(frozen=True)
 class CamHead:
@@ -38,6 +40,11 @@ class CamHead:
     # shift the centres by up to a few pixels, so export measures and stores them.
     stride: Optional[float] = None
     offset: Optional[float] = None
+    # True (exports since issue 19): the class probabilities are computed here, in float, from the
+    # feature map and the dense weights (softmax of GAP(F) @ W + b). The int8 model's own probability
+    # output is quantized in steps of 1/256 and saturates: confident images all tie at 0.996, which
+    # leaves a threshold nothing to choose between. False (older bundles): the model's output as it is.
+    float_head: bool = False
 
     @property
     def positive_class(self) -> str:
@@ -65,6 +72,7 @@ class CamHead:
             "dense_bias": self.bias.astype(float).tolist(),
             "cam_stride": self.stride,
             "cam_offset": self.offset,
+            "probabilities": FLOAT_HEAD if self.float_head else "model",
         }
 
     @classmethod
@@ -95,7 +103,19 @@ class CamHead:
             bias,
             float(stride) if aligned else None,
             float(offset) if aligned else None,
+            extra.get("probabilities") == FLOAT_HEAD,
         )
+
+    def logits(self, features: np.ndarray) -> np.ndarray:
+        """(N, h, w, C) feature maps -> (N, K) class logits in float: GAP, then the dense layer."""
+        pooled = features.astype(np.float32, copy=False).mean(axis=(1, 2))
+        return pooled @ self.kernel + self.bias
+
+    def probabilities(self, features: np.ndarray) -> np.ndarray:
+        """(N, K) softmax of the float logits (no quantization steps, no saturation at 255/256)."""
+        z = self.logits(features)
+        z = np.exp(z - z.max(axis=1, keepdims=True))
+        return (z / z.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
 def split_outputs(outputs: Sequence[np.ndarray], n_classes: int) -> tuple[np.ndarray, np.ndarray]:

@@ -12,7 +12,7 @@ import numpy as np
 
 from edge.cam import CamHead, heatmaps, split_outputs
 from edge.detection import Detection
-from edge.model import TFLiteModel
+from edge.model import ModelBase
 from edge.scoring import ScoreConfig
 
 
@@ -26,13 +26,16 @@ class ClassifierDetector:
     # Each tile is scored by its probability; the frame takes the highest (no map score).
     score: Optional[ScoreConfig] = None
 
-    def __init__(self, model: TFLiteModel, head: CamHead):
+    def __init__(self, model: ModelBase, head: CamHead):
         self.model = model
         self.head = head
         self.label = head.positive_class  # what an alert from this detector is called
 
     def _run(self, batch_u8: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return split_outputs(self.model.predict(batch_u8), len(self.head.class_names))
+        probs, features = split_outputs(self.model.predict(batch_u8), len(self.head.class_names))
+        if self.head.float_head:  # softmax in float from the features (edge.cam.CamHead.float_head)
+            probs = self.head.probabilities(features)
+        return probs, features
 
     def probabilities(self, batch_u8: np.ndarray) -> np.ndarray:
         """(N, K) class probabilities only (calibration: no maps needed)."""

@@ -11,7 +11,8 @@ largest probability difference, decision agreement and CAM correlation.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import shutil
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Optional
 
@@ -68,7 +69,7 @@ def tflite_predict(
     probs, cams = [], []
     for i in range(0, len(frames_u8), batch):
         p, f = split_outputs(model.predict(frames_u8[i : i + batch]), len(head.class_names))
-        probs.append(p)
+        probs.append(head.probabilities(f) if head.float_head else p)  # as the device's ClassifierDetector
         cams.append(cam_maps(f, head))
     return np.concatenate(probs), np.concatenate(cams)
 
@@ -132,7 +133,8 @@ def export_classifier(
     )
     model = load_keras_run_model(run_dir, "edge train classifier")
     cam_model = two_output_model(model)
-    head = cam_head(model, list(run["class_names"]), run["positive_class"])
+    # float_head: the device takes the probabilities from the feature map in float (edge.cam.CamHead)
+    head = replace(cam_head(model, list(run["class_names"]), run["positive_class"]), float_head=True)
     log(f"converting {run_dir / MODEL_FILE} to TFLite ({quantize}) with two outputs: probabilities and feature map …")
     with native_output_captured():
         flatbuffer = convert_keras(cam_model, quantize, rep)  # type: ignore[arg-type]
@@ -152,12 +154,51 @@ def export_classifier(
     )
     card_file = write_card(target, card)
     log(f"wrote {target} ({target.stat().st_size / 1024:.0f} KiB) and its card {card_file.name}")
-    others = ",".join(n for n in run["class_names"] if n != run["positive_class"])
-    log(
-        f"next: edge calibrate {target} --normal DATA/{others} --anomalous DATA/{run['positive_class']} "
-        "--method f1 --out BUNDLE"
-    )
+    log(calibration_hint(target, run_dir, run))
     return target
+
+
+VALIDATION_DIR = "validation"  # RUN_DIR/validation/<class>/: links to the held-back validation images
+
+
+def validation_folders(run_dir: Path, run: dict) -> Optional[Path]:
+    """RUN_DIR/validation/<class>/ holding the run's validation images (symlinks, copies where links fail).
+
+    Calibrating on the training folder would set the threshold on images the model has learnt: its
+    probabilities there are more confident than on anything new. run.json lists the held-back images;
+    `edge calibrate` reads folders, so they are laid out as one. None when the run held none back.
+    """
+    files, labels = run.get("val_files") or [], run.get("val_labels") or []
+    if not files:
+        return None
+    root = run_dir / VALIDATION_DIR
+    for name in run["class_names"]:
+        (root / name).mkdir(parents=True, exist_ok=True)
+    for f, label in zip(files, labels, strict=True):
+        source, target = Path(f), root / run["class_names"][label] / Path(f).name
+        if target.exists() or target.is_symlink() or not source.is_file():
+            continue
+        try:
+            target.symlink_to(source.resolve())
+        except OSError:
+            shutil.copyfile(source, target)
+    return root
+
+
+def calibration_hint(target: Path, run_dir: Path, run: dict) -> str:
+    """The `edge calibrate` line to run next: on the held-back validation images, never the training folder."""
+    positive = run["positive_class"]
+    other = next(n for n in run["class_names"] if n != positive)
+    folders = validation_folders(run_dir, run)
+    if folders is None:
+        return (
+            f"next: edge calibrate {target} --normal HELD_BACK/{other} --anomalous HELD_BACK/{positive} --method f1 "
+            "--out BUNDLE, on images the model did not train on (this run held none back: train with --val-split)"
+        )
+    return (
+        f"next: edge calibrate {target} --normal {folders / other} --anomalous {folders / positive} --method f1 "
+        f"--out BUNDLE   (the run's {len(run['val_files'])} held-back validation images, listed in run.json)"
+    )
 
 
 def read_classifier_run(run_dir: Path) -> dict:

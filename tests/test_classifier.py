@@ -449,3 +449,57 @@ def test_pretrained_backbone_from_a_local_weights_file_trains_and_exports(crack_
     assert sorted(len(o.shape) for o in model.outputs) == [2, 4]
     head = CamHead.from_extra(read_card(model_path).extra)
     assert head.kernel.shape == (1280, 2) and head.stride == 32.0
+
+
+# ------------------------------------------------------------------ issue 19: scores, eval, hint
+
+
+def test_int8_probabilities_do_not_tie_and_old_bundles_keep_the_model_output(classifier_bundle):
+    from dataclasses import replace
+
+    from edge.classifier import ClassifierDetector
+    from edge.detector import make_detector
+    from edge.preprocess import Preprocessor
+
+    detector = make_detector(classifier_bundle, num_threads=1)
+    assert detector.head.float_head  # exports since issue 19: softmax in float from the features
+    cracks, _ = _fresh_cracks(24, seed=5)
+    frames = Preprocessor(classifier_bundle.manifest.preprocessing).prepare_batch(cracks)
+    scores = detector.probabilities(frames)[:, detector.head.positive_index]
+    assert len(np.unique(scores)) == len(scores)  # no two images share a probability
+    # A bundle exported before (no float head) reads the model's own uint8-quantized output.
+    old = ClassifierDetector(detector.model, replace(detector.head, float_head=False))
+    steps = old.probabilities(frames)[:, detector.head.positive_index] * 256
+    np.testing.assert_allclose(steps, np.round(steps), atol=1e-3)
+
+
+def test_classifier_score_is_named_by_its_class_not_mean(classifier_bundle):
+    assert classifier_bundle.manifest.describe_score() == "crack probability"
+    html = (classifier_bundle.path / "report" / "index.html").read_text()
+    assert "crack probability" in html
+
+
+def test_calibration_hint_after_export_points_at_the_validation_images(classifier_run, classifier_int8):
+    from export.classifier import calibration_hint
+    from train.runinfo import read_run
+
+    run = read_run(classifier_run)
+    hint = calibration_hint(classifier_int8, classifier_run, run)
+    folders = classifier_run / "validation"
+    assert f"--normal {folders / 'no_crack'} --anomalous {folders / 'crack'}" in hint
+    linked = sorted(p.name for p in folders.glob("*/*"))
+    assert linked == sorted(Path(f).name for f in run["val_files"])
+    assert not set(linked) & {Path(f).name for f in run["train_files"]}
+
+
+def test_eval_on_class_folders_prints_accuracy_and_confusion_matrices(classifier_bundle, crack_data):
+    from cli_helpers import run_edge_in_process
+
+    proc = run_edge_in_process("eval", classifier_bundle.path, "--data", crack_data, "-B", "200", "--threads", "1")
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "accuracy at argmax:" in out and "accuracy at the threshold (crack probability >" in out
+    assert out.count("true \\ predicted") == 2
+    matrix = [line.split() for line in out.splitlines() if line.strip().startswith(("crack ", "no_crack "))]
+    assert sum(int(v) for row in matrix[:2] for v in row[1:]) == 128  # 64 per class, every image once
+    assert "crack AUROC" in out

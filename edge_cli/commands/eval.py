@@ -17,7 +17,8 @@ _DATA = typer.Option(
     "--data",
     "-d",
     help="Test data in MVTec AD layout: test/good, test/<defect>, "
-    "ground_truth/<defect>/<name>_mask.png (masks optional: pixel AUROC needs them).",
+    "ground_truth/<defect>/<name>_mask.png (masks optional: pixel AUROC needs them). "
+    "For a classifier bundle: one folder per class (e.g. crack/, no_crack/).",
 )
 _COMPARE = typer.Option(
     None,
@@ -88,7 +89,10 @@ def eval_(
     threshold involved) and F1 at each bundle's calibrated threshold; with --out writes a markdown table (per defect
     type too) and a PNG grid of the worst misses per bundle. Each headline figure comes with its
     bootstrap interval (how much it would move on another test set of the same size), and each
-    --compare bundle with a paired difference that says whether it is within that noise. Needs the desktop extras
+    --compare bundle with a paired difference that says whether it is within that noise.
+
+    A classifier bundle is evaluated on a folder per class instead: accuracy at argmax and at its
+    calibrated threshold, each with its confusion matrix, and the positive-class AUROC. Needs the desktop extras
     (scikit-learn, matplotlib); the model runs in the device's TFLite interpreter.
 
     Signal bundles (docs/signals.md): --data is a labelled signal file; AUROC, and accuracy,
@@ -102,9 +106,17 @@ def eval_(
         evaluate_signal(bundles, data, out, normal_label=normal_label, threads=threads, command=command, log=typer.echo)
         return
     require_sklearn()
+    from calibration.classifier_eval import classifier_bundles, evaluate_classifiers
     from calibration.evaluate import evaluate
 
     command = "edge " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    classifiers = classifier_bundles([bundle, *(compare or [])])
+    if classifiers is not None:  # accuracy at argmax and at the threshold, confusion matrices
+        evaluate_classifiers(
+            classifiers, data, out, batch_size=batch_size, threads=threads, command=command,
+            log=lambda msg: typer.echo(msg), resamples=resamples, seed=seed,
+        )  # fmt: skip
+        return
     evaluate(
         [bundle, *(compare or [])],
         data,
