@@ -30,6 +30,7 @@ from edge.decide import DecisionConfig
 from edge.drift import DriftConfig
 from edge.errors import EdgeError
 from edge.health import HealthConfig
+from edge.inspection_config import InspectionConfig, check_inspections, multi_problem
 from edge.metrics import MetricsConfig
 from edge.runtime import Runtime, RuntimeOptions
 from edge.schema import StrictModel, url_problem
@@ -322,6 +323,23 @@ class RunConfig(StrictModel):
         None, description="ONNX Runtime execution providers in order (tensorrt, cuda, cpu); default: the best present"
     )
 
+    # Several cameras in one process (edge/inspection_config.py, run by edge/inspections.py).
+    inspections: Optional[list[InspectionConfig]] = Field(
+        None, description="several cameras: a list of {name, source, bundle, ...}; the rest is shared"
+    )
+
+    @field_validator("inspections")
+    @classmethod
+    def _inspections(cls, v):
+        return check_inspections(v) if v is not None else v
+
+    @model_validator(mode="after")
+    def _inspections_alone(self):
+        problem = multi_problem(self) if self.inspections is not None else None
+        if problem is not None:
+            raise ValueError(problem)
+        return self
+
     def runtime_options(self) -> RuntimeOptions:
         return RuntimeOptions(**{name: getattr(self, name) for name in RuntimeOptions.model_fields})
 
@@ -365,6 +383,8 @@ class RunConfig(StrictModel):
             self.geometry.mask = str(fix(self.geometry.mask))
         self.web.override = fix(self.web.override)
         self.swap.watch = fix(self.swap.watch)
+        for inspection in self.inspections or []:
+            inspection.resolve_paths(fix)
         tls = self.sinks.mqtt.tls if self.sinks.mqtt is not None else None
         if tls is not None:
             tls.ca, tls.cert, tls.key = (str(fix(x)) if x else None for x in (tls.ca, tls.cert, tls.key))

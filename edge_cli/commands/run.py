@@ -16,6 +16,7 @@ from edge.app import run_device
 from edge.config import MqttConfig, RunConfig, WebhookConfig, load_config
 from edge.decide import DecisionConfig
 from edge.errors import EdgeError
+from edge.inspections import run_inspections
 from edge.schema import one_line_errors
 from edge.sources import source_from_options
 from edge.tiling import geometry_with_options
@@ -266,4 +267,7 @@ file, line and key. Ctrl-C or SIGTERM stops cleanly.
             cfg.web = _flag_model("--web", lambda: WebConfig.model_validate({**cfg.web.model_dump(), "listen": web}))
         if watch_bundles is not None:
             cfg.swap = cfg.swap.model_copy(update={"watch": watch_bundles})
-        run_device(cfg, max_frames=max_frames, duration=duration)
+        if cfg.inspections is not None:  # several cameras in one process (edge/inspections.py)
+            run_inspections(cfg, max_frames=max_frames, duration=duration)
+        else:
+            run_device(cfg, max_frames=max_frames, duration=duration)
