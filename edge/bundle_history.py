@@ -123,6 +123,24 @@ def add_version(history: Path, staged: Path, number: int) -> Path:
     return target
 
 
+def place_version(history: Path, folder: Path, number: int) -> Path:
+    """Rename a checked bundle folder (on the history's file system) into place as v<number>, NOT made
+    current: a bundle command (edge.bundle_command) makes it current only once the run swapped it in."""
+    target = Path(history) / f"v{number}"
+    if target.exists():
+        raise EdgeError(f"{target} already exists; the history in {history} is not as expected")
+    os.replace(folder, target)
+    return target
+
+
+def prune(history: Path, spare: tuple[Path, ...] = ()) -> None:
+    """Drop the oldest versions beyond KEEP, never the current one nor those in `spare` (a running bundle)."""
+    keep = {Path(p).resolve() for p in spare} | {current_version(Path(history)).resolve()}
+    for _, old in version_folders(history)[:-KEEP]:
+        if old.resolve() not in keep:
+            shutil.rmtree(old, ignore_errors=True)
+
+
 def start_history(bundle_dir: Path, history: Path) -> None:
     """A new history at `history` whose first version is a copy of the plain bundle `bundle_dir`."""
     if history.exists() and any(history.iterdir()):

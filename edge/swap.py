@@ -188,6 +188,9 @@ class BundleSwap:
         self.swaps = 0
         self.rejected = 0
         self.listeners: list[Callable[[Prepared], None]] = []  # told on the loop after a swap (the page)
+        # Told of every outcome (self.last: state, trigger, old, new, reason), on the loop or this
+        # object's thread: quick callbacks only (edge.bundle_command waits for its own trigger's).
+        self.outcomes: list[Callable[[dict], None]] = []
         self._requests: deque[tuple[str, Optional[Path]]] = deque()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -335,6 +338,11 @@ class BundleSwap:
             except Exception as exc:  # noqa: BLE001 - the page's view of it must not stop the loop
                 self.log(f"after the bundle swap: {type(exc).__name__}: {exc}")
 
+    def refuse(self, trigger: str, path: Optional[Path], why: str) -> None:
+        """A new bundle refused before it reached this object (a bundle command's download or archive):
+        the same line, event and outcome as a failed check here."""
+        self._reject(trigger, path, self.pipeline.bundle, None, why)
+
     def _reject(self, trigger: str, path: Optional[Path], old: Bundle, new: Optional[Bundle], why: str) -> None:
         self.rejected += 1
         self.log(f"bundle swap ({trigger}) rejected: {why}; still running {_name(old)}")
@@ -362,6 +370,11 @@ class BundleSwap:
             source=source or "",
         )
         self.pipeline.dispatcher.submit_event(event)
+        for told in self.outcomes:
+            try:
+                told(self.last)
+            except Exception as exc:  # noqa: BLE001 - a listener must not stop the loop or the swap thread
+                self.log(f"after the bundle {state}: {type(exc).__name__}: {exc}")
 
 
 def swap_for_run(config: Any, pipeline: Any, log: Log) -> BundleSwap:

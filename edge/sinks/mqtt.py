@@ -83,6 +83,8 @@ class MqttTransport:
         self._closing = False
         # Retained (topic, payload) said on every connect after "online": Home Assistant discovery.
         self.announcements: list[tuple[str, str]] = []
+        # Topics subscribed to on every connect (clean session: the broker forgets them): commands.
+        self.subscriptions: dict[str, int] = {}
         self.publish_timeout_s = publish_timeout_s
         self.keepalive_s = int(keepalive_s)
         self.client_id = client_id or default_client_id()
@@ -140,6 +142,8 @@ class MqttTransport:
         client.publish(self.status_topic, "online", qos=1, retain=True)
         for topic, payload in self.announcements:
             client.publish(topic, payload, qos=1, retain=True)
+        for topic, qos in list(self.subscriptions.items()):
+            client.subscribe(topic, qos)
         self.connected.set()
         self._outcome.set()
         self.last_error = None
@@ -177,6 +181,20 @@ class MqttTransport:
             if not self.connected.is_set():
                 raise ConnectionError(f"connection to {self.where} lost before PUBACK")
             info.wait_for_publish(0.05)
+
+    def listen(self, topic: str, on_message, qos: int = 1) -> None:
+        """Subscribe to exactly `topic` (no wildcards) now and after every reconnect; `on_message(message)`
+        runs on paho's network thread, for messages on that topic only (edge.bundle_command)."""
+        self.subscriptions[topic] = qos
+        self.client.message_callback_add(topic, lambda _client, _userdata, message: on_message(message))
+        if self.connected.is_set():
+            self.client.subscribe(topic, qos)
+
+    def publish_retained(self, topic: str, payload: str) -> bool:
+        """A state a newcomer should see at once (a command's result): QoS 1, retained, not queued."""
+        if not self.connected.is_set():
+            return False
+        return self.client.publish(topic, payload, qos=1, retain=True).rc == self._mqtt.MQTT_ERR_SUCCESS
 
     def publish_state(self, topic: str, payload: str) -> bool:
         """A periodic state (metrics): QoS 0, not retained, not queued; False when not connected."""

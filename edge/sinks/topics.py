@@ -73,3 +73,12 @@ class Topics:
     @property
     def metrics(self) -> str:
         return f"{self.base}/metrics"
+
+    @property
+    def bundle_command(self) -> str:
+        """Where a station takes a bundle command (edge.bundle_command), when sinks.mqtt.commands is on."""
+        return f"{self.base}/cmd/bundle"
+
+    @property
+    def bundle_result(self) -> str:
+        return f"{self.base}/cmd/bundle/result"
