@@ -9,8 +9,9 @@ representative frames as the TFLite int8 export (export/representative.py), with
 added for the feature model as export/padim.py does. Parity against the Keras model is printed as
 the TFLite exports print it, scored by edge's own code through the device's runtime seam.
 
-Kinds: conv and dense autoencoders, and the default feature model (padim; its int8 keeps the
-float Gaussians: the TFLite export's refit on quantized features is not done here).
+Kinds: conv and dense autoencoders, and the default feature model (padim; its int8 quantizes the
+backbone and keeps the per-cell Mahalanobis head in float, where the TFLite export refits the
+Gaussians on the quantized features instead).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ ONNX_QUANTIZE = ("int8", "float32")
 ONNX_ARCHES = ("conv", "dense", "padim")
 OPSET = 17  # onnxruntime 1.16+ and JetPack 5's onnxruntime-gpu 1.15+ run it
 MAX_PARITY = 64
+PADIM_HEAD = "cell_mahalanobis"  # train/padim.py's per-cell Mahalanobis layer: the first node kept float
 
 
 def onnx_target(run_dir: Path, quantize: str, out: Optional[str | Path]) -> Path:
@@ -83,14 +85,30 @@ class _Frames:
         self.i = 0
 
 
-def quantize_qdq(float_path: Path, target: Path, representative: np.ndarray, log: Log) -> None:
-    """8-bit weights (per channel) and activations, QDQ, ranges by min/max over `representative`."""
+def float_tail(path: Path, first: str) -> list[str]:
+    """The nodes from the first whose name contains `first` to the end (tf2onnx writes them in order)."""
+    import onnx
+
+    names = [n.name for n in onnx.load(str(path)).graph.node]
+    start = next((i for i, n in enumerate(names) if first in n), len(names))
+    return names[start:]
+
+
+def quantize_qdq(
+    float_path: Path, target: Path, representative: np.ndarray, log: Log, keep_float: Optional[list[str]] = None
+) -> None:
+    """8-bit weights (per channel) and activations, QDQ, ranges by min/max over `representative`;
+    the nodes named in `keep_float` stay float."""
     import onnxruntime as ort
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
     reader_cls = type("FramesReader", (_Frames, CalibrationDataReader), {})
     name = ort.InferenceSession(str(float_path), providers=["CPUExecutionProvider"]).get_inputs()[0].name
-    log(f"int8 (QDQ) ranges from {len(representative)} representative frames …")
+    log(
+        f"int8 (QDQ) ranges from {len(representative)} representative frames"
+        + (f"; {len(keep_float)} head nodes kept float" if keep_float else "")
+        + " …"
+    )
     quantize_static(
         str(float_path),
         str(target),
@@ -101,6 +119,7 @@ def quantize_qdq(float_path: Path, target: Path, representative: np.ndarray, log
         # uint8 (asymmetric) weights: on the tiny conv autoencoder symmetric int8 weights gave a score
         # correlation with Keras of 0.887, uint8 0.987 (TFLite int8: 0.965); benchmarks/results/onnx.md
         weight_type=QuantType.QUInt8,
+        nodes_to_exclude=keep_float or [],
     )
 
 
@@ -143,6 +162,7 @@ def _padim(run_dir: Path, quantize: str, log: Log):
         if len(frames) == 0:
             raise EdgeError("int8 needs the training images to set integer ranges; they are gone")
         rep = np.concatenate([frames, synthetic_defects(frames, 60)])
+    head = _refit_on_qdq_features(run_dir, config, gauss, projection, run, rep, log) if rep is not None else None
     card = ModelCard(
         kind=CARD_KIND,
         quantization=quantize,  # type: ignore[arg-type]
@@ -151,7 +171,44 @@ def _padim(run_dir: Path, quantize: str, log: Log):
         source=str(run_dir / PADIM_FILE),
         extra={"arch": "padim", "grid": run["grid"], "feature_channels": run["feature_channels"], "format": "onnx"},
     )
-    return build_model(config, gauss, projection), card, rep, run
+    return build_model(config, gauss, projection, head), card, rep, run
+
+
+def _refit_on_qdq_features(run_dir: Path, config, gauss, projection, run: dict, rep: np.ndarray, log: Log):
+    """The Gaussians fitted on the QDQ backbone's features of the training images, as export/padim.py
+    does for TFLite (its docstring says why): the backbone alone is quantized with the same frames,
+    so it gets the ranges it has inside the whole model."""
+    from edge.messages import Steps
+    from edge.onnx_model import OnnxModel
+    from train.data import frames_from_files
+    from train.padim import build_feature_model, fit_gaussians
+
+    features_model, _ = build_feature_model(config, gauss, projection)
+    scratch = run_dir / "export" / ".features.float.onnx"
+    quantized = scratch.with_name(".features.int8.onnx")
+    scratch.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        keras_to_onnx(features_model, scratch)
+        quantize_qdq(scratch, quantized, rep, log)
+        trimmed = set(run.get("trimmed_files", []))
+        frames, _ = frames_from_files([f for f in run["train_files"] if f not in trimmed], config_preprocessing(run))
+        if len(frames) < 2:
+            raise EdgeError("int8 refit needs the training images; fewer than 2 can still be read")
+        model = OnnxModel(quantized, num_threads=2)
+        feats = []
+        with Steps("int8 refit (training images)", len(frames), log) as steps:
+            for i in range(0, len(frames), 16):
+                feats.append(model.predict(frames[i : i + 16])[0])
+                steps.advance(len(frames[i : i + 16]))
+    finally:
+        scratch.unlink(missing_ok=True)
+        quantized.unlink(missing_ok=True)
+    log(f"int8: Gaussians refitted on the QDQ backbone's features of {len(frames)} training images")
+    return fit_gaussians(np.concatenate(feats), config.eps)
+
+
+def config_preprocessing(run: dict) -> Preprocessing:
+    return Preprocessing.model_validate(run["preprocessing"])
 
 
 def export_onnx(
@@ -185,7 +242,11 @@ def export_onnx(
         scratch = target.with_name(f".{target.stem}.float.onnx")
         try:
             keras_to_onnx(model, scratch)
-            quantize_qdq(scratch, target, rep, log)  # type: ignore[arg-type]  # int8 always has frames
+            # The feature model's head stays float: int8 noise on the features is weighed most in the
+            # low-variance directions the Mahalanobis distance whitens (export/padim.py refits the
+            # Gaussians on quantized features for TFLite; ONNX can simply keep the head in float).
+            keep = float_tail(scratch, PADIM_HEAD) if arch == "padim" else None
+            quantize_qdq(scratch, target, rep, log, keep)  # type: ignore[arg-type]  # int8 always has frames
         finally:
             scratch.unlink(missing_ok=True)
     if check_parity:
