@@ -26,6 +26,7 @@ from typing import Any, Literal, Optional, Union, get_args, get_origin
 import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
+from edge.bundle_command import BundleCommandsConfig, command_problem
 from edge.decide import DecisionConfig
 from edge.drift import DriftConfig
 from edge.errors import EdgeError
@@ -159,6 +160,9 @@ class MqttConfig(_Delivery):
     sparkplug: Optional[SparkplugConfig] = Field(
         None, description="also speak Sparkplug B (needs the sparkplug extra); {} for the defaults"
     )
+    commands: Optional[BundleCommandsConfig] = Field(
+        None, description="true: take bundle commands on <base>/cmd/bundle (edge/bundle_command.py); off by default"
+    )
     client_id: Optional[str] = Field(None, description="default edge-inspect-<hostname>; unique per device")
     username: Optional[str] = None
     password_env: Optional[str] = Field(None, description="environment variable holding the password")
@@ -184,6 +188,19 @@ class MqttConfig(_Delivery):
         if not v or any(c in v for c in "#+"):
             raise ValueError("prefix must be a non-empty topic without wildcards (# +)")
         return v
+
+    @field_validator("commands", mode="before")
+    @classmethod
+    def _commands_on_off(cls, v):
+        return {} if v is True else None if v is False else v
+
+    @model_validator(mode="after")
+    def _commands_need_a_safe_broker(self):
+        if self.commands is not None:
+            problem = command_problem(self.host, self.tls, self.username, self.password_env)
+            if problem is not None:
+                raise ValueError(problem)
+        return self
 
     @model_validator(mode="after")
     def _sensors_need_metrics(self):

@@ -3,7 +3,9 @@
     trigger ──► swap thread: load + check + build ──► ready ──► the loop takes it between two frames
     SIGHUP: the run's --bundle again (a history folder: its `current`)
     --watch-bundles DIR (swap.watch): a history's `current` naming another version, or a bundle
-                                       folder dropped into DIR (taken once its files stop changing)
+                                       folder dropped into DIR (taken once its files stop changing),
+                                       or NAME.tar.gz + its .sha256 dropped there (edge.bundle_drop)
+    an MQTT command (edge.bundle_command): fetched, installed in the history, then as the others
     the page: POST /api/bundle/swap (the token), as SIGHUP
 
 Everything slow happens on this module's own thread while the old bundle goes on inspecting:
@@ -31,7 +33,8 @@ import cv2
 import numpy as np
 from pydantic import Field
 
-from edge.bundle import MANIFEST, Bundle, load_bundle, sha256_file
+from edge.bundle import CURRENT, MANIFEST, Bundle, load_bundle, sha256_file
+from edge.bundle_drop import ArchiveDrops
 from edge.detection import Detector
 from edge.detector import make_detector
 from edge.errors import EdgeError
@@ -183,6 +186,10 @@ class BundleSwap:
         self.health, self.drift, self.geometry = health, drift, geometry
         self.override, self.threads, self.log = override, threads, log
         self.folder = FolderWatch(config.watch) if config.watch is not None else None
+        # A drop folder (not a history) also takes NAME.tar.gz + NAME.tar.gz.sha256: checked and unpacked
+        # into NAME/ there (edge.bundle_drop), which the folder watch then finds as any bundle folder.
+        drop = self.folder is not None and not (self.folder.folder / CURRENT).is_file()
+        self.drops = ArchiveDrops(self.folder.folder, lambda a, why: self.refuse("watch", a, why)) if drop else None
         self.ready: Optional[Prepared] = None
         self.last: Optional[dict] = None  # the last outcome, for the page's status
         self.swaps = 0
@@ -221,6 +228,8 @@ class BundleSwap:
                 return
             if self.folder is not None:
                 try:
+                    if self.drops is not None:
+                        self.drops.poll()
                     found = self.folder.poll()
                 except OSError as exc:  # a folder removed while it was read: looked at again next time
                     problem(f"--watch-bundles {self.folder.folder}: {exc}", key="swap-watch", every_s=60)
