@@ -149,6 +149,7 @@ class BundleCommands:
         self.topic = self.result_topic = ""
         self._queue: queue.Queue = queue.Queue(maxsize=_WAITING)
         self._seen: deque[tuple[str, str]] = deque(maxlen=100)
+        self._recent: dict[str, BundleCommand] = {}  # request id → command: what a refusal's result names
         self._lock = threading.Lock()
         self._waiting: dict[str, dict] = {}  # trigger → {"done": Event, "outcome": dict}
         self._stop = threading.Event()
@@ -182,7 +183,10 @@ class BundleCommands:
 
     def _on_message(self, message: Any) -> None:
         if getattr(message, "retain", False):
-            self.log(f"bundle command on {self.topic} ignored: it was retained; publish commands without retain")
+            self.log(
+                f"bundle command on {self.topic} ignored: the broker replayed a retained one; publish commands "
+                "without retain (a retained command would run again at every reconnect)"
+            )
             return
         command, request_id, problem = parse(message.payload)
         trigger = f"{TRIGGER}:{request_id}"
@@ -194,6 +198,9 @@ class BundleCommands:
             if key in self._seen and getattr(message, "dup", False):  # QoS 1 delivered it twice: it runs once
                 return
             self._seen.append(key)  # the same command sent again (not a redelivery) is a retry: it runs
+            self._recent[request_id] = command
+            if len(self._recent) > 100:
+                self._recent.pop(next(iter(self._recent)))
         try:
             self._queue.put_nowait(command)
         except queue.Full:
@@ -300,7 +307,12 @@ class BundleCommands:
             waiter["done"].set()
             return
         request_id = trigger.split(":", 1)[1]
-        self._publish({"id": request_id, "state": last["state"], "reason": last.get("reason")})
+        with self._lock:
+            command = self._recent.get(request_id)
+        if command is None:  # refused before it was parsed: only its id is known
+            self._publish({"id": request_id, "state": last["state"], "reason": last.get("reason")})
+        else:
+            self._result(command, last["state"], last.get("reason"), None)
 
     def _result(
         self, command: BundleCommand, state: str, reason: Optional[str], bundle: Optional[Bundle], note: str = ""
