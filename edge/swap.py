@@ -55,8 +55,8 @@ class SwapConfig(StrictModel):
 
     watch: Optional[Path] = Field(
         None,
-        description="a bundle history folder (a new `current` is swapped in) or a folder bundle folders are "
-        "dropped into (the newest new one is swapped in); null: no folder watched",
+        description="a bundle history folder (a new `current` is swapped in) or a folder bundle folders (or "
+        "NAME.tar.gz + NAME.tar.gz.sha256) are dropped into (the newest new one is swapped in); null: none",
     )
     poll_seconds: float = Field(2.0, gt=0, le=3600, description="how often the watched folder is looked at")
 
