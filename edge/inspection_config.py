@@ -127,7 +127,6 @@ def multi_problem(config) -> Optional[str]:
         "sinks.mqtt.commands": mqtt is not None and getattr(mqtt, "commands", None) is not None,
         "swap.watch": config.swap.watch is not None,  # one folder, which inspection takes its bundles?
         "web.override": config.web.override is not None,  # thresholds differ per bundle
-        "metrics.prometheus_port": config.metrics.prometheus_port is not None,
     }
     refused = [key for key, on in clashes.items() if on]
     if refused:

@@ -27,6 +27,7 @@ from edge.config import RunConfig
 from edge.errors import EdgeError
 from edge.inspection_config import InspectionConfig, multi_problem
 from edge.messages import Log, to_stderr
+from edge.metrics import ByInspection, serve_collector
 from edge.pipeline import Pipeline, RunSummary
 from edge.signal_source import open_run_source
 from edge.sinks.factory import BuiltSinks
@@ -66,6 +67,8 @@ def inspection_config(config: RunConfig, item: InspectionConfig) -> RunConfig:
             "out": config.out / item.name,
             "state": config.state_dir / item.name,
             "sinks": sinks,
+            # One Prometheus endpoint for all, served by run_inspections: each sample labelled by inspection.
+            "metrics": config.metrics.model_copy(update={"prometheus_port": None}),
             "inspections": None,
         }
     )
@@ -133,6 +136,7 @@ def _open_sources(runs: list[Inspection]) -> None:
         for run in runs:
             if run.source is not None:
                 run.source.close()
+                run.source = None
         raise
 
 
@@ -161,39 +165,50 @@ def stop_all_on_signals(runs: list[Inspection], log: Log) -> Callable[[], None]:
     return restore
 
 
-def _start(runs: list[Inspection], config: RunConfig, log: Log):
-    """Outputs, swap services and the page, then the start-up lines; returns the page (or None)."""
-    web = prepare_web(config.web)  # a port in use or a missing token: one line before anything opens
-    try:
-        _open_sources(runs)
-    except BaseException:
-        if web is not None:
-            web.close()
-        raise
+@dataclass
+class Services:
+    """What the inspections share beside their loops: the page and the Prometheus endpoint."""
+
+    web: object = None
+    prometheus: object = None
+
+    def close(self) -> None:
+        if self.web is not None:
+            self.web.close()
+        if self.prometheus is not None:
+            self.prometheus.shutdown()
+            self.prometheus.server_close()
+
+
+def _start(runs: list[Inspection], config: RunConfig, log: Log, services: Services) -> None:
+    """Outputs, swap services, the page and the Prometheus endpoint, then the start-up lines."""
+    services.web = prepare_web(config.web)  # a port in use or a missing token: one line before anything opens
+    _open_sources(runs)
+    m = config.metrics
+    if m.prometheus_port is not None:
+        services.prometheus = serve_collector(m, ByInspection({run.name: run.pipeline.metrics for run in runs}))
+        port = services.prometheus.server_address[1]
+        log(f"prometheus metrics on http://{m.prometheus_host}:{port}/metrics (label inspection=<name>)")
     for run in runs:
-        run.pipeline.metrics.serve()  # no Prometheus endpoint with several inspections (multi_problem)
         run.built = attach_sinks(run.config, run.pipeline)
         run.pipeline.swap.start()
         describe_run(run.pipeline, run.source, run.built, None, run.config, run.log)
-    if web is not None:
+    if services.web is not None:
         first = runs[0]
-        web.start(first.pipeline, first.built, first.source, first.config.out, first.log)
+        services.web.start(first.pipeline, first.built, first.source, first.config.out, first.log)
         log(f"the page shows inspection {first.name!r} (the first listed)")
-    return web
 
 
-def _close(runs: list[Inspection], web) -> None:
+def _close(runs: list[Inspection], services: Services) -> None:
     """Sources, swap services and the page first; then the sinks, which deliver what is queued."""
     for run in runs:
         try:
             run.pipeline.swap.close()
             if run.source is not None:
                 run.source.close()
-            run.pipeline.metrics.close()
         except Exception as exc:  # noqa: BLE001 - the other inspections still close
             run.log(f"closing: {type(exc).__name__}: {exc}")
-    if web is not None:
-        web.close()
+    services.close()
     for run in runs:
         if run.built is not None:
             run.built.close()
@@ -228,9 +243,9 @@ def run_inspections(
     """
     log: Log = _quiet if quiet else to_stderr
     runs = prepare(config, log)
-    web, restore = None, None
+    services, restore = Services(), None
     try:
-        web = _start(runs, config, log)
+        _start(runs, config, log, services)
         restore = stop_all_on_signals(runs, log)
         for run in runs:
             run.thread = threading.Thread(
@@ -250,7 +265,7 @@ def run_inspections(
         raise
     finally:
         try:
-            _close(runs, web)
+            _close(runs, services)
         finally:
             if restore is not None:
                 restore()

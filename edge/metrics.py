@@ -165,30 +165,57 @@ class Metrics:
         port = self.config.prometheus_port
         if port is None:
             return None
-        try:
-            from prometheus_client import CollectorRegistry, start_http_server
-        except ImportError:
-            raise EdgeError(
-                "the Prometheus endpoint needs prometheus-client: pip install 'edge-inspect[edge]' "
-                "(or drop --prometheus-port)"
-            ) from None
-        registry = CollectorRegistry(auto_describe=True)
-        registry.register(_Collector(self))
-        try:
-            server, _thread = start_http_server(port, addr=self.config.prometheus_host, registry=registry)
-        except OSError as exc:
-            raise EdgeError(
-                f"cannot serve Prometheus metrics on {self.config.prometheus_host}:{port} ({exc.strerror or exc}); "
-                "pick another --prometheus-port"
-            ) from None
-        self._server = server
-        return int(server.server_address[1])
+        self._server = serve_collector(self.config, _Collector(self))
+        return int(self._server.server_address[1])
 
     def close(self) -> None:
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+
+
+def serve_collector(config: MetricsConfig, collector):
+    """Serve `collector` at http://HOST:PORT/metrics (config.prometheus_host/port); the server, to close."""
+    try:
+        from prometheus_client import CollectorRegistry, start_http_server
+    except ImportError:
+        raise EdgeError(
+            "the Prometheus endpoint needs prometheus-client: pip install 'edge-inspect[edge]' "
+            "(or drop --prometheus-port)"
+        ) from None
+    registry = CollectorRegistry(auto_describe=True)
+    registry.register(collector)
+    try:
+        server, _thread = start_http_server(config.prometheus_port, addr=config.prometheus_host, registry=registry)
+    except OSError as exc:
+        raise EdgeError(
+            f"cannot serve Prometheus metrics on {config.prometheus_host}:{config.prometheus_port} "
+            f"({exc.strerror or exc}); pick another --prometheus-port"
+        ) from None
+    return server
+
+
+class ByInspection:
+    """Several runs' metrics on one endpoint (edge/inspections.py): each sample labelled `inspection`."""
+
+    def __init__(self, runs: dict[str, Metrics]):
+        self.collectors = {name: _Collector(metrics) for name, metrics in runs.items()}
+
+    def describe(self):
+        return []
+
+    def collect(self):
+        from prometheus_client.metrics_core import Metric
+
+        merged: dict[str, Metric] = {}
+        for name, collector in self.collectors.items():
+            for family in collector.collect():
+                out = merged.get(family.name)
+                if out is None:
+                    out = merged[family.name] = Metric(family.name, family.documentation, family.type, family.unit)
+                out.samples.extend(s._replace(labels={**s.labels, "inspection": name}) for s in family.samples)
+        yield from merged.values()
 
 
 class _Collector:

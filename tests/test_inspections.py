@@ -178,3 +178,19 @@ def test_source_flags_with_an_inspections_config_are_one_line(tmp_path):
     result = run_edge_in_process("run", "--config", config, "--camera", "0")
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip().count("\n") == 0 and "drop those options" in result.stderr, result.stderr
+
+
+def test_one_prometheus_endpoint_labels_each_inspections_metrics():
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from edge.metrics import ByInspection, Metrics, MetricsConfig
+
+    runs = {name: Metrics(MetricsConfig(every_seconds=0)) for name in ("left", "right")}
+    runs["left"].frames, runs["right"].frames, runs["right"].alerts = 3, 5, 1
+    registry = CollectorRegistry()
+    registry.register(ByInspection(runs))
+    text = generate_latest(registry).decode()
+    assert 'edge_frames_total{inspection="left"} 3.0' in text
+    assert 'edge_frames_total{inspection="right"} 5.0' in text
+    assert 'edge_alerts_total{inspection="right"} 1.0' in text
+    assert 'edge_stage_seconds_count{inspection="left",stage="model"} 0.0' in text
