@@ -89,12 +89,24 @@ def _open(url: str, limits: Limits) -> BinaryIO:
         return open(url2pathname(urlsplit(url).path), "rb")
     plain, headers = url_and_basic_auth(url)  # user:password@ → an Authorization header
     request = urllib.request.Request(plain, headers={"User-Agent": "edge-inspect", **headers})
-    response = urllib.request.urlopen(request, timeout=limits.timeout_s)  # noqa: S310 - the scheme is checked
+    opener = urllib.request.build_opener(_KeepCredentialsHome)
+    response = opener.open(request, timeout=limits.timeout_s)
     length = response.headers.get("Content-Length")
     if length is not None and length.isdigit() and int(length) > limits.max_bytes:
         response.close()
         raise EdgeError(f"{redact_url(url)} is {int(length)} bytes, over the limit of {limits.max_bytes} bytes")
     return response
+
+
+class _KeepCredentialsHome(urllib.request.HTTPRedirectHandler):
+    """Follows a redirect, but sends the URL's credentials only to the host they were given for
+    (urllib would carry the Authorization header to wherever a redirect points)."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        new = super().redirect_request(req, fp, code, msg, headers, newurl)
+        if new is not None and urlsplit(newurl).netloc != urlsplit(req.full_url).netloc:
+            new.remove_header("Authorization")
+        return new
 
 
 def _copy(stream: BinaryIO, out: BinaryIO, limits: Limits, deadline: float, shown: str) -> str:

@@ -33,7 +33,9 @@ from test_swap_run import Run, edit_manifest
 from calibration.health_reference import write_health_reference
 from edge.bundle import load_bundle
 from edge.bundle_drop import ArchiveDrops
+from edge.bundle_fetch import Limits, fetch, unpack
 from edge.bundle_history import list_versions, start_history
+from edge.errors import EdgeError
 
 PREFIX = "cmdtest"
 STATION = "st1"
@@ -301,3 +303,24 @@ def test_a_dropped_archive_is_unpacked_only_when_complete_and_its_hash_matches(t
     assert "its .sha256 says 000000000000" in refused[0][1] and "points outside" in refused[1][1]
     assert not (tmp_path / "b2").exists() and not (tmp_path / "b3.txt").exists()
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no staging left
+
+
+def test_a_download_is_bounded_and_a_link_in_the_archive_is_refused(tmp_path):
+    www = tmp_path / "www"
+    www.mkdir()
+    (www / "big.tar.gz").write_bytes(b"x" * 5000)
+    files = Files(www)
+    try:
+        with pytest.raises(EdgeError, match="is 5000 bytes, over the limit of 1000 bytes"):
+            fetch(f"{files.url}/big.tar.gz", tmp_path / "a", Limits(max_bytes=1000))
+    finally:
+        files.stop()
+    with pytest.raises(EdgeError, match="over the limit of 1000 bytes"):  # no Content-Length: counted as read
+        fetch((www / "big.tar.gz").as_uri(), tmp_path / "b", Limits(max_bytes=1000))
+    with tarfile.open(tmp_path / "link.tar.gz", "w:gz") as tar:
+        link = tarfile.TarInfo("b/model.tflite")
+        link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
+        tar.addfile(link)
+    with pytest.raises(EdgeError, match="'b/model.tflite' is a link or a special file"):
+        unpack(tmp_path / "link.tar.gz", tmp_path / "out", Limits())
+    assert not (tmp_path / "out").exists()
