@@ -273,7 +273,7 @@ class BundleSwap:
         # On the run's runtime (LiteRT, a delegate, ONNX Runtime); checks the model's input against the preprocessing.
         detector = make_detector(bundle, self.threads, getattr(self.pipeline, "runtime", None), self.log)
         scorer = FrameScorer(detector, tiler)
-        frame = self._smoke_frame(bundle)
+        frame = self._smoke_frame(bundle, geometry)
         tiler.layout(frame.shape[:2])  # ROI inside the frame, mask at frame or ROI size
         score = scorer.score(frame).score
         if not np.isfinite(score):
@@ -296,7 +296,7 @@ class BundleSwap:
             scores=calibration_scores(bundle),
         )
 
-    def _smoke_frame(self, bundle: Bundle) -> np.ndarray:
+    def _smoke_frame(self, bundle: Bundle, geometry: GeometryConfig) -> np.ndarray:
         """The bundle's reference view at the camera's frame size, else the last frame; the reference
         view's shape is checked against the camera's frames first."""
         last: Optional[np.ndarray] = getattr(self.pipeline, "last_image", None)
@@ -307,8 +307,13 @@ class BundleSwap:
                 raise EdgeError("no frame seen yet and the bundle has no reference view to test it on; try again")
             return last
         view = np.clip(view, 0, 255).astype(np.uint8)
-        if last is None:
-            return view
+        if last is None:  # no frame yet (a camera still opening): the small view, as the camera's colours
+            if geometry.roi is not None or geometry.mask is not None:
+                raise EdgeError(
+                    "no frame seen yet to fit the bundle's region of interest and mask to; ask again once the "
+                    "camera gives frames"
+                )
+            return cv2.cvtColor(view, cv2.COLOR_GRAY2BGR)
         seen = small_grey(last, reference.width).shape
         if seen != view.shape:
             h, w = last.shape[:2]

@@ -224,3 +224,20 @@ def test_a_bundle_whose_model_does_not_take_its_input_is_rejected_in_one_line(tm
     [event] = sink.events
     assert (event.kind, event.state) == ("bundle", "rejected")
     assert event.detail["new"] == {"id": "other1", "version": 2, "path": str(other)}
+
+
+def test_before_the_first_frame_a_bundle_with_a_region_of_interest_waits_for_one(tmp_path):
+    from edge.tiling import GeometryConfig
+
+    config = RunConfig(bundle=DEMO / "bundle", source=SourceConfig(images=str(DEMO / "images")))
+    pipeline = build_pipeline(config, _quiet)
+    new = demo_copy(tmp_path / "v2", "line1v2", 2, threshold=1.0)
+    reference = tmp_path / "first.png"
+    shutil.copyfile(sorted(DEMO.glob("images/*.jpg"))[0], reference)
+    write_health_reference(new, [reference])
+    swap = BundleSwap(
+        pipeline, new, SwapConfig(), health=config.health, drift=config.drift,
+        geometry=GeometryConfig(roi=(0, 0, 200, 200)), override=None, threads=1, log=_quiet,
+    )  # fmt: skip
+    with pytest.raises(EdgeError, match="no frame seen yet to fit the bundle's region of interest"):
+        swap.prepare(load_bundle(new), "SIGHUP")
