@@ -47,7 +47,7 @@ from edge.tiling import FrameScorer, GeometryConfig, Tiler
 from edge.watch import Watch
 from edge.web.sensitivity import CalibrationScores, calibration_scores, load_override, override_path
 
-TRIGGERS = ("SIGHUP", "watch", "page")
+TRIGGERS = ("SIGHUP", "watch", "page", "mqtt")  # mqtt: "mqtt:<request id>" (edge.bundle_command)
 
 
 class SwapConfig(StrictModel):
@@ -308,7 +308,8 @@ class BundleSwap:
             return last
         view = np.clip(view, 0, 255).astype(np.uint8)
         if last is None:  # no frame yet (a camera still opening): the small view, as the camera's colours
-            if geometry.roi is not None or geometry.mask is not None:
+            roi = geometry.roi if geometry.roi is not None else bundle.manifest.preprocessing.roi
+            if roi is not None or geometry.mask is not None:
                 raise EdgeError(
                     "no frame seen yet to fit the bundle's region of interest and mask to; ask again once the "
                     "camera gives frames"

@@ -15,6 +15,8 @@ durable outbox. Below, `<base>` is `<prefix>/<station>/<inspection>` (edge.sinks
   bundle; edge.sinks.run_state), QoS 0, not retained: a state that the next one replaces, so it
   skips the outbox and is simply not sent while the broker is away.
 - with `home_assistant`, retained discovery configs (edge.sinks.home_assistant) on every connect.
+- with `commands`, a subscription to `<base>/cmd/bundle` on every connect and retained results on
+  `<base>/cmd/bundle/result` (edge.bundle_command: this connection, its own thread).
 - paho's network thread (loop_start) reconnects on its own with a growing delay; the sender thread
   only publishes while connected and deletes an alert from the outbox after the broker's PUBACK.
 """
