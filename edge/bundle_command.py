@@ -360,7 +360,9 @@ def attach_commands(commands: Optional[BundleCommands], built: Any) -> None:
     """Start `commands` on the MQTT sink's connection (edge.sinks.factory built it)."""
     if commands is None:
         return
-    transport = next((s.transport for s in built.group if hasattr(getattr(s, "transport", None), "listen")), None)
+    from edge.sinks.mqtt import MqttSink  # the JSON topics' connection (not Sparkplug's)
+
+    transport = next((s.transport for s in built.group if isinstance(s, MqttSink)), None)
     if transport is None:  # sinks.mqtt is set whenever commands are: the sink is there
         raise EdgeError("sinks.mqtt.commands needs the MQTT sink; it was not built")
     commands.start(transport)
