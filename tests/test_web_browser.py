@@ -47,11 +47,14 @@ def browser():
 
 
 def test_a_person_watches_reviews_and_moves_the_threshold(browser, tmp_path):
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
     station = start_station(tmp_path)
-    wait = WebDriverWait(browser, 15, poll_frequency=0.2)
+    # The alert list is redrawn as alerts arrive: an element read between two redraws is stale, so
+    # the wait looks again instead of failing.
+    wait = WebDriverWait(browser, 15, poll_frequency=0.2, ignored_exceptions=[StaleElementReferenceException])
     try:
         browser.get(station.url)
         browser.find_element(By.ID, "token").send_keys(TOKEN)
