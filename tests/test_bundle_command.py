@@ -324,3 +324,12 @@ def test_a_download_is_bounded_and_a_link_in_the_archive_is_refused(tmp_path):
     with pytest.raises(EdgeError, match="'b/model.tflite' is a link or a special file"):
         unpack(tmp_path / "link.tar.gz", tmp_path / "out", Limits())
     assert not (tmp_path / "out").exists()
+
+
+def test_commands_are_taken_over_tls_with_credentials_or_on_loopback():
+    from edge.config import MqttConfig
+
+    safe = {"host": "broker.plant.local", "tls": {}, "username": "st1", "password_env": "P", "commands": True}
+    assert MqttConfig(**safe).commands is not None
+    assert MqttConfig(host="localhost", commands={"max_mb": 10}).commands.limits().max_bytes == 10 << 20
+    assert MqttConfig(host="broker.plant.local", commands=False).commands is None  # off: nothing to secure
