@@ -68,11 +68,6 @@ class RuntimeOptions(StrictModel):
             raise ValueError("providers are ONNX Runtime settings; give them with --runtime onnxruntime")
         return self
 
-    def describe(self) -> str:
-        if self.runtime == "onnxruntime":
-            return "onnxruntime" + (f" ({', '.join(self.providers)})" if self.providers else "")
-        return f"litert + delegate {self.delegate}" if self.delegate else "litert"
-
 
 def _quiet(_message: str) -> None:
     pass
