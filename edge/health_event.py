@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
+from typing import Optional
 
 
 def _now_iso() -> str:
@@ -32,9 +33,12 @@ class HealthEvent:
     source: str = ""
     time: str = field(default_factory=_now_iso)
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    inspection: Optional[str] = None  # which camera, when one process runs several (edge/inspections.py)
 
     def to_dict(self) -> dict:
         d = asdict(self)
+        if d["inspection"] is None:
+            del d["inspection"]  # a single camera's events read as before
         return {"type": d.pop("kind"), **d}
 
     @classmethod

@@ -426,6 +426,7 @@ class Pipeline:
         """Health and drift of this frame; a change of state goes to the sinks as an event (never GPIO)."""
         for event in self.watch.observe(frame.image, score, flagged, frame.timestamp, frame.source):
             self.log(f"{event.kind}: {event.previous} -> {event.state}: {event.advice}")
+            event.inspection = self.inspection
             self.metrics.health_event(event)
             self.dispatcher.submit_event(event)
 

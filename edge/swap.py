@@ -383,6 +383,7 @@ class BundleSwap:
             detail=detail,
             advice=advice,
             source=source or "",
+            inspection=getattr(self.pipeline, "inspection", None),  # several cameras: whose bundle
         )
         self.pipeline.dispatcher.submit_event(event)
         for told in self.outcomes:

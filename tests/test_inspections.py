@@ -194,3 +194,13 @@ def test_one_prometheus_endpoint_labels_each_inspections_metrics():
     assert 'edge_frames_total{inspection="right"} 5.0' in text
     assert 'edge_alerts_total{inspection="right"} 1.0' in text
     assert 'edge_stage_seconds_count{inspection="left",stage="model"} 0.0' in text
+
+
+def test_health_and_bundle_events_name_their_inspection_only_when_there_are_several():
+    from edge.health_event import HealthEvent
+
+    single = HealthEvent(kind="health", state="blur", previous="ok", since="t", source="camera:0")
+    assert "inspection" not in single.to_dict()  # a single camera's events read as before
+    named = HealthEvent(kind="health", state="blur", previous="ok", since="t", source="camera:0", inspection="side")
+    assert named.to_dict()["inspection"] == "side"
+    assert HealthEvent.from_dict(named.to_dict()) == named  # the journal replays it whole
