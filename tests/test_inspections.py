@@ -123,6 +123,27 @@ def test_a_stream_that_dies_ends_its_inspection_only(tmp_path):
     assert len(frames_after) >= 2 and frames_after[-1] > frames_after[0], run.stderr
 
 
+def test_sigterm_stops_every_inspection_with_exit_0(tmp_path):
+    for name in ("a", "b"):
+        write_video(tmp_path / f"{name}.avi", 10, set(), size=64, seed=4)
+    items = [
+        {"name": name, "source": {"video": f"{name}.avi", "loop": True}, "bundle": str(DEMO_BUNDLE)}
+        for name in ("a", "b")
+    ]
+    run = EdgeRun("--config", write_config(tmp_path / "edge.yaml", items, metrics={"every_seconds": 1}))
+    try:
+        assert run.wait_for("[a] metrics:", 120) is not None and run.wait_for("[b] metrics:", 60) is not None, (
+            run.stderr
+        )
+        status = run.terminate()
+    finally:
+        run.wait(5)
+    assert status == 0, run.stderr
+    done = summaries(run.stderr)
+    assert {name: s["stopped_by"] for name, s in done.items()} == {"a": "signal", "b": "signal"}
+    assert "all 2 inspections done" in run.stderr
+
+
 BAD = {
     "same name twice": (
         [{"name": "a", "source": {"video": "x.avi"}}, {"name": "a", "source": {"video": "y.avi"}}],
