@@ -86,7 +86,7 @@ def source_identity(source: SourceConfig) -> tuple[str, str]:
 def check_inspections(items: list[InspectionConfig]) -> list[InspectionConfig]:
     """Names unique, sources unique; a ValueError naming both items otherwise."""
     if not items:
-        raise ValueError("inspections: give at least one, or leave the key out for a single camera")
+        raise ValueError("give at least one, or leave the key out for a single camera")
     names: dict[str, int] = {}
     sources: dict[tuple[str, str], int] = {}
     for i, item in enumerate(items, start=1):
