@@ -4,6 +4,7 @@ A row per run.json "arch" (train/runinfo.run_arch reads it, and infers it for ol
 
     arch           trainer (train/)                      exporter (export/)       detector (card kind)
     padim          padim.train_padim                     padim.export_padim       anomaly_map
+    memory         memory.train_memory                   memory.export_memory     anomaly_map
     draem          draem.train_draem                     draem.export_draem       anomaly_map
     conv, dense    autoencoder.train_autoencoder         autoencoder.export_…     autoencoder
     latent_kmeans  latent_kmeans.fit_latent_kmeans (on   latent_kmeans.export_…   anomaly_map
@@ -27,11 +28,12 @@ from typing import Callable, Optional
 
 from edge.errors import EdgeError
 from edge.messages import Log
-from export import autoencoder, classifier, draem, latent_kmeans, padim, signal
+from export import autoencoder, classifier, draem, latent_kmeans, memory, padim, signal
 from train.autoencoder import train_autoencoder
 from train.classifier import train_classifier
 from train.draem import train_draem
 from train.latent_kmeans import fit_latent_kmeans
+from train.memory import train_memory
 from train.padim import train_padim
 from train.runinfo import read_run_json, run_arch
 from train.signal import train_signal
@@ -59,6 +61,11 @@ class ModelKind:
 def _export_padim(run_dir: Path, request: ExportRequest) -> Path:
     # int8 ranges always from the training images plus drawn defects; no Keras model to compare with
     return padim.export_padim(run_dir, request.quantize, out=request.out, log=request.log)
+
+
+def _export_memory(run_dir: Path, request: ExportRequest) -> Path:
+    # int8 ranges always from the training images plus drawn defects; the bank rebuilt on int8 features
+    return memory.export_memory(run_dir, request.quantize, out=request.out, log=request.log)
 
 
 def _export_draem(run_dir: Path, request: ExportRequest) -> Path:
@@ -98,6 +105,7 @@ MODEL_KINDS: dict[str, ModelKind] = {
     kind.arch: kind
     for kind in (
         ModelKind("padim", train_padim, _export_padim, padim.CARD_KIND),
+        ModelKind("memory", train_memory, _export_memory, memory.CARD_KIND),
         ModelKind("draem", train_draem, _export_draem, draem.CARD_KIND),
         ModelKind("conv", train_autoencoder, _export_autoencoder, autoencoder.CARD_KIND),
         ModelKind("dense", train_autoencoder, _export_autoencoder, autoencoder.CARD_KIND),

@@ -13,12 +13,10 @@ from typing import Callable, Optional
 import numpy as np
 
 from edge.bundle import ModelCard, write_card
-from edge.errors import EdgeError
 from edge.preprocess import Preprocessing
 from edge.scoring import ScoreConfig
 from export.convert import convert_quietly, export_target
-from export.representative import synthetic_defects
-from train.data import frames_from_files
+from export.quantized_features import quantized_features, training_representative
 from train.padim import Gaussians, PadimConfig, Projection, build_feature_model, build_model, fit_gaussians, load_run
 from train.runinfo import PADIM_FILE
 from train.tfenv import import_tensorflow
@@ -45,32 +43,10 @@ def refit_on_quantized_features(
     in the full model; the training images' features are computed with it and the Gaussians refitted
     (int8 0.784). benchmarks/results/quality.md has the figures.
     """
-    from edge.model import TFLiteModel
-
     features_model, _ = build_feature_model(config, gauss, projection)
-    scratch.write_bytes(convert_quietly(features_model, "int8", representative, log, "int8 ranges (backbone)"))
-    try:
-        quantized = TFLiteModel(scratch)
-        frames, _ = frames_from_files(files, preprocessing)
-        if len(frames) < 2:
-            raise EdgeError("int8 refit needs the training images; fewer than 2 can still be read")
-        feats = _quantized_features(quantized, frames, log)
-    finally:
-        scratch.unlink(missing_ok=True)
-    log(f"int8: Gaussians refitted on the quantized backbone's features of {len(frames)} training images")
+    feats = quantized_features(features_model, representative, files, preprocessing, scratch, log)
+    log(f"int8: Gaussians refitted on the quantized backbone's features of {len(feats)} training images")
     return fit_gaussians(feats, config.eps)
-
-
-def _quantized_features(quantized, frames: np.ndarray, log: Callable[[str], None]) -> np.ndarray:
-    """The int8 backbone's features of every frame, one invoke each (the model has a batch of one)."""
-    from edge.messages import Steps
-
-    feats = []
-    with Steps("int8 refit (training images)", len(frames), log) as steps:
-        for i in range(len(frames)):
-            feats.append(quantized.predict(frames[i : i + 1])[0])
-            steps.advance()
-    return np.concatenate(feats)
 
 
 def export_padim(
@@ -98,10 +74,7 @@ def export_padim(
     rep = None
     if quantize == "int8":
         files = run["train_files"]
-        frames, _ = frames_from_files(files, preprocessing, limit=representative)
-        if len(frames) == 0:
-            raise EdgeError("int8 needs the training images to set integer ranges; they are gone")
-        rep = np.concatenate([frames, synthetic_defects(frames, synthetic)]) if synthetic else frames
+        rep = training_representative(files, preprocessing, representative, synthetic)
         if refit:  # refit=False only to measure what the refit gains
             trimmed = set(run.get("trimmed_files", []))
             kept = [f for f in files if f not in trimmed]

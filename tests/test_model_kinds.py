@@ -18,7 +18,8 @@ PREPROCESSING = {"width": 16, "height": 16, "color": "grey"}
 def test_every_kind_names_a_device_detector():
     from export.kinds import MODEL_KINDS
 
-    assert set(MODEL_KINDS) == {"padim", "draem", "conv", "dense", "latent_kmeans", "classifier"}
+    images = {"padim", "memory", "draem", "conv", "dense", "latent_kmeans", "classifier"}
+    assert set(MODEL_KINDS) == images | {"signal_dense", "signal_conv1d"}
     for kind in MODEL_KINDS.values():
         assert kind.detector in DETECTOR_FACTORIES, kind.arch
 

@@ -31,21 +31,20 @@ from typing import Callable, Optional
 import numpy as np
 
 from edge.errors import EdgeError
-from edge.preprocess import Color
+from train.feature_grid import GridConfig, build_extractor, check_grid, extract
 
 FEATURE_SCORE = {"kind": "max_blur", "blur_sigma": 4.0}
 
 
 @dataclass
-class PadimConfig:
-    size: int = 256  # square model input, pixels
-    color: Color = "grey"
-    stages: tuple[int, ...] = (3, 4, 5)
-    # pixels per map cell; 256 / 16 = 16 x 16 cells. Stride 8 (with neighbourhood 3, dims 128) draws
-    # sharper maps (magnetic tiles, int8: pixel AUROC 0.784 -> 0.802) but finds fewer defective parts
-    # at a low false-alarm rate (recall at 5 % FPR 0.87 -> 0.77): benchmarks/results/quality.md
-    grid_stride: int = 16
-    neighbourhood: int = 1  # each stage is averaged over this many cells around each cell (1: off)
+class PadimConfig(GridConfig):
+    """The grid (train/feature_grid.py) and the per-cell Gaussians fitted on it.
+
+    grid_stride: 16 at 256 px = 16 x 16 cells. Stride 8 (with neighbourhood 3, dims 128) draws
+    sharper maps (magnetic tiles, int8: pixel AUROC 0.784 -> 0.802) but finds fewer defective parts
+    at a low false-alarm rate (recall at 5 % FPR 0.87 -> 0.77): benchmarks/results/quality.md
+    """
+
     dims: int = 0  # principal components kept after concatenation (0: all channels)
     eps: float = 0.01  # added to each covariance diagonal (features are unit-scaled first)
     # refit without this fraction of the training images that look most anomalous to a first fit:
@@ -57,69 +56,11 @@ class PadimConfig:
     blur_sigma: float = 4.0  # score: max of the map smoothed with this sigma (model-input pixels)
     extra: dict = field(default_factory=dict)
 
-    @property
-    def grid(self) -> int:
-        return self.size // self.grid_stride
-
 
 def _check(config: PadimConfig) -> None:
-    from train.backbone import STRIDES
-
-    if config.size % config.grid_stride:
-        raise EdgeError(f"--size {config.size} must be a multiple of the map stride {config.grid_stride} (e.g. 256)")
-    if config.grid_stride not in (4, 8, 16):
-        raise EdgeError(f"map stride {config.grid_stride} must be 4, 8 or 16 pixels per cell")
-    for s in config.stages:
-        if s not in STRIDES or STRIDES[s] < 4:
-            raise EdgeError(f"feature stage {s} is not usable (use 2 to 5)")
+    check_grid(config)
     if config.dims < 0:
         raise EdgeError(f"--dims {config.dims} must be 0 (keep all channels) or a positive number of components")
-
-
-def build_extractor(config: PadimConfig, affine: Optional[tuple[np.ndarray, np.ndarray]] = None):
-    """Keras: [0, 1] image → (N, g, g, C) features of the chosen stages on one grid.
-
-    `affine` = (multiplier, offset) per channel, applied to each stage BEFORE concatenation:
-    int8 gives a concatenation one scale for all its inputs, so stages of very different
-    magnitude must be brought to one range first or the small ones lose their precision.
-    """
-    import keras
-    from keras import layers
-
-    from train.backbone import STRIDES, build_backbone
-
-    _check(config)
-    channels = 1 if config.color == "grey" else 3
-    backbone = build_backbone((config.size, config.size, channels), stages=config.stages)
-    inputs = keras.Input((config.size, config.size, channels), name="image")
-    outs = backbone(inputs)
-    outs = outs if isinstance(outs, list) else [outs]
-    pooled = []
-    start = 0
-    for stage, x in zip(config.stages, outs, strict=False):
-        k = config.grid_stride // STRIDES[stage]
-        x = layers.AveragePooling2D(k, name=f"pool_s{stage}")(x) if k > 1 else x
-        if config.neighbourhood > 1:
-            # a small neighbourhood average, as PatchCore does, makes each cell shift-tolerant
-            x = layers.AveragePooling2D(config.neighbourhood, strides=1, padding="same", name=f"near_s{stage}")(x)
-        up = STRIDES[stage] // config.grid_stride
-        x = layers.UpSampling2D(up, interpolation="bilinear", name=f"up_s{stage}")(x) if up > 1 else x
-        if affine is not None:
-            c = x.shape[-1]
-            # a 1x1 depthwise conv is a per-channel multiplier + offset whose int8 weights get
-            # one scale per channel
-            layer = layers.DepthwiseConv2D(1, name=f"norm_s{stage}")
-            x = layer(x)
-            layer.set_weights(
-                [
-                    affine[0][start : start + c].reshape(1, 1, c, 1).astype(np.float32),
-                    affine[1][start : start + c].astype(np.float32),
-                ]
-            )
-            start += c
-        pooled.append(x)
-    x = layers.Concatenate(name="features")(pooled) if len(pooled) > 1 else pooled[0]
-    return keras.Model(inputs, x, name="padim_features")
 
 
 @dataclass
@@ -319,15 +260,6 @@ def build_model(
     shifted = Gaussians(gauss.mean - centre, gauss.chol, np.ones_like(gauss.scale))
     out = CellMahalanobis(shifted, config.clip, name="cell_mahalanobis")(normalized.output)
     return keras.Model(normalized.input, out, name="padim")
-
-
-def extract(extractor, frames_u8: np.ndarray, batch_size: int = 16) -> np.ndarray:
-    from edge.preprocess import to_unit_float
-
-    out = []
-    for i in range(0, len(frames_u8), batch_size):
-        out.append(np.asarray(extractor(to_unit_float(frames_u8[i : i + batch_size]), training=False)))
-    return np.concatenate(out)
 
 
 def train_padim(

@@ -18,17 +18,19 @@ RUN_FILE = "run.json"
 MODEL_FILE = "model.keras"
 HISTORY_FILE = "history.json"
 PADIM_FILE = "padim.npz"  # the feature model's fitted Gaussians: its run has no model.keras
+MEMORY_FILE = "memory.npz"  # the memory model's bank of good cells: no model.keras either
 
 
 def read_run_json(run_dir: str | Path) -> dict:
     """run.json of any training run, checked enough that later steps can trust it.
 
-    A run folder holds its model: model.keras, or padim.npz for the feature model.
+    A run folder holds its model: model.keras, padim.npz for the feature model, memory.npz for
+    the memory model.
     """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise EdgeError(f"run folder not found: {run_dir} (make one with `edge train autoencoder --out {run_dir}`)")
-    if not (run_dir / MODEL_FILE).is_file() and not (run_dir / PADIM_FILE).is_file():
+    if not any((run_dir / name).is_file() for name in (MODEL_FILE, PADIM_FILE, MEMORY_FILE)):
         raise EdgeError(
             f"{run_dir} has no {MODEL_FILE}: not a training run folder (train with `edge train autoencoder`)"
         )

@@ -23,7 +23,7 @@ train_app = typer.Typer(
     no_args_is_help=True,
 )
 
-AUTOENCODER_ARCHS = ("features", "conv", "dense", "draem")
+AUTOENCODER_ARCHS = ("features", "memory", "conv", "dense", "draem")
 
 
 def register(app: typer.Typer) -> None:
@@ -78,6 +78,13 @@ def _feature_option(name: str, prefix: str = ""):
     return typer.Option(default, flag, help=prefix + (text if prefix else text[0].upper() + text[1:]), **limits)
 
 
+def _parse_stages(stages: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(s) for s in stages.split(","))
+    except ValueError:
+        raise EdgeError(f"--stages {stages!r} must be comma-separated numbers, e.g. 3,4,5") from None
+
+
 def _train_features(
     data: Path,
     out: Path,
@@ -91,10 +98,7 @@ def _train_features(
     threads: Optional[int],
 ) -> None:
     _check_color(color)
-    try:
-        stage_list = tuple(int(s) for s in stages.split(","))
-    except ValueError:
-        raise EdgeError(f"--stages {stages!r} must be comma-separated numbers, e.g. 3,4,5") from None
+    stage_list = _parse_stages(stages)
     if size % 16:
         raise EdgeError(f"--size {size} must be a multiple of 16 for the feature model (e.g. 256)")
     require_tensorflow("train features")
@@ -130,10 +134,13 @@ _RUN_OUT = typer.Option(
 _ARCH = typer.Option(
     "features",
     "--arch",
-    metavar="features|conv|dense|draem",
+    metavar="features|memory|conv|dense|draem",
     help="features (default): pretrained EfficientNet-Lite0 features + a Gaussian per map cell, no training "
     "(--stages --stride --neighbourhood --dims --trim); "
-    "the best on real defects (benchmarks/results/quality.md). "
+    "the best on real defects of aligned parts (benchmarks/results/quality.md). "
+    "memory: the same features, compared with a memory of good cells from ANY place (PatchCore-style, --bank): "
+    "for parts that move on a belt, where a good part at a new place must not alarm "
+    "(benchmarks/results/quality_moving.md). "
     "conv: the tutorials' convolutional autoencoder (--filters --latent). dense: the tutorials' "
     "Flatten-Dense autoencoder (--units). draem: a reconstruction + segmentation network trained on "
     "synthetic defects drawn on the good images (train/draem.py). All export, calibrate and run alike.",
@@ -184,6 +191,12 @@ _PATIENCE = typer.Option(
     help="conv/dense: stop after this many epochs without a better validation loss "
     "(0: never); the best epoch's weights are kept.",
 )
+_BANK = typer.Option(
+    None,
+    "--bank",
+    help="memory: good cells kept in the memory (default: 10 % of the training cells, at most 4096, "
+    "chosen by greedy coreset so they still cover all the others). More: slower frames, a little finer.",
+)
 _SEED = typer.Option(0, "--seed", help="Random seed (Python, NumPy, Keras and the split): same seed, same model.")
 _LEARNING_RATE = typer.Option(1e-3, "--learning-rate", min=0.0, help="conv/dense/draem: Adam learning rate.")
 _WINDOW = typer.Option(
@@ -220,9 +233,16 @@ def autoencoder(
     color: Optional[str] = _IMAGE_COLOR,
     stages: str = _feature_option("stages", "features: "),
     stride: int = _feature_option("stride", "features: "),
-    neighbourhood: int = _feature_option("neighbourhood", "features: "),
+    neighbourhood: Optional[int] = typer.Option(
+        None,
+        "--neighbourhood",
+        min=1,
+        help="features/memory: average each feature over this many cells around each cell "
+        "(default 1, off, for features; 3 for memory, as PatchCore).",
+    ),
     dims: int = _feature_option("dims", "features: "),
     trim: float = _feature_option("trim", "features: "),
+    bank: Optional[int] = _BANK,
     filters: str = _FILTERS,
     latent: int = _LATENT,
     units: str = _UNITS,
@@ -240,13 +260,18 @@ def autoencoder(
     normal_label: Optional[float] = _NORMAL_LABEL,
     normalise: str = _NORMALISE,
 ) -> None:
-    """Learn what GOOD parts look like (pretrained features by default; --arch conv, dense, draem).
+    """Learn what GOOD parts look like (pretrained features by default; --arch memory, conv, dense, draem).
 
     The default (--arch features) needs no training: EfficientNet-Lite0 ImageNet features
     (weights ship with edge-inspect) of the good images, a Gaussian fitted per anomaly-map
     cell. `edge export` turns it into ONE .tflite (full int8 too) whose output is the anomaly
     map. On magnetic tiles it reaches image AUROC ~0.96 where the tutorials' autoencoder
     scores ~0.57 (benchmarks/results/quality.md). Writes OUT/padim.npz + OUT/run.json.
+
+    --arch memory: the same features, but each cell is compared with a memory of good cells
+    taken from ANY place in the training images (PatchCore-style coreset, --bank): a good part
+    at a place it never occupied in training is still good. For parts that move on a belt;
+    aligned parts (tiles, fixtures) do better with the default. Writes OUT/memory.npz + OUT/run.json.
 
     --arch conv: strided Conv2D + BatchNorm + LeakyReLU encoder, dense latent vector,
     Conv2DTranspose decoder; MSE loss, Adam, early stopping. Writes OUT/model.keras,
@@ -274,7 +299,10 @@ def autoencoder(
     _check_color(color)
     _check_autoencoder_arch(arch)
     if arch == "features":
-        _train_features(data, out, size or 256, color, stages, stride, neighbourhood, dims, trim, threads)
+        _train_features(data, out, size or 256, color, stages, stride, neighbourhood or 1, dims, trim, threads)
+        return
+    if arch == "memory":
+        _train_memory(data, out, size or 256, color, stages, stride, neighbourhood or 3, bank, seed, threads)
         return
     require_tensorflow("train autoencoder")
     if arch == "draem":
@@ -298,6 +326,39 @@ def autoencoder(
         learning_rate=learning_rate,
         threads=threads,
     )
+
+
+def _train_memory(
+    data: Path,
+    out: Path,
+    size: int,
+    color: Optional[str],
+    stages: str,
+    stride: int,
+    neighbourhood: int,
+    bank: Optional[int],
+    seed: int,
+    threads: Optional[int],
+) -> None:
+    """The position-blind memory model (train/memory.py): the feature grid's options, and its bank."""
+    stage_list = _parse_stages(stages)
+    if bank is not None and bank < 1:
+        raise EdgeError(f"--bank {bank} must be a positive number of memory entries (or leave it out: 10 % of cells)")
+    if size % 16:
+        raise EdgeError(f"--size {size} must be a multiple of 16 for the memory model (e.g. 256)")
+    require_tensorflow("train autoencoder --arch memory")
+    from train.memory import MemoryConfig
+
+    config = MemoryConfig(
+        size=size,
+        color=color,  # type: ignore[arg-type]
+        stages=stage_list,
+        grid_stride=stride,
+        neighbourhood=neighbourhood,
+        bank=bank,
+        seed=seed,
+    )
+    _trainer("memory")(data, out, config, threads=threads)
 
 
 def _train_signal(
@@ -345,8 +406,8 @@ def _train_signal(
 def _check_autoencoder_arch(arch: str) -> None:
     if arch not in AUTOENCODER_ARCHS:
         raise EdgeError(
-            f"--arch {arch!r} must be features (the default), conv or dense (pixel autoencoders) "
-            "or draem (synthetic-defect model)"
+            f"--arch {arch!r} must be features (the default), memory (parts that move), conv or dense "
+            "(pixel autoencoders) or draem (synthetic-defect model)"
         )
 
 
