@@ -144,6 +144,35 @@ def test_sigterm_stops_every_inspection_with_exit_0(tmp_path):
     assert "all 2 inspections done" in run.stderr
 
 
+def test_each_inspection_has_its_own_mqtt_topics_status_and_client(tmp_path):
+    from sinks_helpers import Mosquitto, Subscriber, require_mosquitto
+
+    broker = Mosquitto(require_mosquitto(), tmp_path / "broker").start()
+    everything = Subscriber(broker.port, "#", client_id="t-inspections", clean=True)
+    for name, seed in (("left", 5), ("right", 6)):
+        write_video(tmp_path / f"{name}.avi", 6, {2}, size=64, seed=seed)
+    mqtt = {"host": "127.0.0.1", "port": broker.port, "prefix": "plant", "station": "s1", "metrics_every_s": 0}
+    items = [{"name": n, "source": {"video": f"{n}.avi"}, "bundle": str(DEMO_BUNDLE)} for n in ("left", "right")]
+    sinks = {"stdout": False, "jsonl": False, "snapshots": False, "mqtt": mqtt}
+    config = write_config(tmp_path / "edge.yaml", items, sinks=sinks)
+    try:
+        result = run_edge_in_process("run", "--config", config)
+        assert result.returncode == 0, result.stderr
+        done = summaries(result.stderr)
+        for name in ("left", "right"):
+            base = f"plant/s1/{name}"
+            count = done[name]["alerts"]
+            assert count > 0 and wait_until(lambda b=base, n=count: len(everything.payloads(f"{b}/alerts")) >= n, 10)
+            assert {json.loads(p)["inspection"] for p in everything.payloads(f"{base}/alerts")} == {name}
+            # its own connection, so its own status and last will: online, then offline at the clean stop
+            assert wait_until(lambda b=base: everything.payloads(f"{b}/status")[-1:] == [b"offline"], 10)
+            assert b"online" in everything.payloads(f"{base}/status")
+        assert "edge-inspect-" in result.stderr and "-left" in result.stderr and "-right" in result.stderr
+    finally:
+        everything.close()
+        broker.stop()
+
+
 BAD = {
     "same name twice": (
         [{"name": "a", "source": {"video": "x.avi"}}, {"name": "a", "source": {"video": "y.avi"}}],
