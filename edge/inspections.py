@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import signal
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
@@ -100,6 +101,15 @@ class Inspection:
             self.log(f"stopped on an error: {self.failure}")
 
 
+@contextmanager
+def _named(name: str):
+    """An error at start names the inspection it is about (a bundle or camera of which one?)."""
+    try:
+        yield
+    except EdgeError as exc:
+        raise EdgeError(f"inspection {name!r}: {exc}") from None
+
+
 def _prefixed(log: Log, name: str) -> Log:
     return lambda message: log(f"[{name}] {message}")
 
@@ -119,7 +129,8 @@ def prepare(config: RunConfig, log: Log) -> list[Inspection]:
     runs = []
     for item in config.inspections or []:
         run = Inspection(item.name, inspection_config(config, item), _prefixed(log, item.name))
-        run.pipeline = build_pipeline(run.config, run.log)
+        with _named(item.name):
+            run.pipeline = build_pipeline(run.config, run.log)
         run.pipeline.inspection = item.name
         run.pipeline.swap = swap_for_run(run.config, run.pipeline, run.log)
         runs.append(run)
@@ -131,7 +142,8 @@ def _open_sources(runs: list[Inspection]) -> None:
     try:
         for run in runs:
             bundle = run.pipeline.bundle
-            run.source = open_run_source(run.config.source, bundle.manifest.signal, str(bundle.path))
+            with _named(run.name):
+                run.source = open_run_source(run.config.source, bundle.manifest.signal, str(bundle.path))
     except BaseException:
         for run in runs:
             if run.source is not None:

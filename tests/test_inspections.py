@@ -254,3 +254,15 @@ def test_health_and_bundle_events_name_their_inspection_only_when_there_are_seve
     named = HealthEvent(kind="health", state="blur", previous="ok", since="t", source="camera:0", inspection="side")
     assert named.to_dict()["inspection"] == "side"
     assert HealthEvent.from_dict(named.to_dict()) == named  # the journal replays it whole
+
+
+def test_a_missing_video_names_its_inspection_and_leaves_no_outputs(tmp_path):
+    write_video(tmp_path / "ok.avi", 4, set(), size=64)
+    items = [
+        {"name": "ok", "source": {"video": "ok.avi"}, "bundle": str(DEMO_BUNDLE)},
+        {"name": "typo", "source": {"video": "gone.avi"}, "bundle": str(DEMO_BUNDLE)},
+    ]
+    result = run_edge_in_process("run", "--config", write_config(tmp_path / "edge.yaml", items))
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [f"error: inspection 'typo': video not found: {tmp_path / 'gone.avi'}"]
+    assert not (tmp_path / "out").exists()  # the sources open before any output is made
