@@ -40,6 +40,10 @@ from train.signal import SignalTrainConfig, train_signal  # noqa: E402
 DATA = Path("/work/shared/datasets/ecg5000/ECG5000_TRAIN.txt")
 RESULTS = REPO / "benchmarks" / "results" / "quality_signal.md"
 TRAIN_FRACTION = 0.6
+ARCH_TEXT = {
+    "dense": "140 → 64 → 32 → 64 → 140",
+    "conv1d": "Conv1D 16 and 32 filters, kernel 7, stride 2; dense bottleneck of 32; upsampling back",
+}
 TUTORIAL_ACCURACY = 0.944  # tensorflow.org/tutorials/generative/autoencoder, ECG5000 at mean + 1 std
 
 
@@ -81,8 +85,6 @@ def per_window_ms(bundle_path: Path, test: Path, repeats: int = 2000) -> tuple[f
 def one_seed(seed: int, arch: str, normalise: str, folder: Path) -> dict:
     train, test, n_train, n_test_normal, n_abnormal = split(seed, folder)
     config = SignalTrainConfig(arch=arch, normalise=normalise, seed=seed)
-    if arch == "conv1d":
-        config.units = (64,)
     run = train_signal(train, folder / "run", config, threads=1, progress=False, log=quiet)
     out = {"seed": seed, "train": n_train, "test_normal": n_test_normal, "test_abnormal": n_abnormal}
     for quantize in ("int8", "float32"):
@@ -116,7 +118,7 @@ def report(results: list[dict], args: argparse.Namespace, command: str, seconds:
         "set. The threshold is the tutorials': mean + 1 std of the training windows' reconstruction errors "
         "(`--method meanstd:1` on the training file), never set on test windows.",
         "",
-        f"Model: `--arch {args.arch}` (dense: 140 → 64 → 32 → 64 → 140), `--normalise {args.normalise}`, "
+        f"Model: `--arch {args.arch}` ({ARCH_TEXT[args.arch]}), `--normalise {args.normalise}`, "
         "200 epochs at most, early stopping (patience 20); defaults fixed before any test figure, not tuned here. "
         "Scores are the mean squared error of the window through the device's own code (edge/signal_data.py "
         "normalisation, the .tflite in the device's interpreter, edge/autoencoder.py).",
