@@ -12,6 +12,7 @@ The tutorials' threshold is `meanstd:1` (mean + 1 std of the normal windows' err
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -23,6 +24,7 @@ from calibration.metrics import detection_metrics, false_alarm_rate, score_stats
 from calibration.scoring import kind_spec
 from calibration.thresholds import Method, check_anomalous, compute_threshold, parse_method, resolution_note
 from edge.bundle import Bundle, Calibration, ModelCard, Threshold, load_bundle, write_bundle
+from edge.decide import flagged
 from edge.errors import EdgeError
 from edge.messages import to_stderr as _stderr
 from edge.model import TFLiteModel
@@ -115,8 +117,23 @@ def calibrate_signal(
     )
     _clear_old_bundle(out, model_path)
     bundle = write_bundle(out, manifest, model_path)
+    write_scores(bundle.path, normal_scores, abnormal_scores, threshold)
     _summary(bundle, normal_scores, log)
     return load_bundle(bundle.path)
+
+
+def write_scores(bundle_dir: Path, normal: np.ndarray, abnormal: np.ndarray, threshold: float) -> Path:
+    """BUNDLE/report/scores.csv as the image report writes it: the page's sensitivity dial and the drift
+    watch read the exact calibration scores from it (edge/web/sensitivity.py)."""
+    path = bundle_dir / "report" / "scores.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["file", "label", "group", "score", "over_threshold"])
+        for label, scores in (("normal", normal), ("anomalous", abnormal)):
+            for i, s in enumerate(scores):
+                writer.writerow([f"window {i}", label, label, repr(float(s)), int(flagged(s, threshold))])
+    return path
 
 
 def _summary(bundle: Bundle, normal_scores: np.ndarray, log: Callable[[str], None]) -> None:

@@ -127,6 +127,8 @@ def test_bundle_records_the_signal_and_calibration_sees_the_device_scores(signal
     assert manifest["signal"]["length"] == LENGTH and manifest["signal"]["normalise"] == "minmax"
     assert manifest["model"]["quantization"] == "int8" and manifest["preprocessing"]["width"] == LENGTH
     assert manifest["metrics"]["image_auroc"] == 1.0
+    # the windows' scores, for the drift watch and the page's sensitivity dial
+    assert len((signal_bundle / "report" / "scores.csv").read_text().splitlines()) == 1 + 29
 
 
 def test_run_on_a_signal_file_alerts_on_the_abnormal_windows_only(signal_bundle, signals, tmp_path):
