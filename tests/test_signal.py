@@ -272,3 +272,37 @@ def test_bench_frames_and_snapshot_plot_fit_a_signal_strip(signal_bundle):
 def test_recalibrating_a_signal_bundle_on_the_device_is_refused_plainly(signal_bundle, signals):
     result = run_edge_in_process("calibrate", "--from", signal_bundle, "--normal", signals["test"])
     assert "is a signal model" in one_line_error(result)
+
+
+def test_a_serial_port_that_vanishes_is_waited_for_like_a_camera():
+    pytest.importorskip("serial")
+    import time
+
+    from edge.signal_source import open_run_source
+    from edge.sources import SourceConfig, WatchdogConfig
+
+    master, slave = os.openpty()
+    port = os.ttyname(slave)
+    os.close(slave)  # the run holds its own; the path lives while the master is open
+    lines: list[str] = []
+    config = SourceConfig(serial=port, watchdog=WatchdogConfig(backoff_initial=0.1, backoff_max=0.2))
+    source = open_run_source(config, SignalSpec(length=4), log=lines.append)
+    received, closed = 0, False
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not any("not found" in line for line in lines):
+            if not closed:
+                os.write(master, b"1 2 3 4\n")  # a window a line, until two have come through
+            if source.poll(0.1) is not None:
+                received += 1
+            if received >= 2 and not closed:
+                os.close(master)  # the microcontroller is unplugged: its port vanishes
+                closed = True
+        assert received >= 2 and closed
+        assert any("SerialException" in line for line in lines)  # said, then reopened with backoff
+        assert any(f"serial port {port} not found" in line for line in lines)
+        assert not source.ended  # waited for, as a camera is (watchdog.max_reopens ends it)
+    finally:
+        source.close()
+        if not closed:
+            os.close(master)
