@@ -112,7 +112,8 @@ def describe_run(
     model = getattr(pipeline.detector, "model", None)
     runner = getattr(model, "runtime", "") or interpreter_backend()[0]
     log(
-        f"edge run: {source.name} with {bundle.path} ({m.model.kind}, {m.model.quantization}, "
+        f"edge run: {source.name} with {bundle.path} ({m.signal.describe() + ', ' if m.signal else ''}"
+        f"{m.model.kind}, {m.model.quantization}, "
         f"score {m.describe_score()}, threshold {m.threshold.value:.6g} by {m.threshold.method}); "
         f"model {model.path.name if model is not None else m.model.file} on {runner}"
     )
