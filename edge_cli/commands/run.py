@@ -147,7 +147,7 @@ def register(app: typer.Typer) -> None:
             None, "--rate", min=0.0, help="With --signal FILE: windows per second (default: as fast as it goes)."
         ),
         hop: Optional[int] = typer.Option(
-            None, "--hop", min=1, help="Signals: samples between windows of a sample stream (default: the bundle's)."
+            None, "--hop", min=1, help="Signals: samples between windows of a stream or recording (default: a window)."
         ),
         fail_fast: bool = typer.Option(
             False,
