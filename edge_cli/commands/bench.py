@@ -139,7 +139,8 @@ def register(app: typer.Typer) -> None:
         size: Optional[list[str]] = typer.Option(
             None,
             "--size",
-            help="Synthetic frames of WIDTHxHEIGHT, e.g. 640x480; repeatable (default: 640x480 when no --video).",
+            help="Synthetic frames of WIDTHxHEIGHT, e.g. 640x480; repeatable (default: 640x480 when no --video; "
+            "a signal bundle's window, e.g. 140x1).",
         ),
         rate: Optional[float] = typer.Option(
             None,
@@ -217,7 +218,9 @@ model size. Never loads TensorFlow. On a machine shared with other work, use --r
             raise EdgeError(f"--alerting {alerting!r}: give bundle, all or none")
         b = load_bundle(bundle)
         specs = [SourceSpec(video=check_video(v)) for v in (video or [])]
-        sizes = list(size or ([] if specs else ["640x480"]))
+        # a signal model's frame is its window, a 1 x length strip (docs/signals.md)
+        default_size = f"{b.manifest.signal.length}x1" if b.manifest.signal is not None else "640x480"
+        sizes = list(size or ([] if specs else [default_size]))
         specs += [SourceSpec(size=parse_size(s), rate=rate) for s in sizes]
         geometry = None
         if tile is not None:
