@@ -9,6 +9,7 @@ inside `native_output_captured()`, which shows what was captured only if the cal
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sys
 import tempfile
@@ -17,6 +18,17 @@ from typing import Iterator, Optional
 
 # Must be set before TensorFlow is first imported; harmless if it already was.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _handlers_back_to_stderr(captured) -> None:
+    """Logging handlers made inside the capture (TensorFlow's own, on first use) hold its stream:
+    point them at the real stderr, or a later log line in the same process is a '--- Logging error ---'."""
+    loggers = [logging.getLogger()]
+    loggers += [lg for lg in logging.Logger.manager.loggerDict.values() if isinstance(lg, logging.Logger)]
+    for logger in loggers:
+        for handler in logger.handlers:
+            if isinstance(handler, logging.StreamHandler) and handler.stream is captured:
+                handler.setStream(sys.stderr)
 
 
 @contextlib.contextmanager
@@ -55,6 +67,7 @@ def native_output_captured() -> Iterator[None]:
             for stream in (python_text, sys.stdout, sys.stderr):
                 with contextlib.suppress(Exception):
                     stream.flush()
+            _handlers_back_to_stderr(python_text)
             python_text.close()
             os.dup2(saved[0], 1)
             os.dup2(saved[1], 2)
