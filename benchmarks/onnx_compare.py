@@ -161,7 +161,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=Path("/work/shared/datasets/magnetic-tile"))
     ap.add_argument("--work", type=Path, default=Path("/tmp/edge-onnx"))
-    ap.add_argument("--stage", choices=["fit", "parity", "eval", "bench", "all"], default="all")
+    ap.add_argument("--stage", choices=["fit", "parity", "eval", "bench", "report", "all"], default="all")
     ap.add_argument("--subset", type=int, default=0, help="parity on this many test images (0: all)")
     ap.add_argument("--frames", type=int, default=200)
     ap.add_argument("--repeat", type=int, default=3)
@@ -205,6 +205,44 @@ def main() -> None:
                     f"{fam} {v}: "
                     + ", ".join(f"{t} thr {i['fps']:.1f}/s p99 {i['ms']['p99']:.2f} ms" for t, i in inv.items())
                 )
+    if args.stage in ("report", "all"):
+        write_report(bundles, results, REPO / "benchmarks" / "results" / "onnx_figures.md")
+
+
+def write_report(bundles: dict[str, dict[str, Path]], results: Path, out: Path) -> None:
+    """Every figure this script measured, as tables (benchmarks/results/onnx.md discusses them)."""
+    lines = ["# LiteRT vs ONNX Runtime: the figures (benchmarks/onnx_compare.py)", ""]
+    lines += ["## edge bench (model alone and whole pipeline, 640x480 synthetic frames)", ""]
+    lines += [
+        "| model | runtime | threads | invokes/s | invoke ms p50/p99 | pipeline fps | cycle ms p99 | peak RSS MB |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for fam, variants in bundles.items():
+        for v in variants:
+            f = results / f"bench-{fam}-{v}.json"
+            if not f.is_file():
+                continue
+            r = json.loads(f.read_text())
+            for run in r["runs"]:
+                i, p = run["invoke"], run["pipelines"][0]
+                cycle = p["stages_ms"]["cycle"].get("p99", float("nan"))
+                lines.append(
+                    f"| {fam} | {v} | {run['threads']} | {i['fps']:.1f} | {i['ms']['p50']:.2f} / {i['ms']['p99']:.2f} "
+                    f"| {p['fps']:.1f} | {cycle:.2f} | {r['peak_rss_mb']:.0f} |"
+                )
+    lines += ["", "## Score parity on the test images (frame scores, each bundle through its own runtime)", ""]
+    lines += ["| model | pair | Pearson | Spearman | max abs diff / mean |", "|---|---|---|---|---|"]
+    for fam in bundles:
+        f = results / f"parity-{fam}.json"
+        if f.is_file():
+            p = json.loads(f.read_text())
+            for pair, v in p["pairs"].items():
+                lines.append(
+                    f"| {fam} ({p['images']} images) | {pair} | {v['pearson']:.4f} | {v['spearman']:.4f} | "
+                    f"{v['max_rel_diff']:.3f} |"
+                )
+    out.write_text("\n".join(lines) + "\n")
+    log(f"wrote {out}")
 
 
 if __name__ == "__main__":

@@ -95,10 +95,18 @@ def float_tail(path: Path, first: str) -> list[str]:
 
 
 def quantize_qdq(
-    float_path: Path, target: Path, representative: np.ndarray, log: Log, keep_float: Optional[list[str]] = None
+    float_path: Path,
+    target: Path,
+    representative: np.ndarray,
+    log: Log,
+    keep_float: Optional[list[str]] = None,
+    per_channel: bool = True,
 ) -> None:
-    """8-bit weights (per channel) and activations, QDQ, ranges by min/max over `representative`;
-    the nodes named in `keep_float` stay float."""
+    """uint8 weights and activations, QDQ, ranges by min/max over `representative`; the nodes named
+    in `keep_float` stay float. `per_channel`: one weight range per output channel (the feature
+    model's depthwise convolutions need it) or one per tensor (the autoencoders: as close to Keras,
+    and onnxruntime fuses it into integer kernels: 3.0 ms against 5.1 ms per channel and 7.2 ms
+    float, benchmarks/results/onnx.md)."""
     import onnxruntime as ort
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
@@ -114,10 +122,10 @@ def quantize_qdq(
         str(target),
         reader_cls(name, representative),
         quant_format=QuantFormat.QDQ,
-        per_channel=True,
+        per_channel=per_channel,
         activation_type=QuantType.QUInt8,
-        # uint8 (asymmetric) weights: on the tiny conv autoencoder symmetric int8 weights gave a score
-        # correlation with Keras of 0.887, uint8 0.987 (TFLite int8: 0.965); benchmarks/results/onnx.md
+        # uint8 (asymmetric) weights: symmetric int8 ones lost the ranking (score correlation with the
+        # float model: conv autoencoder 0.84 against 0.997, feature model 0.43), benchmarks/results/onnx.md
         weight_type=QuantType.QUInt8,
         nodes_to_exclude=keep_float or [],
     )
@@ -246,7 +254,8 @@ def export_onnx(
             # low-variance directions the Mahalanobis distance whitens (export/padim.py refits the
             # Gaussians on quantized features for TFLite; ONNX can simply keep the head in float).
             keep = float_tail(scratch, PADIM_HEAD) if arch == "padim" else None
-            quantize_qdq(scratch, target, rep, log, keep)  # type: ignore[arg-type]  # int8 always has frames
+            # type: ignore below: int8 always has representative frames
+            quantize_qdq(scratch, target, rep, log, keep, per_channel=arch == "padim")  # type: ignore[arg-type]
         finally:
             scratch.unlink(missing_ok=True)
     if check_parity:
