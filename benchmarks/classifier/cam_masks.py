@@ -59,7 +59,10 @@ def measure(bundle_path: Path, images: list[np.ndarray], masks: list[np.ndarray]
     pre = Preprocessor(bundle.manifest.preprocessing)
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * DILATE + 1, 2 * DILATE + 1))
     rng = np.random.default_rng(seed)
-    guided_hits = []
+    guided_hits, cell_hits = [], []
+    # one CAM cell at crop resolution: the map's own resolution, for a diagnostic column
+    cell = int(round((detector.head.stride or 8) * images[0].shape[1] / frame_width(bundle)))
+    cell_kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * cell + 1, 2 * cell + 1))
     peak_hits, centre_hits, random_hits, random_expected, aurocs, flagged, empty_maps = [], [], [], [], [], [], 0
     for image, mask in zip(images, masks, strict=True):
         frame = pre.prepare_batch([image])
@@ -75,6 +78,7 @@ def measure(bundle_path: Path, images: list[np.ndarray], masks: list[np.ndarray]
             empty_maps += 1
         y, x = np.unravel_index(int(np.argmax(device_map)), device_map.shape)
         peak_hits.append(bool(near[y, x]))
+        cell_hits.append(bool(cv2.dilate(mask.astype(np.uint8), cell_kernel)[y, x]))
         guided = cv2.resize(det.maps[0] * dark_lines(frame[0], detector.head.stride), (w, h))
         y, x = np.unravel_index(int(np.argmax(guided)), guided.shape)
         guided_hits.append(bool(near[y, x]))
@@ -101,7 +105,13 @@ def measure(bundle_path: Path, images: list[np.ndarray], masks: list[np.ndarray]
         "centre": float(np.mean(centre_hits)),
         "empty_maps": empty_maps,
         "guided_peak_on_crack": float(np.mean(guided_hits)),
+        "peak_within_a_cell": float(np.mean(cell_hits)),
+        "cell_px": cell,
     }
+
+
+def frame_width(bundle) -> int:
+    return bundle.manifest.preprocessing.width
 
 
 def dark_lines(frame_u8: np.ndarray, stride) -> np.ndarray:
@@ -132,8 +142,8 @@ def markdown(rows: list[dict], command: str, data: Path) -> str:
         "",
         f"| bundle | quant | peak on crack (mask dilated {DILATE} px) | same, crops the bundle flags | "
         "random point (expected / drawn) | image centre | mean per-image pixel AUROC (median) | all-zero maps | "
-        "peak of CAM x black-hat |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "peak of CAM x black-hat | peak within one CAM cell of the crack |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
@@ -141,7 +151,7 @@ def markdown(rows: list[dict], command: str, data: Path) -> str:
             f"{r['peak_on_crack_flagged']:.1%} ({r['flagged']} flagged) | "
             f"{r['random_point_expected']:.1%} / {r['random_point_drawn']:.1%} | {r['centre']:.1%} | "
             f"{r['pixel_auroc_mean']:.3f} ({r['pixel_auroc_median']:.3f}) | {r['empty_maps']} | "
-            f"{r['guided_peak_on_crack']:.1%} |"
+            f"{r['guided_peak_on_crack']:.1%} | {r['peak_within_a_cell']:.1%} ({r['cell_px']} px) |"
         )
     lines += [
         "",
