@@ -104,3 +104,12 @@ def test_an_older_bundle_without_the_record_still_loads(int8_model, tmp_path):
     threshold = load_bundle(out).manifest.threshold
     assert threshold.false_alarm is None and threshold.describe_confidence() == []
     assert math.isfinite(threshold.value)
+
+
+def test_the_web_dial_gives_the_interval_of_the_rate_it_shows():
+    from edge.web.sensitivity import CalibrationScores
+
+    scores = CalibrationScores(np.arange(100.0), np.arange(50.0, 80.0), "test", True)
+    rates = scores.rates(94.5)  # 5 of 100 normal scores are above
+    assert rates["false_alarm_rate"] == 0.05
+    assert rates["false_alarm_interval"] == pytest.approx(list(wilson(5, 100)))
