@@ -10,7 +10,7 @@ neighbourhood as PatchCore does) and concatenated (40 + 80 + 112 = 232 channels 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 
@@ -100,3 +100,27 @@ def extract(extractor, frames_u8: np.ndarray, batch_size: int = 16) -> np.ndarra
     for i in range(0, len(frames_u8), batch_size):
         out.append(np.asarray(extractor(to_unit_float(frames_u8[i : i + batch_size]), training=False)))
     return np.concatenate(out)
+
+
+def training_features(
+    data, config: GridConfig, threads: Optional[int], log: Callable[[str], None], min_images: int = 1, name: str = ""
+) -> tuple:
+    """The good images of DATA and their (N, g, g, C) grid features; sets config.color from the images.
+
+    The images are read first: a wrong folder, or too few images, is one line at once, not after
+    TensorFlow's import.
+    """
+    from train.data import load_training_images
+    from train.tfenv import import_tensorflow
+
+    images = load_training_images(data, config.size, config.color)
+    if len(images.paths) < min_images:
+        raise EdgeError(
+            f"{name or 'this model'} needs at least {min_images} good images, {images.folder} has {len(images.paths)} "
+            "readable: add more (a few dozen cover a part's looks; a few hundred are better)"
+        )
+    import_tensorflow(threads)
+    if images.skipped:
+        log(f"skipped {len(images.skipped)} unreadable file(s)")
+    config.color = images.preprocessing.color
+    return images, extract(build_extractor(config), images.frames)

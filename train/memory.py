@@ -31,7 +31,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from edge.errors import EdgeError
-from train.feature_grid import GridConfig, build_extractor, check_grid, extract
+from train.feature_grid import GridConfig, build_extractor, check_grid, training_features
 from train.runinfo import MEMORY_FILE
 
 # PatchCore's default: a coreset of 10 % of the training cells loses almost nothing against the
@@ -164,24 +164,10 @@ def train_memory(
     log: Callable[[str], None] = print,
 ) -> Path:
     """Build the memory bank from the good images of DATA; write RUN_DIR/memory.npz and run.json."""
-    from train.data import load_training_images
-    from train.tfenv import import_tensorflow
-
     config = config or MemoryConfig()
     check_config(config)
     t0 = time.perf_counter()
-    # the images first: a wrong folder is one line at once, not after TensorFlow's import
-    images = load_training_images(data, config.size, config.color)
-    if len(images.paths) < MIN_IMAGES:
-        raise EdgeError(
-            f"--arch memory needs at least {MIN_IMAGES} good images, {images.folder} has {len(images.paths)} "
-            "readable: add more (a few dozen cover a part's looks; a few hundred are better)"
-        )
-    import_tensorflow(threads)
-    if images.skipped:
-        log(f"skipped {len(images.skipped)} unreadable file(s)")
-    config.color = images.preprocessing.color
-    features = extract(build_extractor(config), images.frames)
+    images, features = training_features(data, config, threads, log, MIN_IMAGES, "--arch memory")
     scale, centre = fit_normalization(features)
     normalized = features / scale - centre
     t1 = time.perf_counter()

@@ -31,7 +31,13 @@ from typing import Callable, Optional
 import numpy as np
 
 from edge.errors import EdgeError
-from train.feature_grid import GridConfig, build_extractor, check_grid, extract
+from train.feature_grid import (
+    GridConfig,
+    build_extractor,
+    check_grid,
+    extract,  # noqa: F401  (callers import it from here)
+    training_features,
+)
 
 FEATURE_SCORE = {"kind": "max_blur", "blur_sigma": 4.0}
 
@@ -272,19 +278,10 @@ def train_padim(
     """Fit the per-cell Gaussians on the good images of DATA; write RUN_DIR/padim.npz and run.json."""
     import time
 
-    from train.data import load_training_images
-    from train.tfenv import import_tensorflow
-
     config = config or PadimConfig()
     _check(config)
     t0 = time.perf_counter()
-    # the images first: a wrong folder is one line at once, not after TensorFlow's import
-    images = load_training_images(data, config.size, config.color)
-    import_tensorflow(threads)
-    if images.skipped:
-        log(f"skipped {len(images.skipped)} unreadable file(s)")
-    config.color = images.preprocessing.color
-    features = extract(build_extractor(config), images.frames)
+    images, features = training_features(data, config, threads, log)
     projection = None
     if config.dims and config.dims < features.shape[-1]:
         projection = fit_projection(features, config.dims)
