@@ -147,9 +147,10 @@ def stop_on_signals(pipeline: Pipeline, log: Log) -> Callable[[], None]:
     for sig in previous:
         signal.signal(sig, _stop)
     hup = getattr(signal, "SIGHUP", None)  # SIGHUP: load the bundle again and swap it in (edge/swap.py)
-    if hup is not None and pipeline.swap is not None:
+    swap = getattr(pipeline, "swap", None)  # edge collect hands in a stop flag, which has no bundle to swap
+    if hup is not None and swap is not None:
         previous[hup] = signal.getsignal(hup)
-        signal.signal(hup, lambda _signum, _frame: pipeline.swap.request("SIGHUP"))
+        signal.signal(hup, lambda _signum, _frame: swap.request("SIGHUP"))
     return restore
 
 
