@@ -123,8 +123,14 @@ def test_a_crash_between_the_events_file_and_the_store_is_made_good_at_the_next_
     assert crashed.returncode == 137, crashed.stderr
     out = tmp_path / "out"
     assert len(jsonl_ids(out)) == 2 and len(store_ids(out)) == 1
+    # The alert in the events file but not in the store is still owed to the store. (The one before
+    # it is owed too when both were in the worker's batch, which depends on timing: not asserted.)
+    (missing,) = set(jsonl_ids(out)) - store_ids(out)
     with sqlite3.connect(out / "state" / "journal.db") as db:
-        assert db.execute("SELECT COUNT(DISTINCT seq) FROM pending").fetchone()[0] >= 2
+        owed = db.execute(
+            "SELECT p.sink FROM pending p JOIN alerts a ON a.seq = p.seq WHERE a.alert_id = ?", (missing,)
+        ).fetchall()
+    assert ("sqlite",) in owed, owed
     again = run_edge("run", "--config", str(config), "--max-frames", "1")
     assert again.returncode == 0, again.stderr
     ids = jsonl_ids(out)
