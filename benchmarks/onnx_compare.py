@@ -30,6 +30,9 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+# the same 90/10 split of train/good as quality.md's figures (every 10th file held out)
+from benchmarks.quality.run_quality import split_train  # noqa: E402  (REPO is on sys.path now)
+
 EDGE = [sys.executable, "-m", "edge_cli"]
 
 
@@ -39,19 +42,6 @@ def log(msg: str) -> None:
 
 def _quiet(_m: str) -> None:
     pass
-
-
-def split_train(data: Path, work: Path, holdout: float = 0.1) -> tuple[Path, Path]:
-    """Symlink folders: work/fit/train/good (90 %) and work/holdout (10 %), every 10th file held out."""
-    fit, held = work / "fit" / "train" / "good", work / "holdout"
-    if fit.is_dir() and held.is_dir():
-        return work / "fit", held
-    fit.mkdir(parents=True, exist_ok=True)
-    held.mkdir(parents=True, exist_ok=True)
-    every = round(1 / holdout)
-    for i, f in enumerate(sorted((data / "train" / "good").iterdir())):
-        (held if i % every == every - 1 else fit).joinpath(f.name).symlink_to(f)
-    return work / "fit", held
 
 
 def calibrate(model: Path, normal: Path, out: Path) -> Path:

@@ -199,7 +199,8 @@ def _refit_on_qdq_features(run_dir: Path, config, gauss, projection, run: dict, 
         keras_to_onnx(features_model, scratch)
         quantize_qdq(scratch, quantized, rep, log)
         trimmed = set(run.get("trimmed_files", []))
-        frames, _ = frames_from_files([f for f in run["train_files"] if f not in trimmed], config_preprocessing(run))
+        kept = [f for f in run["train_files"] if f not in trimmed]
+        frames, _ = frames_from_files(kept, Preprocessing.model_validate(run["preprocessing"]))
         if len(frames) < 2:
             raise EdgeError("int8 refit needs the training images; fewer than 2 can still be read")
         model = OnnxModel(quantized, num_threads=2)
@@ -213,10 +214,6 @@ def _refit_on_qdq_features(run_dir: Path, config, gauss, projection, run: dict, 
         quantized.unlink(missing_ok=True)
     log(f"int8: Gaussians refitted on the QDQ backbone's features of {len(frames)} training images")
     return fit_gaussians(np.concatenate(feats), config.eps)
-
-
-def config_preprocessing(run: dict) -> Preprocessing:
-    return Preprocessing.model_validate(run["preprocessing"])
 
 
 def export_onnx(
