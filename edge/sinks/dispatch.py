@@ -1,14 +1,17 @@
 """Alerts from the loop to the sinks without the loop ever waiting for them.
 
-    loop ──submit()──► journal thread ──(one transaction, fsync: edge.sinks.journal)──► worker thread
-                                                  snapshot PNGs, stdout, JSONL, SQLite, outboxes
+    loop ──submit(): journal write, no fsync──► journal thread ──(fsync)──► worker thread
+                                                 snapshot PNGs, stdout, JSONL, SQLite, outboxes
 
-`submit()` is an append to a queue: the loop pays microseconds, whatever the disk or the network
-do. The journal thread commits everything queued since its last commit in one transaction (group
-commit), so it keeps up at any alert rate; only then does the worker give those alerts to the
-sinks, in order. The worker also encodes the snapshots, from a bounded number of frames held for
-it (`max_snapshot_frames`): when it falls behind, new alerts go out without pictures (thinned,
-counted, said once a minute), and the alert records themselves are never dropped.
+`submit()` writes the alert into the journal without waiting for the disk (a commit handed to the
+operating system: from then on a kill -9 cannot lose it) and appends it to a queue: the loop pays
+a fraction of a millisecond, whatever the disk or the network do. The journal thread fsyncs the
+journal once for everything written since its last sync (and records in one transaction, group
+commit, whatever the loop could not write itself), so it keeps up at any alert rate; only then
+does the worker give those alerts to the sinks, in order. The worker also encodes the snapshots,
+from a bounded number of frames held for it (`max_snapshot_frames`): when it falls behind, new
+alerts go out without pictures (thinned, counted, said once a minute), and the alert records
+themselves are never dropped.
 
 Reviews (an operator's verdict on an alert, from the web page: `submit_review`) take the same path,
 journaled for the durable sinks that take reviews, and go only to sinks with a `review()` method
@@ -46,6 +49,7 @@ class WorkItem:
     render: Optional[Render] = None
     seq: Optional[int] = None  # its row in the journal (None: no journal, or the journal refused it)
     sinks: Optional[set[str]] = None  # a replay: only these sinks still need it
+    written: bool = False  # the loop wrote it into the journal (seq set); the journal thread syncs it
 
 
 WORKER_NICE = 10  # the worker yields the CPU to the loop; what it cannot do in the time left is thinned
@@ -114,7 +118,11 @@ class AlertDispatcher:
         if render is not None and not self._hold_frame():
             render = None
             self._thinned()
-        self._incoming.append(WorkItem(alert, render))
+        item = WorkItem(alert, render)
+        if self.journal is not None:
+            item.seq = self.journal.write_now(alert)  # None: busy or refused; the journal thread records it
+            item.written = item.seq is not None
+        self._incoming.append(item)
         self._wake_journal.set()
 
     def submit_review(self, update: ReviewUpdate) -> None:
@@ -168,18 +176,26 @@ class AlertDispatcher:
     def _record(self, batch: list[WorkItem]) -> None:
         if self.journal is None:
             return
+        if any(item.written for item in batch):
+            try:
+                self.journal.sync()
+            except OSError as exc:  # written and kept by the OS: only a power cut before it lands loses them
+                problem(f"alert journal not synced to disk: {exc}", key="journal-sync")
+        unwritten = [item for item in batch if not item.written]
+        if not unwritten:
+            return
         try:
-            seqs = self.journal.record([item.alert for item in batch])
+            seqs = self.journal.record([item.alert for item in unwritten])
         except sqlite3.Error as exc:
             # Not journaled: the sinks still get these alerts now; only a crash before that loses them.
-            self.journal_failures += len(batch)
+            self.journal_failures += len(unwritten)
             problem(
                 f"alert journal not written: {describe_db_error(exc, self.journal.path)}; "
                 f"{self.journal_failures} alerts went to the sinks without it",
                 key="journal-write",
             )
             return
-        for item, seq in zip(batch, seqs, strict=True):
+        for item, seq in zip(unwritten, seqs, strict=True):
             item.seq = seq
 
     @staticmethod
