@@ -14,7 +14,7 @@ into the bundle as mask.png), so `edge run` with the bundle alone inspects the s
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -36,7 +36,27 @@ from calibration.thresholds import (
     parse_method,
     resolution_note,
 )
-from edge.bundle import MANIFEST, Bundle, Manifest, ModelCard, load_bundle, read_card, sha256_file, write_bundle
+from calibration.variants import (
+    check_onnx_card,
+    check_same_tensors,
+    keep_other_scores,
+    log_variant_summary,
+    runtimes_for,
+    write_variant_scores,
+)
+from edge.bundle import (
+    MANIFEST,
+    Bundle,
+    Manifest,
+    ModelCard,
+    ScoreStats,
+    Threshold,
+    VariantCalibration,
+    load_bundle,
+    read_card,
+    sha256_file,
+    write_bundle,
+)
 from edge.errors import EdgeError
 from edge.messages import to_stderr as _stderr
 from edge.model import ModelBase
@@ -140,6 +160,7 @@ def calibrate(
     precision: Optional[float] = None,
     runtime: Optional[RuntimeOptions] = None,
     variants: Optional[dict[str, Path]] = None,
+    keep: Optional[Bundle] = None,
 ) -> Bundle:
     """Calibrate the threshold of an exported model and write a bundle folder.
 
@@ -162,7 +183,12 @@ def calibrate(
                 (default: half the target rate).
     runtime:    how the model runs (edge.runtime; default: LiteRT for a .tflite, ONNX Runtime for an .onnx).
     variants:   accelerator -> model file kept in the bundle beside MODEL ("edgetpu": the
-                edgetpu_compiler output, which scores the images when runtime.delegate is edgetpu).
+                edgetpu_compiler output, which scores the images when runtime.delegate is edgetpu;
+                "onnxruntime": the .onnx of the same run, scored through ONNX Runtime for its own
+                threshold, Manifest.variant_calibration; `runtime.providers` are its providers).
+    keep:       recalibrating (calibration.recalibrate): the parent bundle. Only the model `runtime`
+                runs is scored again (the ONNX model with runtime onnxruntime, else the main one);
+                the other's threshold and scores are kept from it.
     Returns the written Bundle (already re-read and hash-checked with edge.bundle.load_bundle).
     """
     model_path, out = Path(model_path), Path(out)
@@ -179,22 +205,131 @@ def calibrate(
     for note in images.notes:
         log(f"note: {note}")
 
-    model = _open_model(model_path, runtime, variants or {}, threads, log)
+    variants = {k: Path(v) for k, v in (variants or {}).items()}
+    onnx_path = variants.get("onnxruntime")  # an ONNX model beside MODEL: scored too, for its own threshold
+    if onnx_path is not None and keep is None:
+        check_onnx_card(model_path, card, onnx_path)  # before minutes of scoring
+    main_runtime, onnx_runtime = runtimes_for(runtime, onnx_path)
+    # Recalibrating (`keep`: the parent bundle): only the model of the runtime asked for is scored again;
+    # the other calibration is kept. Otherwise every model is scored.
+    score_main = keep is None or onnx_path is None or (runtime is None or runtime.runtime != "onnxruntime")
+    score_onnx = onnx_path is not None and (keep is None or not score_main)
+    model = _open_model(model_path, main_runtime, variants, threads, log)
     model.check_frame_shape(card.preprocessing.input_shape)
+    onnx_model = open_model(onnx_path, onnx_runtime, threads, log) if onnx_path is not None else None
+    if onnx_model is not None:
+        check_same_tensors(model, onnx_model)
+    scoring = _Scoring(card, score_config, preprocessing, stored_geometry, mask, geometry, batch_size, spec)
+    if geometry is not None:
+        log(f"geometry: {describe_geometry(preprocessing, stored_geometry)}")
+    if score_main:
+        main = _calibrate_on(model, model_path, scoring, images, method, precision, progress, log)
+    else:
+        main = _kept(keep)  # type: ignore[arg-type]  # keep is set when the main model is not scored
+    manifest = manifest_from_card(
+        card,
+        model,
+        model_path.name,
+        main.record,
+        preprocessing=preprocessing,
+        score=score_config,
+        normal_scores=main.normal_stats,
+        anomalous_scores=main.anomalous_stats,
+        metrics=main.metrics,
+        geometry=stored_geometry,
+    )
+    onnx = None
+    if score_onnx:
+        onnx = _calibrate_on(onnx_model, onnx_path, scoring, images, method, precision, progress, log)  # type: ignore[arg-type]
+        manifest.variant_calibration["onnxruntime"] = onnx.variant_calibration()
+    elif onnx_path is not None and keep is not None:
+        manifest.variant_calibration.update(keep.manifest.variant_calibration)
+    _add_variants(out, manifest, variants, model_path)
+    bundle = _write_bundle(out, manifest, model_path, mask)
+    write_health_reference(bundle.path, images.normal)  # what edge/health.py compares with
+    report = None
+    if main.scored is not None:
+        notes = [*images.notes, *main.notes]
+        report = _write_report(bundle, images, main.scored, spec.score_label, notes, main.frame_scorer, main.tiler)
+    if onnx is not None:
+        write_variant_scores(bundle, "onnxruntime", onnx.scored)
+    if keep is not None:
+        keep_other_scores(keep, bundle, score_main)
+    if main.scored is not None:
+        _summary(bundle, main.scored.normal.scores, report, log)
+    if onnx is not None:
+        log_variant_summary(bundle, "onnxruntime", onnx.scored.normal.scores, log)
+    return load_bundle(bundle.path)
+
+
+@dataclass
+class Calibrated:
+    """One model's calibration: its threshold record, score statistics and metrics; what scored it
+    (None when it was kept from the parent bundle: calibrate's `keep`)."""
+
+    record: Threshold
+    normal_stats: Optional[ScoreStats]
+    anomalous_stats: Optional[ScoreStats]
+    metrics: Optional[dict]
+    scored: Optional[_Scored] = None
+    notes: list[str] = field(default_factory=list)
+    frame_scorer: Optional[FrameScorer] = None
+    tiler: Optional[Tiler] = None
+
+    def variant_calibration(self) -> VariantCalibration:
+        return VariantCalibration(
+            threshold=self.record,
+            normal_scores=self.normal_stats,
+            anomalous_scores=self.anomalous_stats,
+            metrics=self.metrics,
+        )
+
+
+def _kept(parent: Bundle) -> Calibrated:
+    """The parent's main calibration, kept while its ONNX model is recalibrated."""
+    m = parent.manifest
+    return Calibrated(m.threshold, m.normal_scores, m.anomalous_scores, m.metrics)
+
+
+@dataclass
+class _Scoring:
+    """How every model of the bundle scores the images: one card, score, geometry and batch size."""
+
+    card: ModelCard
+    score: ScoreConfig
+    preprocessing: Preprocessing
+    stored_geometry: Optional[GeometryConfig]
+    mask: Optional[np.ndarray]
+    geometry: Optional[GeometryConfig]  # as asked: None scores whole images in batches
+    batch_size: int
+    spec: object  # calibration.scoring.KindSpec
+
+
+def _calibrate_on(
+    model: ModelBase,
+    model_path: Path,
+    how: _Scoring,
+    images: cal_data.CalibrationSet,
+    method: Method,
+    precision: Optional[float],
+    progress: bool,
+    log: Callable[[str], None],
+) -> Calibrated:
+    """Score the images with `model` through the device's code and set its threshold on its own scores."""
+    spec = how.spec
     # The device's own frame path (edge.pipeline.Pipeline builds the same two objects): it scores
     # when a geometry is given, and draws the maps of the report's thumbnails either way.
-    tiler = Tiler(preprocessing, stored_geometry, mask=mask)
-    frame_scorer = FrameScorer(spec.make_detector(model, card, score_config), tiler)
-    if geometry is None:
-        scorer = _batch_scorer(Preprocessor(preprocessing), spec.make_scorer(model, card, score_config), batch_size)
+    tiler = Tiler(how.preprocessing, how.stored_geometry, mask=how.mask)
+    frame_scorer = FrameScorer(spec.make_detector(model, how.card, how.score), tiler)  # type: ignore[attr-defined]
+    if how.geometry is None:
+        batch = spec.make_scorer(model, how.card, how.score)  # type: ignore[attr-defined]
+        scorer = _batch_scorer(Preprocessor(how.preprocessing), batch, how.batch_size)
     else:
         scorer = _frame_by_frame_scorer(frame_scorer)
     log(
-        f"calibrating {model_path.name} ({card.kind}, {card.quantization}, on {model.runtime}) on "
-        f"{_image_counts(images)} images, score {_describe(card, score_config)}, method {method}"
+        f"calibrating {model_path.name} ({how.card.kind}, {how.card.quantization}, on {model.runtime}) on "
+        f"{_image_counts(images)} images, score {_describe(how.card, how.score)}, method {method}"
     )
-    if geometry is not None:
-        log(f"geometry: {describe_geometry(preprocessing, stored_geometry)}")
     scored = _score_images(images, scorer, progress)
     threshold, metrics, notes = _threshold(method, scored)
     for n in notes:
@@ -202,25 +337,16 @@ def calibrate(
     anomalous_scores = scored.anomalous.scores if scored.anomalous.paths else None
     record = threshold_record(method, threshold, scored.normal.scores, anomalous_scores, precision)
     record.runtime = model.runtime  # which runtime's scores set it: calibrate what you deploy
-
-    manifest = manifest_from_card(
-        card,
-        model,
-        model_path.name,
-        record,
-        preprocessing=preprocessing,
-        score=score_config,
-        normal_scores=score_stats(scored.normal.scores),
-        anomalous_scores=score_stats(scored.anomalous.scores) if scored.anomalous.paths else None,
+    return Calibrated(
+        record=record,
+        normal_stats=score_stats(scored.normal.scores),
+        anomalous_stats=score_stats(scored.anomalous.scores) if scored.anomalous.paths else None,
         metrics=metrics,
-        geometry=stored_geometry,
+        scored=scored,
+        notes=notes,
+        frame_scorer=frame_scorer,
+        tiler=tiler,
     )
-    _add_variants(out, manifest, variants or {}, model_path)
-    bundle = _write_bundle(out, manifest, model_path, mask)
-    write_health_reference(bundle.path, images.normal)  # what edge/health.py compares with
-    report = _write_report(bundle, images, scored, spec.score_label, [*images.notes, *notes], frame_scorer, tiler)
-    _summary(bundle, scored.normal.scores, report, log)
-    return load_bundle(bundle.path)
 
 
 def _open_model(

@@ -22,6 +22,7 @@ from edge import bundle_history
 from edge.bundle import MANIFEST, Bundle, Calibration, current_version, load_bundle, sha256_file
 from edge.errors import EdgeError
 from edge.messages import to_stderr
+from edge.runtime import RuntimeOptions, is_onnx
 from edge.tiling import GeometryConfig
 
 MIN_FRAMES = FEW_NORMAL  # below this a threshold is a guess: the desktop warns, a recalibration refuses
@@ -102,9 +103,10 @@ def _add_version(parent: Bundle, history: Path, images, method: str, log, option
             log=log,
             # the accelerator models it keeps go on into the new version (edge.runtime)
             variants={k: parent.path / v for k, v in parent.manifest.model.variants.items()},
+            keep=parent,  # the calibration of the model not run now (main or ONNX) is kept
             **options,
         )
-        _record_lineage(staged, parent, images, number)
+        _record_lineage(staged, parent, images, number, _recalibrated_variant(parent, options.get("runtime")))
         added = bundle_history.add_version(history, staged, number)
     finally:
         if staged.exists():
@@ -122,16 +124,27 @@ def _parent_geometry(parent: Bundle) -> Optional[GeometryConfig]:
     return GeometryConfig(mask=mask, tiling=stored.tiling)
 
 
-def _record_lineage(staged: Path, parent: Bundle, images: cal_data.CalibrationSet, number: int) -> None:
+def _recalibrated_variant(parent: Bundle, runtime: Optional[RuntimeOptions]) -> Optional[str]:
+    """ "onnxruntime" when this recalibration scores the ONNX model the bundle keeps beside its .tflite
+    (calibrate's `keep`: then only it is scored); None when it scores the main model."""
+    onnx_beside = "onnxruntime" in parent.manifest.model.variants and not is_onnx(parent.model_path)
+    return "onnxruntime" if onnx_beside and runtime is not None and runtime.runtime == "onnxruntime" else None
+
+
+def _record_lineage(
+    staged: Path, parent: Bundle, images: cal_data.CalibrationSet, number: int, variant: Optional[str]
+) -> None:
     """Add id, version, parent and why to the staged bundle.json (the hashes cover the model and mask only)."""
     bundle = load_bundle(staged)
     manifest = bundle.manifest
-    scored = manifest.normal_scores.count if manifest.normal_scores is not None else 0
+    # What was calibrated now: the ONNX model's own threshold and scores, or the main ones
+    now = bundle.for_variant(variant).manifest if variant is not None else manifest
+    scored = now.normal_scores.count if now.normal_scores is not None else 0
     manifest.id = uuid.uuid4().hex[:12]
     manifest.version = number
     manifest.parent = parent.id
     manifest.calibration = Calibration(
-        method=manifest.threshold.method,
+        method=now.threshold.method,
         data=str(images.normal_source),
         normal=scored,
         skipped=len(images.normal) - scored,

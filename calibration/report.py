@@ -112,14 +112,25 @@ def plot_roc(data: ReportData, path: Path) -> Path:
 
 
 def write_csv(data: ReportData, path: Path) -> Path:
-    t = data.manifest.threshold.value
+    normal, anomalous = (data.normal_paths, data.normal_scores), (data.anomalous_paths, data.anomalous_scores)
+    return write_scores_csv(data.manifest.threshold.value, normal, anomalous, data.anomalous_groups, path)
+
+
+def write_scores_csv(
+    threshold: float,
+    normal: tuple[list[Path], np.ndarray],
+    anomalous: tuple[list[Path], np.ndarray],
+    anomalous_groups: list[str],
+    path: Path,
+) -> Path:
+    """scores.csv: one row per scored image; `normal` and `anomalous` are (paths, scores)."""
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["file", "label", "group", "score", "over_threshold"])
-        for p, s in zip(data.normal_paths, data.normal_scores, strict=True):
-            writer.writerow([str(p), "normal", "good", repr(float(s)), int(flagged(s, t))])
-        for p, g, s in zip(data.anomalous_paths, data.anomalous_groups, data.anomalous_scores, strict=True):
-            writer.writerow([str(p), "anomalous", g, repr(float(s)), int(flagged(s, t))])
+        for p, s in zip(*normal, strict=True):
+            writer.writerow([str(p), "normal", "good", repr(float(s)), int(flagged(s, threshold))])
+        for p, g, s in zip(anomalous[0], anomalous_groups, anomalous[1], strict=True):
+            writer.writerow([str(p), "anomalous", g, repr(float(s)), int(flagged(s, threshold))])
     return path
 
 

@@ -88,7 +88,8 @@ def build_pipeline(
     apply_recorded_override(pipeline, config.web.override, log)
     # A signal window is no picture: the health checks (covered, blur, camera moved) do not apply.
     health = config.health if bundle.manifest.signal is None else config.health.model_copy(update={"enabled": False})
-    pipeline.watch = Watch.for_bundle(bundle, health, config.drift, pipeline.threshold, pipeline.log)
+    # pipeline.bundle: with the threshold and calibration scores in force on this runtime (edge.runtime.for_runtime)
+    pipeline.watch = Watch.for_bundle(pipeline.bundle, health, config.drift, pipeline.threshold, pipeline.log)
     return pipeline
 
 
@@ -114,7 +115,8 @@ def describe_run(
     log(
         f"edge run: {source.name} with {bundle.path} ({m.signal.describe() + ', ' if m.signal else ''}"
         f"{m.model.kind}, {m.model.quantization}, "
-        f"score {m.describe_score()}, threshold {m.threshold.value:.6g} by {m.threshold.method}); "
+        f"score {m.describe_score()}, threshold {m.threshold.value:.6g} by {m.threshold.method}"
+        f"{' [calibrated on ' + m.threshold.runtime + ']' if m.threshold.runtime else ''}); "
         f"model {model.path.name if model is not None else m.model.file} on {runner}"
     )
     if second is not None:

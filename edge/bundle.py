@@ -121,6 +121,22 @@ class ScoreStats(StrictModel):
     quantiles: dict[str, float] = Field(default_factory=dict)
 
 
+class VariantCalibration(StrictModel):
+    """A variant model's own calibration: its scores are not the main model's (another quantization,
+    another runtime), so its threshold is set on its own scores of the same images (calibrate what you deploy)."""
+
+    threshold: Threshold
+    normal_scores: Optional[ScoreStats] = None
+    anomalous_scores: Optional[ScoreStats] = None
+    metrics: Optional[dict[str, Any]] = None
+
+
+# The variants that carry their own threshold. The Edge TPU's does not: it is recalibrated on the
+# device into the main threshold (`edge calibrate --from --delegate edgetpu`), and a run that falls
+# back to the CPU model keeps it.
+OwnThresholdVariant = Literal["onnxruntime"]
+
+
 class Calibration(StrictModel):
     """Why a bundle version has its threshold: how it was calibrated, on what, and how many images."""
 
@@ -158,6 +174,9 @@ class Manifest(StrictModel):
     # A signal model (edge/signal_data.py): windows of `length` samples, normalised as it says, fed
     # as a 1 x length grey frame. None: an image model. Absent from every image bundle, so they read as before.
     signal: Optional[SignalSpec] = None
+    # The ONNX variant's own threshold and score statistics (model.variants["onnxruntime"]), set on its
+    # own scores; `edge run --runtime onnxruntime` uses it (Bundle.for_variant). Absent: none (older bundles).
+    variant_calibration: dict[OwnThresholdVariant, VariantCalibration] = Field(default_factory=dict)
 
     def describe_score(self) -> str:
         """What the score is, for logs and reports (a classifier's is its positive-class probability)."""
@@ -184,13 +203,36 @@ def describe_score(kind: str, score: ScoreConfig, extra: dict[str, Any]) -> str:
 
 
 class Bundle:
-    def __init__(self, path: Path, manifest: Manifest):
+    def __init__(self, path: Path, manifest: Manifest, variant: Optional[str] = None):
         self.path = path
         self.manifest = manifest
+        # The variant whose own calibration is in force (for_variant); None: the main model's.
+        self.variant = variant
 
     @property
     def model_path(self) -> Path:
         return self.path / self.manifest.model.file
+
+    @property
+    def model_sha256(self) -> str:
+        """The sha256 of the model file that runs: the variant's when one is in force (a page override names it)."""
+        if self.variant is None:
+            return self.manifest.model.sha256
+        return self.manifest.files[self.manifest.model.variants[self.variant]]  # type: ignore[index]
+
+    def for_variant(self, variant: str) -> "Bundle":
+        """This bundle as its `variant` model runs it: that model's own threshold, score statistics and
+        metrics in the manifest's place, so everything that reads them (decider, drift, page) gets the one in force."""
+        own = self.manifest.variant_calibration.get(variant)  # type: ignore[call-overload]
+        if own is None:
+            raise EdgeError(
+                f"bundle {self.path} keeps the {variant} model {self.manifest.model.variants.get(variant)} but no "  # type: ignore[call-overload]
+                f"threshold calibrated on it (the main one, set on {self.manifest.model.file}'s scores, does not fit "
+                f"its scores): recalibrate it, `edge calibrate --from {self.path} --normal GOOD_FRAMES --runtime "
+                f"{variant} --out HISTORY`"
+            )
+        fields = ("threshold", "normal_scores", "anomalous_scores", "metrics")
+        return Bundle(self.path, self.manifest.model_copy(update={k: getattr(own, k) for k in fields}), variant)
 
     @property
     def threshold(self) -> float:

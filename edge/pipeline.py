@@ -28,7 +28,7 @@ from edge.detection import Detector
 from edge.detector import make_detector
 from edge.messages import Log, to_stderr
 from edge.metrics import Metrics, MetricsConfig
-from edge.runtime import RuntimeOptions
+from edge.runtime import RuntimeOptions, for_runtime
 from edge.second_stage import SecondStage, tile_around
 from edge.signal_plot import signal_plot
 from edge.sinks.base import Sink
@@ -172,7 +172,8 @@ class Pipeline:
         prepare_in_capture: bool = True,
         runtime: Optional[RuntimeOptions] = None,
     ):
-        self.bundle = bundle
+        # Its threshold and calibration scores as this runtime runs it (an ONNX model beside the .tflite has its own).
+        self.bundle = bundle = for_runtime(bundle, runtime)
         # Optional: a classifier bundle that names what this one flagged (`--classifier`, edge.second_stage).
         self.second_stage = second_stage
         self.log: Log = log or to_stderr

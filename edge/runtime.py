@@ -2,6 +2,7 @@
 
     RuntimeOptions (edge run --runtime/--delegate, the config file, edge bench, edge calibrate)
         │  model_file_for(bundle, options): the bundle's CPU model, its Edge-TPU-compiled one, its ONNX one
+        │  for_runtime(bundle, options): the threshold in force (the ONNX model's own, when it runs)
         ▼
     open_model(path, options) ──► TFLiteModel (LiteRT; a delegate: edgetpu, gpu or a library PATH)
                               └─► OnnxModel   (ONNX Runtime; CUDA/TensorRT providers when present, else CPU)
@@ -111,6 +112,17 @@ def model_file_for(bundle: Bundle, options: RuntimeOptions) -> Path:
     if options.delegate == "edgetpu" and "edgetpu" in variants:
         return bundle.path / variants["edgetpu"]
     return main
+
+
+def for_runtime(bundle: Bundle, options: Optional[RuntimeOptions]) -> Bundle:
+    """The bundle with the threshold in force on this runtime: its ONNX model's own when `--runtime
+    onnxruntime` runs the ONNX model it keeps beside a .tflite, else its main one (a delegate's model
+    is calibrated into the main threshold). One line, saying to recalibrate, when that ONNX model has none."""
+    if bundle.variant is not None or options is None or options.runtime != "onnxruntime":
+        return bundle
+    if is_onnx(bundle.model_path) or "onnxruntime" not in bundle.manifest.model.variants:
+        return bundle
+    return bundle.for_variant("onnxruntime")
 
 
 def open_model(

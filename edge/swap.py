@@ -41,6 +41,7 @@ from edge.errors import EdgeError
 from edge.health import HealthReference, small_grey
 from edge.health_event import HealthEvent, iso_time
 from edge.messages import Log
+from edge.runtime import for_runtime
 from edge.schema import StrictModel
 from edge.sinks.base import problem
 from edge.tiling import FrameScorer, GeometryConfig, Tiler
@@ -252,7 +253,8 @@ class BundleSwap:
         try:
             if path is None:
                 raise EdgeError("the run has no bundle path to load again")
-            new = load_bundle(path)  # schema and hashes
+            # schema and hashes; the threshold in force on the run's runtime (an ONNX model's own)
+            new = for_runtime(load_bundle(path), getattr(self.pipeline, "runtime", None))
             if _fingerprint(new) == _fingerprint(old):
                 self.log(f"bundle swap ({trigger}): {new.path} is the bundle running ({_name(old)}); nothing to swap")
                 return

@@ -121,3 +121,134 @@ def test_calibrate_an_onnx_model_with_the_litert_runtime_is_one_line(onnx_int8, 
     )
     assert r.returncode != 0 and "is an ONNX model: run it with --runtime onnxruntime" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+# -- one bundle carrying both models, each with its own threshold (issue 17) ------------------------
+
+
+@pytest.fixture(scope="module")
+def both_bundle(int8_model, onnx_int8, synthetic_mvtec, tmp_path_factory):
+    """`edge calibrate model_int8.tflite --onnx-model model_int8.onnx`: (bundle, mixed test images)."""
+    base = tmp_path_factory.mktemp("both")
+    r = run_edge_in_process(
+        "calibrate", int8_model, "--onnx-model", onnx_int8, "--normal", synthetic_mvtec,
+        "--method", "f1", "--no-progress", "--out", base / "both",
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    return base / "both", mixed_images(synthetic_mvtec, base / "mixed")
+
+
+def _over_threshold(scores_csv) -> set[str]:
+    """The mixed folder's names of the calibration images a model's own threshold flags (its report's CSV)."""
+    import csv
+    from pathlib import Path
+
+    with open(scores_csv, newline="") as f:
+        rows = list(csv.DictReader(f))
+    kind = {"normal": "good", "anomalous": "defect"}
+    return {f"{kind[r['label']]}_{Path(r['file']).name}" for r in rows if r["over_threshold"] == "1"}
+
+
+def test_a_bundle_with_both_models_runs_each_with_its_own_threshold(both_bundle, tmp_path):
+    from edge.bundle import load_bundle
+
+    bundle, images = both_bundle
+    m = load_bundle(bundle).manifest
+    own = m.variant_calibration["onnxruntime"].threshold
+    assert m.model.variants == {"onnxruntime": "model_int8.onnx"} and "model_int8.onnx" in m.files
+    assert m.threshold.runtime.startswith("ai-edge-litert") and own.runtime.startswith("onnxruntime")
+    assert own.value != m.threshold.value and own.false_alarm is not None and own.recall is not None
+    expected = {
+        "lite": (m.threshold, _over_threshold(bundle / "report" / "scores.csv"), ()),
+        "onnx": (own, _over_threshold(bundle / "report" / "scores.onnxruntime.csv"), ("--runtime", "onnxruntime")),
+    }
+    for name, (threshold, flagged, flags) in expected.items():
+        r = run_edge_in_process("run", "--bundle", bundle, "--images", images, "--out", tmp_path / name, *flags)
+        assert r.returncode == 0, r.stderr
+        assert f"threshold {threshold.value:.6g} by f1 [calibrated on {threshold.runtime}]" in r.stderr
+        alerts = [json.loads(x) for x in r.stdout.splitlines() if x.startswith("{")]
+        # each runtime alerts on exactly the images its own scores put over its own threshold
+        assert {a["source"] for a in alerts} == flagged and flagged
+        assert {a["threshold"] for a in alerts} == {float(f"{threshold.value:.6g}")}
+    info = run_edge_in_process("info", bundle)
+    assert f"model model_int8.onnx (--runtime onnxruntime): its own threshold {own.value:.6g} by f1" in info.stdout
+    assert f"model model_int8.tflite (default runtime): threshold {m.threshold.value:.6g}" in info.stdout
+
+
+def test_recalibrating_one_runtime_keeps_the_other(both_bundle, synthetic_mvtec, tmp_path):
+    from edge.bundle import load_bundle
+
+    bundle, _ = both_bundle
+    parent = load_bundle(bundle).manifest
+    good = synthetic_mvtec / "train" / "good"  # 60 frames: more than a recalibration needs
+    r = run_edge_in_process(
+        "calibrate", "--from", bundle, "--normal", good, "--method", "quantile:0.99", "--runtime", "onnxruntime",
+        "--no-progress", "--out", tmp_path / "history",
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    v2 = load_bundle(tmp_path / "history").manifest
+    assert v2.version == 2 and v2.threshold == parent.threshold  # the .tflite's kept as it was
+    onnx = v2.variant_calibration["onnxruntime"]
+    assert onnx.threshold.method == "quantile:0.99" and onnx.threshold.runtime.startswith("onnxruntime")
+    assert onnx.normal_scores.count == 60 and v2.calibration.normal == 60
+    assert (tmp_path / "history" / "v2" / "report" / "scores.csv").is_file()  # the kept one's scores came along
+    r = run_edge_in_process("calibrate", "--from", tmp_path / "history", "--normal", good, "--no-progress")
+    assert r.returncode == 0, r.stderr
+    v3 = load_bundle(tmp_path / "history").manifest
+    assert v3.version == 3 and v3.variant_calibration == v2.variant_calibration
+    assert v3.threshold.method == "quantile:0.999" and v3.threshold.runtime.startswith("ai-edge-litert")
+
+
+def test_an_onnx_model_without_its_own_threshold_says_to_recalibrate(both_bundle, tmp_path):
+    import shutil
+
+    bundle, images = both_bundle
+    old = tmp_path / "old"
+    shutil.copytree(bundle, old)
+    raw = json.loads((old / "bundle.json").read_text())
+    del raw["variant_calibration"]  # as a bundle put together by hand, before it was recorded
+    (old / "bundle.json").write_text(json.dumps(raw))
+    r = run_edge_in_process("run", "--bundle", old, "--images", images, "--runtime", "onnxruntime")
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and len(lines) == 1, r.stderr
+    assert "no threshold calibrated on it" in lines[0] and "--runtime onnxruntime" in lines[0]
+    assert run_edge_in_process("run", "--bundle", old, "--images", images, "--max-frames", "1").returncode == 0
+
+
+def test_a_wrong_onnx_model_is_one_line(int8_model, onnx_int8, synthetic_mvtec, tmp_path):
+    import shutil
+
+    from edge.bundle import card_path
+
+    other = tmp_path / "other.onnx"  # an export of another run: its card says another input size
+    shutil.copyfile(onnx_int8, other)
+    card = json.loads(card_path(onnx_int8).read_text())
+    card["preprocessing"]["width"] *= 2
+    card_path(other).write_text(json.dumps(card))
+    cases = {
+        int8_model: "is not an ONNX model (.onnx)",
+        other: "is not an export of model_int8.tflite's model: its card's preprocessing",
+        _identity_onnx(tmp_path / "other_shape.onnx", card_path(onnx_int8)): "is not the same model as model_int8",
+    }
+    for given, expected in cases.items():
+        r = run_edge_in_process(
+            "calibrate", int8_model, "--onnx-model", given, "--normal", synthetic_mvtec, "--out", tmp_path / "b"
+        )
+        lines = r.stderr.strip().splitlines()
+        assert r.returncode == 2 and len(lines) == 1 and expected in lines[0], r.stderr
+
+
+def _identity_onnx(path, card):
+    """A real .onnx with the export's card but 64x64 frames in and out (another run's shape)."""
+    import shutil
+
+    import onnx
+    from onnx import TensorProto, helper
+
+    from edge.bundle import card_path
+
+    tensors = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, 64, 64, 1]) for n in ("frame", "out")]
+    graph = helper.make_graph([helper.make_node("Identity", ["frame"], ["out"])], "other", tensors[:1], tensors[1:])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8), path)
+    shutil.copyfile(card, card_path(path))
+    return path

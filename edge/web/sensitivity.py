@@ -87,16 +87,23 @@ def _from_stats(stats: ScoreStats, points: int = 200) -> np.ndarray:
     return np.interp(np.linspace(0, 1, min(points, max(stats.count, 2))), probs, values)
 
 
+def scores_csv(variant: Optional[str] = None) -> Path:
+    """report/scores.csv; a variant model's own calibration scores (edge.bundle.VariantCalibration):
+    report/scores.<variant>.csv."""
+    return SCORES_CSV if variant is None else SCORES_CSV.with_name(f"scores.{variant}.csv")
+
+
 def calibration_scores(bundle: Bundle) -> Optional[CalibrationScores]:
-    """The bundle's calibration scores, or None when it keeps none."""
-    path = bundle.path / SCORES_CSV
+    """The bundle's calibration scores (of the model in force: Bundle.variant), or None when it keeps none."""
+    relative = scores_csv(bundle.variant)
+    path = bundle.path / relative
     if path.is_file():
         normal, anomalous = [], []
         with open(path, newline="") as f:
             for row in csv.DictReader(f):
                 (normal if row.get("label") == "normal" else anomalous).append(float(row["score"]))
         if normal:
-            return CalibrationScores(np.sort(normal), np.sort(anomalous), str(SCORES_CSV), True)
+            return CalibrationScores(np.sort(normal), np.sort(anomalous), str(relative), True)
     m = bundle.manifest
     if m.normal_scores is None:
         return None
@@ -145,7 +152,7 @@ def load_override(bundle: Bundle, path: Path) -> Optional[dict]:
         made_for = str(data["model_sha256"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise EdgeError(f"cannot read the threshold override {path} ({exc}); fix or delete it") from None
-    if made_for != bundle.manifest.model.sha256 or not math.isfinite(value):
+    if made_for != bundle.model_sha256 or not math.isfinite(value):
         return None
     return data
 
@@ -165,7 +172,7 @@ def write_override(
     }
     data = {
         "bundle": str(bundle.path.resolve()),
-        "model_sha256": bundle.manifest.model.sha256,
+        "model_sha256": bundle.model_sha256,  # the model that runs: an ONNX model's override is its own
         "calibrated": {"value": bundle.threshold, "method": bundle.manifest.threshold.method},
         "threshold": new,
         "history": [*previous.get("history", []), entry],

@@ -136,6 +136,15 @@ _EDGETPU_MODEL = typer.Option(
     "scores the images too. See docs/runtime.md.",
 )
 
+_ONNX_MODEL = typer.Option(
+    None,
+    "--onnx-model",
+    help="The .onnx of the same run (`edge export RUN --format onnx`): kept in the bundle beside MODEL (the .tflite), "
+    "hashed, and scored through ONNX Runtime on the same images for its own threshold (its scores are not the "
+    "TFLite model's). `edge run --runtime onnxruntime` runs it with that threshold; the default runtime runs MODEL "
+    "with the main one. --provider chooses its execution providers. See docs/runtime.md.",
+)
+
 
 def register(app: typer.Typer) -> None:
     app.command("calibrate")(calibrate)
@@ -167,6 +176,7 @@ def calibrate(
     delegate_fallback: Optional[str] = options.delegate_fallback(),
     provider: Optional[list[str]] = options.providers(),
     edgetpu_model: Optional[Path] = _EDGETPU_MODEL,
+    onnx_model: Optional[Path] = _ONNX_MODEL,
 ) -> None:
     """Calibrate a model's anomaly threshold on real images and write a deployable bundle.
 
@@ -206,6 +216,8 @@ def calibrate(
     given = (runtime, delegate, delegate_fallback, provider)
     chosen = options.runtime_options(None, *given) if any(v is not None for v in given) else None
     if from_bundle is not None:
+        if onnx_model is not None or edgetpu_model is not None:
+            raise EdgeError("--from keeps the bundle's models; --onnx-model/--edgetpu-model apply to a new bundle")
         _refuse_with_from(anomalous, roi, mask, tile, tile_overlap)
         _refuse_signal_from(from_bundle)
         from calibration.recalibrate import recalibrate
@@ -259,9 +271,14 @@ def calibrate(
         confidence=confidence,
         precision=precision,
         runtime=chosen,
-        variants={"edgetpu": edgetpu_model} if edgetpu_model is not None else None,
+        variants=_variants(edgetpu_model, onnx_model),
     )
     typer.echo(str(bundle.path))
+
+
+def _variants(edgetpu_model: Optional[Path], onnx_model: Optional[Path]) -> Optional[dict[str, Path]]:
+    given = {"edgetpu": edgetpu_model, "onnxruntime": onnx_model}
+    return {k: v for k, v in given.items() if v is not None} or None
 
 
 def _check_choices(score: Optional[str], error: Optional[str]) -> None:
