@@ -97,6 +97,12 @@ class _Delivery(StrictModel):
 class WebhookConfig(_Delivery):
     url: str = Field(..., description="http:// or https:// URL that receives a POST per alert")
     timeout_s: float = Field(5.0, gt=0, description="per request")
+    timeout_max_s: float = Field(
+        60.0,
+        gt=0,
+        description="a receiver slower than timeout_s: each request without an answer in time doubles the wait "
+        "for the next, up to this (set it to timeout_s to keep the wait fixed)",
+    )
     headers: dict[str, str] = Field(default_factory=dict, description="extra request headers (no secrets here)")
     headers_env: dict[str, str] = Field(
         default_factory=dict, description="header name -> environment variable holding its value (tokens)"

@@ -175,9 +175,17 @@ class Subscriber:
 
 
 class Receiver:
-    """A webhook receiver on 127.0.0.1: answers `fail_with` to the first `fail_first` POSTs, then 200."""
+    """A webhook receiver on 127.0.0.1: answers `fail_with` to the first `fail_first` POSTs, then 200;
+    each answer `delay_s` after the request was taken (a slow receiver)."""
 
-    def __init__(self, port: int = 0, fail_first: int = 0, fail_with: int = 503, reject_ids: frozenset = frozenset()):
+    def __init__(
+        self,
+        port: int = 0,
+        fail_first: int = 0,
+        fail_with: int = 503,
+        reject_ids: frozenset = frozenset(),
+        delay_s: float = 0.0,
+    ):
         self.requests: list[dict] = []  # accepted ones: {"body": ..., "headers": ...}
         self.refused = 0
         self.fail_first = fail_first
@@ -199,6 +207,8 @@ class Receiver:
                     else:
                         receiver.requests.append({"body": data, "headers": dict(self.headers)})
                         status = 200
+                if delay_s:
+                    time.sleep(delay_s)
                 self.send_response(status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()

@@ -176,10 +176,30 @@ def test_a_receiver_slower_than_the_timeout_is_said_plainly(tmp_path):
         with pytest.raises(ConnectionError) as caught:
             transport.send(Entry(1, alert.id, json.dumps(alert.to_dict())))
         message = str(caught.value)
-        assert "no answer within 0.3 s" in message and "sinks.webhook.timeout_s" in message
+        assert "no answer within 0.3 s" in message and "sinks.webhook.timeout_max_s" in message
         assert "secret" not in message
     finally:
         slow.close()
+
+
+def test_a_receiver_slower_than_the_timeout_gets_every_alert(tmp_path, capsys):
+    """Before: a receiver answering after timeout_s was never acknowledged; the outbox re-sent its
+    first alert for ever and the rest waited. Now each unanswered request doubles the wait (up to
+    timeout_max_s): every alert is delivered, in order of first arrival, repeats only with the same id."""
+    receiver = Receiver(delay_s=0.35)
+    sink = WebhookSink(receiver.url, tmp_path, timeout_s=0.1, timeout_max_s=2.0, backoff_s=0.02, backoff_max_s=0.1)
+    alerts = [make_alert(i) for i in range(4)]
+    try:
+        for a in alerts:
+            sink.emit(a)
+        assert wait_until(lambda: sink.pending == 0, 20)
+    finally:
+        sink.close()
+        receiver.stop()
+    got = receiver.ids()
+    assert list(dict.fromkeys(got)) == [a.id for a in alerts]
+    assert sink.transport.wait_s > 0.35  # it learned to wait for this receiver
+    assert "no answer within 0.1 s; waiting up to 0.2 s" in capsys.readouterr().err
 
 
 def test_close_is_bounded_when_the_receiver_hangs(tmp_path):

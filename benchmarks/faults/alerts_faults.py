@@ -249,6 +249,26 @@ def stop_after(scene: Scene, seconds: float) -> int:
     return stop(proc)
 
 
+def slow_receiver(scene: Scene, run_s: float, delay_s: float, timeout_s: float) -> dict:
+    """The receiver answers every POST after delay_s (> the webhook's timeout_s) for run_s; then it
+    answers at once, while the same run goes on, and the backlog drains. Delivered during the slow
+    part (the sink learned to wait longer) and in all are both counted."""
+    scene.start_receivers()
+    proc = scene.edge_run()
+    time.sleep(run_s)
+    during = len(set(scene.produced()) & set(scene.receiver.ids))
+    scene.receiver.delay_s = 0.0  # heals
+    started = time.monotonic()
+    scene.settle()
+    drained_s = time.monotonic() - started
+    rc = stop(proc)
+    scene.settle(10)
+    result = scene.report(f"receiver {delay_s:g} s > timeout {timeout_s:g} s")
+    result.update({"delivered_while_slow": during, "drained_s": round(drained_s, 1), "exit": rc})
+    print(json.dumps({k: result[k] for k in ("delivered_while_slow", "drained_s", "exit")}), flush=True)
+    return result
+
+
 def full_disk(scene: Scene, disk_mb: int, run_s: float) -> dict:
     """OUT on a small tmpfs (root): snapshots fill it up to the floor, the records keep going."""
     disk = scene.folder / "disk"
@@ -306,11 +326,7 @@ def main(argv=None) -> dict:
             if args.scenario in ("broker-down", "webhook-500"):
                 return outage(scene, "broker" if args.scenario == "broker-down" else "webhook", args.down_s, args.run_s)
             if slow:
-                scene.start_receivers()
-                rc = stop_after(scene, args.run_s)
-                scene.receiver.delay_s = 0.0  # heals, so the backlog can be counted
-                scene.settle()
-                return {**scene.report(f"receiver {args.delay_s:g} s > timeout {args.timeout_s:g} s"), "exit": rc}
+                return slow_receiver(scene, args.run_s, args.delay_s, args.timeout_s)
             if args.scenario == "kill9":
                 return kill9(scene, args.kills, args.kill_every_s)
             if args.scenario == "full-disk":

@@ -186,6 +186,7 @@ def _webhook_sink(w, state: Path) -> tuple[Sink, str]:
         w.url,
         state,
         timeout_s=w.timeout_s,
+        timeout_max_s=w.timeout_max_s,
         headers=headers,
         max_entries=w.outbox_max,
         backoff_s=w.backoff_s,
