@@ -38,6 +38,7 @@ from edge.detector import make_detector
 from edge.errors import EdgeError
 from edge.imaging import list_images, read_image
 from edge.preprocess import Preprocessor, crop_roi
+from edge.runtime import RuntimeOptions, for_runtime
 
 GOOD = "good"
 
@@ -337,10 +338,14 @@ def evaluate_bundle(
     pixel_max_side: int = 1024,
     worst: int = 6,
     advance: Optional[ProgressHook] = None,
+    runtime: Optional[RuntimeOptions] = None,
 ) -> EvalResult:
-    """Score every test image with the bundle's .tflite through edge.detector; all metrics."""
-    b = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
-    detector = make_detector(b, threads)
+    """Score every test image with the bundle's .tflite through edge.detector; all metrics.
+
+    `runtime` (edge.runtime): e.g. ONNX Runtime, on the bundle's .onnx, judged by that model's own threshold.
+    """
+    b = for_runtime(bundle if isinstance(bundle, Bundle) else load_bundle(bundle), runtime)
+    detector = make_detector(b, threads, runtime)
     pre = Preprocessor(b.manifest.preprocessing)
     roi = b.manifest.preprocessing.roi
     got = _Collected()
@@ -622,6 +627,7 @@ def evaluate(
     exclude: Sequence[str] = (),
     resamples: int = DEFAULT_RESAMPLES,
     seed: int = DEFAULT_SEED,
+    runtime: Optional[RuntimeOptions] = None,
 ) -> tuple[list[EvalResult], Optional[Path]]:
     """Evaluate one or more bundles on one MVTec AD folder; optionally write markdown + PNGs.
 
@@ -629,10 +635,11 @@ def evaluate(
     compared with it by a paired bootstrap over the same images (calibration.bootstrap).
     """
     eval_set = load_eval_set(data, exclude)
-    loaded = [load_bundle(b) for b in bundles]  # check every bundle before the long part
+    # check every bundle before the long part; with the threshold in force on `runtime` (edge.runtime.for_runtime)
+    loaded = [for_runtime(load_bundle(b), runtime) for b in bundles]
     results = []
     for b, name in zip(loaded, _distinct_names(loaded), strict=True):
-        r = _evaluate_one(b, name, eval_set, progress, batch_size, threads, pixel_max_side, worst)
+        r = _evaluate_one(b, name, eval_set, progress, batch_size, threads, pixel_max_side, worst, runtime)
         r.name = name
         _add_intervals(r, results[0] if results else None, resamples, seed, log)
         results.append(r)
@@ -685,10 +692,11 @@ def _evaluate_one(
     threads: Optional[int],
     pixel_max_side: int,
     worst: int,
+    runtime: Optional[RuntimeOptions] = None,
 ) -> EvalResult:
     """evaluate_bundle, under a transient progress bar when `progress`."""
     if not progress:
-        return evaluate_bundle(b, eval_set, batch_size, threads, pixel_max_side, worst)
+        return evaluate_bundle(b, eval_set, batch_size, threads, pixel_max_side, worst, runtime=runtime)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     with Progress(
@@ -696,7 +704,9 @@ def _evaluate_one(
     ) as bar:
         task = bar.add_task(f"eval {name}", total=len(eval_set.files))
         advance = lambda k: bar.advance(task, k)  # noqa: E731
-        return evaluate_bundle(b, eval_set, batch_size, threads, pixel_max_side, worst, advance=advance)
+        return evaluate_bundle(
+            b, eval_set, batch_size, threads, pixel_max_side, worst, advance=advance, runtime=runtime
+        )
 
 
 def _write_outputs(results: list[EvalResult], eval_set: EvalSet, out: Path, worst: int, command: str) -> Path:

@@ -149,7 +149,7 @@ def _over_threshold(scores_csv) -> set[str]:
     return {f"{kind[r['label']]}_{Path(r['file']).name}" for r in rows if r["over_threshold"] == "1"}
 
 
-def test_a_bundle_with_both_models_runs_each_with_its_own_threshold(both_bundle, tmp_path):
+def test_a_bundle_with_both_models_runs_each_with_its_own_threshold(both_bundle, synthetic_mvtec, tmp_path):
     from edge.bundle import load_bundle
 
     bundle, images = both_bundle
@@ -170,6 +170,9 @@ def test_a_bundle_with_both_models_runs_each_with_its_own_threshold(both_bundle,
         # each runtime alerts on exactly the images its own scores put over its own threshold
         assert {a["source"] for a in alerts} == flagged and flagged
         assert {a["threshold"] for a in alerts} == {float(f"{threshold.value:.6g}")}
+        # edge eval judges each model by its own threshold too (F1 there: the same images as calibration's f1)
+        r = run_edge_in_process("eval", bundle, "--data", synthetic_mvtec, "--bootstrap", "0", *flags)
+        assert r.returncode == 0 and f"at threshold {threshold.value:.4g}," in r.stdout, r.stderr
     info = run_edge_in_process("info", bundle)
     assert f"model model_int8.onnx (--runtime onnxruntime): its own threshold {own.value:.6g} by f1" in info.stdout
     assert f"model model_int8.tflite (default runtime): threshold {m.threshold.value:.6g}" in info.stdout

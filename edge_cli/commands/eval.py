@@ -81,6 +81,8 @@ def eval_(
     normal_label: Optional[float] = typer.Option(
         None, "--normal-label", help="Signal bundles: the label of normal windows (default: the one trained on)."
     ),
+    runtime: Optional[str] = options.runtime(),
+    provider: Optional[list[str]] = options.providers(),
 ) -> None:
     """Measure how well bundles find real defects: the exported .tflite run through edge's own code.
 
@@ -109,6 +111,8 @@ def eval_(
     from calibration.classifier_eval import classifier_bundles, evaluate_classifiers
     from calibration.evaluate import evaluate
 
+    # --runtime onnxruntime: a bundle's .onnx (kept beside its .tflite too), judged by that model's own threshold
+    chosen = options.runtime_options(None, runtime, None, None, provider) if runtime or provider else None
     command = "edge " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     classifiers = classifier_bundles([bundle, *(compare or [])])
     if classifiers is not None:  # accuracy at argmax and at the threshold, confusion matrices
@@ -131,6 +135,7 @@ def eval_(
         exclude=exclude or (),
         resamples=resamples,
         seed=seed,
+        runtime=chosen,
     )
 
 
