@@ -24,7 +24,7 @@ def tensorflow_threads():
 
 
 def runtime():
-    """--runtime for commands that run a bundle's model (run, bench, calibrate)."""
+    """--runtime for commands that run a bundle's model (run, bench, calibrate, eval)."""
     return typer.Option(
         None,
         "--runtime",
