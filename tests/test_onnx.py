@@ -200,6 +200,21 @@ def test_recalibrating_one_runtime_keeps_the_other(both_bundle, synthetic_mvtec,
     v3 = load_bundle(tmp_path / "history").manifest
     assert v3.version == 3 and v3.variant_calibration == v2.variant_calibration
     assert v3.threshold.method == "quantile:0.999" and v3.threshold.runtime.startswith("ai-edge-litert")
+    # a run on ONNX Runtime swaps the new version in with the ONNX model's own threshold and scores
+    from edge.app import build_pipeline
+    from edge.config import RunConfig
+    from edge.sources import SourceConfig
+    from edge.swap import BundleSwap, SwapConfig
+
+    config = RunConfig(bundle=bundle, source=SourceConfig(images=str(good)), runtime="onnxruntime")
+    pipeline = build_pipeline(config, _quiet)
+    assert pipeline.threshold.value == parent.variant_calibration["onnxruntime"].threshold.value
+    swap = BundleSwap(
+        pipeline, tmp_path / "history", SwapConfig(), health=config.health, drift=config.drift, geometry=None,
+        override=None, threads=1, log=_quiet,
+    )  # fmt: skip
+    swap._attempt("test", tmp_path / "history")
+    assert swap.ready.threshold == onnx.threshold.value and swap.ready.scores.source == "report/scores.onnxruntime.csv"
 
 
 def test_an_onnx_model_without_its_own_threshold_says_to_recalibrate(both_bundle, tmp_path):
