@@ -105,7 +105,15 @@ def extract(extractor, frames_u8: np.ndarray, batch_size: int = 16) -> np.ndarra
 def training_features(
     data, config: GridConfig, threads: Optional[int], log: Callable[[str], None], min_images: int = 1, name: str = ""
 ) -> tuple:
-    """The good images of DATA and their (N, g, g, C) grid features; sets config.color from the images.
+    """The good images of DATA and their (N, g, g, C) grid features; sets config.color from the images."""
+    images = training_images(data, config, threads, log, min_images, name)
+    return images, extract(build_extractor(config), images.frames)
+
+
+def training_images(
+    data, config: GridConfig, threads: Optional[int], log: Callable[[str], None], min_images: int = 1, name: str = ""
+):
+    """The good images of DATA, checked, with TensorFlow imported; sets config.color from the images.
 
     The images are read first: a wrong folder, or too few images, is one line at once, not after
     TensorFlow's import.
@@ -123,4 +131,4 @@ def training_features(
     if images.skipped:
         log(f"skipped {len(images.skipped)} unreadable file(s)")
     config.color = images.preprocessing.color
-    return images, extract(build_extractor(config), images.frames)
+    return images

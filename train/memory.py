@@ -162,12 +162,16 @@ def train_memory(
     config: Optional[MemoryConfig] = None,
     threads: Optional[int] = 2,
     log: Callable[[str], None] = print,
+    prepared: Optional[tuple] = None,
 ) -> Path:
-    """Build the memory bank from the good images of DATA; write RUN_DIR/memory.npz and run.json."""
+    """Build the memory bank from the good images of DATA; write RUN_DIR/memory.npz and run.json.
+
+    `prepared`: (images, features) already read and extracted with this config (`--arch auto`).
+    """
     config = config or MemoryConfig()
     check_config(config)
     t0 = time.perf_counter()
-    images, features = training_features(data, config, threads, log, MIN_IMAGES, "--arch memory")
+    images, features = prepared or training_features(data, config, threads, log, MIN_IMAGES, "--arch memory")
     scale, centre = fit_normalization(features)
     normalized = features / scale - centre
     t1 = time.perf_counter()

@@ -274,14 +274,18 @@ def train_padim(
     config: Optional[PadimConfig] = None,
     threads: Optional[int] = 2,
     log: Callable[[str], None] = print,
+    prepared: Optional[tuple] = None,
 ) -> Path:
-    """Fit the per-cell Gaussians on the good images of DATA; write RUN_DIR/padim.npz and run.json."""
+    """Fit the per-cell Gaussians on the good images of DATA; write RUN_DIR/padim.npz and run.json.
+
+    `prepared`: (images, features) already read and extracted with this config (`--arch auto`).
+    """
     import time
 
     config = config or PadimConfig()
     _check(config)
     t0 = time.perf_counter()
-    images, features = training_features(data, config, threads, log)
+    images, features = prepared or training_features(data, config, threads, log)
     projection = None
     if config.dims and config.dims < features.shape[-1]:
         projection = fit_projection(features, config.dims)

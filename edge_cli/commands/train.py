@@ -23,7 +23,7 @@ train_app = typer.Typer(
     no_args_is_help=True,
 )
 
-AUTOENCODER_ARCHS = ("features", "memory", "conv", "dense", "draem")
+AUTOENCODER_ARCHS = ("features", "memory", "auto", "conv", "dense", "draem")
 
 
 def register(app: typer.Typer) -> None:
@@ -97,14 +97,21 @@ def _train_features(
     trim: float,
     threads: Optional[int],
 ) -> None:
+    config = _feature_config(size, color, stages, stride, neighbourhood, dims, trim)
+    require_tensorflow("train features")
+    _trainer("padim")(data, out, config, threads=threads)
+
+
+def _feature_config(
+    size: int, color: Optional[str], stages: str, stride: int, neighbourhood: int, dims: int, trim: float
+):
     _check_color(color)
     stage_list = _parse_stages(stages)
     if size % 16:
         raise EdgeError(f"--size {size} must be a multiple of 16 for the feature model (e.g. 256)")
-    require_tensorflow("train features")
     from train.padim import PadimConfig
 
-    config = PadimConfig(
+    return PadimConfig(
         size=size,
         color=color,
         stages=stage_list,
@@ -113,7 +120,6 @@ def _train_features(
         dims=dims,
         trim=trim,
     )
-    _trainer("padim")(data, out, config, threads=threads)
 
 
 # ---------------------------------------------------------------- edge train autoencoder
@@ -134,13 +140,16 @@ _RUN_OUT = typer.Option(
 _ARCH = typer.Option(
     "features",
     "--arch",
-    metavar="features|memory|conv|dense|draem",
+    metavar="features|memory|auto|conv|dense|draem",
     help="features (default): pretrained EfficientNet-Lite0 features + a Gaussian per map cell, no training "
     "(--stages --stride --neighbourhood --dims --trim); "
     "the best on real defects of aligned parts (benchmarks/results/quality.md). "
     "memory: the same features, compared with a memory of good cells from ANY place (PatchCore-style, --bank): "
     "for parts that move on a belt, where a good part at a new place must not alarm "
     "(benchmarks/results/quality_moving.md). "
+    "auto: cross-validates features and memory on the good images (3 folds; held-back images, the same moved by "
+    "the displacements the images show, and synthetic defects drawn on them), trains the better and says why; "
+    "features when they are within noise (docs/models.md). "
     "conv: the tutorials' convolutional autoencoder (--filters --latent). dense: the tutorials' "
     "Flatten-Dense autoencoder (--units). draem: a reconstruction + segmentation network trained on "
     "synthetic defects drawn on the good images (train/draem.py). All export, calibrate and run alike.",
@@ -273,6 +282,11 @@ def autoencoder(
     at a place it never occupied in training is still good. For parts that move on a belt;
     aligned parts (tiles, fixtures) do better with the default. Writes OUT/memory.npz + OUT/run.json.
 
+    --arch auto: cross-validates features and memory on your good images (3 folds: held-back
+    images, the same moved by displacements your images show, synthetic defects drawn on them),
+    trains the one with the higher image AUROC in every fold (features when the folds overlap)
+    and prints why; run.json records the chosen arch and an "auto" block with the fold figures.
+
     --arch conv: strided Conv2D + BatchNorm + LeakyReLU encoder, dense latent vector,
     Conv2DTranspose decoder; MSE loss, Adam, early stopping. Writes OUT/model.keras,
     OUT/run.json, OUT/history.json + history.png, OUT/reconstructions.png. --arch dense and
@@ -303,6 +317,9 @@ def autoencoder(
         return
     if arch == "memory":
         _train_memory(data, out, size or 256, color, stages, stride, neighbourhood or 3, bank, seed, threads)
+        return
+    if arch == "auto":
+        _train_auto(data, out, size or 256, color, stages, stride, neighbourhood, dims, trim, bank, seed, threads)
         return
     require_tensorflow("train autoencoder")
     if arch == "draem":
@@ -341,15 +358,22 @@ def _train_memory(
     threads: Optional[int],
 ) -> None:
     """The position-blind memory model (train/memory.py): the feature grid's options, and its bank."""
+    config = _memory_config(size, color, stages, stride, neighbourhood, bank, seed)
+    require_tensorflow("train autoencoder --arch memory")
+    _trainer("memory")(data, out, config, threads=threads)
+
+
+def _memory_config(
+    size: int, color: Optional[str], stages: str, stride: int, neighbourhood: int, bank: Optional[int], seed: int
+):
     stage_list = _parse_stages(stages)
     if bank is not None and bank < 1:
         raise EdgeError(f"--bank {bank} must be a positive number of memory entries (or leave it out: 10 % of cells)")
     if size % 16:
         raise EdgeError(f"--size {size} must be a multiple of 16 for the memory model (e.g. 256)")
-    require_tensorflow("train autoencoder --arch memory")
     from train.memory import MemoryConfig
 
-    config = MemoryConfig(
+    return MemoryConfig(
         size=size,
         color=color,  # type: ignore[arg-type]
         stages=stage_list,
@@ -358,7 +382,29 @@ def _train_memory(
         bank=bank,
         seed=seed,
     )
-    _trainer("memory")(data, out, config, threads=threads)
+
+
+def _train_auto(
+    data: Path,
+    out: Path,
+    size: int,
+    color: Optional[str],
+    stages: str,
+    stride: int,
+    neighbourhood: Optional[int],
+    dims: int,
+    trim: float,
+    bank: Optional[int],
+    seed: int,
+    threads: Optional[int],
+) -> None:
+    """Cross-validate features and memory on the good images, train the better (train/auto_arch.py)."""
+    padim = _feature_config(size, color, stages, stride, neighbourhood or 1, dims, trim)
+    memory = _memory_config(size, color, stages, stride, neighbourhood or 3, bank, seed)
+    require_tensorflow("train autoencoder --arch auto")
+    from train.auto_arch import train_auto
+
+    train_auto(data, out, padim, memory, threads=threads)
 
 
 def _train_signal(
@@ -406,7 +452,8 @@ def _train_signal(
 def _check_autoencoder_arch(arch: str) -> None:
     if arch not in AUTOENCODER_ARCHS:
         raise EdgeError(
-            f"--arch {arch!r} must be features (the default), memory (parts that move), conv or dense "
+            f"--arch {arch!r} must be features (the default), memory (parts that move), auto (one of those two, "
+            "cross-validated on your good images), conv or dense "
             "(pixel autoencoders) or draem (synthetic-defect model)"
         )
 
