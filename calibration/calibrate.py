@@ -41,6 +41,7 @@ from calibration.variants import (
     check_same_tensors,
     keep_other_scores,
     log_variant_summary,
+    onnx_only,
     runtimes_for,
     write_variant_scores,
 )
@@ -212,7 +213,7 @@ def calibrate(
     main_runtime, onnx_runtime = runtimes_for(runtime, onnx_path)
     # Recalibrating (`keep`: the parent bundle): only the model of the runtime asked for is scored again;
     # the other calibration is kept. Otherwise every model is scored.
-    score_main = keep is None or onnx_path is None or (runtime is None or runtime.runtime != "onnxruntime")
+    score_main = not onnx_only(keep, onnx_path, runtime)
     score_onnx = onnx_path is not None and (keep is None or not score_main)
     model = _open_model(model_path, main_runtime, variants, threads, log)
     model.check_frame_shape(card.preprocessing.input_shape)

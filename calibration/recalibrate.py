@@ -18,11 +18,12 @@ from typing import Callable, Optional
 
 from calibration import data as cal_data
 from calibration.calibrate import FEW_NORMAL, calibrate
+from calibration.variants import onnx_only
 from edge import bundle_history
 from edge.bundle import MANIFEST, Bundle, Calibration, current_version, load_bundle, sha256_file
 from edge.errors import EdgeError
 from edge.messages import to_stderr
-from edge.runtime import RuntimeOptions, is_onnx
+from edge.runtime import RuntimeOptions
 from edge.tiling import GeometryConfig
 
 MIN_FRAMES = FEW_NORMAL  # below this a threshold is a guess: the desktop warns, a recalibration refuses
@@ -125,10 +126,9 @@ def _parent_geometry(parent: Bundle) -> Optional[GeometryConfig]:
 
 
 def _recalibrated_variant(parent: Bundle, runtime: Optional[RuntimeOptions]) -> Optional[str]:
-    """ "onnxruntime" when this recalibration scores the ONNX model the bundle keeps beside its .tflite
-    (calibrate's `keep`: then only it is scored); None when it scores the main model."""
-    onnx_beside = "onnxruntime" in parent.manifest.model.variants and not is_onnx(parent.model_path)
-    return "onnxruntime" if onnx_beside and runtime is not None and runtime.runtime == "onnxruntime" else None
+    """The ONNX variant ("onnxruntime") when this recalibration scores only the ONNX model kept beside the .tflite."""
+    onnx = parent.manifest.model.variants.get("onnxruntime")
+    return "onnxruntime" if onnx is not None and onnx_only(parent, parent.path / onnx, runtime) else None
 
 
 def _record_lineage(

@@ -42,6 +42,13 @@ def runtimes_for(
     return main, onnx
 
 
+def onnx_only(keep: Optional[Bundle], onnx_path: Optional[Path], runtime: Optional[RuntimeOptions]) -> bool:
+    """Recalibrating (`keep`: the parent) with --runtime onnxruntime a bundle that keeps an ONNX model beside
+    its .tflite: only the ONNX model is scored again; the .tflite's calibration is kept."""
+    asked = runtime is not None and runtime.runtime == "onnxruntime"
+    return keep is not None and onnx_path is not None and asked
+
+
 def check_onnx_card(model_path: Path, card: ModelCard, onnx_path: Path) -> None:
     """The .onnx is an ONNX export of the same run as MODEL (its card agrees); one line if not."""
     if is_onnx(model_path):
