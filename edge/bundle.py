@@ -214,11 +214,16 @@ class Bundle:
         return self.path / self.manifest.model.file
 
     @property
+    def model_file(self) -> str:
+        """The name of the model file that runs: the variant's when one is in force."""
+        if self.variant is None:
+            return self.manifest.model.file
+        return self.manifest.model.variants[self.variant]  # type: ignore[index]
+
+    @property
     def model_sha256(self) -> str:
         """The sha256 of the model file that runs: the variant's when one is in force (a page override names it)."""
-        if self.variant is None:
-            return self.manifest.model.sha256
-        return self.manifest.files[self.manifest.model.variants[self.variant]]  # type: ignore[index]
+        return self.manifest.model.sha256 if self.variant is None else self.manifest.files[self.model_file]
 
     def for_variant(self, variant: str) -> "Bundle":
         """This bundle as its `variant` model runs it: that model's own threshold, score statistics and

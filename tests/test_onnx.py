@@ -209,6 +209,10 @@ def test_recalibrating_one_runtime_keeps_the_other(both_bundle, synthetic_mvtec,
     config = RunConfig(bundle=bundle, source=SourceConfig(images=str(good)), runtime="onnxruntime")
     pipeline = build_pipeline(config, _quiet)
     assert pipeline.threshold.value == parent.variant_calibration["onnxruntime"].threshold.value
+    from edge.web.status import bundle_identity
+
+    page = bundle_identity(pipeline.bundle)  # what the page's status says runs
+    assert page["model"] == "model_int8.onnx" and page["threshold"]["runtime"].startswith("onnxruntime")
     swap = BundleSwap(
         pipeline, tmp_path / "history", SwapConfig(), health=config.health, drift=config.drift, geometry=None,
         override=None, threads=1, log=_quiet,

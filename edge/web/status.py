@@ -22,13 +22,13 @@ def bundle_identity(bundle: Bundle) -> dict:
         "path": str(bundle.path),
         "id": bundle.id,
         "version": bundle.version,
-        "model": m.model.file,
-        "sha256": m.model.sha256[:12],
+        "model": bundle.model_file,  # the one that runs: a bundle's .onnx on --runtime onnxruntime
+        "sha256": bundle.model_sha256[:12],
         "kind": m.model.kind,
         "quantization": m.model.quantization,
         "created": m.created,
         "age_days": round(age.total_seconds() / 86400, 1),
-        "threshold": {"value": m.threshold.value, "method": m.threshold.method},
+        "threshold": {"value": m.threshold.value, "method": m.threshold.method, "runtime": m.threshold.runtime},
     }
 
 
