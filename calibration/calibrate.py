@@ -209,7 +209,7 @@ def calibrate(
     variants = {k: Path(v) for k, v in (variants or {}).items()}
     onnx_path = variants.get("onnxruntime")  # an ONNX model beside MODEL: scored too, for its own threshold
     if onnx_path is not None and keep is None:
-        check_onnx_card(model_path, card, onnx_path)  # before minutes of scoring
+        onnx_card = check_onnx_card(model_path, card, onnx_path)  # before minutes of scoring
     main_runtime, onnx_runtime = runtimes_for(runtime, onnx_path)
     # Recalibrating (`keep`: the parent bundle): only the model of the runtime asked for is scored again;
     # the other calibration is kept. Otherwise every model is scored.
@@ -242,7 +242,9 @@ def calibrate(
     onnx = None
     if score_onnx:
         onnx = _calibrate_on(onnx_model, onnx_path, scoring, images, method, precision, progress, log)  # type: ignore[arg-type]
-        manifest.variant_calibration["onnxruntime"] = onnx.variant_calibration()
+        # its quantization: from its card, or from the parent when recalibrating (no card in a bundle)
+        quantization = onnx_card.quantization if keep is None else _onnx_quantization(keep)
+        manifest.variant_calibration["onnxruntime"] = onnx.variant_calibration(quantization)
     elif onnx_path is not None and keep is not None:
         manifest.variant_calibration.update(keep.manifest.variant_calibration)
     _add_variants(out, manifest, variants, model_path)
@@ -277,13 +279,19 @@ class Calibrated:
     frame_scorer: Optional[FrameScorer] = None
     tiler: Optional[Tiler] = None
 
-    def variant_calibration(self) -> VariantCalibration:
+    def variant_calibration(self, quantization: Optional[str]) -> VariantCalibration:
         return VariantCalibration(
             threshold=self.record,
             normal_scores=self.normal_stats,
             anomalous_scores=self.anomalous_stats,
             metrics=self.metrics,
+            quantization=quantization,  # type: ignore[arg-type]  # a card's, already validated
         )
+
+
+def _onnx_quantization(parent: Bundle) -> Optional[str]:
+    own = parent.manifest.variant_calibration.get("onnxruntime")
+    return own.quantization if own is not None else None
 
 
 def _kept(parent: Bundle) -> Calibrated:

@@ -49,8 +49,8 @@ def onnx_only(keep: Optional[Bundle], onnx_path: Optional[Path], runtime: Option
     return keep is not None and onnx_path is not None and asked
 
 
-def check_onnx_card(model_path: Path, card: ModelCard, onnx_path: Path) -> None:
-    """The .onnx is an ONNX export of the same run as MODEL (its card agrees); one line if not."""
+def check_onnx_card(model_path: Path, card: ModelCard, onnx_path: Path) -> ModelCard:
+    """The .onnx's card, when it is an ONNX export of the same run as MODEL (its card agrees); one line if not."""
     if is_onnx(model_path):
         raise EdgeError(
             f"{model_path.name} is itself an ONNX model; --onnx-model goes beside the .tflite of the same run "
@@ -71,6 +71,7 @@ def check_onnx_card(model_path: Path, card: ModelCard, onnx_path: Path) -> None:
                 f"{onnx_path.name} is not an export of {model_path.name}'s model: its card's {name} is "
                 f"{_short(other)}, {model_path.name}'s is {_short(mine)}; export both from the same run"
             )
+    return theirs
 
 
 def check_same_tensors(model: ModelBase, onnx: ModelBase) -> None:

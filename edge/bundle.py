@@ -129,6 +129,7 @@ class VariantCalibration(StrictModel):
     normal_scores: Optional[ScoreStats] = None
     anomalous_scores: Optional[ScoreStats] = None
     metrics: Optional[dict[str, Any]] = None
+    quantization: Optional[Quantization] = None  # the variant model's (its card's); None: as model.quantization
 
 
 # The variants that carry their own threshold. The Edge TPU's does not: it is recalibrated on the
@@ -226,8 +227,9 @@ class Bundle:
         return self.manifest.model.sha256 if self.variant is None else self.manifest.files[self.model_file]
 
     def for_variant(self, variant: str) -> "Bundle":
-        """This bundle as its `variant` model runs it: that model's own threshold, score statistics and
-        metrics in the manifest's place, so everything that reads them (decider, drift, page) gets the one in force."""
+        """This bundle as its `variant` model runs it: that model's own threshold, score statistics, metrics
+        (and quantization) in the manifest's place, so all that reads them (decider, drift, page) gets the
+        one in force."""
         own = self.manifest.variant_calibration.get(variant)  # type: ignore[call-overload]
         if own is None:
             raise EdgeError(
@@ -237,7 +239,10 @@ class Bundle:
                 f"{variant} --out HISTORY`"
             )
         fields = ("threshold", "normal_scores", "anomalous_scores", "metrics")
-        return Bundle(self.path, self.manifest.model_copy(update={k: getattr(own, k) for k in fields}), variant)
+        update: dict[str, Any] = {k: getattr(own, k) for k in fields}
+        if own.quantization is not None:  # e.g. an ONNX float32 model beside an int8 .tflite
+            update["model"] = self.manifest.model.model_copy(update={"quantization": own.quantization})
+        return Bundle(self.path, self.manifest.model_copy(update=update), variant)
 
     @property
     def threshold(self) -> float:

@@ -158,6 +158,7 @@ def test_a_bundle_with_both_models_runs_each_with_its_own_threshold(both_bundle,
     assert m.model.variants == {"onnxruntime": "model_int8.onnx"} and "model_int8.onnx" in m.files
     assert m.threshold.runtime.startswith("ai-edge-litert") and own.runtime.startswith("onnxruntime")
     assert own.value != m.threshold.value and own.false_alarm is not None and own.recall is not None
+    assert m.variant_calibration["onnxruntime"].quantization == "int8"
     expected = {
         "lite": (m.threshold, _over_threshold(bundle / "report" / "scores.csv"), ()),
         "onnx": (own, _over_threshold(bundle / "report" / "scores.onnxruntime.csv"), ("--runtime", "onnxruntime")),
