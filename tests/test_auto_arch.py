@@ -123,6 +123,8 @@ def test_within_noise_keeps_the_default():
     assert arch == "features" and "within noise" in reason
     assert decide({"features": [0.70, 0.75, 0.72], "memory": [0.80, 0.90, 0.85]})[0] == "memory"
     assert decide({"features": [0.95, 0.97, 0.96], "memory": [0.80, 0.90, 0.85]})[0] == "features"
+    arch, reason = decide({"features": [1.0, 1.0, 1.0], "memory": [1.0, 1.0, 1.0]})
+    assert arch == "features" and reason.startswith("the two scored alike")
 
 
 def test_displacements_measure_how_far_the_good_images_move():

@@ -228,10 +228,14 @@ def decide(folds: dict[str, list[float]]) -> tuple[str, str]:
             "features scored higher in every fold: position carries information in these images, which the "
             "per-cell Gaussians use."
         )
-    leader = "memory" if np.mean(m) > np.mean(f) else "features"
+    if np.mean(m) == np.mean(f):
+        standing = "the two scored alike"
+    else:
+        standing = (
+            f"{'memory' if np.mean(m) > np.mean(f) else 'features'} led on average, but the folds' ranges overlap"
+        )
     return "features", (
-        f"{leader} led on average, but the folds' ranges overlap: within noise, so features, the default "
-        "(faster per frame, no coreset to build), is kept."
+        f"{standing}: within noise, so features, the default (faster per frame, no coreset to build), is kept."
     )
 
 
