@@ -141,3 +141,13 @@ def test_displacements_measure_how_far_the_good_images_move():
     # moved by a measured displacement: the same content elsewhere, the frame's shape kept
     out = moved(frames[:1], np.array([[10.0, 0.0]]), rng)
     assert out.shape == frames[:1].shape and abs(int(out.sum()) - int(frames[0].sum())) < 0.05 * int(frames[0].sum())
+
+
+def test_too_few_good_images_is_one_line(tmp_path):
+    rng = np.random.default_rng(0)
+    data = _write(tmp_path / "good", [_tile(rng) for _ in range(5)])
+    result = run_edge_in_process("train", "autoencoder", "--arch", "auto", "--data", data, "--out", tmp_path / "r")
+    assert result.returncode != 0
+    assert "--arch auto needs at least 9 good images" in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert not (tmp_path / "r" / "run.json").exists()

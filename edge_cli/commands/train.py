@@ -269,7 +269,7 @@ def autoencoder(
     normal_label: Optional[float] = _NORMAL_LABEL,
     normalise: str = _NORMALISE,
 ) -> None:
-    """Learn what GOOD parts look like (pretrained features by default; --arch memory, conv, dense, draem).
+    """Learn what GOOD parts look like (pretrained features by default; --arch memory, auto, conv, dense, draem).
 
     The default (--arch features) needs no training: EfficientNet-Lite0 ImageNet features
     (weights ship with edge-inspect) of the good images, a Gaussian fitted per anomaly-map
