@@ -59,6 +59,8 @@ def run_edge_in_process(*args, cwd: Path = REPO) -> subprocess.CompletedProcess:
 
     argv = [str(a) for a in args]
     code: int = 0
+    saved_argv = sys.argv
+    sys.argv = ["edge", *argv]  # as a real process has it (a report records the command from it)
     with _working_directory(cwd), _captured_fds() as (out, err):
         try:
             main(argv)
@@ -67,6 +69,8 @@ def run_edge_in_process(*args, cwd: Path = REPO) -> subprocess.CompletedProcess:
         except Exception:
             traceback.print_exc()
             code = 1
+        finally:
+            sys.argv = saved_argv
     return subprocess.CompletedProcess([*EDGE, *argv], code, out.getvalue(), err.getvalue())
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from cli_helpers import run_edge
+from cli_helpers import run_edge_in_process
 
 # `edge eval` is desktop code (scikit-learn, matplotlib): skipped on a device-only install.
 pytest.importorskip("sklearn")
@@ -258,7 +258,7 @@ def test_cli_compares_bundles_side_by_side(constant_bundle, synthetic_mvtec, tmp
     other = tmp_path / "other" / "bundle"
     shutil.copytree(constant_bundle, other)
     out = tmp_path / "report.md"
-    proc = run_edge(
+    proc = run_edge_in_process(
         "eval",
         str(constant_bundle),
         "--data",
@@ -269,7 +269,6 @@ def test_cli_compares_bundles_side_by_side(constant_bundle, synthetic_mvtec, tmp
         str(out),
         "--threads",
         "1",
-        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
     assert "image AUROC" in proc.stdout
@@ -288,7 +287,7 @@ def test_cli_exclude_gives_the_figures_without_that_type(constant_bundle, synthe
     want_image, want_pixel, _, _ = _expected(synthetic_mvtec)
     assert with_flat[0].pixel_auroc < want_pixel - 0.1
     out = tmp_path / "report.md"
-    proc = run_edge(
+    proc = run_edge_in_process(
         "eval",
         str(constant_bundle),
         "--data",
@@ -299,13 +298,12 @@ def test_cli_exclude_gives_the_figures_without_that_type(constant_bundle, synthe
         str(out),
         "--threads",
         "1",
-        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
     assert f"pixel AUROC {want_pixel:.3f}" in proc.stdout and f"image AUROC {want_image:.3f}" in proc.stdout
     text = out.read_text()
     assert "test/flat left out (--exclude)" in text and "| flat |" not in text
-    bad = run_edge("eval", str(constant_bundle), "--data", str(root), "--exclude", "unevn", timeout=120)
+    bad = run_edge_in_process("eval", str(constant_bundle), "--data", str(root), "--exclude", "unevn")
     assert bad.returncode == 2 and "unevn" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
 
 
@@ -318,14 +316,14 @@ def test_cli_exclude_gives_the_figures_without_that_type(constant_bundle, synthe
 )
 def test_cli_bad_data_is_one_line(constant_bundle, tmp_path, args, words):
     args = [a.replace("{tmp}", str(tmp_path)) for a in args]
-    proc = run_edge("eval", str(constant_bundle), *args, timeout=120)
+    proc = run_edge_in_process("eval", str(constant_bundle), *args)
     assert proc.returncode == 2
     assert words in proc.stderr and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
 
 
 def test_cli_missing_bundle_is_one_line(synthetic_mvtec, tmp_path):
-    proc = run_edge("eval", str(tmp_path / "nobundle"), "--data", str(synthetic_mvtec), timeout=120)
+    proc = run_edge_in_process("eval", str(tmp_path / "nobundle"), "--data", str(synthetic_mvtec))
     assert proc.returncode == 2 and "bundle not found" in proc.stderr and "Traceback" not in proc.stderr
 
 

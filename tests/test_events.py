@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from cli_helpers import run_edge
+from cli_helpers import run_edge_in_process
 from sinks_helpers import make_alert
 from typer.testing import CliRunner
 
@@ -90,7 +90,7 @@ def test_table_by_default(store):
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    return run_edge("events", *args, cwd=ROOT, timeout=60)
+    return run_edge_in_process("events", *args, cwd=ROOT)
 
 
 def test_missing_store_and_bad_time_are_one_line_errors(tmp_path, store):
@@ -113,11 +113,11 @@ def test_escape_sequences_in_stored_text_never_reach_the_terminal(tmp_path):
     hostile = "line\x1b[2J\x1b]0;owned\x07[bold]1[/bold]\u202e.avi"
     sink.emit(make_alert(0, source=hostile, label="crack\x1b[31m", snapshot=f"/out/{hostile}.png"))
     sink.close()
-    proc = run_edge("events", "--db", path, cwd=ROOT, timeout=60)
+    proc = run_edge_in_process("events", "--db", path, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
     assert not any(c in proc.stdout for c in "\x1b\x07\u202e")
     assert "\\x1b[2J" in proc.stdout and "[bold]1[/bold]" in proc.stdout
-    shown = run_edge("events", "--db", path, "--json", cwd=ROOT, timeout=60).stdout
+    shown = run_edge_in_process("events", "--db", path, "--json", cwd=ROOT).stdout
     assert json.loads(shown)["source"] == hostile and "\x1b" not in shown
 
 
