@@ -66,8 +66,10 @@ class _Group(TyperGroup):
 app = typer.Typer(
     name="edge",
     cls=_Group,
-    help="Visual inspection on the edge: learn what good parts look like (by default the feature model: "
-    "pretrained EfficientNet-Lite0 features + a Gaussian per grid cell, PaDiM-style; or an autoencoder), "
+    help="Visual inspection on the edge: learn what good parts look like (by default a feature model on "
+    "pretrained EfficientNet-Lite0 features: a Gaussian per grid cell, PaDiM-style, for aligned parts, or a "
+    "memory of good cells, PatchCore-style, for parts that move, chosen by cross-validation on your good "
+    "images; or an autoencoder), "
     "quantize it to TFLite, calibrate its threshold, and run it beside a conveyor.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,

@@ -196,4 +196,4 @@ def test_cli_refuses_an_unknown_arch_in_one_line(synthetic_mvtec, tmp_path):
     )
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "--arch 'lstm' must be features" in lines[0] and "Traceback" not in result.stderr
+    assert len(lines) == 1 and "--arch 'lstm' must be auto" in lines[0] and "Traceback" not in result.stderr

@@ -95,8 +95,9 @@ def test_run_help_lists_flags_and_export_usage_names_its_argument():
 def test_help_says_the_default_model_is_the_feature_model():
     top = words(edge("--help").stdout)
     assert "feature model" in top and "EfficientNet-Lite0" in top and "anomaly autoencoder" not in top
+    assert "cross-validation on your good images" in top  # the default, --arch auto
     export = words(edge("export", "--help").stdout)
-    assert "padim.npz + run.json" in export and "feature model" in export
+    assert "padim.npz + run.json" in export and "memory.npz + run.json" in export and "feature model" in export
     assert "holds model.keras and run.json" not in export  # the default feature model writes no model.keras
 
 

@@ -179,14 +179,17 @@ def test_synthetic_defects_change_the_frames():
     assert all(min(np.abs(o.astype(int) - f).sum() for f in frames) > 0 for o in out)
 
 
-def test_cli_default_model_is_the_feature_model_and_exports_int8(synthetic_mvtec, tmp_path):
-    """`edge train autoencoder` (default --arch features) + `edge export`, the same export as every model."""
+def test_cli_feature_model_trains_and_exports_int8_with_progress(synthetic_mvtec, tmp_path):
+    """`edge train autoencoder --arch features` + `edge export`, the same export as every model. (The
+    default, --arch auto, chooses between this and the memory model: tests/test_auto_arch.py.)"""
     from pathlib import Path
 
     run = tmp_path / "run"
     proc = run_edge_in_process(  # in this process: no second TensorFlow import
         "train",
         "autoencoder",
+        "--arch",
+        "features",
         "--data",
         str(synthetic_mvtec),
         "--out",

@@ -14,7 +14,7 @@ so it is measured on them:
 3. Per fold, the image AUROC of (held-back good + moved good) against the synthetic anomalies,
    the frame score computed as the device does (max of the smoothed map).
 4. The head with the higher mean wins only if its worst fold beats the other's best fold; when the
-   folds' ranges overlap the difference is within noise and `features`, the default, is kept.
+   folds' ranges overlap the difference is within noise and `features` (cheaper) is kept.
 
 Why "moved good" counts, and by how much: a good part at a new place must not look anomalous
 where parts really move, but on aligned parts a shift never happens and must not cost the
@@ -234,9 +234,7 @@ def decide(folds: dict[str, list[float]]) -> tuple[str, str]:
         standing = (
             f"{'memory' if np.mean(m) > np.mean(f) else 'features'} led on average, but the folds' ranges overlap"
         )
-    return "features", (
-        f"{standing}: within noise, so features, the default (faster per frame, no coreset to build), is kept."
-    )
+    return "features", (f"{standing}: within noise, so features (faster per frame, no coreset to build) is kept.")
 
 
 def cross_validate(
@@ -318,8 +316,9 @@ def train_auto(
     memory: MemoryConfig,
     threads: Optional[int] = 2,
     log: Callable[[str], None] = print,
-) -> tuple[Path, AutoResult]:
-    """Cross-validate both heads on DATA's good images, train the better one into OUT; run.json gains `auto`."""
+) -> tuple[Path, Optional[AutoResult]]:
+    """Cross-validate both heads on DATA's good images, train the better one into OUT; run.json gains `auto`.
+    Fewer than MIN_IMAGES good images: features, said, no `auto` block (None)."""
     from train.feature_grid import check_grid
     from train.memory import check_config, train_memory
     from train.padim import train_padim
@@ -332,10 +331,16 @@ def train_auto(
             "--arch auto compares both models on one feature grid: give them the same size, stride and stages, "
             "and one --neighbourhood (or none)"
         )
-    images = training_images(data, padim, threads, log, MIN_IMAGES, "--arch auto")
+    images = training_images(data, padim, threads, log)
     memory.color = padim.color
     extractor = build_extractor(padim)
     features = extract(extractor, images.frames)
+    if len(images.frames) < MIN_IMAGES:  # the default arch: a handful of images still trains a model
+        log(
+            f"--arch auto: {len(images.frames)} good images are too few to cross-validate the two models "
+            f"({MIN_IMAGES} needed); training features, the position-aware model (more images let it choose)"
+        )
+        return Path(train_padim(data, out, padim, threads, log, prepared=(images, features))), None
     result, memory_features = cross_validate(images.frames, features, extractor, padim, memory, log)
     log(result.paragraph())
     if result.arch == "features":

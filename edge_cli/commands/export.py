@@ -21,8 +21,8 @@ def register(app: typer.Typer) -> None:
         run_dir: Path = typer.Argument(
             ...,
             help="Run folder written by `edge train`: padim.npz + run.json for the "
-            "default feature model, model.keras + run.json for --arch conv/dense/draem and "
-            "classifiers.",
+            "feature model, memory.npz + run.json for the memory model (the default --arch auto writes one "
+            "of the two), model.keras + run.json for --arch conv/dense/draem and classifiers.",
         ),
         quantize: str = typer.Option(
             "int8",
@@ -59,9 +59,10 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Convert a trained model to TFLite and write its card (<model>.json) beside it.
 
-        The default feature model (padim.npz) becomes one .tflite whose output is the anomaly map;
-        with int8 its Gaussians are refitted on the quantized backbone's features (a progress bar,
-        or a line every few seconds in a log, shows the slow passes over the training images).
+        The feature model (padim.npz) and the memory model (memory.npz) each become one .tflite whose
+        output is the anomaly map; with int8 the feature model's Gaussians are refitted on the
+        quantized backbone's features (a progress bar, or a line every few seconds in a log, shows
+        the slow passes over the training images).
 
         Autoencoder runs (model.keras): prints parity between the Keras model and the .tflite on
         the run's held-back images, both scored by edge's own code: score correlation (Pearson),

@@ -24,6 +24,8 @@ train_app = typer.Typer(
 )
 
 AUTOENCODER_ARCHS = ("features", "memory", "auto", "conv", "dense", "draem")
+# --arch on a signal file: the image archs' default (auto) and features mean the signals' default, dense.
+SIGNAL_ARCHS = {"auto": "dense", "features": "dense", "dense": "dense", "conv": "conv1d", "conv1d": "conv1d"}
 
 
 def register(app: typer.Typer) -> None:
@@ -138,10 +140,11 @@ _RUN_OUT = typer.Option(
     help="Run folder to write (created if missing; an earlier run's files in it are replaced).",
 )
 _ARCH = typer.Option(
-    "features",
+    "auto",
     "--arch",
-    metavar="features|memory|auto|conv|dense|draem",
-    help="features (default): pretrained EfficientNet-Lite0 features + a Gaussian per map cell, no training "
+    metavar="auto|features|memory|conv|dense|draem",
+    help="auto (default): features or memory, whichever cross-validates better on the good images (below). "
+    "features: pretrained EfficientNet-Lite0 features + a Gaussian per map cell, no training "
     "(--stages --stride --neighbourhood --dims --trim); "
     "the best on real defects of aligned parts (benchmarks/results/quality.md). "
     "memory: the same features, compared with a memory of good cells from ANY place (PatchCore-style, --bank): "
@@ -149,7 +152,7 @@ _ARCH = typer.Option(
     "(benchmarks/results/quality_moving.md). "
     "auto: cross-validates features and memory on the good images (3 folds; held-back images, the same moved by "
     "the displacements the images show, and synthetic defects drawn on them), trains the better and says why; "
-    "features when they are within noise (docs/models.md). "
+    "features when they are within noise or there are fewer than 9 images (docs/models.md). "
     "conv: the tutorials' convolutional autoencoder (--filters --latent). dense: the tutorials' "
     "Flatten-Dense autoencoder (--units). draem: a reconstruction + segmentation network trained on "
     "synthetic defects drawn on the good images (train/draem.py). All export, calibrate and run alike.",
@@ -269,23 +272,25 @@ def autoencoder(
     normal_label: Optional[float] = _NORMAL_LABEL,
     normalise: str = _NORMALISE,
 ) -> None:
-    """Learn what GOOD parts look like (pretrained features by default; --arch memory, auto, conv, dense, draem).
+    """Learn what GOOD parts look like (pretrained features: --arch auto; or features, memory, conv, dense, draem).
 
-    The default (--arch features) needs no training: EfficientNet-Lite0 ImageNet features
-    (weights ship with edge-inspect) of the good images, a Gaussian fitted per anomaly-map
-    cell. `edge export` turns it into ONE .tflite (full int8 too) whose output is the anomaly
-    map. On magnetic tiles it reaches image AUROC ~0.96 where the tutorials' autoencoder
-    scores ~0.57 (benchmarks/results/quality.md). Writes OUT/padim.npz + OUT/run.json.
+    The default (--arch auto) chooses between two feature models from your good images: it
+    cross-validates both (3 folds: held-back images, the same moved by displacements your images
+    show, synthetic defects drawn on them), trains the one with the higher image AUROC in every
+    fold (features when the folds overlap, or with fewer than 9 images) and prints why; run.json
+    records the chosen arch and an "auto" block with the fold figures. Aligned parts get features,
+    parts that move on a belt get memory (benchmarks/results/quality_moving.md).
+
+    --arch features needs no training: EfficientNet-Lite0 ImageNet features (weights ship with
+    edge-inspect) of the good images, a Gaussian fitted per anomaly-map cell. `edge export` turns
+    it into ONE .tflite (full int8 too) whose output is the anomaly map. On magnetic tiles it
+    reaches image AUROC ~0.96 where the tutorials' autoencoder scores ~0.57
+    (benchmarks/results/quality.md). Writes OUT/padim.npz + OUT/run.json.
 
     --arch memory: the same features, but each cell is compared with a memory of good cells
     taken from ANY place in the training images (PatchCore-style coreset, --bank): a good part
     at a place it never occupied in training is still good. For parts that move on a belt;
-    aligned parts (tiles, fixtures) do better with the default. Writes OUT/memory.npz + OUT/run.json.
-
-    --arch auto: cross-validates features and memory on your good images (3 folds: held-back
-    images, the same moved by displacements your images show, synthetic defects drawn on them),
-    trains the one with the higher image AUROC in every fold (features when the folds overlap)
-    and prints why; run.json records the chosen arch and an "auto" block with the fold figures.
+    aligned parts (tiles, fixtures) do better with features. Writes OUT/memory.npz + OUT/run.json.
 
     --arch conv: strided Conv2D + BatchNorm + LeakyReLU encoder, dense latent vector,
     Conv2DTranspose decoder; MSE loss, Adam, early stopping. Writes OUT/model.keras,
@@ -427,7 +432,7 @@ def _train_signal(
     from train.autoencoder import parse_filters
     from train.signal import SignalTrainConfig
 
-    signal_arch = {"features": "dense", "dense": "dense", "conv": "conv1d", "conv1d": "conv1d"}.get(arch)
+    signal_arch = SIGNAL_ARCHS.get(arch)
     if signal_arch is None:
         raise EdgeError(f"--arch {arch!r}: a signal model is dense (the default) or conv1d")
     given = {"units": units, "latent": latent, "filters": filters}
@@ -452,8 +457,8 @@ def _train_signal(
 def _check_autoencoder_arch(arch: str) -> None:
     if arch not in AUTOENCODER_ARCHS:
         raise EdgeError(
-            f"--arch {arch!r} must be features (the default), memory (parts that move), auto (one of those two, "
-            "cross-validated on your good images), conv or dense "
+            f"--arch {arch!r} must be auto (the default: features or memory, cross-validated on your good images), "
+            "features (aligned parts), memory (parts that move), conv or dense "
             "(pixel autoencoders) or draem (synthetic-defect model)"
         )
 
