@@ -2,9 +2,11 @@
 is tried (write-ahead).
 
 Design (issue 13):
-- One SQLite file in the run's state folder (`<state>/journal.db`, WAL, synchronous=FULL). Recording
-  an alert is ONE transaction: a row in `alerts` (its JSON) and one row in `pending` per durable
-  sink (the events file, the event store, each network sink's outbox). Commit = fsync.
+- One SQLite file in the run's state folder (`<state>/journal.db`, WAL). Recording an alert is ONE
+  transaction: a row in `alerts` (its JSON) and one row in `pending` per durable sink (the events
+  file, the event store, each network sink's outbox). Every commit is handed to the operating
+  system (synchronous=OFF) and the WAL is then fsynced outside SQLite's write lock (`sync`), so no
+  connection ever holds the lock through an fsync and the loop's write never queues behind one.
 - The loop never waits for an fsync, yet a kill -9 right after a decision costs nothing: the loop
   itself writes the alert and its pending rows (`write_now`) on its own connection with
   synchronous=OFF. That commit is handed to the operating system (a write into the WAL, ~0.1 ms),
@@ -12,7 +14,7 @@ Design (issue 13):
   the WAL (`sync`, one fsync for everything written since the last) before it gives those alerts
   to the sinks, so an alert any sink has seen also survives a power cut. When the loop's write
   cannot be made at once (the file busy beyond 50 ms, a full disk), the alert goes to the journal
-  thread, which records it in one transaction with synchronous=FULL (group commit), as before.
+  thread, which records it in one transaction and fsyncs (group commit), as before.
 - A sink's pending row is deleted once that sink has the alert durably (a line fsynced in the
   JSONL file, a row committed in events.db, an entry committed in the sink's outbox, which then
   delivers at least once). Those deletes do not need an fsync of their own (synchronous=NORMAL on
@@ -112,7 +114,7 @@ class AlertJournal:
         self._lock = threading.Lock()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._writer = _connect(self.path, "FULL")
+            self._writer = _connect(self.path, "OFF")  # record() fsyncs after each commit
             self._writer.executescript(SCHEMA)
             _add_kind_column(self._writer)
             self._marker = _connect(self.path, "NORMAL")
@@ -132,7 +134,12 @@ class AlertJournal:
         seq numbers.
 
         Raises sqlite3.Error (the transaction rolled back) when the disk refuses."""
-        return self._insert(self._writer, alerts)
+        seqs = self._insert(self._writer, alerts)
+        try:
+            self.sync()
+        except OSError as exc:  # committed, but not known to be on the disk: say so as the disk's refusal
+            raise sqlite3.OperationalError(f"fsync of {self.path}-wal failed: {exc}") from None
+        return seqs
 
     def write_now(self, alert: Alert) -> Optional[int]:
         """On the loop: the alert and its pending rows committed into the WAL without an fsync (it
