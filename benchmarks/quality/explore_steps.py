@@ -1,7 +1,7 @@
 """Issue 19's "what to try", one step at a time, in float on magnetic tiles (no export).
 
     nice -n 10 .venv/bin/python benchmarks/quality/explore_steps.py [--data /work/shared/datasets/magnetic-tile]
-        [--work /tmp/edge-quality-steps] [--lite-wheels /tmp/lite12]
+        [--work /tmp/edge-quality-steps] [--lite-wheels /tmp/lite12] [--only 1,2,3,4]
 
 Every row is measured against the default feature model (EfficientNet-Lite0 stages 3-5, 256 px grey,
 16x16 cells, a full per-cell Gaussian on all 232 channels, fitted on all 560 train/good images):
@@ -16,7 +16,7 @@ Every row is measured against the default feature model (EfficientNet-Lite0 stag
 Evaluation as explore_features.py's: score = max of the map resized to 256 px and smoothed with
 sigma 4; pixel AUROC on images reduced to a 256 px long side; per-defect image AUROC vs test/good;
 plus recall at 5 % FPR. Timings: float Keras/numpy on this machine, batch 1.
-Writes benchmarks/results/quality_steps.md.
+Prints the table (and writes it to --work); benchmarks/results/quality_steps.md holds the figures.
 """
 
 from __future__ import annotations
@@ -101,7 +101,7 @@ def main() -> None:
     if not only or "4" in only:
         rows += flip_rows(feats, ev, g, base_map, base_ms, cmd)
 
-    write_report(rows, base, load, time.perf_counter() - t_start, feats.notes)
+    write_report(rows, base, load, time.perf_counter() - t_start, feats.notes, args.work)
 
 
 # --------------------------------------------------------------------------- features
@@ -471,7 +471,7 @@ def flip_rows(feats, ev, g, base_map, base_ms, cmd) -> list:
 # --------------------------------------------------------------------------- report
 
 
-def write_report(rows: list, base: dict, load: tuple, seconds: float, notes: list[str]) -> None:
+def write_report(rows: list, base: dict, load: tuple, seconds: float, notes: list[str], work: Path) -> None:
     defects = [k for k in base if k not in ("image", "pixel", "recall")]
     first_mb, first_ms = rows[0][2], rows[0][3]
     lines = [
@@ -488,7 +488,7 @@ def write_report(rows: list, base: dict, load: tuple, seconds: float, notes: lis
             + f" | {r['recall']:.2f} | {mb:.1f} ({mb - first_mb:+.1f}) | {ms:.1f} ({ms - first_ms:+.1f}) | `{cmd}` |"
         )
     text = "\n".join(lines)
-    out = Path("/tmp/edge-quality-steps") / f"table_{int(time.time())}.md"
+    out = work / f"table_{int(time.time())}.md"
     out.write_text(
         text
         + f"\n\nload average at start {load[0]:.1f}/{load[1]:.1f}/{load[2]:.1f}; {seconds:.0f} s\n\n"
