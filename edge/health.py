@@ -155,8 +155,11 @@ class HealthWatch:
             off.append("exposure (mean; the clipped share still runs)")
         return off
 
-    def observe(self, image: np.ndarray, now: float) -> Optional[HealthEvent]:
-        problem = self.problem(small_grey(image, self.config.width), now)
+    def observe(self, image: np.ndarray, now: float, grey: Optional[np.ndarray] = None) -> Optional[HealthEvent]:
+        """`grey`: small_grey(image, config.width) when it was made already (in the capture thread)."""
+        if grey is None or grey.shape[1] != self.config.width:
+            grey = small_grey(image, self.config.width)
+        problem = self.problem(grey, now)
         return self._settle(problem, now)
 
     def problem(self, grey: np.ndarray, now: float) -> str:

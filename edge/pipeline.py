@@ -26,6 +26,7 @@ from edge.capture import Frame
 from edge.decide import Decider, Decision, DecisionConfig, LiveThreshold, PartTrigger, SaturationWatch
 from edge.detection import Detector
 from edge.detector import make_detector
+from edge.health import small_grey
 from edge.messages import Log, to_stderr
 from edge.metrics import Metrics, MetricsConfig
 from edge.runtime import RuntimeOptions, for_runtime
@@ -151,6 +152,16 @@ def _keep(payload):
     # The stitched map is a reused buffer: copy it when the decider holds on to a frame.
     frame, scored = payload
     return frame, Scored(scored.score, scored.map.copy())
+
+
+@dataclass
+class CapturePrepared:
+    """What the capture thread prepares for one frame (Capture.set_prepare): the model input, and
+    the small grey copy the health checks read (None when health is off). Both are per-frame image
+    work that need not take the inspection loop's time."""
+
+    batch: np.ndarray
+    grey: Optional[np.ndarray]
 
 
 class Pipeline:
@@ -322,13 +333,17 @@ class Pipeline:
         summary.parts = self.decider.parts
         summary.sink_errors = self.metrics.sink_errors
 
-    def _prepare_in_capture(self, image: np.ndarray) -> np.ndarray:
-        """Model input for one frame, run by the capture thread (see Capture.set_prepare)."""
+    def _prepare_in_capture(self, image: np.ndarray) -> "CapturePrepared":
+        """Model input for one frame, and the health checks' grey copy, made by the capture thread
+        (see Capture.set_prepare): the loop only runs the model, scores and decides."""
         with self._capture_lock:  # a reader abandoned by the watchdog could overlap its successor
             if self._capture_tiler is None:
                 self._capture_tiler = self.tiler.twin()
             batch = self._capture_tiler.tiles(image)
-            return batch.copy() if self._copy_tiles else batch
+            batch = batch.copy() if self._copy_tiles else batch
+        watch = self.watch
+        width = watch.grey_width if watch is not None else None
+        return CapturePrepared(batch, small_grey(image, width) if width else None)
 
     def _process(self, frame: Frame, summary: RunSummary, on_frame) -> None:
         st = summary.stage_seconds
@@ -344,7 +359,8 @@ class Pipeline:
             m.frame_done(float("nan"))
             return
         hw = image.shape[:2]
-        batch = frame.prepared if frame.prepared_by is self._prepared_key else None
+        prepared = frame.prepared if frame.prepared_by is self._prepared_key else None
+        batch = prepared.batch if prepared is not None else None
         if batch is None:
             batch = self.tiler.tiles(image)
             t1 = time.perf_counter()
@@ -359,7 +375,7 @@ class Pipeline:
         t3 = time.perf_counter()
         decision = self.decider.frame(scored.score, (frame, scored))
         if self.watch is not None:  # before the alert goes out, so it carries the picture's state
-            self._watch(frame, scored.score, decision is not None)
+            self._watch(frame, scored.score, decision is not None, prepared.grey if prepared is not None else None)
         warning = self.saturation.observe(scored.score)
         if warning:
             self.log(warning)
@@ -423,9 +439,10 @@ class Pipeline:
         summary.alerts += 1
         self.metrics.alerts += 1
 
-    def _watch(self, frame: Frame, score: float, flagged: bool) -> None:
-        """Health and drift of this frame; a change of state goes to the sinks as an event (never GPIO)."""
-        for event in self.watch.observe(frame.image, score, flagged, frame.timestamp, frame.source):
+    def _watch(self, frame: Frame, score: float, flagged: bool, grey: Optional[np.ndarray] = None) -> None:
+        """Health and drift of this frame; a change of state goes to the sinks as an event (never GPIO).
+        `grey`: the health checks' grey copy when the capture thread made it."""
+        for event in self.watch.observe(frame.image, score, flagged, frame.timestamp, frame.source, grey):
             self.log(f"{event.kind}: {event.previous} -> {event.state}: {event.advice}")
             event.inspection = self.inspection
             self.metrics.health_event(event)

@@ -49,7 +49,13 @@ class Watch:
                 drift_watch = DriftWatch(drift, scores.normal, threshold)
         return cls(health_watch, drift_watch, tuple(notes), log)
 
-    def observe(self, image, score: float, flagged: bool, now: float, source: str) -> list[HealthEvent]:
+    @property
+    def grey_width(self) -> Optional[int]:
+        """The width of the health checks' grey copy (the capture thread makes it); None: health off."""
+        return self.health.config.width if self.health is not None else None
+
+    def observe(self, image, score: float, flagged: bool, now: float, source: str, grey=None) -> list[HealthEvent]:
+        """This frame's events. `grey`: its health grey copy, when the capture thread made it."""
         if self._notes and self._log is not None:
             for note in self._notes:
                 self._log(note)
@@ -58,7 +64,7 @@ class Watch:
         events = []
         if self.health is not None:
             self.health.source = source
-            events.append(self.health.observe(image, now))
+            events.append(self.health.observe(image, now, grey))
         if self.drift is not None:
             self.drift.source = source
             events.append(self.drift.observe(score, flagged, now))

@@ -167,6 +167,33 @@ def test_tiling_finds_a_small_defect_that_shrinking_the_frame_loses(bundle_dir, 
     assert "differs from the calibrated none" in runs["tiled"][2][0]  # bundle was calibrated untiled
 
 
+def test_the_health_checks_grey_copy_is_made_in_the_capture_thread(bundle_dir, tmp_path, monkeypatch):
+    """The loop does source -> model -> score -> decide: the health checks' per-frame image work
+    (a grey, shrunk copy of each frame) is done by the capture thread beside the model input; the
+    loop only reads the small copy."""
+    import edge.health
+    import edge.pipeline
+    from edge.health import HealthConfig, HealthWatch
+    from edge.watch import Watch
+
+    video = write_square_video(tmp_path / "v.avi", 12, {3: (20, 20)})
+    made_in: list[str] = []
+    real = edge.health.small_grey
+
+    def spy(image, width):
+        made_in.append(threading.current_thread().name)
+        return real(image, width)
+
+    monkeypatch.setattr(edge.health, "small_grey", spy)
+    monkeypatch.setattr(edge.pipeline, "small_grey", spy, raising=False)
+    pipeline = Pipeline(load_bundle(bundle_dir), [ListSink()], num_threads=1, log=lambda m: None)
+    pipeline.watch = Watch(HealthWatch(HealthConfig()), None)
+    summary = pipeline.run(open_source(video=str(video)))
+    assert summary.inspected == 12
+    assert len(made_in) >= 12 and all(name.startswith("edge-capture") for name in made_in), made_in
+    assert "std" in pipeline.watch.health.last  # the checks ran on the copies
+
+
 def test_model_input_is_prepared_in_the_capture_thread_with_the_same_scores(bundle_dir, tmp_path):
     # Tiled: the capture thread's tiles come from a reused buffer, and several frames wait in the
     # every-frame queue at once; each must keep its own input.
