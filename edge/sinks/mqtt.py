@@ -51,6 +51,36 @@ def default_client_id() -> str:
     return f"edge-inspect-{socket.gethostname()}"
 
 
+def new_client(
+    client_id: str,
+    username: Optional[str],
+    password: Optional[str],
+    tls: bool,
+    ca: Optional[str],
+    cert: Optional[str],
+    key: Optional[str],
+    reconnect_max_s: int,
+    label: str = "MQTT",
+):
+    """A paho client (clean session) with the config's credentials, TLS and reconnect backoff: the
+    alerts' MQTT sink and the Sparkplug sink connect the same way. TLS files that cannot be loaded
+    are one line."""
+    mqtt = _paho()
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True)
+    if username:
+        client.username_pw_set(username, password)
+    if tls or ca or cert:
+        # ca None: the system's CA store
+        try:
+            client.tls_set(ca_certs=ca, certfile=cert, keyfile=key)
+        except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+            raise EdgeError(
+                f"{label}: TLS files could not be loaded ({exc}); check sinks.mqtt.tls ca/cert/key are PEM files"
+            ) from None
+    client.reconnect_delay_set(min_delay=1, max_delay=max(int(reconnect_max_s), 1))
+    return client
+
+
 class MqttTransport:
     name = "mqtt"
 
@@ -96,19 +126,8 @@ class MqttTransport:
         self.on_ready = lambda: None  # set by the sink: cut the retry backoff short
         # Until the start check is over, the sink reports the outcome in one line of its own.
         self.starting = True
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id, clean_session=True)
-        if username:
-            client.username_pw_set(username, password)
-        if tls or ca or cert:
-            # ca None: the system's CA store
-            try:
-                client.tls_set(ca_certs=ca, certfile=cert, keyfile=key)
-            except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
-                raise EdgeError(
-                    f"MQTT TLS files could not be loaded ({exc}); check sinks.mqtt.tls ca/cert/key are PEM files"
-                ) from None
+        client = new_client(self.client_id, username, password, tls, ca, cert, key, reconnect_max_s)
         client.will_set(self.status_topic, "offline", qos=1, retain=True)
-        client.reconnect_delay_set(min_delay=1, max_delay=max(int(reconnect_max_s), 1))
         # Bound paho's own in-memory queue; the outbox on disk is the real queue.
         client.max_queued_messages_set(100)
         client.on_connect = self._on_connect

@@ -24,10 +24,9 @@ from typing import Optional
 
 from edge import __version__
 from edge.alert import Alert
-from edge.errors import EdgeError
 from edge.sinks import sparkplug_proto as spb
 from edge.sinks.base import clear_problem, one_line, problem
-from edge.sinks.mqtt import _paho
+from edge.sinks.mqtt import _paho, new_client
 from edge.sinks.run_state import RunProbe
 
 NAMESPACE = "spBv1.0"
@@ -89,8 +88,7 @@ class SparkplugSink:
         connect_timeout_s: float = 5.0,
         reconnect_max_s: int = 30,
     ):
-        mqtt = _paho()
-        self._mqtt = mqtt
+        _paho()  # paho-mqtt missing is one line, before the bdSeq file is touched
         self.where = f"{host}:{int(port)}"
         self.every_s = every_s
         node = f"{NAMESPACE}/{group_id}/{{}}/{edge_node}"
@@ -106,19 +104,8 @@ class SparkplugSink:
         self.connected = threading.Event()
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
-        client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2, client_id=client_id or f"edge-inspect-spb-{edge_node}", clean_session=True
-        )
-        if username:
-            client.username_pw_set(username, password)
-        if tls or ca or cert:
-            try:
-                client.tls_set(ca_certs=ca, certfile=cert, keyfile=key)
-            except (OSError, ValueError) as exc:
-                raise EdgeError(
-                    f"Sparkplug: MQTT TLS files could not be loaded ({exc}); check sinks.mqtt.tls"
-                ) from None
-        client.reconnect_delay_set(min_delay=1, max_delay=max(int(reconnect_max_s), 1))
+        client_id = client_id or f"edge-inspect-spb-{edge_node}"
+        client = new_client(client_id, username, password, tls, ca, cert, key, reconnect_max_s, "Sparkplug MQTT")
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
