@@ -47,9 +47,10 @@ Render = Callable[[], tuple[np.ndarray, Optional[np.ndarray]]]
 class WorkItem:
     alert: Message  # an Alert, or a ReviewUpdate (a verdict on an earlier alert)
     render: Optional[Render] = None
-    seq: Optional[int] = None  # its row in the journal (None: no journal, or the journal refused it)
+    # Its row in the journal: set by the loop's own write (submit), else by the journal thread's
+    # record; None while neither has written it (or the journal refused it).
+    seq: Optional[int] = None
     sinks: Optional[set[str]] = None  # a replay: only these sinks still need it
-    written: bool = False  # the loop wrote it into the journal (seq set); the journal thread syncs it
 
 
 WORKER_NICE = 10  # the worker yields the CPU to the loop; what it cannot do in the time left is thinned
@@ -121,7 +122,6 @@ class AlertDispatcher:
         item = WorkItem(alert, render)
         if self.journal is not None:
             item.seq = self.journal.write_now(alert)  # None: busy or refused; the journal thread records it
-            item.written = item.seq is not None
         self._incoming.append(item)
         self._wake_journal.set()
 
@@ -176,12 +176,13 @@ class AlertDispatcher:
     def _record(self, batch: list[WorkItem]) -> None:
         if self.journal is None:
             return
-        if any(item.written for item in batch):
+        # Items reaching this thread with a seq were written by the loop: one fsync makes them all durable.
+        if any(item.seq is not None for item in batch):
             try:
                 self.journal.sync()
             except OSError as exc:  # written and kept by the OS: only a power cut before it lands loses them
                 problem(f"alert journal not synced to disk: {exc}", key="journal-sync")
-        unwritten = [item for item in batch if not item.written]
+        unwritten = [item for item in batch if item.seq is None]
         if not unwritten:
             return
         try:

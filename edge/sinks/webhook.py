@@ -74,7 +74,7 @@ class WebhookTransport:
                 raise ConnectionError(f"{self.shown}: no connection within {self.wait_s:g} s") from None
             raise ConnectionError(f"{self.shown}: {exc.reason}") from None
         except TimeoutError:  # the answer did not come in time (the connection itself was made)
-            raise ConnectionError(self._too_slow()) from None
+            raise ConnectionError(self._wait_longer()) from None
 
     def _answered_in(self, seconds: float) -> None:
         # Back down towards timeout_s once answers come well within the wait, never below twice the
@@ -82,9 +82,11 @@ class WebhookTransport:
         if self.wait_s > self.timeout_s and seconds < self.wait_s / 4:
             self.wait_s = max(self.timeout_s, self.wait_s / 2, 2 * seconds)
 
-    def _too_slow(self) -> str:
-        # A receiver that always answers after the wait would never be acknowledged, so the ordered
-        # outbox would re-send its first alert for ever: wait longer next time, up to timeout_max_s.
+    def _wait_longer(self) -> str:
+        """No answer in time: double the wait for the next attempt (up to timeout_max_s); the message.
+
+        A receiver that always answers after the wait would never be acknowledged, so the ordered
+        outbox would re-send its first alert for ever."""
         waited = self.wait_s
         self.wait_s = min(waited * 2, self.timeout_max_s)
         if self.wait_s > waited:
