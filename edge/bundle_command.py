@@ -39,7 +39,7 @@ from edge.errors import EdgeError
 from edge.health_event import iso_time
 from edge.messages import Log
 from edge.redact import redact_text, redact_url
-from edge.schema import StrictModel, first_problem
+from edge.schema import StrictModel, first_problem, is_loopback
 
 TRIGGER = "mqtt"
 _ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
@@ -89,24 +89,13 @@ class BundleCommand(StrictModel):
 def command_problem(host: str, tls: Any, username: Optional[str], password_env: Optional[str]) -> Optional[str]:
     """Why a station must not take commands from this broker (None: it may). Off loopback, anyone on
     the network could otherwise make every station run a model of their choosing."""
-    if _loopback(host) or (tls is not None and username and password_env):
+    if is_loopback(host) or (tls is not None and username and password_env):
         return None
     return (
         f"commands from the broker at {host} (not on loopback) need tls and username + password_env: "
         "anyone on that network could otherwise install a bundle; add them, or use a local broker on "
         "127.0.0.1 bridged to the plant's (docs/fleet.md)"
     )
-
-
-def _loopback(host: str) -> bool:
-    import ipaddress
-
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def parse(payload: bytes) -> tuple[Optional[BundleCommand], str, Optional[str]]:

@@ -34,7 +34,7 @@ from edge.health import HealthConfig
 from edge.inspection_config import InspectionConfig, check_inspections, multi_problem
 from edge.metrics import MetricsConfig
 from edge.runtime import Runtime, RuntimeOptions
-from edge.schema import StrictModel, url_problem
+from edge.schema import StrictModel, is_loopback, url_problem
 from edge.sources import SourceConfig
 from edge.swap import SwapConfig
 from edge.tiling import GeometryConfig
@@ -239,17 +239,6 @@ class MqttConfig(_Delivery):
         return self.port or (8883 if self.tls is not None else 1883)
 
 
-def _is_loopback(host: str) -> bool:
-    import ipaddress
-
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False  # a host name: it may resolve to anything
-
-
 class OpcUaConfig(StrictModel):
     """The OPC UA server beside the loop (edge/sinks/opcua.py; extra [opcua])."""
 
@@ -280,7 +269,7 @@ class OpcUaConfig(StrictModel):
     def _exposed_needs_credentials(self):
         if (self.username is None) != (self.password_env is None):
             raise ValueError("username and password_env go together: give both or neither")
-        if self.username is None and not _is_loopback(self.host):
+        if self.username is None and not is_loopback(self.host):
             raise ValueError(
                 f"the OPC UA server on {self.host} would be open to anyone on that network: set username and "
                 "password_env, or keep host 127.0.0.1"

@@ -10,6 +10,7 @@ so every module can use it.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 from contextlib import contextmanager
 from typing import Any, Iterator, Optional
@@ -97,3 +98,14 @@ def url_problem(url: str, schemes: Optional[tuple[str, ...]] = None) -> Optional
     if port == 0:
         return "url port must be a number from 1 to 65535"
     return None
+
+
+def is_loopback(host: str) -> bool:
+    """Whether only this machine can reach `host` (127.0.0.0/8, ::1, localhost): the web page, the
+    MQTT sink's credentials check and remote bundle commands all decide by it."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything, so it is treated as reachable

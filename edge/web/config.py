@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from pathlib import Path
 from typing import Optional
@@ -22,16 +21,6 @@ def parse_listen(text: str) -> tuple[str, int]:
     if m is None or not 0 <= port <= 65535:
         raise ValueError(f"{text!r}: give HOST:PORT, e.g. 127.0.0.1:8080 (or [::1]:8080; port 0: any free port)")
     return m.group("v6") or m.group("host"), port
-
-
-def is_loopback(host: str) -> bool:
-    """Whether only this machine can reach `host` (127.0.0.0/8, ::1, localhost)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False  # a host name: it may resolve to anything, so it is treated as reachable
 
 
 class WebConfig(StrictModel):

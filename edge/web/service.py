@@ -18,7 +18,8 @@ from typing import Any, Optional
 
 from edge.errors import EdgeError
 from edge.messages import Log
-from edge.web.config import WebConfig, is_loopback
+from edge.schema import is_loopback
+from edge.web.config import WebConfig
 
 
 def _bind(host: str, port: int) -> socket.socket:
