@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from contextlib import nullcontext
+import logging
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Callable, Iterable, Literal, Optional
 
@@ -59,7 +60,7 @@ def convert_keras(
 
     if quantize not in QUANTIZE_CHOICES:
         raise EdgeError(f"unknown quantization {quantize!r}; choose one of {', '.join(QUANTIZE_CHOICES)}")
-    converter = tf.lite.TFLiteConverter.from_keras_model(with_batch_of_one(model) if fixed_batch else model)
+    converter = _converter(tf, with_batch_of_one(model) if fixed_batch else model)
     if quantize == "float16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]
@@ -77,6 +78,45 @@ def convert_keras(
         converter.inference_input_type = tf.uint8
         converter.inference_output_type = tf.uint8
     return converter.convert()
+
+
+def _converter(tf, model):
+    """A converter for the model's inference function, traced once with its variables frozen in.
+
+    `from_keras_model` first writes and reads back a SavedModel (its every function traced, a
+    checkpoint built): 18 s of a MobileNetV2 export on one core, against 3 s this way, and 2.4 s
+    against 0.5 s for the tests' tiny autoencoder, with bit-identical outputs (int8 and float32).
+    TensorFlow calls this frozen path deprecated, so where a release has dropped it the SavedModel
+    path converts instead; the export's parity check on validation images judges the result either
+    way (tests/test_export.py runs both against Keras).
+    """
+    names = ["input"] if len(model.inputs) == 1 else [f"input_{i}" for i in range(len(model.inputs))]
+    specs = [tf.TensorSpec(t.shape, t.dtype, name=name) for t, name in zip(model.inputs, names, strict=True)]
+    forward = tf.function(lambda *xs: model(xs[0] if len(xs) == 1 else list(xs), training=False))
+    try:
+        concrete = forward.get_concrete_function(*specs)
+        with _deprecation_notice_hidden():
+            return tf.lite.TFLiteConverter.from_concrete_functions([concrete])
+    except (AttributeError, TypeError, ValueError):
+        return tf.lite.TFLiteConverter.from_keras_model(model)
+
+
+@contextmanager
+def _deprecation_notice_hidden():
+    """Keep TensorFlow's "providing without the trackable_obj argument is deprecated" off the user's
+    terminal: it is about the path chosen on purpose above, not something they can act on."""
+    loggers = [logging.getLogger(name) for name in ("absl", "tensorflow")]  # absl's when absl is set up
+
+    def not_the_notice(record: logging.LogRecord) -> bool:
+        return "trackable_obj" not in record.getMessage()
+
+    for logger in loggers:
+        logger.addFilter(not_the_notice)
+    try:
+        yield
+    finally:
+        for logger in loggers:
+            logger.removeFilter(not_the_notice)
 
 
 def _representative(

@@ -176,3 +176,43 @@ def test_int8_keeps_score_ranking_on_real_magnetic_tile(tmp_path):
     assert parity["images"] == 14
     assert parity["score_pearson"] > 0.99, parity
     assert parity["score_max_rel_diff"] < 0.2, parity
+
+
+def _two_output_model():
+    import keras
+
+    inputs = keras.Input((8, 8, 3))
+    features = keras.layers.Conv2D(4, 3, padding="same", activation="relu")(inputs)
+    pooled = keras.layers.GlobalAveragePooling2D()(keras.layers.BatchNormalization()(features))
+    return keras.Model(inputs, [keras.layers.Dense(2)(pooled), features])
+
+
+def _tflite_outputs(flatbuffer: bytes, tmp_path: Path, frames_u8: np.ndarray) -> list[np.ndarray]:
+    path = tmp_path / "m.tflite"
+    path.write_bytes(flatbuffer)
+    return sorted(TFLiteModel(path).predict(frames_u8), key=lambda o: o.ndim)
+
+
+def test_the_frozen_conversion_and_the_savedmodel_fallback_give_keras_outputs(tmp_path, monkeypatch, caplog):
+    """convert_keras converts the traced inference function (export.convert._converter); where a
+    TensorFlow release no longer offers that path it falls back to from_keras_model. Both must give
+    the Keras model's own outputs, every output, with no deprecation notice on the terminal."""
+    import tensorflow as tf
+
+    from export.convert import convert_keras
+
+    model = _two_output_model()
+    frames_u8 = np.random.default_rng(0).integers(0, 256, (3, 8, 8, 3), dtype=np.uint8)
+    expected = sorted((np.asarray(o) for o in model(frames_u8 / np.float32(255), training=False)), key=np.ndim)
+    frozen = _tflite_outputs(convert_keras(model, "float32"), tmp_path, frames_u8)
+    assert not [r for r in caplog.records if "trackable_obj" in r.getMessage()]
+
+    def gone(*_args, **_kwargs):
+        raise AttributeError("from_concrete_functions was removed")
+
+    monkeypatch.setattr(tf.lite.TFLiteConverter, "from_concrete_functions", gone)
+    fallback = _tflite_outputs(convert_keras(model, "float32"), tmp_path, frames_u8)
+    for outputs in (frozen, fallback):
+        assert [o.shape[1:] for o in outputs] == [(2,), (8, 8, 4)]
+        for got, want in zip(outputs, expected, strict=True):
+            np.testing.assert_allclose(got, want, atol=1e-5)
