@@ -1,7 +1,9 @@
 """`edge calibrate` with frame geometry (--tile, --mask, --roi), then `edge run` with the bundle alone.
 
 Real parts: conftest's tiny int8 autoencoder (32x32 grey input), real PNG files, the real
-TFLite interpreter, `edge calibrate` and `edge run` as subprocesses. Frames are 128x96 — four
+TFLite interpreter, `edge calibrate` and `edge run` through the CLI's entry point inside the test process
+(a fresh interpreter per call costs ~1.2 CPU-s; what is asserted is the exit status and the output; one
+bad-geometry case also runs as a real `python -m edge_cli` process). Frames are 128x96 — four
 times the model input across — with a small (10x10) white square as the defect: shrinking such
 a frame to 32x32 leaves the defect 2-3 pixels wide, tiles at the model size keep it whole.
 
@@ -20,7 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from cli_helpers import run_edge
+from cli_helpers import run_edge, run_edge_in_process
 from synthetic import good_image, write_images
 
 from calibration import calibrate
@@ -40,7 +42,7 @@ def _quiet(_message: str) -> None:
     pass
 
 
-edge_cli = run_edge
+edge_cli = run_edge_in_process
 
 
 def frame(rng: np.random.Generator, defect: bool, fixture: bool = False) -> np.ndarray:
@@ -322,21 +324,21 @@ def test_roi_is_the_bundles_preprocessing_roi_and_equals_calibrating_cropped_ima
 
 
 @pytest.mark.parametrize(
-    "args,message",
+    "args,message,real_process",
     [
-        (["--tile", "big"], "--tile 'big': give 'model'"),
-        (["--roi", "1,2,3"], "--roi '1,2,3': give x,y,w,h"),
-        (["--mask", "{tmp}/no-such-mask.png"], "mask image not found"),
-        (["--mask", "{tmp}/small-mask.png"], "mask is 20x20 but frames are 128x96"),
-        (["--roi", "100,80,64,64"], "lies outside the 128x96 frame"),
+        (["--tile", "big"], "--tile 'big': give 'model'", False),
+        (["--roi", "1,2,3"], "--roi '1,2,3': give x,y,w,h", False),
+        (["--mask", "{tmp}/no-such-mask.png"], "mask image not found", False),
+        # This one also as a real `python -m edge_cli` process: found after the model is loaded.
+        (["--mask", "{tmp}/small-mask.png"], "mask is 20x20 but frames are 128x96", True),
+        (["--roi", "100,80,64,64"], "lies outside the 128x96 frame", False),
     ],
 )
-def test_bad_geometry_is_one_line_and_exit_2(int8_model, wide, tmp_path, args, message):
+def test_bad_geometry_is_one_line_and_exit_2(int8_model, wide, tmp_path, args, message, real_process):
     cv2.imwrite(str(tmp_path / "small-mask.png"), np.full((20, 20), 255, np.uint8))
     args = [a.replace("{tmp}", str(tmp_path)) for a in args]
-    proc = edge_cli(
-        "calibrate", int8_model, "--normal", wide / "normal", "--no-progress", "--out", tmp_path / "b", *args
-    )
+    run = run_edge if real_process else edge_cli
+    proc = run("calibrate", int8_model, "--normal", wide / "normal", "--no-progress", "--out", tmp_path / "b", *args)
     assert proc.returncode == 2, proc.stderr
     lines = [
         line
@@ -351,8 +353,10 @@ def test_bad_geometry_is_one_line_and_exit_2(int8_model, wide, tmp_path, args, m
 # -- help text ----------------------------------------------------------------------------------------------
 
 
-def test_run_help_shows_its_defaults():
-    proc = edge_cli("run", "--help", env={"COLUMNS": "200", "NO_COLOR": "1"}, timeout=60)
+def test_run_help_shows_its_defaults(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")  # both read when the help is drawn
+    monkeypatch.setenv("NO_COLOR", "1")
+    proc = edge_cli("run", "--help")
     assert proc.returncode == 0, proc.stderr
     assert "edge-out" in proc.stdout and "OUT/state" in proc.stdout
     assert "(default: 1)" in proc.stdout
