@@ -15,6 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from cli_helpers import run_edge_in_process
 from synthetic import write_video
 from test_no_tensorflow import BLOCK_TF  # tensorflow made unimportable in the child
 
@@ -134,7 +135,9 @@ def test_bench_tables_for_people(bench_bundle):
 def test_bench_paced_camera_drops_frames_it_cannot_take(bench_bundle, tmp_path):
     # A 1000 fps "camera" outruns any model: latest-frame mode drops and counts, never queues.
     out = tmp_path / "bench.json"
-    result = edge_cli(
+    # In this process: what is asserted is the JSON it writes (the fresh interpreter that checks no
+    # TensorFlow is loaded is bench_result's and test_bench_tables_for_people's; one costs ~1.2 CPU-s).
+    result = run_edge_in_process(
         "bench",
         str(bench_bundle),
         "--size",
@@ -157,24 +160,26 @@ def test_bench_paced_camera_drops_frames_it_cannot_take(bench_bundle, tmp_path):
     assert p["inspected"] >= 15
 
 
+# Bad input: every case inside this process (exit status and stderr are main()'s, a fresh interpreter
+# per case costs ~1.2 CPU-s); the first also in a real process, as a user runs it.
 @pytest.mark.parametrize(
-    "args, message",
+    "args, message, real_process",
     [
-        (["--size", "640by480"], "--size '640by480': give WIDTHxHEIGHT"),
-        (["--threads", "1,zero"], "--threads '1,zero'"),
-        (["--video", "no-such.mp4"], "video not found: no-such.mp4"),
-        (["--video", "clip.mp4", "--rate", "30"], "--rate paces synthetic frames"),
+        (["--size", "640by480"], "--size '640by480': give WIDTHxHEIGHT", True),
+        (["--threads", "1,zero"], "--threads '1,zero'", False),
+        (["--video", "no-such.mp4"], "video not found: no-such.mp4", False),
+        (["--video", "clip.mp4", "--rate", "30"], "--rate paces synthetic frames", False),
     ],
 )
-def test_bench_bad_options_are_one_line(bench_bundle, args, message):
-    result = edge_cli("bench", str(bench_bundle), *args)
+def test_bench_bad_options_are_one_line(bench_bundle, args, message, real_process):
+    result = (edge_cli if real_process else run_edge_in_process)("bench", str(bench_bundle), *args)
     assert result.returncode == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr
 
 
 def test_bench_missing_bundle_is_one_line(tmp_path):
-    result = edge_cli("bench", str(tmp_path / "nope"))
+    result = run_edge_in_process("bench", str(tmp_path / "nope"))
     assert result.returncode == 2
     assert "bundle not found" in result.stderr and "Traceback" not in result.stderr
 
