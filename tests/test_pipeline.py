@@ -20,7 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from cli_helpers import run_edge
+from cli_helpers import run_edge, run_edge_in_process
 from synthetic import good_image
 
 from edge.alert import Alert
@@ -427,8 +427,10 @@ def test_part_trigger_one_alert_per_bad_part(bundle_dir, pick):
 # -- the command line ---------------------------------------------------------------------------------
 
 
-def edge_cli(*args, timeout=120):
-    return run_edge(*args, timeout=timeout)
+def edge_cli(*args, real_process: bool = False):
+    """`edge ARGS` inside this process (the assertions read exit status and output; a fresh interpreter
+    per case costs ~1.2 CPU-s); `real_process` for the case that checks the process itself."""
+    return run_edge(*args, timeout=120) if real_process else run_edge_in_process(*args)
 
 
 def test_cli_run_with_tiling_roi_and_metrics(bundle_dir, tmp_path):
@@ -457,18 +459,23 @@ def test_cli_run_with_tiling_roi_and_metrics(bundle_dir, tmp_path):
     assert summary["frames"] == 8 and summary["stopped_by"] == "end of input"
 
 
+# Every case inside this process; the first also as a real `python -m edge_cli` process.
 @pytest.mark.parametrize(
-    "args,message",
+    "args,message,real_process",
     [
-        (["--roi", "1,2,3"], "--roi '1,2,3': give x,y,w,h"),
-        (["--tile", "big"], "--tile 'big': give 'model'"),
-        (["--mode", "sometimes"], "bad source options"),
-        (["--roi", "100,100,64,64"], "lies outside the 64x64 frame"),
-        (["--loop", "--images", "x"], "give exactly one source"),
-        (["--prometheus-port", "{busy}", "--max-frames", "1"], "cannot serve Prometheus metrics on 127.0.0.1:{busy}"),
+        (["--roi", "1,2,3"], "--roi '1,2,3': give x,y,w,h", True),
+        (["--tile", "big"], "--tile 'big': give 'model'", False),
+        (["--mode", "sometimes"], "bad source options", False),
+        (["--roi", "100,100,64,64"], "lies outside the 64x64 frame", False),
+        (["--loop", "--images", "x"], "give exactly one source", False),
+        (
+            ["--prometheus-port", "{busy}", "--max-frames", "1"],
+            "cannot serve Prometheus metrics on 127.0.0.1:{busy}",
+            False,
+        ),
     ],
 )
-def test_cli_bad_options_are_one_line_and_exit_2(bundle_dir, tmp_path, args, message):
+def test_cli_bad_options_are_one_line_and_exit_2(bundle_dir, tmp_path, args, message, real_process):
     video = write_square_video(tmp_path / "v.avi", 3, {})
     with socket.socket() as busy:  # a port already taken, for the Prometheus case
         busy.bind(("127.0.0.1", 0))
@@ -477,7 +484,15 @@ def test_cli_bad_options_are_one_line_and_exit_2(bundle_dir, tmp_path, args, mes
         args = [a.replace("{busy}", port) for a in args]
         message = message.replace("{busy}", port)
         result = edge_cli(
-            "run", "--bundle", str(bundle_dir), "--video", str(video), "--out", str(tmp_path / "out"), *args
+            "run",
+            "--bundle",
+            str(bundle_dir),
+            "--video",
+            str(video),
+            "--out",
+            str(tmp_path / "out"),
+            *args,
+            real_process=real_process,
         )
     assert result.returncode == 2, result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
