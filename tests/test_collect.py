@@ -1,5 +1,7 @@
 """`edge collect` as a person uses it: a real (OpenCV-written, OpenCV-decoded) conveyor video in,
-an MVTec AD folder out, every rejection counted; the real CLI in a subprocess.
+an MVTec AD folder out, every rejection counted; the real CLI through its entry point inside the
+test process (a fresh interpreter per run costs ~1.2 CPU-s; the assertions read exit status, output
+and the folder), and as a real subprocess where the process matters (SIGTERM, one bad-input case).
 
 The video: a textured belt with sensor noise on every frame, textured parts riding across it,
 a stretch where the belt stops (the same scene, fresh noise: near-duplicates), a few frames
@@ -12,6 +14,7 @@ import json
 import signal
 import subprocess
 import time
+from functools import partial
 from pathlib import Path
 
 import cv2
@@ -120,7 +123,7 @@ def saved_images(out: Path) -> list[Path]:
 def test_every_frame_from_a_video_in_mvtec_layout_with_each_rejection_counted(line_video, tmp_path):
     video_path, video = line_video
     out = tmp_path / "data"
-    result = run_edge("collect", "--video", video_path, "--out", out, "--every", "0", timeout=60)
+    result = run_edge_in_process("collect", "--video", video_path, "--out", out, "--every", "0")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == str(out / "train" / "good")
     summary = summary_of(result.stderr)
@@ -147,7 +150,7 @@ def test_one_frame_per_interval_on_the_videos_clock_and_roi_at_training_size(lin
     video_path, video = line_video
     out = tmp_path / "data"
     args = ["--roi", "16,8,96,48", "--size", "32", "--color", "grey", "--every", "1"]
-    result = run_edge("collect", "--video", video_path, "--out", out, *args, timeout=60)
+    result = run_edge_in_process("collect", "--video", video_path, "--out", out, *args)
     assert result.returncode == 0, result.stderr
     summary = summary_of(result.stderr)
     seconds = len(video.frames) / FPS
@@ -165,7 +168,7 @@ def test_part_trigger_saves_one_frame_per_part(tmp_path):
         video.empty(8)
     path = video.write(tmp_path / "parts.avi")
     out = tmp_path / "data"
-    result = run_edge("collect", "--video", path, "--out", out, "--part-trigger", timeout=60)
+    result = run_edge_in_process("collect", "--video", path, "--out", out, "--part-trigger")
     assert result.returncode == 0, result.stderr
     summary = summary_of(result.stderr)
     assert summary["parts"] == 3
@@ -175,7 +178,7 @@ def test_part_trigger_saves_one_frame_per_part(tmp_path):
 def test_count_stops_after_that_many(line_video, tmp_path):
     video_path, _ = line_video
     out = tmp_path / "data"
-    result = run_edge("collect", "--video", video_path, "--out", out, "--every", "0", "--count", "4", timeout=60)
+    result = run_edge_in_process("collect", "--video", video_path, "--out", out, "--every", "0", "--count", "4")
     assert result.returncode == 0, result.stderr
     summary = summary_of(result.stderr)
     assert summary["saved"] == 4 == len(saved_images(out))
@@ -186,7 +189,8 @@ def test_count_stops_after_that_many(line_video, tmp_path):
 def test_a_bundle_sets_the_training_size_and_colour(line_video, tmp_path):
     video_path, _ = line_video
     out = tmp_path / "data"
-    result = run_edge("collect", "--video", video_path, "--out", out, "--bundle", DEMO_BUNDLE, "--count", "2")
+    args = ["--bundle", DEMO_BUNDLE, "--count", "2"]
+    result = run_edge_in_process("collect", "--video", video_path, "--out", out, *args)
     assert result.returncode == 0, result.stderr
     for path in saved_images(out):
         assert cv2.imread(str(path), cv2.IMREAD_UNCHANGED).shape == (256, 256)  # the demo bundle: 256x256 grey
@@ -220,7 +224,7 @@ def test_edge_train_accepts_the_collected_folder(line_video, tmp_path):
     pytest.importorskip("tensorflow")
     video_path, _ = line_video
     out = tmp_path / "data"
-    collected = run_edge("collect", "--video", video_path, "--out", out, "--every", "0", "--count", "12")
+    collected = run_edge_in_process("collect", "--video", video_path, "--out", out, "--every", "0", "--count", "12")
     assert collected.returncode == 0, collected.stderr
     args = ["--data", out, "--arch", "conv", "--size", "32", "--epochs", "1", "--out", tmp_path / "run"]
     trained = run_edge_in_process("train", "autoencoder", *args)
@@ -265,16 +269,19 @@ def test_bad_input_is_one_line_and_creates_nothing(line_video, tmp_path, prepare
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
 
 
+# Both in this process, "no source" also as a real `python -m edge_cli` process (the one real-process
+# bad-input case of edge collect).
 @pytest.mark.parametrize(
-    "args, expected",
+    "args, expected, real_process",
     [
-        (["--video", "no-such.avi"], "video not found"),
-        ([], "no source"),
+        (["--video", "no-such.avi"], "video not found", False),
+        ([], "no source", True),
     ],
 )
-def test_a_missing_source_is_one_line(tmp_path, args, expected):
+def test_a_missing_source_is_one_line(tmp_path, args, expected, real_process):
     out = tmp_path / "data"
-    result = run_edge("collect", *args, "--out", out, timeout=60)
+    run = partial(run_edge, timeout=60) if real_process else run_edge_in_process
+    result = run("collect", *args, "--out", out)
     assert result.returncode != 0
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], result.stderr
