@@ -1,6 +1,8 @@
 """Issue 13, the alert path: no alert is lost across a crash, inspection never waits for the alert's
 paperwork, and a bad output folder or a full disk is one clear line. Real parts only: `edge run`
-in a subprocess, mosquitto and an HTTP receiver on 127.0.0.1, SQLite and files on disk."""
+(a subprocess where it dies as under kill -9; otherwise through the CLI's entry point inside the test
+process, since a fresh interpreter per run costs ~1.2 CPU-s and the assertions read exit status,
+output and files), mosquitto and an HTTP receiver on 127.0.0.1, SQLite and files on disk."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from cli_helpers import run_edge
+from cli_helpers import run_edge_in_process
 from sinks_helpers import (  # noqa: F401 (fresh_problem_log: autouse fixture)
     Mosquitto,
     Receiver,
@@ -102,7 +104,7 @@ def test_an_alert_the_event_store_has_reaches_both_network_sinks_after_a_crash(b
     receiver = Receiver(port=web_port)
     sub = Subscriber(mqtt_port, "crash/s1/default/alerts", client_id="t-crash", clean=True)
     try:
-        again = run_edge("run", "--config", str(config))
+        again = run_edge_in_process("run", "--config", str(config))
         assert again.returncode == 0, again.stderr
         produced = set(jsonl_ids(out))
         assert kept <= produced and store_ids(out) == produced
@@ -131,7 +133,7 @@ def test_a_crash_between_the_events_file_and_the_store_is_made_good_at_the_next_
             "SELECT p.sink FROM pending p JOIN alerts a ON a.seq = p.seq WHERE a.alert_id = ?", (missing,)
         ).fetchall()
     assert ("sqlite",) in owed, owed
-    again = run_edge("run", "--config", str(config), "--max-frames", "1")
+    again = run_edge_in_process("run", "--config", str(config), "--max-frames", "1")
     assert again.returncode == 0, again.stderr
     ids = jsonl_ids(out)
     assert len(ids) == len(set(ids)) and store_ids(out) == set(ids)
@@ -191,7 +193,7 @@ def test_nearly_every_frame_over_the_threshold_is_said_once(bundle_dir, tmp_path
 def test_an_output_folder_that_is_a_file_is_one_line_and_exit_2(bundle_dir, tmp_path):
     video = write_square_video(tmp_path / "v.avi", 3, {})
     (tmp_path / "out").write_text("not a folder")
-    proc = run_edge("run", "--bundle", bundle_dir, "--video", video, "--out", tmp_path / "out")
+    proc = run_edge_in_process("run", "--bundle", bundle_dir, "--video", video, "--out", tmp_path / "out")
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr
     lines = [line for line in proc.stderr.splitlines() if "cannot write the run's outputs" in line]
@@ -230,7 +232,7 @@ def small_mount(tmp_path):
 def test_a_read_only_output_folder_is_one_line_and_exit_2(bundle_dir, tmp_path, small_mount):
     video = write_square_video(tmp_path / "v.avi", 3, {})
     readonly = small_mount("ro", "ro,size=1m")
-    proc = run_edge("run", "--bundle", bundle_dir, "--video", video, "--out", readonly / "out")
+    proc = run_edge_in_process("run", "--bundle", bundle_dir, "--video", video, "--out", readonly / "out")
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr and "Read-only file system" in proc.stderr
 

@@ -1,6 +1,11 @@
 """`edge run --config` end to end: a calibrated bundle, real frames, and every sink at once —
 stdout, rotating JSONL, SQLite (read back with `edge events`), snapshots with retention, a real
-webhook receiver and a real mosquitto broker."""
+webhook receiver and a real mosquitto broker.
+
+`edge run` and `edge events` run through the CLI's entry point inside the test process (a fresh
+interpreter per run costs ~1.2 CPU-s; the assertions read exit status, output and what the sinks
+received); SIGTERM and the required-broker error (paho's threads are up when it exits) stay real
+subprocesses."""
 
 from __future__ import annotations
 
@@ -14,7 +19,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from cli_helpers import run_edge
+from cli_helpers import run_edge, run_edge_in_process
 from sinks_helpers import (  # noqa: F401 (fresh_problem_log: autouse fixture)
     Mosquitto,
     Receiver,
@@ -73,7 +78,7 @@ def test_every_sink_gets_every_alert(run_bundle, frames, tmp_path):
   mqtt: {{host: 127.0.0.1, port: {broker.port}, prefix: line, station: s1, backoff_s: 0.05}}
 """,
         )
-        proc = run_edge("run", "--config", str(config))
+        proc = run_edge_in_process("run", "--config", str(config))
         assert proc.returncode == 0, proc.stderr
         alerts = stdout_alerts(proc.stdout)
         ids = [a["id"] for a in alerts]
@@ -96,7 +101,7 @@ def test_every_sink_gets_every_alert(run_bundle, frames, tmp_path):
         assert len(kept) == 6
         assert {Path(a["snapshot"]).name for a in alerts[-3:]} <= {p.name for p in kept}
         # The store, read back through `edge events`.
-        listed = run_edge("events", "--db", str(out / "events.db"), "--json", "--limit", "0")
+        listed = run_edge_in_process("events", "--db", str(out / "events.db"), "--json", "--limit", "0")
         assert listed.returncode == 0
         rows = [json.loads(line) for line in listed.stdout.splitlines()]
         assert {r["id"] for r in rows} == set(ids)
@@ -121,7 +126,7 @@ def test_broker_down_during_a_run_then_the_next_start_delivers_the_backlog(run_b
   mqtt: {{host: 127.0.0.1, port: {port}, prefix: late, station: s1, close_timeout_s: 0.5}}
 """,
     )
-    first = run_edge("run", "--config", str(config))
+    first = run_edge_in_process("run", "--config", str(config))
     assert first.returncode == 0, first.stderr  # the run was not held up by the broker
     assert "warning: MQTT broker 127.0.0.1:" in first.stderr and "unreachable at start" in first.stderr
     ids = [a["id"] for a in stdout_alerts(first.stdout)]
@@ -132,7 +137,7 @@ def test_broker_down_during_a_run_then_the_next_start_delivers_the_backlog(run_b
     broker = Mosquitto(binary, tmp_path / "broker", port=port).start()
     sub = Subscriber(port, "late/s1/default/alerts", client_id="t-backlog", clean=True)
     try:
-        second = run_edge("run", "--config", str(config), "--max-frames", "1")
+        second = run_edge_in_process("run", "--config", str(config), "--max-frames", "1")
         assert second.returncode == 0, second.stderr
         assert f"{len(ids)} undelivered alerts from before this start" in second.stderr
         assert wait_until(lambda: set(ids) <= set(sub.alert_ids("late/s1/default/alerts")), 10)
@@ -200,14 +205,15 @@ def test_required_broker_down_is_one_line_and_exit_2(run_bundle, frames, tmp_pat
     assert lines[0].startswith("error: MQTT broker 127.0.0.1:") and "sinks.mqtt.required is true" in lines[0]
 
 
-def test_missing_secret_is_one_line_and_exit_2(run_bundle, frames, tmp_path):
+def test_missing_secret_is_one_line_and_exit_2(run_bundle, frames, tmp_path, monkeypatch):
+    monkeypatch.delenv("EDGE_TEST_UNSET_TOKEN", raising=False)
     config = write_config(
         tmp_path / "edge.yaml",
         run_bundle,
         f"images: {frames}",
         "  webhook:\n    url: http://127.0.0.1:9/\n    headers_env: {Authorization: EDGE_TEST_UNSET_TOKEN}\n",
     )
-    proc = run_edge("run", "--config", str(config), env={"EDGE_TEST_UNSET_TOKEN": ""} and {})
+    proc = run_edge_in_process("run", "--config", str(config))
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         "error: sinks.webhook.headers_env.Authorization: environment variable EDGE_TEST_UNSET_TOKEN is not set; "
@@ -215,10 +221,13 @@ def test_missing_secret_is_one_line_and_exit_2(run_bundle, frames, tmp_path):
     ]
 
 
-def test_gpio_sink_from_the_config_with_a_mock_pin_factory(run_bundle, frames, tmp_path):
-    pytest.importorskip("gpiozero")
+def test_gpio_sink_from_the_config_with_a_mock_pin_factory(run_bundle, frames, tmp_path, monkeypatch):
+    gpiozero = pytest.importorskip("gpiozero")
     config = write_config(tmp_path / "edge.yaml", run_bundle, f"images: {frames}", "  gpio: {pin: 17, pulse_ms: 5}\n")
-    proc = run_edge("run", "--config", str(config), env={"GPIOZERO_PIN_FACTORY": "mock"})
+    monkeypatch.setenv("GPIOZERO_PIN_FACTORY", "mock")
+    # As in a fresh process, the factory comes from the variable at the first device (restored after).
+    monkeypatch.setattr(gpiozero.Device, "pin_factory", None)
+    proc = run_edge_in_process("run", "--config", str(config))
     assert proc.returncode == 0, proc.stderr
     assert "gpio BCM17 (5 ms pulse)" in proc.stderr
     assert "gpio:" not in proc.stderr.replace("gpio BCM17", "")  # no pulse failed
