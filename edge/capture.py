@@ -9,6 +9,9 @@ Picamera2, or a fake one in tests) and hands them to the inspection loop through
 * every (video files, image folders): a small bounded queue; the reader waits for the model,
   no frame is dropped (offline inspection).
 
+A file given a `rate` (edge.pace) is read at that many frames per second, as the camera on the line
+would deliver it; in latest mode a model too slow for that rate then drops frames as it would there.
+
 For live sources a supervisor thread watches the reader. When reads fail (camera unplugged,
 stream ended) or a read() blocks longer than `stall_seconds` (a stalled RTSP stream, a wedged
 driver), the reader is abandoned, never joined (a blocked read() cannot be interrupted from
@@ -37,6 +40,7 @@ from pydantic import Field
 from edge.errors import EdgeError
 from edge.messages import Log
 from edge.messages import to_stderr as _stderr
+from edge.pace import Paced
 from edge.schema import StrictModel
 
 
@@ -204,7 +208,8 @@ class Capture:
     the watchdog to reopen a live source. A live source whose first open raises SourceUnavailable
     is waited for by the watchdog when `wait_at_start` (else the error is raised here).
     `name_of(backend)` names the frame just read (an image folder names each file); by default
-    every frame is called `name`.
+    every frame is called `name`. `rate` (files only): read that many frames per second, the
+    schedule kept across a loop's restart.
     """
 
     def __init__(
@@ -220,6 +225,7 @@ class Capture:
         name_of: Optional[Callable[[Backend], str]] = None,
         queue_size: int = 4,
         wait_at_start: bool = False,
+        rate: Optional[float] = None,
     ):
         self.name = name
         self.live = live
@@ -229,6 +235,7 @@ class Capture:
         self._opener = opener
         self._log = log or _stderr
         self._name_of = name_of
+        self._pace = Paced(rate)  # one schedule for the whole run: a looping video keeps its rate
         self._mailbox = LatestMailbox() if mode == "latest" else EveryMailbox(queue_size)
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -351,6 +358,9 @@ class Capture:
     def _read(self, gen: int, backend: Backend) -> None:
         try:
             while not self._stale(gen):
+                self._pace.wait(self._stop.wait)
+                if self._stale(gen):
+                    return
                 self._read_started = (gen, time.monotonic())
                 try:
                     ok, image = backend.read()

@@ -6,7 +6,8 @@ models' own. The reading runs in the capture thread of edge.capture, so a serial
 is reopened by the same watchdog as a camera (and waited for at start unless --fail-fast).
 
   --signal FILE   every window of the file, in order (a recording is cut every `hop` samples);
-                  `rate` windows per second when given, else as fast as the model goes.
+                  `rate` windows per second when given (the capture thread paces it,
+                  edge.pace), else as fast as the model goes.
                   A bad file (rows of different lengths, a value that is not a number, windows
                   of another length than the model's) is refused at start, in one line.
   --signal -      lines on standard input until it ends: a window per line, or a sample per line.
@@ -62,40 +63,20 @@ def open_run_source(
     return open_source(config=config, log=log)
 
 
-class _Paced:
-    """`rate` windows per second (None: no wait), on the monotonic clock so a slow window is caught up."""
-
-    def __init__(self, rate: Optional[float]):
-        self.period = 1.0 / rate if rate else 0.0
-        self._next: Optional[float] = None
-
-    def wait(self) -> None:
-        if not self.period:
-            return
-        now = time.monotonic()
-        if self._next is None:
-            self._next = now
-        if self._next > now:
-            time.sleep(self._next - now)
-        self._next = max(self._next, now - self.period) + self.period
-
-
 class FileWindows:
     """Backend: the windows of a signal file, read and normalised when it opens (a bad file fails at start)."""
 
-    def __init__(self, path: str, spec: SignalSpec, hop: Optional[int], rate: Optional[float]):
+    def __init__(self, path: str, spec: SignalSpec, hop: Optional[int]):
         data = read_signal_file(path, spec.length, hop or spec.hop)
         self.frames = to_frame(data.windows, spec)[:, 0, :, 0]  # (N, L) uint8
         self.names = data.rows
         self.skipped = 0
         self.current = ""
         self._next = 0
-        self._pace = _Paced(rate)
 
     def read(self) -> tuple[bool, Optional[np.ndarray]]:
         if self._next >= len(self.frames):
             return False, None
-        self._pace.wait()
         i, self._next = self._next, self._next + 1
         self.current = self.names[i]
         return True, self.frames[i][None]
@@ -208,7 +189,7 @@ class SignalSource(Source):
             return lambda: remember(open_serial(config.serial, config.baud, idle, spec, config.hop, self._log))  # type: ignore[arg-type]
         if config.signal == "-":
             return lambda: remember(LineWindows(stdin_lines(), "stdin", spec, config.hop, self._log))
-        return lambda: remember(FileWindows(config.signal, spec, config.hop, config.rate))  # type: ignore[arg-type]
+        return lambda: remember(FileWindows(config.signal, spec, config.hop))  # type: ignore[arg-type]
 
     @property
     def skipped(self) -> int:  # type: ignore[override]

@@ -7,8 +7,11 @@ file or a camera that does not open are reported right here, as one line) and re
 Kinds:
   camera     index (0) or device path. Prefer /dev/v4l/by-id/usb-...-video-index0: it names the
              camera itself and survives replugs and reboots, where /dev/video0 may change.
-  video      a file; every frame is inspected (`loop` starts again at the end).
-  images     a folder, name order; unreadable or truncated files are skipped and counted.
+  video      a file; every frame is inspected (`loop` starts again at the end). With `rate`, a
+             replay of the line: that many frames per second, and (mode auto) a model too slow
+             for it drops frames, counted, as it would behind the camera.
+  images     a folder, name order; unreadable or truncated files are skipped and counted
+             (`rate` paces it as for a video).
   url        rtsp:// or http(s):// stream via FFmpeg, with open/read timeouts.
   gstreamer  a pipeline string ending in appsink, e.g. a Jetson CSI camera:
              "nvarguscamerasrc ! video/x-raw(memory:NVMM),width=1280,height=720 ! nvvidconv !
@@ -48,6 +51,17 @@ __all__ = [
 
 SourceKind = Literal["camera", "video", "images", "url", "gstreamer", "picamera2", "signal", "serial"]
 _KINDS: tuple[str, ...] = ("camera", "video", "images", "url", "gstreamer", "picamera2", "signal", "serial")
+_PACEABLE = ("video", "images", "signal")  # files: read at `rate` when given; live sources have their own clock
+
+
+_OWN_CLOCK = {
+    "camera": "a camera",
+    "url": "a stream",
+    "gstreamer": "a GStreamer pipeline",
+    "picamera2": "a Raspberry Pi camera",
+    "signal": "standard input (--signal -)",
+    "serial": "a serial port",
+}  # what the one line refusing `rate` calls a source that keeps its own time
 
 
 class SourceConfig(StrictModel):
@@ -66,12 +80,18 @@ class SourceConfig(StrictModel):
     signal: Optional[str] = Field(None, description="signal file replayed window by window, or - for standard input")
     serial: Optional[str] = Field(None, description="serial port streaming samples or windows, one per line")
     baud: int = Field(115200, gt=0, description="serial only: the port's speed")
-    rate: Optional[float] = Field(None, gt=0, description="signal file only: windows per second (default: no wait)")
+    rate: Optional[float] = Field(
+        None,
+        gt=0,
+        description="video, images, signal file: frames (windows) per second, as the line would deliver them "
+        "(default: as fast as the model takes them)",
+    )
     hop: Optional[int] = Field(None, gt=0, description="signals: samples between windows of a sample stream")
     loop: bool = Field(False, description="video only: start again at the end (soak tests, demos)")
     # latest: a one-slot mailbox, the model always sees the newest frame and older ones are dropped
     # (counted) so a slow model never builds a backlog. every: no frame is dropped (offline inspection).
-    # auto: every for video files and image folders, latest for cameras and streams.
+    # auto: every for video files and image folders, latest for cameras and streams, and latest for a
+    # video or image folder given a rate (a replay of the line drops what the model could not take).
     mode: Literal["auto", "latest", "every"] = "auto"
     width: Optional[int] = Field(None, gt=0, description="requested capture width (cameras)")
     height: Optional[int] = Field(None, gt=0, description="requested capture height (cameras)")
@@ -111,8 +131,11 @@ class SourceConfig(StrictModel):
             )
         if self.loop and chosen[0] != "video":
             raise ValueError("loop applies to a video file only")
-        if self.rate is not None and (chosen[0] != "signal" or self.signal == "-"):
-            raise ValueError("rate applies to a signal file only (--signal FILE)")
+        if self.rate is not None and (chosen[0] not in _PACEABLE or self.signal == "-"):
+            raise ValueError(
+                f"rate applies to a video file, an image folder or a signal file; {_OWN_CLOCK[chosen[0]]} "
+                "delivers at its own rate"
+            )
         return self
 
     @property
@@ -129,7 +152,10 @@ class SourceConfig(StrictModel):
         if self.mode != "auto":
             return self.mode
         # a serial stream's windows are few and each one counts: none dropped
-        return "latest" if self.live and self.kind != "serial" else "every"
+        if self.live and self.kind != "serial":
+            return "latest"
+        # a paced video or folder stands in for a camera: what the model could not take is dropped
+        return "latest" if self.rate is not None and self.kind in ("video", "images") else "every"
 
 
 Prepare = Callable[[np.ndarray], Any]  # frame -> model input, run by a capture thread
@@ -451,6 +477,7 @@ class Source(FrameSourceBase):
             log=log,
             name_of=name_of,
             wait_at_start=not config.fail_fast,
+            rate=config.rate,
         )
 
     def _default_opener(self) -> Callable[[], Backend]:

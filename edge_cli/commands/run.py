@@ -144,7 +144,12 @@ def register(app: typer.Typer) -> None:
         ),
         baud: Optional[int] = typer.Option(None, "--baud", min=1, help="With --serial: the port's speed (115200)."),
         rate: Optional[float] = typer.Option(
-            None, "--rate", min=0.0, help="With --signal FILE: windows per second (default: as fast as it goes)."
+            None,
+            "--rate",
+            min=0.0,
+            help="With --video or --images: frames per second, as a camera would deliver them (a model too slow "
+            "for it drops frames, counted, unless --mode every); with --signal FILE: windows per second. "
+            "Default: as fast as the model takes them.",
         ),
         hop: Optional[int] = typer.Option(
             None, "--hop", min=1, help="Signals: samples between windows of a stream or recording (default: a window)."
@@ -159,7 +164,8 @@ def register(app: typer.Typer) -> None:
             None,
             "--mode",
             help="latest: inspect the newest frame, drop (and count) the rest, so a slow model never lags; "
-            "every: inspect every frame. (default: every for --video/--images, latest for cameras and streams)",
+            "every: inspect every frame. (default: every for --video/--images, latest for cameras, streams "
+            "and a --rate replay)",
         ),
         duration: Optional[float] = typer.Option(None, "--duration", min=0.0, help="Stop after this many seconds."),
         roi: Optional[str] = typer.Option(
