@@ -11,7 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from cli_helpers import run_edge
+from cli_helpers import run_edge, run_edge_in_process
 from synthetic import crack_image, make_crack_classes
 
 from edge.cam import CamHead, cam_maps, heatmaps, peak_location, split_outputs
@@ -287,17 +287,17 @@ def test_edge_run_with_a_classifier_bundle_labels_alerts_crack(classifier_bundle
 # ------------------------------------------------------------------ CLI: bad input is one line, exit 2
 
 
-def test_imagenet_weights_offline_is_one_clear_line(crack_data, tmp_path):
+def test_imagenet_weights_offline_is_one_clear_line(crack_data, tmp_path, monkeypatch):
+    """In this process (a fresh one spends 12 CPU-s importing TensorFlow again): an empty Keras cache
+    and a dead proxy make the download fail the same way with or without internet."""
     pytest.importorskip("tensorflow")  # training is desktop-only
-    # A dead proxy and an empty Keras cache make the download fail the same way with or without internet.
-    env = {
-        "KERAS_HOME": str(tmp_path / "keras"),
-        "HTTPS_PROXY": "http://127.0.0.1:9",
-        "HTTP_PROXY": "http://127.0.0.1:9",
-        "https_proxy": "http://127.0.0.1:9",
-        "http_proxy": "http://127.0.0.1:9",
-    }
-    result = _edge(
+    import keras.src.backend.config as keras_config
+
+    # Keras reads KERAS_HOME once, at import: its cache folder is set where get_file looks it up
+    monkeypatch.setattr(keras_config, "_KERAS_DIR", str(tmp_path / "keras"))
+    for name in ("HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")  # urllib reads these at each request
+    result = run_edge_in_process(
         "train",
         "classifier",
         "--data",
@@ -308,11 +308,11 @@ def test_imagenet_weights_offline_is_one_clear_line(crack_data, tmp_path):
         "mobilenetv2",
         "--weights",
         "imagenet",
-        env=env,
     )
     line = _one_error_line(result)
     assert "ImageNet weights" in line and "--weights none" in line
     assert not (tmp_path / "run" / "model.keras").exists()
+    assert not list((tmp_path / "keras").rglob("*.h5"))  # nothing was fetched into the cache
 
 
 def test_bad_data_folders_are_one_clear_line(crack_data, tmp_path):
@@ -323,12 +323,13 @@ def test_bad_data_folders_are_one_clear_line(crack_data, tmp_path):
         (one_class / "crack" / p.name).write_bytes(p.read_bytes())
     line = _one_error_line(_edge("train", "classifier", "--data", str(one_class), "--out", str(tmp_path / "r1")))
     assert "two sub-folders" in line
+    # the first case as a real process (its exit status and stderr); the others in this one
     line = _one_error_line(
-        _edge("train", "classifier", "--data", str(crack_data), "--out", str(tmp_path / "r2"), "--positive", "rust")
+        run_edge_in_process("train", "classifier", "--data", crack_data, "--out", tmp_path / "r2", "--positive", "rust")
     )
     assert "rust" in line and "--positive" in line
     line = _one_error_line(
-        _edge("train", "classifier", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "r3"))
+        run_edge_in_process("train", "classifier", "--data", tmp_path / "missing", "--out", tmp_path / "r3")
     )
     assert "not found" in line
 
