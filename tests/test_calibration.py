@@ -28,8 +28,6 @@ from edge.errors import EdgeError
 from edge.imaging import read_image
 from edge.preprocess import Preprocessor
 
-REPO = Path(__file__).resolve().parent.parent
-
 
 def _quiet(_message: str) -> None:
     pass
