@@ -144,7 +144,8 @@ def rollout(tmp_path_factory):
     drop = folder / "drop"
     drop.mkdir()
     args = ["--config", config, "--bundle", history, "--video", video, "--loop", "--out", folder / "out"]
-    args += ["--watch-bundles", drop]
+    # a 25 fps line: the commands and what they answer are asserted, not throughput
+    args += ["--watch-bundles", drop, "--rate", "25"]
     # Retained before the station connects: the broker replays it at the subscription, which must not run it.
     sender.send({"url": f"{files.url}/line1-v2.tar.gz", "sha256": good, "id": "retained"}, retain=True)
     run = Run([*args, "--threads", "1", "--metrics-every", "0"], folder)

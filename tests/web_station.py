@@ -92,7 +92,8 @@ def start_station(folder: Path, extra_args: tuple = ()) -> Station:
     port = free_port()
     stderr = folder / "run.err"
     args = ["run", "--bundle", bundle, "--video", video, "--loop", "--out", folder / "out"]
-    args += ["--web", f"127.0.0.1:{port}", "--cooldown-seconds", "0.3", "--threads", "1", *extra_args]
+    args += ["--web", f"127.0.0.1:{port}", "--cooldown-seconds", "0.3", "--threads", "1"]
+    args += ["--rate", "25", *extra_args]  # a 25 fps line: what a person watches, not a flood of frames
     env = {**os.environ, "EDGE_WEB_TOKEN": TOKEN}
     with open(stderr, "w") as err:
         process = subprocess.Popen(

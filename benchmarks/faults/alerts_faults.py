@@ -13,7 +13,10 @@ defective). Each scenario prints one line: produced / delivered / lost / duplica
     .venv/bin/python benchmarks/faults/alerts_faults.py full-disk --disk-mb 20 --run-s 30     (root: mounts a tmpfs)
     .venv/bin/python benchmarks/faults/alerts_faults.py soak --run-s 600                       (RSS per minute)
 
-Short durations (e.g. --down-s 5 --run-s 10) give the quick versions tests/test_alerts_faults.py runs.
+Short durations (e.g. --down-s 5 --run-s 10) give the quick versions tests/test_alerts_faults.py runs,
+with --rate 15: the video replayed as a 15 fps camera would deliver it (source.rate). Without --rate
+(the default, and how the figures in benchmarks/results/faults_alerts.md were measured) it goes as
+fast as the model takes frames.
 """
 
 from __future__ import annotations
@@ -141,7 +144,7 @@ class Broker:
 class Scene:
     """A scratch folder with the video, the config, a receiver and a broker (started on demand)."""
 
-    def __init__(self, folder: Path, webhook_timeout_s: float = 5.0, delay_s: float = 0.0):
+    def __init__(self, folder: Path, webhook_timeout_s: float = 5.0, delay_s: float = 0.0, rate: float | None = None):
         self.folder = folder
         self.web_port, self.mqtt_port = free_port(), free_port()
         self.video = demo_video(folder / "line.avi")
@@ -150,8 +153,10 @@ class Scene:
         self.broker = Broker(folder / "broker", self.mqtt_port)
         self.delay_s = delay_s
         self.config = folder / "edge.yaml"
+        paced = f"  rate: {rate:g}\n" if rate else ""  # None: as fast as the model goes (the benchmark's load)
         self.config.write_text(
-            f"bundle: {DEMO / 'bundle'}\nsource:\n  video: {self.video}\n  loop: true\nout: {self.out}\nthreads: 1\n"
+            f"bundle: {DEMO / 'bundle'}\nsource:\n  video: {self.video}\n  loop: true\n{paced}"
+            f"out: {self.out}\nthreads: 1\n"
             "sinks:\n  stdout: false\n  snapshots: {max_count: 200}\n"
             f'  webhook: {{url: "http://127.0.0.1:{self.web_port}/a", timeout_s: {webhook_timeout_s}, '
             "backoff_s: 0.2, backoff_max_s: 2, close_timeout_s: 30}\n"
@@ -317,11 +322,14 @@ def main(argv=None) -> dict:
     ap.add_argument("--timeout-s", type=float, default=0.5, help="slow receiver: the webhook's timeout_s")
     ap.add_argument("--disk-mb", type=int, default=20)
     ap.add_argument("--every-s", type=float, default=60.0, help="soak: RSS sample period")
+    ap.add_argument(
+        "--rate", type=float, default=None, help="frames per second the looped video is replayed at (default: flat out)"
+    )
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="edge-faults-") as tmp:
         folder = Path(tmp)
         slow = args.scenario == "slow-receiver"
-        scene = Scene(folder, args.timeout_s if slow else 5.0, args.delay_s if slow else 0.0)
+        scene = Scene(folder, args.timeout_s if slow else 5.0, args.delay_s if slow else 0.0, args.rate)
         try:
             if args.scenario in ("broker-down", "webhook-500"):
                 return outage(scene, "broker" if args.scenario == "broker-down" else "webhook", args.down_s, args.run_s)
