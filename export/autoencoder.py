@@ -23,6 +23,7 @@ from edge.scoring import ScoreConfig, error_maps, frame_scores
 from export.convert import QUANTIZE_CHOICES, convert_quietly, export_target
 from export.representative import int8_representative
 from train.data import frames_from_files
+from train.keras_infer import keras_outputs
 from train.runinfo import MODEL_FILE, load_keras_run_model, read_run
 
 CARD_KIND = "autoencoder"  # the device scores its reconstruction error (edge.detector)
@@ -58,7 +59,7 @@ def parity(
     """Compare a Keras autoencoder and its .tflite (or .onnx, through ONNX Runtime) on uint8 frames (N, H, W, C)."""
     from edge.runtime import open_model, options_for_file
 
-    keras_rec = np.asarray(keras_model.predict(to_unit_float(frames_u8), verbose=0, batch_size=32), np.float32)
+    keras_rec = np.asarray(keras_outputs(keras_model, to_unit_float(frames_u8)), np.float32)
     tflite = open_model(tflite_path, options_for_file(tflite_path), num_threads=1)
     lite_rec = np.concatenate([tflite.predict(frames_u8[i : i + 32])[0] for i in range(0, len(frames_u8), 32)])
     keras_scores = frame_scores(error_maps(frames_u8, keras_rec, score.error), score)

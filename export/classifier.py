@@ -29,6 +29,7 @@ from export.convert import convert_keras, export_target
 from export.representative import int8_representative
 from train.classifier import cam_head, two_output_model
 from train.data import frames_from_files
+from train.keras_infer import keras_outputs
 from train.runinfo import MODEL_FILE, load_keras_run_model, read_run
 from train.tfenv import native_output_captured
 
@@ -77,7 +78,7 @@ def tflite_predict(
 def parity(
     cam_model, head: CamHead, tflite_path: Path, frames_u8: np.ndarray, labels: np.ndarray, source: str
 ) -> ClassifierParity:
-    keras_probs, keras_feats = cam_model.predict(to_unit_float(frames_u8), verbose=0, batch_size=32)
+    keras_probs, keras_feats = keras_outputs(cam_model, to_unit_float(frames_u8))
     keras_cams = cam_maps(np.asarray(keras_feats), head)
     lite_probs, lite_cams = tflite_predict(tflite_path, frames_u8, head)
     corr = []

@@ -23,6 +23,7 @@ from edge.scoring import ScoreConfig
 from export.convert import convert_keras, export_target
 from export.representative import int8_representative, synthetic_defects
 from train.data import frames_from_files
+from train.keras_infer import keras_outputs
 from train.latent_kmeans import KMEANS_FILE, encoder_of
 from train.runinfo import MODEL_FILE, load_keras_run_model, read_run
 from train.tfenv import native_output_captured
@@ -140,7 +141,7 @@ def _parity(model, target: Path, run: dict, preprocessing: Preprocessing, log: L
     frames, _ = frames_from_files(run.get("val_files", []) or run.get("train_files", []), preprocessing, 64)
     if len(frames) < 2:
         return {}
-    keras_d = np.asarray(model.predict(to_unit_float(frames), verbose=0)).ravel()
+    keras_d = np.asarray(keras_outputs(model, to_unit_float(frames))).ravel()
     lite_d = TFLiteModel(target, num_threads=1).predict(frames)[0].ravel()
     r = float(np.corrcoef(keras_d, lite_d)[0, 1]) if np.std(keras_d) > 0 and np.std(lite_d) > 0 else None
     parity = {

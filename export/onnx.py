@@ -27,6 +27,7 @@ from edge.messages import Log
 from edge.messages import to_stderr as _stderr
 from edge.preprocess import Preprocessing, to_unit_float
 from edge.scoring import ScoreConfig, frame_scores
+from train.keras_infer import keras_outputs
 from train.runinfo import read_run_json, run_arch
 
 ONNX_QUANTIZE = ("int8", "float32")
@@ -290,7 +291,7 @@ def _map_parity(model, target: Path, frames: np.ndarray, score: ScoreConfig, sou
     """A model that outputs the anomaly map: maps and frame scores, Keras against ONNX Runtime."""
     from edge.runtime import open_model, options_for_file
 
-    keras_maps = np.asarray(model.predict(to_unit_float(frames), verbose=0, batch_size=16), np.float32)[..., 0]
+    keras_maps = np.asarray(keras_outputs(model, to_unit_float(frames), batch_size=16), np.float32)[..., 0]
     onnx = open_model(target, options_for_file(target), num_threads=1)
     onnx_maps = np.concatenate([onnx.predict(frames[i : i + 16])[0] for i in range(0, len(frames), 16)])[..., 0]
     a, b = frame_scores(keras_maps, score), frame_scores(onnx_maps, score)

@@ -218,3 +218,18 @@ def test_the_frozen_conversion_and_the_savedmodel_fallback_give_keras_outputs(tm
         assert [o.shape[1:] for o in outputs] == [(2,), (8, 8, 4)]
         for got, want in zip(outputs, expected, strict=True):
             np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+def test_keras_outputs_eager_and_traced_agree_output_by_output(monkeypatch):
+    """train.keras_infer.keras_outputs: a few images run eagerly, many through model.predict; the
+    parity checks and figures read the same outputs either way, in the model's output order."""
+    import train.keras_infer as keras_infer
+
+    model = _two_output_model()
+    x = np.random.default_rng(1).random((5, 8, 8, 3), dtype=np.float32)
+    eager = keras_infer.keras_outputs(model, x, batch_size=2)  # three batches, the last one short
+    monkeypatch.setattr(keras_infer, "EAGER_MAX_PIXELS", 0)
+    traced = keras_infer.keras_outputs(model, x, batch_size=2)
+    assert [o.shape for o in eager] == [o.shape for o in traced] == [(5, 2), (5, 8, 8, 4)]
+    for a, b in zip(eager, traced, strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-6)

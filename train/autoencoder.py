@@ -39,6 +39,7 @@ from edge.messages import to_stderr as _stderr
 from edge.preprocess import Color, to_unit_float
 from edge.scoring import ScoreConfig, error_maps
 from train.data import TrainingImages, load_training_images, split_indices
+from train.keras_infer import keras_outputs
 from train.runinfo import HISTORY_FILE, MODEL_FILE, RUN_FILE, write_run
 
 # Keras' default BatchNorm momentum (0.99) suits data sets of many thousand images; with a few
@@ -319,7 +320,7 @@ def _plot_run(
 
     plot_history(history, out / "history.png")
     show = frames[val_idx if len(val_idx) else train_idx][:8]
-    reconstructions = model.predict(to_unit_float(show), verbose=0, batch_size=batch_size)
+    reconstructions = keras_outputs(model, to_unit_float(show), batch_size)
     plot_reconstructions(
         show,
         reconstructions,

@@ -25,6 +25,7 @@ from edge.errors import EdgeError
 from edge.imaging import IMAGE_EXTENSIONS, list_images
 from edge.preprocess import Color, Preprocessing, Preprocessor
 from train.data import check_channels, load_images
+from train.keras_infer import keras_outputs
 from train.tfenv import import_tensorflow, native_output_captured
 
 Backbone = Literal["small", "mobilenetv2", "vgg16"]
@@ -514,7 +515,7 @@ def _split_metrics(model, images: ClassImages, splits: dict[str, np.ndarray], po
     metrics: dict = {"decision": "argmax (positive probability > 0.5 with two classes)", "positive_class": positive}
     used = {split: idx for split, idx in splits.items() if len(idx)}
     everything = np.concatenate(list(used.values()))
-    probs = model.predict(_unit(images, everything), batch_size=64, verbose=0)
+    probs = keras_outputs(model, _unit(images, everything), batch_size=64)
     start = 0
     for split, idx in used.items():
         split_probs, start = probs[start : start + len(idx)], start + len(idx)
@@ -566,7 +567,7 @@ def _plot_run(
     positive_index = names.index(positive)
     show = next((idx for idx in (splits["validation"], splits["test"]) if len(idx)), splits["train"])
     show = _pick_for_grid(images.labels[show], show, positive_index, per_row=6)
-    probs, feats = two_output_model(model).predict(_unit(images, show), batch_size=64, verbose=0)
+    probs, feats = keras_outputs(two_output_model(model), _unit(images, show), batch_size=64)
     cams = heatmaps(feats, cam_head(model, names, positive), images.preprocessing.input_shape[:2])
     plot_cam_grid(images.frames[show], cams, images.labels[show], probs, names, positive_index, out / "cam_grid.png")
 
