@@ -161,8 +161,12 @@ def test_serial_port_streaming_samples(signal_bundle, tmp_path):
     pytest.importorskip("serial")
     master, slave = os.openpty()
     port = os.ttyname(slave)
-    rng = np.random.default_rng(6)
-    stream = np.concatenate([normal_windows(1, rng)[0], abnormal_windows(1, rng)[0], normal_windows(1, rng)[0]])
+    # One continuous sine, 2 cycles per window as in training, repeating every 3 windows without a
+    # seam, with a spike once per repeat: wherever the reader's first window starts (the port opens
+    # at any point of the stream), one window in three holds the spike (two when it straddles).
+    k = np.arange(3 * LENGTH)
+    stream = 10 + 3.0 * np.sin(2 * np.pi * k / (LENGTH / 2) + 0.3)
+    stream[LENGTH + 20 : LENGTH + 22] += 12.0
     stop = threading.Event()
 
     def microcontroller():  # prints one sample per line, over and over, until the run has its windows
@@ -186,8 +190,8 @@ def test_serial_port_streaming_samples(signal_bundle, tmp_path):
     assert result.returncode == 0, result.stderr
     assert '"frames": 6' in result.stderr
     alerts = alerts_of(result.stdout)
-    # the stream repeats normal, abnormal, normal windows: the abnormal one each time round is flagged;
-    # a window cut across a line written before the port opened may be flagged too, never most of them
+    # 6 windows, one spike in every 3 windows' worth of samples: 2 flagged, or up to 4 when spikes
+    # straddle window edges or the first line was cut by the port opening; never most of them
     assert 1 <= len(alerts) <= 4 and all(a["source"].startswith(f"serial:{port}:") for a in alerts)
 
 
