@@ -147,27 +147,6 @@ def train_run(data: Path, out: Path, seed: int) -> Path:
     return train_autoencoder(data, out, **tiny(seed=seed))
 
 
-def test_mixed_sizes_and_truncated_files_are_handled(tmp_path):
-    """Different sizes get resized; a truncated file is skipped and counted, not fatal."""
-    from train.autoencoder import train_autoencoder
-
-    rng = np.random.default_rng(0)
-    folder = tmp_path / "good"
-    folder.mkdir()
-    for i, size in enumerate([40, 64, 48, 64, 40, 56, 64, 64]):
-        cv2.imwrite(str(folder / f"img_{i}.png"), good_image(rng, size))
-    data = (folder / "img_0.png").read_bytes()
-    (folder / "cut.png").write_bytes(data[: len(data) // 2])
-    messages: list[str] = []
-    run_dir = train_autoencoder(folder, tmp_path / "run", **tiny(log=messages.append))
-    run = json.loads((run_dir / "run.json").read_text())
-    assert [Path(p).name for p in run["skipped_files"]] == ["cut.png"]
-    assert len(run["train_files"]) + len(run["val_files"]) == 8
-    text = "\n".join(messages)
-    assert "skipped 1 unreadable" in text and "different sizes" in text
-    assert str(run_dir / "model.keras") in text  # says where things went
-
-
 def test_colour_is_inferred_and_mixed_channels_can_be_forced(tmp_path):
     import keras
 
@@ -202,30 +181,27 @@ def test_architecture_matches_input_and_refuses_sizes_it_cannot_mirror():
 # --- the command line --------------------------------------------------------------------------
 
 
-def test_cli_trains_and_says_where_things_went(tmp_path, synthetic_mvtec):
+def test_cli_trains_on_mixed_sizes_skips_a_truncated_file_and_says_where_things_went(tmp_path):
+    """Different sizes get resized; a truncated file is skipped and counted, not fatal; the run says
+    where everything went (one end-to-end training for all of it: each costs seconds of tracing)."""
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "good"
+    folder.mkdir()
+    for i, size in enumerate([40, 64, 48, 64, 40, 56, 64, 64]):
+        cv2.imwrite(str(folder / f"img_{i}.png"), good_image(rng, size))
+    data = (folder / "img_0.png").read_bytes()
+    (folder / "cut.png").write_bytes(data[: len(data) // 2])
     out = tmp_path / "run"
     result = run_edge_in_process(  # in this process, fds captured: TensorFlow's C++ notices would show
-        "train",
-        "autoencoder",
-        "--arch",
-        "conv",
-        "--data",
-        str(synthetic_mvtec),
-        "--out",
-        str(out),
-        "--size",
-        "16",
-        "--filters",
-        "4,8",
-        "--latent",
-        "8",
-        "--epochs",
-        "1",
-        "--threads",
-        "1",
-    )
+        "train", "autoencoder", "--arch", "conv", "--data", folder, "--out", out, "--size", "16",
+        "--filters", "4,8", "--latent", "8", "--epochs", "1", "--threads", "1",
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert (out / "model.keras").is_file() and (out / "run.json").is_file()
+    run = json.loads((out / "run.json").read_text())
+    assert [Path(p).name for p in run["skipped_files"]] == ["cut.png"]
+    assert len(run["train_files"]) + len(run["val_files"]) == 8
+    assert "skipped 1 unreadable" in result.stderr and "different sizes" in result.stderr
     assert "epoch 1/1: loss" in result.stderr  # progress, one line per epoch when not on a terminal
     assert str(out / "model.keras") in result.stderr and "edge export" in result.stderr
     assert "Traceback" not in result.stderr and "remapper" not in result.stderr
