@@ -62,6 +62,12 @@ class Station:
         except urllib.error.HTTPError as e:
             return e.code, e.headers, e.read()
 
+    def answers(self) -> bool:
+        try:
+            return self.request("/", token=None)[0] == 200
+        except (urllib.error.URLError, OSError):
+            return False
+
     def json(self, path: str, body: Optional[dict] = None, token: Optional[str] = TOKEN):
         status, _, data = self.request(path, body, token)
         return status, json.loads(data)
@@ -107,6 +113,9 @@ def start_station(folder: Path, extra_args: tuple = ()) -> Station:
     try:
         station.wait_for(lambda: "web page on" in stderr.read_text() or process.poll() is not None, timeout=30)
         assert process.poll() is None, stderr.read_text()
+        # Ready when the page answers, not when the line is said: on a loaded machine a first request
+        # right after it was once refused (seen once in a full run; the socket listens before the line).
+        station.wait_for(station.answers, timeout=30)
     except BaseException:
         station.stop()
         raise
