@@ -291,12 +291,17 @@ def test_imagenet_weights_offline_is_one_clear_line(crack_data, tmp_path, monkey
     """In this process (a fresh one spends 12 CPU-s importing TensorFlow again): an empty Keras cache
     and a dead proxy make the download fail the same way with or without internet."""
     pytest.importorskip("tensorflow")  # training is desktop-only
+    import urllib.request
+
     import keras.src.backend.config as keras_config
 
     # Keras reads KERAS_HOME once, at import: its cache folder is set where get_file looks it up
     monkeypatch.setattr(keras_config, "_KERAS_DIR", str(tmp_path / "keras"))
     for name in ("HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy"):
-        monkeypatch.setenv(name, "http://127.0.0.1:9")  # urllib reads these at each request
+        monkeypatch.setenv(name, "http://127.0.0.1:9")
+    # urlopen builds its global opener, proxies included, on first use: the one built with the dead
+    # proxy here must not outlive the test (it sent every later request of this worker to port 9)
+    monkeypatch.setattr(urllib.request, "_opener", None)
     result = run_edge_in_process(
         "train",
         "classifier",

@@ -113,8 +113,7 @@ def start_station(folder: Path, extra_args: tuple = ()) -> Station:
     try:
         station.wait_for(lambda: "web page on" in stderr.read_text() or process.poll() is not None, timeout=30)
         assert process.poll() is None, stderr.read_text()
-        # Ready when the page answers, not when the line is said: on a loaded machine a first request
-        # right after it was once refused (seen once in a full run; the socket listens before the line).
+        # ready when the page answers (a clear failure here, not in the first request of a test)
         station.wait_for(station.answers, timeout=30)
     except BaseException:
         station.stop()
