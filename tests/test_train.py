@@ -151,6 +151,7 @@ def test_colour_is_inferred_and_mixed_channels_can_be_forced(tmp_path):
     import keras
 
     from train.autoencoder import train_autoencoder
+    from train.data import load_training_images
 
     colour = tmp_path / "colour"
     write_images(colour, 6, seed=1, size=32, color=True)
@@ -161,8 +162,10 @@ def test_colour_is_inferred_and_mixed_channels_can_be_forced(tmp_path):
     write_images(colour, 3, seed=2, size=32)  # grey files among colour ones (named like the others: overwrite 3)
     with pytest.raises(EdgeError, match="mixed channel counts"):
         train_autoencoder(colour, tmp_path / "mixed", **tiny())
-    run = train_autoencoder(colour, tmp_path / "forced", **tiny(color="grey"))
-    assert json.loads((run / "run.json").read_text())["preprocessing"]["color"] == "grey"
+    # --color grey converts them all: the reading train_autoencoder does (its run.json records this
+    # preprocessing and the model takes its input shape), without a second training to show it
+    forced = load_training_images(colour, 16, "grey")
+    assert forced.preprocessing.color == "grey" and forced.frames.shape == (6, 16, 16, 1)
 
 
 def test_architecture_matches_input_and_refuses_sizes_it_cannot_mirror():
