@@ -72,7 +72,8 @@ def test_perlin_noise_is_smooth_and_bounded():
 @pytest.fixture(scope="module")
 def draem_bundle(synthetic_mvtec, tmp_path_factory):
     """`edge train autoencoder --arch draem` → `edge export --quantize int8` → `edge calibrate`, all via the CLI
-    (train and export in this process: no second TensorFlow import)."""
+    in this process (a fresh one would import TensorFlow again; `edge calibrate` as a process is
+    tests/test_calibration.py's)."""
     work = tmp_path_factory.mktemp("draem")
     run = work / "run"
     proc = run_edge_in_process(
@@ -97,7 +98,7 @@ def draem_bundle(synthetic_mvtec, tmp_path_factory):
     proc = run_edge_in_process("export", run, "--quantize", "int8")
     assert proc.returncode == 0, proc.stderr
     model = Path(proc.stdout.strip().splitlines()[-1])  # export prints the .tflite path last
-    proc = _edge("calibrate", model, "--normal", synthetic_mvtec, "--out", work / "bundle")
+    proc = run_edge_in_process("calibrate", model, "--normal", synthetic_mvtec, "--out", work / "bundle")
     assert proc.returncode == 0, proc.stderr
     return run, model, Path(proc.stdout.strip().splitlines()[-1])
 
@@ -202,7 +203,8 @@ def test_cli_bad_input_is_one_line_and_exit_2(synthetic_mvtec, tmp_path, args, w
     ]
     if "--arch" not in args:
         base += ["--arch", "draem"]
-    proc = _edge(*base, *args, timeout=120)
+    # the first case as a real process (its exit status and stderr); the others in this one
+    proc = _edge(*base, *args, timeout=120) if args[0] == "--size" else run_edge_in_process(*base, *args)
     assert proc.returncode == 2, proc.stderr
     assert words in proc.stderr and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
