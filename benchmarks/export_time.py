@@ -6,6 +6,7 @@ defaults), then exports it both ways and prints wall and CPU seconds and whether
 files give the same outputs on the run's validation images.
 
     python benchmarks/export_time.py ../shared/datasets/magnetic-tile --arch features --step 8
+    python benchmarks/export_time.py --conversion-only   # convert_keras alone, one thread: MobileNetV2, tiny AE
 """
 
 from __future__ import annotations
@@ -22,10 +23,15 @@ sys.path.insert(0, str(REPO / "tests"))
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("data", type=Path, help="MVTec AD root (its train/good is used)")
+    ap.add_argument("data", type=Path, nargs="?", help="MVTec AD root (its train/good is used)")
+    ap.add_argument("--conversion-only", action="store_true", help="time convert_keras alone on built models")
     ap.add_argument("--arch", default="features")
     ap.add_argument("--step", type=int, default=8, help="every STEP-th good image")
     args = ap.parse_args(argv)
+    if args.conversion_only:
+        return conversion_only()
+    if args.data is None:
+        ap.error("give the MVTec AD root, or --conversion-only")
 
     import numpy as np
     from cli_helpers import run_edge_in_process
@@ -60,6 +66,39 @@ def main(argv: list[str] | None = None) -> dict:
     convert._converter = frozen_converter
     result["max_abs_output_diff"] = float(np.abs(outputs["frozen"] - outputs["savedmodel"]).max())
     print(result)
+    return result
+
+
+def conversion_only() -> dict:
+    """convert_keras both ways on a MobileNetV2 classifier with a CAM head and the tests' tiny autoencoder."""
+    import os
+
+    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
+    os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
+    import keras
+    import numpy as np
+
+    import export.convert as convert
+    from train.autoencoder import build_autoencoder
+
+    base = keras.applications.MobileNetV2(include_top=False, weights=None, input_shape=(32, 32, 3))
+    pooled = keras.layers.GlobalAveragePooling2D()(base.output)
+    models = {
+        "mobilenetv2_cam_32px": (keras.Model(base.input, [keras.layers.Dense(2)(pooled), base.output]), 3),
+        "tiny_autoencoder_32px": (build_autoencoder((32, 32, 1), (8, 16), 16), 1),
+    }
+    frozen_converter, result = convert._converter, {}
+    for name, (model, channels) in models.items():
+        rep = np.random.default_rng(0).integers(0, 256, (20, 32, 32, channels), dtype=np.uint8)
+        for quantize in ("float32", "int8"):
+            for how, converter in (("frozen", frozen_converter), ("savedmodel", _savedmodel_converter)):
+                convert._converter = converter
+                cpu = time.process_time()
+                convert.convert_keras(model, quantize, rep)
+                result[f"{name} {quantize} {how}"] = round(time.process_time() - cpu, 2)
+    convert._converter = frozen_converter
+    for key, seconds in result.items():
+        print(f"{key}: {seconds} CPU-s")
     return result
 
 
