@@ -84,8 +84,8 @@ def _converter(tf, model):
     """A converter for the model's inference function, traced once with its variables frozen in.
 
     `from_keras_model` first writes and reads back a SavedModel (its every function traced, a
-    checkpoint built): 18 s of a MobileNetV2 export on one core, against 3 s this way, and 2.4 s
-    against 0.5 s for the tests' tiny autoencoder, with bit-identical outputs (int8 and float32).
+    checkpoint built): 19.4 CPU-s of a MobileNetV2 conversion against 3.5 s this way, 1.6 against
+    0.4 s for the tests' tiny autoencoder (benchmarks/results/export_time.md), the same outputs.
     TensorFlow calls this frozen path deprecated, so where a release has dropped it the SavedModel
     path converts instead; the export's parity check on validation images judges the result either
     way (tests/test_export.py runs both against Keras).
