@@ -146,6 +146,7 @@ def test_displacements_measure_how_far_the_good_images_move():
 def test_too_few_good_images_to_choose_trains_features_and_says_so(tmp_path):
     """auto is the default arch, so a handful of images must still give a model: the position-aware
     one (it needs no bank), with one line saying why nothing was chosen."""
+    pytest.importorskip("tensorflow")  # training is desktop-only
     rng = np.random.default_rng(0)
     data = _write(tmp_path / "good", [_tile(rng) for _ in range(5)])
     result = run_edge_in_process("train", "autoencoder", "--data", data, "--out", tmp_path / "r", "--size", TILE)
