@@ -39,6 +39,7 @@ from edge.messages import to_stderr as _stderr
 from edge.preprocess import Color, to_unit_float
 from edge.scoring import ScoreConfig, error_maps
 from train.data import TrainingImages, load_training_images, split_indices
+from train.keras_fit import compile_for_fit
 from train.keras_infer import keras_outputs
 from train.runinfo import HISTORY_FILE, MODEL_FILE, RUN_FILE, write_run
 
@@ -185,7 +186,7 @@ def train_autoencoder(
 
     keras.utils.set_random_seed(seed)  # Python, NumPy and TensorFlow seeds in one call
     model = build_autoencoder(images.preprocessing.input_shape, filters, latent, arch, units)
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="mse")
+    compile_for_fit(model, keras.optimizers.Adam(learning_rate), loss="mse")
     fit = _fit(model, images.frames, train_idx, val_idx, epochs, batch_size, patience, progress)
     if fit.epochs_run < epochs:
         log(f"early stopping after epoch {fit.epochs_run}: {fit.monitor} had not improved for {patience} epochs")

@@ -25,6 +25,7 @@ from edge.errors import EdgeError
 from edge.imaging import IMAGE_EXTENSIONS, list_images
 from edge.preprocess import Color, Preprocessing, Preprocessor
 from train.data import check_channels, load_images
+from train.keras_fit import compile_for_fit
 from train.keras_infer import keras_outputs
 from train.tfenv import import_tensorflow, native_output_captured
 
@@ -475,8 +476,8 @@ def _fit(
     steps = int(np.ceil(len(train_idx) / cfg.batch_size))
     # Cosine decay to 1 % of the rate: large early steps, quiet last epochs (BN statistics settle).
     schedule = keras.optimizers.schedules.CosineDecay(cfg.learning_rate, decay_steps=cfg.epochs * steps, alpha=0.01)
-    trainer.compile(
-        optimizer=keras.optimizers.Adam(schedule), loss="sparse_categorical_crossentropy", metrics=["accuracy"]
+    compile_for_fit(
+        trainer, keras.optimizers.Adam(schedule), loss="sparse_categorical_crossentropy", metrics=["accuracy"]
     )
     x_train, y_train = _unit(images, train_idx), images.labels[train_idx]
     # 'balanced' weights: each class counts as much as the others whatever its image count.

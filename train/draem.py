@@ -366,8 +366,8 @@ class _Steps:
         import tensorflow as tf
 
         opt = self.optimizer = keras.optimizers.Adam(config.learning_rate)
-        # Its slot variables now, not inside the first trace: a tf.function that creates variables
-        # is traced twice (8 + 5 s of a 32 px run on one core), one that finds them made, once.
+        # Its slot variables now, not inside the first trace (as train.keras_fit does for fit): a
+        # tf.function that creates variables is traced twice (8 + 5 s of a 32 px run on one core).
         opt.build(rec.trainable_variables + disc.trainable_variables)
         focal = keras.losses.BinaryFocalCrossentropy(gamma=config.focal_gamma, from_logits=True)
         ssim_filter = min(11, config.size // 4) | 1

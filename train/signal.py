@@ -36,6 +36,7 @@ from edge.preprocess import Preprocessing, to_unit_float
 from edge.scoring import ScoreConfig
 from edge.signal_data import SignalSet, SignalSpec, fit_spec, read_signal_file, to_frame
 from train.data import split_indices
+from train.keras_fit import compile_for_fit
 from train.runinfo import HISTORY_FILE, MODEL_FILE, RUN_FILE, write_run
 
 WINDOWS_FILE = "windows.npz"
@@ -167,7 +168,7 @@ def train_signal(
 
     keras.utils.set_random_seed(config.seed)
     model = build_signal_autoencoder(spec.length, config)
-    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss="mse")
+    compile_for_fit(model, keras.optimizers.Adam(config.learning_rate), loss="mse")
     history, epochs_run, monitor = _fit(model, frames, train_idx, val_idx, config, progress)
 
     out.mkdir(parents=True, exist_ok=True)
