@@ -134,13 +134,13 @@ def test_cli_missing_run_dir(tmp_path):
     _one_line_error(edge_cli("export", str(tmp_path / "nope")), "run folder not found")
 
 
-def test_cli_run_dir_without_model(tmp_path):
+def test_cli_run_dir_without_model(tmp_path):  # the real process is test_cli_missing_run_dir's
     (tmp_path / "run.json").write_text("{}")
-    _one_line_error(edge_cli("export", str(tmp_path)), "no model.keras")
+    _one_line_error(run_edge_in_process("export", str(tmp_path)), "no model.keras")
 
 
 def test_cli_unknown_quantization(trained_run):
-    _one_line_error(edge_cli("export", str(trained_run), "--quantize", "int4"), "unknown --quantize 'int4'")
+    _one_line_error(run_edge_in_process("export", str(trained_run), "--quantize", "int4"), "unknown --quantize 'int4'")
 
 
 MAGNETIC_TILE = REPO.parent / "shared" / "datasets" / "magnetic-tile"

@@ -14,7 +14,7 @@ defective). Each scenario prints one line: produced / delivered / lost / duplica
     .venv/bin/python benchmarks/faults/alerts_faults.py soak --run-s 600                       (RSS per minute)
 
 Short durations (e.g. --down-s 5 --run-s 10) give the quick versions tests/test_alerts_faults.py runs,
-with --rate 15: the video replayed as a 15 fps camera would deliver it (source.rate). Without --rate
+with --rate 8: the video replayed as an 8 fps camera would deliver it (source.rate). Without --rate
 (the default, and how the figures in benchmarks/results/faults_alerts.md were measured) it goes as
 fast as the model takes frames.
 """
