@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 import pytest
 from cli_helpers import run_edge, run_edge_in_process
+from conftest import built_once
 from synthetic import crack_image, make_crack_classes
 
 from edge.cam import CamHead, cam_maps, heatmaps, peak_location, split_outputs
@@ -40,9 +41,15 @@ def _one_error_line(result: subprocess.CompletedProcess) -> str:
 # ------------------------------------------------------------------ fixtures (built once per module)
 
 
+# The data, the run and its int8 export are built once for the whole run (conftest.built_once):
+# when xdist hands some of this file's tests to a second worker, it reuses them (they are only read).
 @pytest.fixture(scope="module")
 def crack_data(tmp_path_factory) -> Path:
-    return make_crack_classes(tmp_path_factory.mktemp("cracks") / "data", n_per_class=64, size=SIZE, seed=0)
+    return built_once(
+        tmp_path_factory,
+        "classifier_crack_data",
+        lambda folder: make_crack_classes(folder / "data", n_per_class=64, size=SIZE, seed=0),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -50,16 +57,19 @@ def classifier_run(crack_data, tmp_path_factory) -> Path:
     pytest.importorskip("tensorflow")
     from train.classifier import ClassifierConfig, train_classifier
 
-    return train_classifier(
-        crack_data, tmp_path_factory.mktemp("runs") / "cls", ClassifierConfig(**TINY), progress=False, log=_quiet
-    )
+    def train(folder: Path) -> Path:
+        return train_classifier(crack_data, folder / "cls", ClassifierConfig(**TINY), progress=False, log=_quiet)
+
+    return built_once(tmp_path_factory, "classifier_run", train)
 
 
 @pytest.fixture(scope="module")
-def classifier_int8(classifier_run) -> Path:
+def classifier_int8(classifier_run, tmp_path_factory) -> Path:
     from export.run import export_run
 
-    return export_run(classifier_run, "int8", log=_quiet)
+    return built_once(
+        tmp_path_factory, "classifier_int8", lambda _folder: export_run(classifier_run, "int8", log=_quiet)
+    )
 
 
 @pytest.fixture(scope="module")

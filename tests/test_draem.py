@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from cli_helpers import run_edge, run_edge_in_process
+from conftest import built_once
 from synthetic import good_image
 
 pytest.importorskip("tensorflow")
@@ -73,8 +74,13 @@ def test_perlin_noise_is_smooth_and_bounded():
 def draem_bundle(synthetic_mvtec, tmp_path_factory):
     """`edge train autoencoder --arch draem` → `edge export --quantize int8` → `edge calibrate`, all via the CLI
     in this process (a fresh one would import TensorFlow again; `edge calibrate` as a process is
-    tests/test_calibration.py's)."""
-    work = tmp_path_factory.mktemp("draem")
+    tests/test_calibration.py's). Built once for the whole run (conftest.built_once): when xdist
+    hands some of these tests to a second worker, it reuses the files instead of training again."""
+    work = built_once(tmp_path_factory, "draem", lambda folder: _train_export_calibrate(synthetic_mvtec, folder))
+    return work / "run", work / "run" / "export" / "model_int8.tflite", work / "bundle"
+
+
+def _train_export_calibrate(data: Path, work: Path) -> Path:
     run = work / "run"
     proc = run_edge_in_process(
         "train",
@@ -82,7 +88,7 @@ def draem_bundle(synthetic_mvtec, tmp_path_factory):
         "--arch",
         "draem",
         "--data",
-        synthetic_mvtec,
+        data,
         "--out",
         run,
         "--size",
@@ -98,9 +104,11 @@ def draem_bundle(synthetic_mvtec, tmp_path_factory):
     proc = run_edge_in_process("export", run, "--quantize", "int8")
     assert proc.returncode == 0, proc.stderr
     model = Path(proc.stdout.strip().splitlines()[-1])  # export prints the .tflite path last
-    proc = run_edge_in_process("calibrate", model, "--normal", synthetic_mvtec, "--out", work / "bundle")
+    assert model == run / "export" / "model_int8.tflite", proc.stdout
+    proc = run_edge_in_process("calibrate", model, "--normal", data, "--out", work / "bundle")
     assert proc.returncode == 0, proc.stderr
-    return run, model, Path(proc.stdout.strip().splitlines()[-1])
+    assert Path(proc.stdout.strip().splitlines()[-1]) == work / "bundle", proc.stdout
+    return work
 
 
 def test_cli_train_export_calibrate_then_detect(draem_bundle, synthetic_mvtec):

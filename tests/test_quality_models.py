@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
 from cli_helpers import run_edge, run_edge_in_process
+from conftest import built_once
 
 pytest.importorskip("tensorflow")
 
@@ -65,19 +67,26 @@ def test_fit_gaussians_distance_is_mahalanobis():
 
 @pytest.fixture(scope="module")
 def padim_run(synthetic_mvtec, tmp_path_factory):
+    """Built once for the whole run (conftest.built_once): a second xdist worker reuses the files."""
     from export.padim import export_padim
     from train.padim import PadimConfig, train_padim
 
-    run = train_padim(
-        synthetic_mvtec,
-        tmp_path_factory.mktemp("padim") / "run",
-        # stage 4 (stride 16) is upsampled onto the stride-8 map; 120 channels -> 16 components
-        PadimConfig(size=64, grid_stride=8, stages=(3, 4), neighbourhood=3, dims=16),
-        threads=1,
-        log=_quiet,
-    )
-    models = {q: export_padim(run, q, representative=40, synthetic=12, log=_quiet) for q in ("float32", "int8")}
-    return run, models
+    def build(folder: Path) -> Path:
+        run = train_padim(
+            synthetic_mvtec,
+            folder / "run",
+            # stage 4 (stride 16) is upsampled onto the stride-8 map; 120 channels -> 16 components
+            PadimConfig(size=64, grid_stride=8, stages=(3, 4), neighbourhood=3, dims=16),
+            threads=1,
+            log=_quiet,
+        )
+        for quantize in ("float32", "int8"):
+            model = export_padim(run, quantize, representative=40, synthetic=12, log=_quiet)
+            assert model == run / "export" / f"model_{quantize}.tflite", model
+        return run
+
+    run = built_once(tmp_path_factory, "padim_run", build)
+    return run, {q: run / "export" / f"model_{q}.tflite" for q in ("float32", "int8")}
 
 
 def _test_frames(root, size=64):
