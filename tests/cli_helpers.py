@@ -37,6 +37,13 @@ def run_edge(*args, cwd: Path = REPO, timeout: float = 300, env: Optional[dict] 
     )
 
 
+def run_edge_case(*args, real_process: bool = False, timeout: float = 300) -> subprocess.CompletedProcess:
+    """One case of a bad-input sweep: `edge ARGS…` in this process (its assertions read only the exit
+    status and the output; a fresh interpreter per case costs about a CPU-second), or, with
+    `real_process`, as a real subprocess: the one case per command that checks the process itself."""
+    return run_edge(*args, timeout=timeout) if real_process else run_edge_in_process(*args)
+
+
 @contextlib.contextmanager
 def _working_directory(path: Path):
     """contextlib.chdir, which Python 3.10 does not have."""

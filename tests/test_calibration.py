@@ -16,7 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from cli_helpers import run_edge, run_edge_in_process
+from cli_helpers import run_edge_case, run_edge_in_process
 from synthetic import write_images
 
 from calibration import calibrate
@@ -37,8 +37,7 @@ def run_cli(*args: str, real_process: bool = False) -> subprocess.CompletedProce
     """`edge calibrate ARGS --no-progress`, inside this process (a fresh interpreter per case costs ~1.2
     CPU-s and the assertions read only the exit status and the output); `real_process` for the one case
     that checks what the process itself prints and returns."""
-    run = run_edge if real_process else run_edge_in_process
-    return run("calibrate", *args, "--no-progress")
+    return run_edge_case("calibrate", *args, "--no-progress", real_process=real_process)
 
 
 def read_csv(bundle_path: Path) -> list[dict]:

@@ -22,7 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from cli_helpers import run_edge, run_edge_in_process
+from cli_helpers import run_edge_case, run_edge_in_process
 from synthetic import good_image, write_images
 
 from calibration import calibrate
@@ -337,8 +337,17 @@ def test_roi_is_the_bundles_preprocessing_roi_and_equals_calibrating_cropped_ima
 def test_bad_geometry_is_one_line_and_exit_2(int8_model, wide, tmp_path, args, message, real_process):
     cv2.imwrite(str(tmp_path / "small-mask.png"), np.full((20, 20), 255, np.uint8))
     args = [a.replace("{tmp}", str(tmp_path)) for a in args]
-    run = run_edge if real_process else edge_cli
-    proc = run("calibrate", int8_model, "--normal", wide / "normal", "--no-progress", "--out", tmp_path / "b", *args)
+    proc = run_edge_case(
+        "calibrate",
+        int8_model,
+        "--normal",
+        wide / "normal",
+        "--no-progress",
+        "--out",
+        tmp_path / "b",
+        *args,
+        real_process=real_process,
+    )
     assert proc.returncode == 2, proc.stderr
     lines = [
         line

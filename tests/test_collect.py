@@ -14,13 +14,12 @@ import json
 import signal
 import subprocess
 import time
-from functools import partial
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-from cli_helpers import EDGE, REPO, run_edge, run_edge_in_process
+from cli_helpers import EDGE, REPO, run_edge_case, run_edge_in_process
 
 W, H = 128, 64
 PART = 44
@@ -280,8 +279,7 @@ def test_bad_input_is_one_line_and_creates_nothing(line_video, tmp_path, prepare
 )
 def test_a_missing_source_is_one_line(tmp_path, args, expected, real_process):
     out = tmp_path / "data"
-    run = partial(run_edge, timeout=60) if real_process else run_edge_in_process
-    result = run("collect", *args, "--out", out)
+    result = run_edge_case("collect", *args, "--out", out, real_process=real_process, timeout=60)
     assert result.returncode != 0
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], result.stderr

@@ -6,22 +6,15 @@ input, a few epochs, one TensorFlow thread) on tests/synthetic.py data.
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
-from cli_helpers import run_edge, run_edge_in_process
+from cli_helpers import run_edge_case, run_edge_in_process
 from conftest import built_once
 from synthetic import good_image
 
 pytest.importorskip("tensorflow")
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def _edge(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
-    return run_edge(*args, timeout=timeout)
 
 
 def _good_frames(n: int, size: int = 64, color: bool = False, seed: int = 0) -> np.ndarray:
@@ -212,7 +205,7 @@ def test_cli_bad_input_is_one_line_and_exit_2(synthetic_mvtec, tmp_path, args, w
     if "--arch" not in args:
         base += ["--arch", "draem"]
     # the first case as a real process (its exit status and stderr); the others in this one
-    proc = _edge(*base, *args, timeout=120) if args[0] == "--size" else run_edge_in_process(*base, *args)
+    proc = run_edge_case(*base, *args, real_process=args[0] == "--size", timeout=120)
     assert proc.returncode == 2, proc.stderr
     assert words in proc.stderr and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1

@@ -20,7 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from cli_helpers import run_edge, run_edge_in_process
+from cli_helpers import run_edge_case
 from synthetic import good_image
 
 from edge.alert import Alert
@@ -427,15 +427,9 @@ def test_part_trigger_one_alert_per_bad_part(bundle_dir, pick):
 # -- the command line ---------------------------------------------------------------------------------
 
 
-def edge_cli(*args, real_process: bool = False):
-    """`edge ARGS` inside this process (the assertions read exit status and output; a fresh interpreter
-    per case costs ~1.2 CPU-s); `real_process` for the case that checks the process itself."""
-    return run_edge(*args, timeout=120) if real_process else run_edge_in_process(*args)
-
-
 def test_cli_run_with_tiling_roi_and_metrics(bundle_dir, tmp_path):
     video = write_square_video(tmp_path / "wide.avi", 8, {5: (120, 50)}, size=(160, 96), side=10)
-    result = edge_cli(
+    result = run_edge_case(
         "run",
         "--bundle",
         str(bundle_dir),
@@ -483,7 +477,7 @@ def test_cli_bad_options_are_one_line_and_exit_2(bundle_dir, tmp_path, args, mes
         port = str(busy.getsockname()[1])
         args = [a.replace("{busy}", port) for a in args]
         message = message.replace("{busy}", port)
-        result = edge_cli(
+        result = run_edge_case(
             "run",
             "--bundle",
             str(bundle_dir),
@@ -493,6 +487,7 @@ def test_cli_bad_options_are_one_line_and_exit_2(bundle_dir, tmp_path, args, mes
             str(tmp_path / "out"),
             *args,
             real_process=real_process,
+            timeout=120,
         )
     assert result.returncode == 2, result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from cli_helpers import run_edge, run_edge_in_process
+from cli_helpers import run_edge_case, run_edge_in_process
 from conftest import built_once
 
 pytest.importorskip("tensorflow")
@@ -245,7 +245,7 @@ def test_cli_train_features_bad_options_are_one_line(synthetic_mvtec, tmp_path, 
 
     # The first case as a real process (what it prints and returns), the others in this one.
     args = ("train", command, "--data", str(synthetic_mvtec), "--out", str(tmp_path / "r"), *bad)
-    proc = run_edge(*args, timeout=120) if bad == ["--stages", "3,x"] else run_edge_in_process(*args)
+    proc = run_edge_case(*args, real_process=bad == ["--stages", "3,x"], timeout=120)
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 2 and len(lines) == 1 and needle in lines[0], proc.stderr
     assert not (tmp_path / "r" / "padim.npz").exists()

@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from cli_helpers import run_edge, run_edge_in_process
+from cli_helpers import run_edge_case, run_edge_in_process
 from synthetic import good_image, write_images
 
 from edge.errors import EdgeError
@@ -18,12 +18,6 @@ from edge.preprocess import Preprocessing, Preprocessor, to_unit_float
 from edge.scoring import ScoreConfig, error_maps, frame_scores
 
 pytest.importorskip("tensorflow")
-
-REPO = Path(__file__).resolve().parent.parent
-
-
-def edge_cli(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
-    return run_edge(*args, cwd=cwd)
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess, *needles: str) -> None:
@@ -237,8 +231,7 @@ def test_cli_bad_input_is_one_line_and_exit_2(tmp_path, case):
             "color": (["--color", "blue"], ("--color",)),
         }[case]
     # "missing" as a real process (what the process itself prints and returns); the rest in this one.
-    run = edge_cli if case == "missing" else run_edge_in_process
-    result = run(
+    result = run_edge_case(
         "train",
         "autoencoder",
         "--arch",
@@ -250,6 +243,7 @@ def test_cli_bad_input_is_one_line_and_exit_2(tmp_path, case):
         "--epochs",
         "1",
         *extra,
+        real_process=case == "missing",
     )
     assert_one_line_error(result, *needles)
     assert not (tmp_path / "run" / "model.keras").exists()
